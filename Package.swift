@@ -1,0 +1,44 @@
+// swift-tools-version:5.10
+import PackageDescription
+
+// Release builds must let the compiler emit AVX2/FMA for the SIMD kernels: without a target CPU,
+// Swift's SIMD8<Float> code falls back to SSE2 (or scalar) and runs many times slower.
+// `haswell` is the x86-64-v3 level (AVX2 + FMA + BMI2: Haswell, Zen and later); Swift does not
+// accept the name x86-64-v3. Other architectures use their default.
+#if arch(x86_64)
+// Preconditions stay on (-O, not -Ounchecked): bad input must stop with a sentence, not corrupt memory.
+let simdFlags: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "haswell"]),
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+#else
+let simdFlags: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+#endif
+
+let package = Package(
+    name: "SwiftDDP",
+    products: [
+        .executable(name: "ddp", targets: ["launcher"]),
+        .library(name: "NN", targets: ["NN"]),
+        .library(name: "Dist", targets: ["Dist"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CCodecs", providers: [.apt(["zlib1g-dev", "libpng-dev"])]),
+        .target(name: "NN", dependencies: ["CCodecs"], swiftSettings: simdFlags),
+        .target(name: "Dist", dependencies: ["NN", "CMPI"], swiftSettings: simdFlags),
+        .executableTarget(name: "launcher",
+                          dependencies: ["NN", "Dist",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: simdFlags),
+        .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: simdFlags),
+        .testTarget(name: "DistTests", dependencies: ["Dist", "NN"], swiftSettings: simdFlags),
+        .testTarget(name: "launcherTests", dependencies: ["NN"], swiftSettings: simdFlags),
+    ]
+)

@@ -1,0 +1,88 @@
+/// What a layer's forward pass needs besides its input.
+public struct ForwardContext {
+    /// Training mode (dropout active, batch norm uses batch statistics) or inference.
+    public var training: Bool
+    /// One key per sample of the batch, stable across ranks: derived from the run's seed, the epoch
+    /// and the sample's index in the dataset. Per-sample randomness (dropout masks) is drawn from
+    /// these keys, so a sample gets the same mask whichever rank processes it.
+    public var sampleKeys: [UInt64]
+
+    /// - Parameters:
+    ///   - training: whether the pass is for training.
+    ///   - sampleKeys: one key per sample (may be empty at inference).
+    public init(training: Bool, sampleKeys: [UInt64] = []) {
+        self.training = training
+        self.sampleKeys = sampleKeys
+    }
+}
+
+/// A declared parameter tensor: its local name, shape and how it starts.
+public struct ParameterSpec: Equatable {
+    /// The name within the layer: `"weight"`, `"bias"`.
+    public var name: String
+    /// The shape.
+    public var shape: [Int]
+    /// How to fill it before training.
+    public var initializer: Initializer
+
+    public init(name: String, shape: [Int], initializer: Initializer) {
+        self.name = name
+        self.shape = shape
+        self.initializer = initializer
+    }
+}
+
+/// One stage of a sequential model.
+///
+/// Shapes exclude the batch: a layer maps a per-sample input shape (`[C, H, W]` or `[F]`) to a
+/// per-sample output shape. `forward` takes and returns whole batches (`[N, …]`). `backward` must
+/// follow the `forward` of the same batch; it *adds* parameter gradients into the arena and
+/// returns the gradient with respect to the input.
+public protocol Layer {
+    /// A short, stable description of the layer and its hyperparameters, e.g. `conv2d(32,5x5,s1,same)`.
+    /// Replica verification compares these across ranks.
+    var summary: String { get }
+
+    /// The per-sample output shape for a per-sample input shape.
+    ///
+    /// - Throws: `ModelError.shapeMismatch` when the input does not fit the layer.
+    func outputShape(for inputShape: [Int]) throws -> [Int]
+
+    /// The parameter tensors the layer needs for the given per-sample input shape.
+    func parameterSpecs(for inputShape: [Int]) -> [ParameterSpec]
+
+    /// Records where the layer's parameters live (one slot per spec, same order).
+    mutating func bind(slots: [ParameterSlot])
+
+    /// Computes the output for a batch, caching what backward needs.
+    mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor
+
+    /// Adds the parameter gradients into `arena.gradients` and returns the gradient of the input.
+    mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor
+}
+
+extension Layer {
+    public func parameterSpecs(for inputShape: [Int]) -> [ParameterSpec] { [] }
+    public mutating func bind(slots: [ParameterSlot]) {}
+}
+
+/// Errors in building a model from a description.
+public enum ModelError: Error, Equatable, CustomStringConvertible {
+    /// A layer cannot take the shape its predecessor produces.
+    case shapeMismatch(layer: String, index: Int, inputShape: [Int], reason: String)
+    /// A hyperparameter is out of range.
+    case invalidHyperparameter(layer: String, reason: String)
+    /// A named model or layer type that does not exist.
+    case unknown(kind: String, name: String, known: [String])
+
+    public var description: String {
+        switch self {
+        case let .shapeMismatch(layer, index, inputShape, reason):
+            return "layer \(index) (\(layer)) cannot take input of shape \(inputShape): \(reason)"
+        case let .invalidHyperparameter(layer, reason):
+            return "\(layer): \(reason)"
+        case let .unknown(kind, name, known):
+            return "unknown \(kind) '\(name)'; hint: known \(kind)s are \(known.joined(separator: ", "))"
+        }
+    }
+}

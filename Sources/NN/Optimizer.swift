@@ -1,0 +1,35 @@
+/// Errors in configuring training (bad hyperparameters).
+public enum TrainingConfigError: Error, Equatable, CustomStringConvertible {
+    case invalid(option: String, value: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .invalid(option, value, reason): return "invalid \(option) \(value): \(reason)"
+        }
+    }
+}
+
+/// The state an optimizer carries between steps, in a form that can be broadcast and checkpointed.
+public struct OptimizerState: Equatable {
+    /// Steps taken so far.
+    public var step: Int
+    /// Named flat buffers with the parameter arena's layout (e.g. `"momentum"`, `"m"`, `"v"`).
+    public var buffers: [String: [Float]]
+
+    public init(step: Int = 0, buffers: [String: [Float]] = [:]) {
+        self.step = step
+        self.buffers = buffers
+    }
+}
+
+/// Updates parameters from (already averaged) gradients, one flat loop over the arenas.
+public protocol Optimizer: AnyObject {
+    /// A stable description with hyperparameters, e.g. `sgd(momentum=0.9,nesterov,wd=0.0005)`.
+    var summary: String { get }
+    /// The learning rate of the next step (schedules set it before each step).
+    var learningRate: Float { get set }
+    /// Applies one update to `arena.parameters` from `arena.gradients`.
+    func step(arena: ParameterArena)
+    /// The state to broadcast or checkpoint; setting it restores it.
+    var state: OptimizerState { get set }
+}

@@ -1,0 +1,114 @@
+/// A model that applies its layers in order; backward runs them in exact reverse.
+///
+/// Building the model computes every layer's output shape (throwing on the first layer that cannot
+/// take its input), lays out all parameters in one `ParameterArena`, and binds each layer to its
+/// slots. Slot names are `"<layer index>.<layer kind>.<tensor>"`, e.g. `"0.conv2d.weight"`.
+public struct Sequential {
+    /// The per-sample input shape, e.g. `[1, 28, 28]`.
+    public let inputShape: [Int]
+    /// The layers, in forward order.
+    public var layers: [any Layer]
+    /// The per-sample output shape of each layer.
+    public let outputShapes: [[Int]]
+    /// Parameters and gradients.
+    public let arena: ParameterArena
+    /// The initializer of each arena slot, same order as `arena.slots`.
+    public let initializers: [Initializer]
+
+    /// Builds a model and its arena (parameters zero until `initializeParameters(seed:)`).
+    ///
+    /// - Parameters:
+    ///   - inputShape: the per-sample input shape.
+    ///   - layers: the layers, in forward order.
+    /// - Throws: `ModelError.shapeMismatch` naming the first layer that does not fit.
+    public init(inputShape: [Int], layers: [any Layer]) throws {
+        precondition(!layers.isEmpty, "A Sequential model needs at least one layer.")
+        var shapes: [[Int]] = []
+        var tensors: [(name: String, shape: [Int])] = []
+        var inits: [Initializer] = []
+        var counts: [Int] = []
+        var shape = inputShape
+        for (i, layer) in layers.enumerated() {
+            let specs = layer.parameterSpecs(for: shape)
+            let kind = String(layer.summary.prefix { $0 != "(" })
+            for spec in specs {
+                tensors.append((name: "\(i).\(kind).\(spec.name)", shape: spec.shape))
+                inits.append(spec.initializer)
+            }
+            counts.append(specs.count)
+            do {
+                shape = try layer.outputShape(for: shape)
+            } catch let ModelError.shapeMismatch(name, _, input, reason) {
+                throw ModelError.shapeMismatch(layer: name, index: i, inputShape: input, reason: reason)
+            }
+            shapes.append(shape)
+        }
+        self.inputShape = inputShape
+        self.outputShapes = shapes
+        self.initializers = inits
+        self.arena = ParameterArena(tensors: tensors)
+        var bound = layers
+        var next = 0
+        for i in bound.indices {
+            bound[i].bind(slots: Array(arena.slots[next ..< next + counts[i]]))
+            next += counts[i]
+        }
+        self.layers = bound
+    }
+
+    /// The per-sample output shape of the model.
+    public var outputShape: [Int] { outputShapes.last! }
+
+    /// Fills every parameter from its initializer; parameter `i` draws from the stream `(seed, i)`.
+    ///
+    /// - Parameter seed: the run's seed.
+    public func initializeParameters(seed: UInt64) {
+        for (i, slot) in arena.slots.enumerated() {
+            var g = SplitMix64(seed: seed, keys: [0x1A17, UInt64(i)])
+            initializers[i].fill(arena.parameters + slot.offset, shape: slot.shape, generator: &g)
+        }
+    }
+
+    /// Runs every layer forward.
+    ///
+    /// - Parameters:
+    ///   - input: a batch `[N] + inputShape`.
+    ///   - context: training mode and per-sample keys.
+    /// - Returns: the batch's outputs `[N] + outputShape`.
+    public mutating func forward(_ input: Tensor, context: ForwardContext) -> Tensor {
+        precondition(input.sampleShape == inputShape,
+                     "The model expects samples of shape \(inputShape), got a batch of shape \(input.shape).")
+        precondition(input.batchSize > 0, "Cannot run a model on an empty batch (input \(input.shape)).")
+        var x = input
+        for i in layers.indices { x = layers[i].forward(x, arena: arena, context: context) }
+        return x
+    }
+
+    /// Runs every layer backward in reverse, adding parameter gradients into the arena.
+    ///
+    /// - Parameter gradOutput: the loss gradient with respect to the last forward's output.
+    /// - Returns: the gradient with respect to the model's input.
+    @discardableResult
+    public mutating func backward(_ gradOutput: Tensor) -> Tensor {
+        var g = gradOutput
+        for i in layers.indices.reversed() { g = layers[i].backward(g, arena: arena) }
+        return g
+    }
+
+    /// One line per layer with its output shape and parameter count, and a total.
+    public var summary: String {
+        var lines = ["input \(inputShape)"]
+        var next = 0
+        for (i, layer) in layers.enumerated() {
+            let n = layer.parameterSpecs(for: i == 0 ? inputShape : outputShapes[i - 1]).count
+            let params = arena.slots[next ..< next + n].reduce(0) { $0 + $1.count }
+            next += n
+            lines.append("\(i): \(layer.summary) -> \(outputShapes[i])\(params > 0 ? "  params \(params)" : "")")
+        }
+        lines.append("total parameters \(arena.parameterCount)")
+        return lines.joined(separator: "\n")
+    }
+
+    /// The layer summaries, in order (what replica verification compares).
+    public var layerSummaries: [String] { layers.map(\.summary) }
+}

@@ -1,0 +1,69 @@
+/// A dense, row-major Float32 tensor (NCHW for images, NF for features).
+///
+/// Storage is a Swift array, so copies share it until one is written (copy on write). Layers keep
+/// the tensors they need for backward; kernels reach the storage through scoped pointer closures.
+public struct Tensor: Equatable {
+    /// The extent of each dimension, outermost first (for images: `[N, C, H, W]`).
+    public private(set) var shape: [Int]
+    /// The elements in row-major order; `storage.count == shape.reduce(1, *)`.
+    public var storage: [Float]
+
+    /// Creates a tensor of the given shape filled with `value`.
+    ///
+    /// - Parameters:
+    ///   - shape: non-negative extents.
+    ///   - value: the fill value.
+    public init(shape: [Int], repeating value: Float = 0) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor shape must be non-negative, got \(shape).")
+        self.shape = shape
+        self.storage = [Float](repeating: value, count: shape.reduce(1, *))
+    }
+
+    /// Creates a tensor of the given shape over existing values.
+    ///
+    /// - Parameters:
+    ///   - shape: non-negative extents whose product is `values.count`.
+    ///   - values: the elements in row-major order.
+    public init(shape: [Int], values: [Float]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor shape must be non-negative, got \(shape).")
+        precondition(shape.reduce(1, *) == values.count,
+                     "Tensor of shape \(shape) needs \(shape.reduce(1, *)) values, got \(values.count).")
+        self.shape = shape
+        self.storage = values
+    }
+
+    /// The number of elements.
+    @inlinable public var count: Int { storage.count }
+
+    /// The extent of the outermost (batch) dimension; 0 for a scalar.
+    @inlinable public var batchSize: Int { shape.first ?? 0 }
+
+    /// The shape of one sample: every dimension but the first.
+    public var sampleShape: [Int] { Array(shape.dropFirst()) }
+
+    /// Returns the same elements under a new shape with the same element count.
+    ///
+    /// - Parameter newShape: the shape to view the elements as.
+    /// - Returns: a tensor sharing this one's storage until either is written.
+    public func reshaped(to newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count,
+                     "Cannot reshape a tensor of shape \(shape) (\(count) elements) to \(newShape).")
+        var copy = self
+        copy.shape = newShape
+        return copy
+    }
+
+    /// Resizes to `newShape` if needed, keeping storage when the element count is unchanged.
+    ///
+    /// Contents are unspecified afterwards. Layers use this to reuse output buffers across steps.
+    /// - Parameter newShape: the required shape.
+    public mutating func resize(to newShape: [Int]) {
+        let n = newShape.reduce(1, *)
+        if storage.count != n { storage = [Float](repeating: 0, count: n) }
+        shape = newShape
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor\(shape)" }
+}

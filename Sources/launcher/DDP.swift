@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct DDP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ddp",
+        abstract: "SwiftDDP: data-parallel training of convolutional networks over MPI.",
+        subcommands: []
+    )
+}
