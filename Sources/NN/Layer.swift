@@ -24,11 +24,14 @@ public struct ParameterSpec: Equatable {
     public var shape: [Int]
     /// How to fill it before training.
     public var initializer: Initializer
+    /// False for non-learned state such as running statistics (optimizers skip it).
+    public var trainable: Bool
 
-    public init(name: String, shape: [Int], initializer: Initializer) {
+    public init(name: String, shape: [Int], initializer: Initializer, trainable: Bool = true) {
         self.name = name
         self.shape = shape
         self.initializer = initializer
+        self.trainable = trainable
     }
 }
 

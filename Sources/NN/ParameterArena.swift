@@ -10,11 +10,15 @@ public struct ParameterSlot: Equatable, Codable {
     public var count: Int { shape.reduce(1, *) }
     /// The half-open element range in the arena.
     public var range: Range<Int> { offset ..< offset + count }
+    /// False for state that is not learned by gradient (batch-norm running statistics): optimizers
+    /// skip such slots, but broadcasts and checkpoints carry them like any parameter.
+    public var trainable: Bool
 
-    public init(name: String, offset: Int, shape: [Int]) {
+    public init(name: String, offset: Int, shape: [Int], trainable: Bool = true) {
         self.name = name
         self.offset = offset
         self.shape = shape
+        self.trainable = trainable
     }
 }
 
@@ -37,15 +41,15 @@ public final class ParameterArena {
 
     /// Lays out one slot per `(name, shape)` pair and allocates both arenas, zero-filled.
     ///
-    /// - Parameter tensors: names (unique) and shapes, in declaration order.
-    public init(tensors: [(name: String, shape: [Int])]) {
+    /// - Parameter tensors: names (unique), shapes and whether each is trainable, in declaration order.
+    public init(tensors: [(name: String, shape: [Int], trainable: Bool)]) {
         var slots: [ParameterSlot] = []
         var offset = 0
         var seen = Set<String>()
-        for (name, shape) in tensors {
+        for (name, shape, trainable) in tensors {
             precondition(seen.insert(name).inserted, "Parameter name \(name) is used twice.")
             precondition(shape.allSatisfy { $0 > 0 }, "Parameter \(name) has an empty shape \(shape).")
-            slots.append(ParameterSlot(name: name, offset: offset, shape: shape))
+            slots.append(ParameterSlot(name: name, offset: offset, shape: shape, trainable: trainable))
             offset += (shape.reduce(1, *) + 15) / 16 * 16
         }
         self.slots = slots

@@ -24,7 +24,7 @@ public struct Sequential {
     public init(inputShape: [Int], layers: [any Layer]) throws {
         precondition(!layers.isEmpty, "A Sequential model needs at least one layer.")
         var shapes: [[Int]] = []
-        var tensors: [(name: String, shape: [Int])] = []
+        var tensors: [(name: String, shape: [Int], trainable: Bool)] = []
         var inits: [Initializer] = []
         var counts: [Int] = []
         var shape = inputShape
@@ -32,7 +32,7 @@ public struct Sequential {
             let specs = layer.parameterSpecs(for: shape)
             let kind = String(layer.summary.prefix { $0 != "(" })
             for spec in specs {
-                tensors.append((name: "\(i).\(kind).\(spec.name)", shape: spec.shape))
+                tensors.append((name: "\(i).\(kind).\(spec.name)", shape: spec.shape, trainable: spec.trainable))
                 inits.append(spec.initializer)
             }
             counts.append(specs.count)
