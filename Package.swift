@@ -26,12 +26,14 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "CCodecs", providers: [.apt(["zlib1g-dev", "libpng-dev"])]),
-        .target(name: "NN", dependencies: ["CCodecs"], swiftSettings: simdFlags),
+        .target(name: "NN", dependencies: ["CCodecs", .product(name: "Yams", package: "Yams")],
+                swiftSettings: simdFlags),
         .target(name: "Dist", dependencies: ["NN", "CMPI"], swiftSettings: simdFlags),
         .executableTarget(name: "launcher",
                           dependencies: ["NN", "Dist",
