@@ -7,13 +7,33 @@ public struct ForwardContext {
     /// these keys, so a sample gets the same mask whichever rank processes it.
     public var sampleKeys: [UInt64]
 
+    /// Sums per-channel statistics across replicas for synchronized batch normalization; nil when
+    /// the model runs alone (statistics are then the local batch's).
+    public var statisticsReducer: (any StatisticsReducer)?
+
     /// - Parameters:
     ///   - training: whether the pass is for training.
     ///   - sampleKeys: one key per sample (may be empty at inference).
-    public init(training: Bool, sampleKeys: [UInt64] = []) {
+    ///   - statisticsReducer: where synchronized layers sum their statistics across replicas.
+    public init(training: Bool, sampleKeys: [UInt64] = [], statisticsReducer: (any StatisticsReducer)? = nil) {
         self.training = training
         self.sampleKeys = sampleKeys
+        self.statisticsReducer = statisticsReducer
     }
+}
+
+/// Sums small buffers of statistics over every replica of a data-parallel job.
+///
+/// Synchronized batch normalization calls it from forward (per-channel count, sum and sum of
+/// squares) and from backward (two per-channel sums), so every replica normalizes with the global
+/// batch's statistics. NN never sees MPI: the distributed layer implements this protocol with an
+/// allreduce; tests implement it in-process. Every replica must make the same calls in the same
+/// order, with buffers of the same length.
+public protocol StatisticsReducer {
+    /// Replaces each element of `values` with its sum over all replicas (in place).
+    ///
+    /// - Parameter values: this replica's values on entry, the sums over replicas on return.
+    func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>)
 }
 
 /// A declared parameter tensor: its local name, shape and how it starts.

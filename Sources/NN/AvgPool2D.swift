@@ -1,0 +1,135 @@
+/// 2-D average pooling over NCHW input, channel by channel.
+///
+/// Input `[N, C, H, W]`, output `[N, C, P, Q]` with `P = (H + padTop + padBottom − R) / strideH + 1`
+/// (likewise Q); `same` padding gives `P = ceil(H / strideH)`. Padding is excluded from the
+/// average (Keras; PyTorch `count_include_pad=False`): each output is the mean of the input
+/// elements its window covers.
+public struct AvgPool2D: Layer {
+    /// Window height R and width S.
+    public let poolSize: (height: Int, width: Int)
+    /// Vertical and horizontal stride.
+    public let stride: (height: Int, width: Int)
+    /// The padding rule.
+    public let padding: Padding
+
+    private var geometry: PoolGeometry?
+    private var inputShape: [Int] = []
+
+    /// - Parameters:
+    ///   - poolSize: (R, S), each > 0.
+    ///   - stride: (vertical, horizontal), each > 0; nil means the pool size (Keras default).
+    ///   - padding: `.valid` (default), `.same` or explicit (each side smaller than the window).
+    public init(poolSize: (Int, Int) = (2, 2), stride: (Int, Int)? = nil, padding: Padding = .valid) {
+        let stride = stride ?? poolSize
+        precondition(poolSize.0 > 0 && poolSize.1 > 0, "AvgPool2D needs a positive pool size, got \(poolSize).")
+        precondition(stride.0 > 0 && stride.1 > 0, "AvgPool2D needs a positive stride, got \(stride).")
+        self.poolSize = (poolSize.0, poolSize.1)
+        self.stride = (stride.0, stride.1)
+        self.padding = padding
+    }
+
+    public var summary: String {
+        "avgpool2d(\(poolSize.height)x\(poolSize.width),s\(stride.height)x\(stride.width),\(padding))"
+    }
+
+    /// The geometry for a per-sample input shape `[C, H, W]`.
+    ///
+    /// - Throws: `ModelError.shapeMismatch` when the input is not 3-D or the window does not fit.
+    public func geometry(for inputShape: [Int]) throws -> PoolGeometry {
+        try PoolGeometry.resolve(inputShape: inputShape, window: (poolSize.height, poolSize.width),
+                                 stride: (stride.height, stride.width), padding: padding, layer: summary)
+    }
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        let g = try geometry(for: inputShape)
+        return [g.C, g.P, g.Q]
+    }
+
+    public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
+        guard input.shape.count == 4, let g = try? geometry(for: input.sampleShape) else {
+            preconditionFailure("AvgPool2D \(summary) expects input [N, C, H, W] that its window fits, got \(input.shape).")
+        }
+        geometry = g
+        inputShape = input.shape
+        let n = input.batchSize
+        var output = Tensor(shape: [n, g.C, g.P, g.Q])
+        output.storage.withUnsafeMutableBufferPointer { y in
+            input.storage.withUnsafeBufferPointer { x in
+                AvgPool2D.forward(y.baseAddress!, x.baseAddress!, n * g.C, g)
+            }
+        }
+        return output
+    }
+
+    public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
+        guard let g = geometry else { preconditionFailure("AvgPool2D.backward called before forward.") }
+        let n = inputShape[0]
+        precondition(gradOutput.shape == [n, g.C, g.P, g.Q],
+                     "AvgPool2D \(summary).backward expects a gradient of shape \([n, g.C, g.P, g.Q]), got \(gradOutput.shape).")
+        var gradInput = Tensor(shape: inputShape)
+        gradInput.storage.withUnsafeMutableBufferPointer { gx in
+            gradOutput.storage.withUnsafeBufferPointer { gy in
+                AvgPool2D.backward(gx.baseAddress!, gy.baseAddress!, n * g.C, g)
+            }
+        }
+        return gradInput
+    }
+
+    /// Average pooling of `planes` = N·C channel planes.
+    ///
+    /// y `[planes, P, Q]` (written), x `[planes, H, W]` (read). Window bounds are clipped once per
+    /// row and column; the divisor is the clipped window's size.
+    static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry) {
+        for plane in 0 ..< planes {
+            let xBase = plane * g.HW, yBase = plane * g.PQ
+            for p in 0 ..< g.P {
+                let rows = g.rows(p)
+                for q in 0 ..< g.Q {
+                    let cols = g.columns(q)
+                    var sum: Float = 0
+                    for h in rows {
+                        let row = xBase + h * g.W
+                        for w in cols { sum += x[row + w] }
+                    }
+                    y[yBase + p * g.Q + q] = sum / Float(rows.count * cols.count)
+                }
+            }
+        }
+    }
+
+    /// Spreads each output gradient evenly over its window.
+    ///
+    /// gx `[planes, H, W]` (written), gy `[planes, P, Q]` (read).
+    static func backward(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry) {
+        gx.update(repeating: 0, count: planes * g.HW)
+        for plane in 0 ..< planes {
+            let xBase = plane * g.HW, yBase = plane * g.PQ
+            for p in 0 ..< g.P {
+                let rows = g.rows(p)
+                for q in 0 ..< g.Q {
+                    let cols = g.columns(q)
+                    let share = gy[yBase + p * g.Q + q] / Float(rows.count * cols.count)
+                    for h in rows {
+                        let row = xBase + h * g.W
+                        for w in cols { gx[row + w] += share }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The plain reference: every window position is visited, padding skipped and counted
+    /// element by element, sums in Double. Same layouts as `forward`.
+    static func forwardReference(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry) {
+        for plane in 0 ..< planes { for p in 0 ..< g.P { for q in 0 ..< g.Q {
+            var sum = 0.0, count = 0
+            for r in 0 ..< g.R { for s in 0 ..< g.S {
+                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                sum += Double(x[(plane * g.H + h) * g.W + w])
+                count += 1
+            } }
+            y[(plane * g.P + p) * g.Q + q] = Float(sum / Double(count))
+        } } }
+    }
+}

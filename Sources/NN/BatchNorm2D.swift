@@ -1,0 +1,200 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Foundation
+#endif
+
+/// Batch normalization per channel over the batch and spatial positions (N, H, W).
+///
+/// Input `[N, C, H, W]` (or `[N, C]`), output the same shape:
+/// `y = gamma · (x − mean) / sqrt(var + epsilon) + beta`, with parameters `gamma`, `beta` `[C]`.
+/// In training, mean and (biased) variance are the batch's, and the non-trainable running
+/// statistics `running_mean`, `running_var` `[C]` move toward them with `momentum` (PyTorch:
+/// `running = (1 − momentum) · running + momentum · batch`, the unbiased variance for
+/// `running_var`). At inference the running statistics are used.
+///
+/// With `synchronized`, the batch statistics are those of the global batch: forward sums the
+/// per-channel count, sum and sum of squares through `ForwardContext.statisticsReducer`, and
+/// backward sums its two per-channel reductions the same way, so P replicas compute what one
+/// would on the concatenated batch. The gamma/beta gradients added to the arena stay local
+/// (the gradient allreduce sums them).
+public struct BatchNorm2D: Layer {
+    /// The running statistics' update factor, in [0, 1].
+    public let momentum: Double
+    /// Added to the variance before the square root (> 0).
+    public let epsilon: Double
+    /// Whether batch statistics are summed across replicas.
+    public let synchronized: Bool
+
+    private var gammaSlot: ParameterSlot?
+    private var betaSlot: ParameterSlot?
+    private var runningMeanSlot: ParameterSlot?
+    private var runningVarSlot: ParameterSlot?
+    // Cached for backward: the normalized input, each channel's 1/sqrt(var + eps), the (global)
+    // element count per channel, and whether batch statistics were used.
+    private var normalized = Tensor(shape: [0])
+    private var inverseStd: [Double] = []
+    private var count = 0
+    private var usedBatchStatistics = false
+    private var reducer: (any StatisticsReducer)?
+
+    /// - Parameters:
+    ///   - momentum: running-statistics factor (PyTorch default 0.1).
+    ///   - epsilon: variance offset (default 1e-5).
+    ///   - synchronized: sum statistics across replicas when the context has a reducer.
+    public init(momentum: Double = 0.1, epsilon: Double = 1e-5, synchronized: Bool = false) {
+        precondition(momentum >= 0 && momentum <= 1, "BatchNorm2D momentum must be in [0, 1], got \(momentum).")
+        precondition(epsilon > 0, "BatchNorm2D epsilon must be positive, got \(epsilon).")
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.synchronized = synchronized
+    }
+
+    public var summary: String {
+        "batchnorm2d(m\(momentum),eps\(epsilon)\(synchronized ? ",sync" : ""))"
+    }
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        guard inputShape.count == 3 || inputShape.count == 1, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw ModelError.shapeMismatch(layer: summary, index: -1, inputShape: inputShape,
+                                           reason: "expects a per-sample shape [C, H, W] or [C]")
+        }
+        return inputShape
+    }
+
+    public func parameterSpecs(for inputShape: [Int]) -> [ParameterSpec] {
+        let c = [inputShape.first ?? 1]
+        return [ParameterSpec(name: "gamma", shape: c, initializer: .ones),
+                ParameterSpec(name: "beta", shape: c, initializer: .zeros),
+                ParameterSpec(name: "running_mean", shape: c, initializer: .zeros, trainable: false),
+                ParameterSpec(name: "running_var", shape: c, initializer: .ones, trainable: false)]
+    }
+
+    public mutating func bind(slots: [ParameterSlot]) {
+        (gammaSlot, betaSlot, runningMeanSlot, runningVarSlot) = (slots[0], slots[1], slots[2], slots[3])
+    }
+
+    public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
+        guard let gamma = gammaSlot, let beta = betaSlot, let rMean = runningMeanSlot, let rVar = runningVarSlot else {
+            preconditionFailure("BatchNorm2D.forward called before the layer was bound to an arena.")
+        }
+        let c = gamma.count, n = input.batchSize
+        precondition((input.shape.count == 4 || input.shape.count == 2) && input.shape[1] == c,
+                     "BatchNorm2D expects input [N, \(c), H, W] or [N, \(c)], got \(input.shape).")
+        let spatial = input.shape.dropFirst(2).reduce(1, *)
+        usedBatchStatistics = context.training
+        reducer = synchronized ? context.statisticsReducer : nil
+        var mean = [Double](repeating: 0, count: c)
+        var variance = [Double](repeating: 0, count: c)
+        if context.training {
+            // Per-channel count, sum and sum of squares, summed across replicas when synchronized.
+            var stats = [Double](repeating: 0, count: 3 * c)
+            input.storage.withUnsafeBufferPointer { x in
+                for i in 0 ..< n { for k in 0 ..< c {
+                    let base = (i * c + k) * spatial
+                    var s = 0.0, s2 = 0.0
+                    for j in base ..< base + spatial { let v = Double(x[j]); s += v; s2 += v * v }
+                    stats[c + k] += s
+                    stats[2 * c + k] += s2
+                } }
+            }
+            for k in 0 ..< c { stats[k] = Double(n * spatial) }
+            if let reducer { stats.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0) } }
+            count = Int(stats[0].rounded())
+            precondition(count > 0, "BatchNorm2D needs at least one element per channel in training, got input \(input.shape).")
+            let m = Double(count)
+            for k in 0 ..< c {
+                mean[k] = stats[c + k] / m
+                variance[k] = max(stats[2 * c + k] / m - mean[k] * mean[k], 0)
+                let unbiased = count > 1 ? variance[k] * m / (m - 1) : variance[k]
+                let rm = arena.parameters + rMean.offset, rv = arena.parameters + rVar.offset
+                rm[k] = Float((1 - momentum) * Double(rm[k]) + momentum * mean[k])
+                rv[k] = Float((1 - momentum) * Double(rv[k]) + momentum * unbiased)
+            }
+        } else {
+            for k in 0 ..< c {
+                mean[k] = Double(arena.parameters[rMean.offset + k])
+                variance[k] = Double(arena.parameters[rVar.offset + k])
+            }
+        }
+        inverseStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
+        normalized = Tensor(shape: input.shape)
+        var output = Tensor(shape: input.shape)
+        let g = arena.parameters + gamma.offset, b = arena.parameters + beta.offset
+        input.storage.withUnsafeBufferPointer { x in
+            normalized.storage.withUnsafeMutableBufferPointer { xh in
+                output.storage.withUnsafeMutableBufferPointer { y in
+                    for i in 0 ..< n { for k in 0 ..< c {
+                        let base = (i * c + k) * spatial
+                        let mk = Float(mean[k]), sk = Float(inverseStd[k])
+                        for j in base ..< base + spatial {
+                            xh[j] = (x[j] - mk) * sk
+                            y[j] = g[k] * xh[j] + b[k]
+                        }
+                    } }
+                }
+            }
+        }
+        return output
+    }
+
+    public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
+        guard let gamma = gammaSlot, let beta = betaSlot, !inverseStd.isEmpty else {
+            preconditionFailure("BatchNorm2D.backward called before forward.")
+        }
+        precondition(gradOutput.shape == normalized.shape,
+                     "BatchNorm2D.backward expects a gradient of shape \(normalized.shape), got \(gradOutput.shape).")
+        let c = gamma.count, n = gradOutput.batchSize
+        let spatial = gradOutput.shape.dropFirst(2).reduce(1, *)
+        // sums[k] = Σ gy, sums[c + k] = Σ gy · x̂ over the channel's elements.
+        var sums = [Double](repeating: 0, count: 2 * c)
+        gradOutput.storage.withUnsafeBufferPointer { gy in
+            normalized.storage.withUnsafeBufferPointer { xh in
+                for i in 0 ..< n { for k in 0 ..< c {
+                    let base = (i * c + k) * spatial
+                    var s = 0.0, sx = 0.0
+                    for j in base ..< base + spatial { s += Double(gy[j]); sx += Double(gy[j]) * Double(xh[j]) }
+                    sums[k] += s
+                    sums[c + k] += sx
+                } }
+            }
+        }
+        // The parameter gradients stay local: the data-parallel reduction sums them over ranks.
+        let gGamma = arena.gradients + gamma.offset, gBeta = arena.gradients + beta.offset
+        for k in 0 ..< c {
+            gBeta[k] += Float(sums[k])
+            gGamma[k] += Float(sums[c + k])
+        }
+        var gradInput = Tensor(shape: gradOutput.shape)
+        let g = arena.parameters + gamma.offset
+        if usedBatchStatistics {
+            if let reducer { sums.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0) } }
+            // gx = gamma · invstd · (gy − mean(gy) − x̂ · mean(gy · x̂)), means over the (global) batch.
+            let m = Double(count)
+            gradOutput.storage.withUnsafeBufferPointer { gy in
+                normalized.storage.withUnsafeBufferPointer { xh in
+                    gradInput.storage.withUnsafeMutableBufferPointer { gx in
+                        for i in 0 ..< n { for k in 0 ..< c {
+                            let base = (i * c + k) * spatial
+                            let scale = Float(Double(g[k]) * inverseStd[k])
+                            let meanGy = Float(sums[k] / m), meanGyXh = Float(sums[c + k] / m)
+                            for j in base ..< base + spatial { gx[j] = scale * (gy[j] - meanGy - xh[j] * meanGyXh) }
+                        } }
+                    }
+                }
+            }
+        } else {
+            // Inference statistics are constants: the layer is a per-channel affine map.
+            gradOutput.storage.withUnsafeBufferPointer { gy in
+                gradInput.storage.withUnsafeMutableBufferPointer { gx in
+                    for i in 0 ..< n { for k in 0 ..< c {
+                        let base = (i * c + k) * spatial
+                        let scale = Float(Double(g[k]) * inverseStd[k])
+                        for j in base ..< base + spatial { gx[j] = scale * gy[j] }
+                    } }
+                }
+            }
+        }
+        return gradInput
+    }
+}

@@ -1,0 +1,59 @@
+/// The geometry of one 2-D pooling window over NCHW input (`C` channels, `H,W` input,
+/// `R,S` window, `P,Q` output), shared by `MaxPool2D` and `AvgPool2D`.
+public struct PoolGeometry: Equatable {
+    public var C: Int, H: Int, W: Int
+    public var R: Int, S: Int
+    public var strideH: Int, strideW: Int
+    public var padTop: Int, padLeft: Int
+    public var P: Int, Q: Int
+
+    /// Output pixels per channel: `P·Q`.
+    public var PQ: Int { P * Q }
+    /// Input pixels per channel: `H·W`.
+    public var HW: Int { H * W }
+
+    /// Resolves the geometry of a pooling window for a per-sample input shape `[C, H, W]`.
+    ///
+    /// Every window must overlap the input (padding on each side smaller than the window), so no
+    /// output is computed from padding alone.
+    ///
+    /// - Parameters:
+    ///   - inputShape: the per-sample input shape `[C, H, W]`.
+    ///   - window: (R, S).
+    ///   - stride: (vertical, horizontal).
+    ///   - padding: the padding rule.
+    ///   - layer: the layer's summary, for errors.
+    /// - Throws: `ModelError.shapeMismatch` when the input is not 3-D or the window does not fit.
+    public static func resolve(inputShape: [Int], window: (Int, Int), stride: (Int, Int), padding: Padding,
+                               layer: String) throws -> PoolGeometry {
+        guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw ModelError.shapeMismatch(layer: layer, index: -1, inputShape: inputShape,
+                                           reason: "expects a per-sample shape [C, H, W]")
+        }
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        guard let v = padding.resolve(input: h, window: window.0, stride: stride.0, vertical: true),
+              let hz = padding.resolve(input: w, window: window.1, stride: stride.1, vertical: false)
+        else {
+            throw ModelError.shapeMismatch(layer: layer, index: -1, inputShape: inputShape,
+                                           reason: "a \(window.0)x\(window.1) window with \(padding) padding does not fit \(h)x\(w)")
+        }
+        guard v.before < window.0, v.after < window.0, hz.before < window.1, hz.after < window.1 else {
+            throw ModelError.shapeMismatch(layer: layer, index: -1, inputShape: inputShape,
+                                           reason: "padding \(padding) must be smaller than the \(window.0)x\(window.1) window on every side")
+        }
+        return PoolGeometry(C: c, H: h, W: w, R: window.0, S: window.1, strideH: stride.0, strideW: stride.1,
+                            padTop: v.before, padLeft: hz.before, P: v.output, Q: hz.output)
+    }
+
+    /// The input rows `[start, end)` covered by output row `p` (clipped to the input).
+    func rows(_ p: Int) -> Range<Int> {
+        let start = p * strideH - padTop
+        return max(start, 0) ..< min(start + R, H)
+    }
+
+    /// The input columns `[start, end)` covered by output column `q` (clipped to the input).
+    func columns(_ q: Int) -> Range<Int> {
+        let start = q * strideW - padLeft
+        return max(start, 0) ..< min(start + S, W)
+    }
+}
