@@ -1,32 +1,22 @@
-/// One layer of a model description: the data a `Layer` is built from.
-public enum LayerSpec: Equatable {
-    case conv2d(filters: Int, kernel: [Int], stride: [Int], padding: Padding, bias: Bool)
-    case dense(units: Int, bias: Bool)
-    case relu
-    case flatten
+/// The loss a model is trained with, by its name in model files.
+public enum LossSpec: String, Equatable, CaseIterable {
+    /// `SoftmaxCrossEntropy`: logits `[N, classes]`, integer labels.
+    case softmaxCrossEntropy = "softmax-cross-entropy"
+    /// `SigmoidBinaryCrossEntropy`: logits `[N, 1]`, labels 0/1.
+    case sigmoidBinaryCrossEntropy = "sigmoid-binary-cross-entropy"
 
-    /// Builds the layer.
-    ///
-    /// - Throws: `ModelError.invalidHyperparameter` for out-of-range values.
-    public func makeLayer() throws -> any Layer {
+    /// Builds the loss.
+    public func makeLoss() -> any Loss {
         switch self {
-        case let .conv2d(filters, kernel, stride, padding, bias):
-            guard filters > 0, kernel.count == 2, kernel.allSatisfy({ $0 > 0 }), stride.count == 2, stride.allSatisfy({ $0 > 0 }) else {
-                throw ModelError.invalidHyperparameter(layer: "conv2d", reason: "needs filters > 0 and positive 2-D kernel and stride, got filters \(filters), kernel \(kernel), stride \(stride)")
-            }
-            return Conv2D(filters: filters, kernelSize: (kernel[0], kernel[1]), stride: (stride[0], stride[1]),
-                          padding: padding, useBias: bias)
-        case let .dense(units, bias):
-            guard units > 0 else { throw ModelError.invalidHyperparameter(layer: "dense", reason: "needs units > 0, got \(units)") }
-            return Dense(units: units, useBias: bias)
-        case .relu: return ReLU()
-        case .flatten: return Flatten()
+        case .softmaxCrossEntropy: return SoftmaxCrossEntropy()
+        case .sigmoidBinaryCrossEntropy: return SigmoidBinaryCrossEntropy()
         }
     }
 }
 
 /// A whole model description: input shape, layers and loss. Every rank builds the same model from
-/// the same spec; checkpoints store it.
+/// the same spec; checkpoints store it (it is `Codable`, see `ModelSpec+Codable.swift` for the
+/// JSON/YAML form).
 public struct ModelSpec: Equatable {
     /// A name for output (`fmnist-cnn`, or the model file's name).
     public var name: String
@@ -34,11 +24,69 @@ public struct ModelSpec: Equatable {
     public var inputShape: [Int]
     /// The layers in order.
     public var layers: [LayerSpec]
+    /// The training loss.
+    public var loss: LossSpec
 
-    public init(name: String, inputShape: [Int], layers: [LayerSpec]) {
+    /// - Parameters:
+    ///   - name: a display name.
+    ///   - inputShape: the per-sample input shape.
+    ///   - layers: the layers in order.
+    ///   - loss: the training loss (softmax cross-entropy by default).
+    public init(name: String, inputShape: [Int], layers: [LayerSpec], loss: LossSpec = .softmaxCrossEntropy) {
         self.name = name
         self.inputShape = inputShape
         self.layers = layers
+        self.loss = loss
+    }
+
+    /// Builds the spec's loss.
+    public func makeLoss() -> any Loss { loss.makeLoss() }
+
+    /// The per-sample output shape of every layer, computed without allocating parameters.
+    ///
+    /// - Throws: `ModelError.invalidHyperparameter` or `ModelError.shapeMismatch` (with the layer's
+    ///   index) for the first layer that cannot be built or does not fit its input.
+    public func outputShapes() throws -> [[Int]] {
+        var shape = inputShape, shapes: [[Int]] = []
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw ModelError.shapeMismatch(layer: "input", index: -1, inputShape: inputShape,
+                                           reason: "the input shape must have positive extents")
+        }
+        for (i, spec) in layers.enumerated() {
+            let layer = try spec.makeLayer(index: i)
+            do {
+                shape = try layer.outputShape(for: shape)
+            } catch let ModelError.shapeMismatch(name, _, input, reason) {
+                throw ModelError.shapeMismatch(layer: name, index: i, inputShape: input, reason: reason)
+            }
+            shapes.append(shape)
+        }
+        return shapes
+    }
+
+    /// Checks that the model's output fits its loss: `[classes]` for softmax cross-entropy (any
+    /// width ≥ 2 when `classes` is nil), `[1]` for sigmoid binary cross-entropy.
+    ///
+    /// - Parameter classes: the data's class count, if known.
+    /// - Throws: `ModelError.shapeMismatch` naming the last layer, or the errors of `outputShapes()`.
+    public func checkOutput(classes: Int?) throws {
+        guard let output = try outputShapes().last else {
+            throw ModelError.invalidHyperparameter(layer: name, reason: "a model needs at least one layer")
+        }
+        let last = layers.count - 1, lastName = layers[last].typeName
+        switch loss {
+        case .softmaxCrossEntropy:
+            let expected = classes.map { "[\($0)]" } ?? "[classes] with classes ≥ 2"
+            guard output.count == 1, classes.map({ output[0] == $0 }) ?? (output[0] >= 2) else {
+                throw ModelError.shapeMismatch(layer: lastName, index: last, inputShape: output,
+                                               reason: "the model's output must be \(expected) for \(loss.rawValue); hint: end with a dense layer of \(classes.map(String.init) ?? "classes") units")
+            }
+        case .sigmoidBinaryCrossEntropy:
+            guard output == [1] else {
+                throw ModelError.shapeMismatch(layer: lastName, index: last, inputShape: output,
+                                               reason: "the model's output must be [1] for \(loss.rawValue); hint: end with a dense layer of 1 unit")
+            }
+        }
     }
 
     /// Builds the model (parameters zero until initialized). The first convolution skips its
@@ -46,31 +94,15 @@ public struct ModelSpec: Equatable {
     ///
     /// - Throws: `ModelError` naming the first layer that cannot be built or does not fit.
     public func build() throws -> Sequential {
-        var layers = try self.layers.map { try $0.makeLayer() }
-        if var first = layers.first as? Conv2D {
+        guard !layers.isEmpty else {
+            throw ModelError.invalidHyperparameter(layer: name, reason: "a model needs at least one layer")
+        }
+        _ = try outputShapes()
+        var built = try layers.enumerated().map { try $1.makeLayer(index: $0) }
+        if var first = built.first as? Conv2D {
             first.computesInputGradient = false
-            layers[0] = first
+            built[0] = first
         }
-        return try Sequential(inputShape: inputShape, layers: layers)
-    }
-
-    /// The names of the built-in models.
-    public static var builtinNames: [String] { ["mlp", "tiny"] }
-
-    /// A built-in model for the given input shape and class count.
-    ///
-    /// - Throws: `ModelError.unknown` for an unknown name.
-    public static func builtin(_ name: String, inputShape: [Int], classes: Int) throws -> ModelSpec {
-        switch name {
-        case "mlp":
-            return ModelSpec(name: name, inputShape: inputShape,
-                             layers: [.flatten, .dense(units: 256, bias: true), .relu, .dense(units: classes, bias: true)])
-        case "tiny":
-            return ModelSpec(name: name, inputShape: inputShape,
-                             layers: [.conv2d(filters: 8, kernel: [3, 3], stride: [2, 2], padding: .same, bias: true), .relu,
-                                      .flatten, .dense(units: classes, bias: true)])
-        default:
-            throw ModelError.unknown(kind: "model", name: name, known: builtinNames)
-        }
+        return try Sequential(inputShape: inputShape, layers: built)
     }
 }

@@ -1,0 +1,129 @@
+import Foundation
+import Yams
+
+/// The text formats of model files.
+public enum ModelFileFormat: Equatable {
+    case json
+    case yaml
+
+    /// The format for a path: `.json` is JSON, anything else YAML (a superset of JSON).
+    public init(path: String) {
+        self = path.lowercased().hasSuffix(".json") ? .json : .yaml
+    }
+}
+
+extension ModelSpec {
+    /// Reads a model file (JSON or YAML, by extension) and checks that every layer fits.
+    ///
+    /// The file's own `input` and `classes` win; the arguments fill in what it omits (the launcher
+    /// passes the dataset's sample shape and class count). The caller should still compare the
+    /// result's `inputShape` with its data. The file's base name is the model's name unless the
+    /// file sets `name`.
+    ///
+    /// - Parameters:
+    ///   - path: the file.
+    ///   - inputShape: the per-sample input shape to use when the file has no `input`.
+    ///   - classes: the class count to use when the file has no `classes` (for `units: classes`
+    ///     and for checking the output against the loss).
+    /// - Returns: the model description.
+    /// - Throws: `ModelFileError`, one line naming the file, the layer index and the problem.
+    public static func load(file path: String, inputShape: [Int]? = nil, classes: Int? = nil) throws -> ModelSpec {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "not readable UTF-8 text" : "no such file"
+            throw ModelFileError(file: path, problem: .unreadable(reason: reason))
+        }
+        let base = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        do {
+            return try parse(text, format: ModelFileFormat(path: path), name: base, inputShape: inputShape, classes: classes)
+        } catch var error as ModelFileError {
+            error.file = path
+            throw error
+        }
+    }
+
+    /// Parses a model description from text and checks that every layer fits; see `load(file:inputShape:classes:)`.
+    ///
+    /// - Parameters:
+    ///   - text: the JSON or YAML text.
+    ///   - format: which syntax `text` is in.
+    ///   - name: the name to use when the text has no `name`.
+    ///   - inputShape: the input shape to use when the text has no `input`.
+    ///   - classes: the class count to use when the text has no `classes`.
+    /// - Throws: `ModelFileError` (with an empty `file`).
+    public static func parse(_ text: String, format: ModelFileFormat, name: String = "model",
+                             inputShape: [Int]? = nil, classes: Int? = nil) throws -> ModelSpec {
+        var userInfo: [CodingUserInfoKey: Any] = [defaultNameKey: name]
+        if let inputShape { userInfo[defaultInputShapeKey] = inputShape }
+        if let classes { userInfo[defaultClassesKey] = classes }
+        let spec: ModelSpec
+        do {
+            switch format {
+            case .json:
+                let decoder = JSONDecoder()
+                decoder.userInfo = userInfo
+                spec = try decoder.decode(ModelSpec.self, from: Data(text.utf8))
+            case .yaml:
+                spec = try YAMLDecoder().decode(ModelSpec.self, from: text, userInfo: userInfo)
+            }
+        } catch let error as ModelFileError {
+            throw error
+        } catch let DecodingError.dataCorrupted(context) {
+            // Decoders wrap what the description's own decoding threw; unwrap it.
+            if let inner = context.underlyingError as? ModelFileError { throw inner }
+            let reason = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+            throw ModelFileError(problem: .syntax(reason: oneLine(reason)))
+        } catch {
+            throw ModelFileError(problem: .syntax(reason: oneLine("\(error)")))
+        }
+        try spec.checkShapes(classes: classesFromText(spec: spec, fallback: classes, text: text, format: format))
+        return spec
+    }
+
+    /// Resolves a `--model` argument: a built-in name, or else a model file.
+    ///
+    /// - Parameters:
+    ///   - nameOrPath: a name from `builtinNames` or a path to a JSON/YAML file.
+    ///   - inputShape: the data's per-sample shape.
+    ///   - classes: the data's class count.
+    /// - Throws: `ModelError.unknown` when it is neither, or the errors of `load`.
+    public static func resolve(_ nameOrPath: String, inputShape: [Int], classes: Int) throws -> ModelSpec {
+        if builtinNames.contains(nameOrPath) { return try builtin(nameOrPath, inputShape: inputShape, classes: classes) }
+        guard FileManager.default.fileExists(atPath: nameOrPath) else {
+            throw ModelError.unknown(kind: "model", name: nameOrPath, known: builtinNames + ["a path to a .yaml or .json model file"])
+        }
+        return try load(file: nameOrPath, inputShape: inputShape, classes: classes)
+    }
+
+    /// Runs the shape checks of `outputShapes()` and `checkOutput(classes:)`, turning their
+    /// errors into `ModelFileError`s that name the layer.
+    private func checkShapes(classes: Int?) throws {
+        do {
+            try checkOutput(classes: classes)
+        } catch let ModelError.shapeMismatch(_, index, input, reason) {
+            if index < 0 { throw ModelFileError(problem: .invalidValue(option: "input", reason: reason)) }
+            throw ModelFileError(layer: index, layerType: layers[index].typeName,
+                                 problem: .shapeMismatch(inputShape: input, reason: reason))
+        } catch let ModelError.invalidHyperparameter(layer, reason) {
+            throw ModelFileError(layerType: layer, problem: .invalidValue(option: "", reason: reason))
+        }
+    }
+
+    /// The class count the output is checked against: the text's own `classes`, else the fallback.
+    private static func classesFromText(spec: ModelSpec, fallback: Int?, text: String, format: ModelFileFormat) -> Int? {
+        struct Classes: Decodable { var classes: Int? }
+        let own: Int?
+        switch format {
+        case .json: own = (try? JSONDecoder().decode(Classes.self, from: Data(text.utf8)))?.classes
+        case .yaml: own = (try? YAMLDecoder().decode(Classes.self, from: text))?.classes
+        }
+        return own ?? fallback
+    }
+}
+
+/// The first line of a (possibly multi-line) message.
+private func oneLine(_ message: String) -> String {
+    String(message.split(separator: "\n", omittingEmptySubsequences: true).first ?? "")
+}
