@@ -72,3 +72,36 @@ func checkGradients(model: inout Sequential, input: Tensor, context: ForwardCont
         }
     }
 }
+
+/// `count` distinct values spaced 0.1 apart, shuffled, centred on zero: a finite-difference step
+/// of 1e-2 never changes which element of a pooling window is largest.
+func distinctValues(_ count: Int, seed: UInt64) -> [Float] {
+    var g = SplitMix64(seed: seed)
+    return (0 ..< count).map { Float($0 - count / 2) * 0.1 }.shuffled(using: &g)
+}
+
+/// Runs one model forward on a batch and returns the output.
+func forwardBatch(_ model: inout Sequential, _ input: Tensor, training: Bool = false, keys: [UInt64]? = nil) -> Tensor {
+    let context = ForwardContext(training: training, sampleKeys: keys ?? (0 ..< input.batchSize).map(UInt64.init))
+    return model.forward(input, context: context)
+}
+
+/// One plain gradient-descent step on every trainable parameter: `p −= learningRate · g`.
+func gradientDescentStep(_ model: Sequential, learningRate: Float) {
+    for slot in model.arena.slots where slot.trainable {
+        for i in slot.range { model.arena.parameters[i] -= learningRate * model.arena.gradients[i] }
+    }
+}
+
+/// One training step on a fixed batch (forward, loss, zero, backward, descent); returns the
+/// summed loss before the step.
+@discardableResult
+func trainStep(_ model: inout Sequential, loss: any Loss, input: Tensor, labels: [Int32], learningRate: Float) -> Double {
+    let keys = (0 ..< input.batchSize).map { UInt64($0) }
+    let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys))
+    let (sum, gradient) = loss.evaluate(logits: logits, labels: labels)
+    model.arena.zeroGradients()
+    model.backward(gradient)
+    gradientDescentStep(model, learningRate: learningRate)
+    return sum
+}
