@@ -60,7 +60,8 @@ func checkGradients(model: inout Sequential, input: Tensor, context: ForwardCont
             compare(gradInput.storage[i], (loss(plus) - loss(minus)) / h, "input[\(i)]")
         }
     }
-    for slot in model.arena.slots {
+    // Non-trainable slots (running statistics) get no gradient by design.
+    for slot in model.arena.slots where slot.trainable {
         let stride = max(1, slot.count / maxPerTensor)
         for j in Swift.stride(from: 0, to: slot.count, by: stride) {
             let p = model.arena.parameters + slot.offset + j

@@ -70,11 +70,12 @@ final class TrainingTests: XCTestCase {
     }
 
     func testFourConvClassifierExampleTrains() throws {
-        let losses = try trainExample("four-conv-classifier.yaml", classes: 1000, labels: [3, 999, 0],
-                                      learningRate: 0.01 / 3, steps: 3)
+        // A small rate: the 16M-weight head overshoots at a mean step of 0.01.
+        let losses = try trainExample("four-conv-classifier.yaml", classes: 1000, labels: [3, 999],
+                                      learningRate: 0.001 / 2, steps: 3)
         XCTAssertTrue(losses.allSatisfy(\.isFinite), "\(losses)")
-        // Three samples at chance give about 3·ln 1000 ≈ 20.7; the same batch must fit better.
-        XCTAssertLessThan(losses.first!, 3 * 30, "\(losses)")
+        // Two samples at chance give about 2·ln 1000 ≈ 13.8; the same batch must fit better.
+        XCTAssertLessThan(losses.first!, 2 * 30, "\(losses)")
         XCTAssertLessThan(losses.last!, losses.first!, "\(losses)")
     }
 
