@@ -25,6 +25,9 @@ extension ModelSpec: Codable {
     /// `userInfo` key of the name (`String`) used when the description has no `name`.
     public static let defaultNameKey = CodingUserInfoKey(rawValue: "SwiftDDP.ModelSpec.name")!
 
+    /// `userInfo` key of a `ResolvedClasses` box that decoding fills with the class count it used.
+    static let resolvedClassesKey = CodingUserInfoKey(rawValue: "SwiftDDP.ModelSpec.resolvedClasses")!
+
     /// The top-level keys of a model description.
     public static let fileOptions = ["name", "input", "classes", "loss", "layers"]
 
@@ -46,6 +49,7 @@ extension ModelSpec: Codable {
         if let classes, classes < 1 {
             throw ModelFileError(problem: .invalidValue(option: "classes", reason: "must be positive, got \(classes)"))
         }
+        (decoder.userInfo[ModelSpec.resolvedClassesKey] as? ResolvedClasses)?.value = classes
         if let lossName = try top.string("loss") {
             guard let parsed = LossSpec.parse(lossName) else {
                 throw ModelFileError(problem: .invalidValue(option: "loss", reason: "unknown loss '\(lossName)'; hint: known losses are \(LossSpec.allCases.map(\.rawValue).joined(separator: ", "))"))
@@ -100,6 +104,12 @@ extension LossSpec {
 /// Lowercased, without `_`, `-` and spaces: how type and loss names are compared.
 func normalizedName(_ name: String) -> String {
     String(name.lowercased().filter { $0 != "_" && $0 != "-" && $0 != " " })
+}
+
+/// Where decoding reports the class count it resolved (the description's own, else the default),
+/// which the output check after decoding needs.
+final class ResolvedClasses {
+    var value: Int?
 }
 
 /// A coding key for any string (model descriptions are read key by key to report unknown ones).

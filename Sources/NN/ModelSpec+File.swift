@@ -3,7 +3,9 @@ import Yams
 
 /// The text formats of model files.
 public enum ModelFileFormat: Equatable {
+    /// JSON (`.json` files).
     case json
+    /// YAML (`.yaml`, `.yml` and any other extension).
     case yaml
 
     /// The format for a path: `.json` is JSON, anything else YAML (a superset of JSON).
@@ -55,7 +57,8 @@ extension ModelSpec {
     /// - Throws: `ModelFileError` (with an empty `file`).
     public static func parse(_ text: String, format: ModelFileFormat, name: String = "model",
                              inputShape: [Int]? = nil, classes: Int? = nil) throws -> ModelSpec {
-        var userInfo: [CodingUserInfoKey: Any] = [defaultNameKey: name]
+        let resolvedClasses = ResolvedClasses()
+        var userInfo: [CodingUserInfoKey: Any] = [defaultNameKey: name, resolvedClassesKey: resolvedClasses]
         if let inputShape { userInfo[defaultInputShapeKey] = inputShape }
         if let classes { userInfo[defaultClassesKey] = classes }
         let spec: ModelSpec
@@ -78,7 +81,7 @@ extension ModelSpec {
         } catch {
             throw ModelFileError(problem: .syntax(reason: oneLine("\(error)")))
         }
-        try spec.checkShapes(classes: classesFromText(spec: spec, fallback: classes, text: text, format: format))
+        try spec.checkShapes(classes: resolvedClasses.value)
         return spec
     }
 
@@ -109,17 +112,6 @@ extension ModelSpec {
         } catch let ModelError.invalidHyperparameter(layer, reason) {
             throw ModelFileError(layerType: layer, problem: .invalidValue(option: "", reason: reason))
         }
-    }
-
-    /// The class count the output is checked against: the text's own `classes`, else the fallback.
-    private static func classesFromText(spec: ModelSpec, fallback: Int?, text: String, format: ModelFileFormat) -> Int? {
-        struct Classes: Decodable { var classes: Int? }
-        let own: Int?
-        switch format {
-        case .json: own = (try? JSONDecoder().decode(Classes.self, from: Data(text.utf8)))?.classes
-        case .yaml: own = (try? YAMLDecoder().decode(Classes.self, from: text))?.classes
-        }
-        return own ?? fallback
     }
 }
 

@@ -189,4 +189,35 @@ final class ModelSpecTests: XCTestCase {
         XCTAssertEqual(try ModelSpec.resolve("mlp", inputShape: [1, 4, 4], classes: 3).name, "mlp")
         XCTAssertThrowsError(try ModelSpec.resolve("no-such-model", inputShape: [1, 4, 4], classes: 3))
     }
+
+    func testYAMLSyntaxErrorIsOneLine() {
+        guard let error = fileError("layers: [{type: relu}\ninput: [1, 2") else { return }
+        guard case .syntax = error.problem else { return XCTFail("\(error)") }
+        XCTAssertTrue("\(error)".hasPrefix("model description: not a valid model description"), "\(error)")
+    }
+
+    func testClassesPlaceholderNeedsAClassCount() {
+        guard let error = fileError("layers: [{type: flatten}, {type: dense, units: classes}]", classes: nil) else { return }
+        XCTAssertEqual(error.layer, 1)
+        XCTAssertTrue("\(error)".contains("'classes' needs the class count"), "\(error)")
+        guard let input = fileError("input: 28\nlayers: [{type: flatten}]") else { return }
+        XCTAssertEqual(input.problem, .wrongType(option: "input", expected: "a list of integers such as [1, 28, 28]", got: "28"))
+    }
+
+    func testExampleFilesParseAndRoundTripThroughJSON() throws {
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples")
+        let four = try ModelSpec.load(file: examples.appendingPathComponent("four-conv-classifier.yaml").path)
+        XCTAssertEqual(four.name, "four-conv-classifier")
+        XCTAssertEqual(four.loss, .softmaxCrossEntropy)
+        XCTAssertEqual(four.layers.filter { if case .conv2d = $0 { return true } else { return false } }.count, 4)
+        XCTAssertEqual(try four.outputShapes().last, [1000])
+        let binary = try ModelSpec.load(file: examples.appendingPathComponent("binary-classifier.yaml").path, classes: 2)
+        XCTAssertEqual(binary.loss, .sigmoidBinaryCrossEntropy)
+        XCTAssertEqual(try binary.outputShapes()[9], [128, 4, 4]) // 64 → 32 (stride 2) → 16 → 8 (stride 2) → 4
+        for spec in [four, binary] {
+            let json = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+            XCTAssertEqual(try ModelSpec.parse(json, format: .json), spec)
+        }
+    }
 }
