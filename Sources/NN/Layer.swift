@@ -97,6 +97,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case invalidHyperparameter(layer: String, reason: String)
     /// A named model or layer type that does not exist.
     case unknown(kind: String, name: String, known: [String])
+    /// The model's output does not fit its loss (e.g. 7 logits for 10 classes).
+    case outputMismatch(outputShape: [Int], reason: String)
 
     public var description: String {
         switch self {
@@ -106,6 +108,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
             return "\(layer): \(reason)"
         case let .unknown(kind, name, known):
             return "unknown \(kind) '\(name)'; hint: known \(kind)s are \(known.joined(separator: ", "))"
+        case let .outputMismatch(outputShape, reason):
+            return "the model's output \(outputShape) \(reason)"
         }
     }
 }

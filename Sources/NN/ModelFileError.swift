@@ -22,6 +22,8 @@ public struct ModelFileError: Error, Equatable, CustomStringConvertible {
         case invalidValue(option: String, reason: String)
         /// The layer cannot take the shape its predecessor produces.
         case shapeMismatch(inputShape: [Int], reason: String)
+        /// The last layer's output does not fit the loss.
+        case outputMismatch(outputShape: [Int], reason: String)
     }
 
     /// The file's path (empty when decoding data that came from no file).
@@ -65,6 +67,8 @@ public struct ModelFileError: Error, Equatable, CustomStringConvertible {
             what = option.isEmpty ? reason : "invalid '\(option)': \(reason)"
         case let .shapeMismatch(inputShape, reason):
             what = "cannot take input of shape \(inputShape): \(reason)"
+        case let .outputMismatch(outputShape, reason):
+            what = "the model's output \(outputShape) \(reason)"
         }
         return "\(place): \(what)"
     }

@@ -68,7 +68,7 @@ extension ModelSpec: Codable {
         while !list.isAtEnd {
             let index = list.currentIndex
             guard let entry = try? list.nestedContainer(keyedBy: ModelCodingKey.self) else {
-                throw ModelFileError(layer: index, problem: .wrongType(option: "layers[\(index)]", expected: "a mapping with a type", got: "something else"))
+                throw ModelFileError(layer: index, problem: .syntax(reason: "each layer must be a mapping such as {type: relu}"))
             }
             layers.append(try LayerSpec.decode(entry, index: index, classes: classes))
         }

@@ -76,8 +76,11 @@ extension ModelSpec {
         } catch let DecodingError.dataCorrupted(context) {
             // Decoders wrap what the description's own decoding threw; unwrap it.
             if let inner = context.underlyingError as? ModelFileError { throw inner }
+            if let yaml = context.underlyingError as? YamlError { throw ModelFileError(problem: .syntax(reason: describe(yaml))) }
             let reason = context.underlyingError.map { "\($0)" } ?? context.debugDescription
             throw ModelFileError(problem: .syntax(reason: oneLine(reason)))
+        } catch let error as YamlError {
+            throw ModelFileError(problem: .syntax(reason: describe(error)))
         } catch {
             throw ModelFileError(problem: .syntax(reason: oneLine("\(error)")))
         }
@@ -109,6 +112,9 @@ extension ModelSpec {
             if index < 0 { throw ModelFileError(problem: .invalidValue(option: "input", reason: reason)) }
             throw ModelFileError(layer: index, layerType: layers[index].typeName,
                                  problem: .shapeMismatch(inputShape: input, reason: reason))
+        } catch let ModelError.outputMismatch(output, reason) {
+            throw ModelFileError(layer: layers.count - 1, layerType: layers.last?.typeName,
+                                 problem: .outputMismatch(outputShape: output, reason: reason))
         } catch let ModelError.invalidHyperparameter(layer, reason) {
             throw ModelFileError(layerType: layer, problem: .invalidValue(option: "", reason: reason))
         }
@@ -118,4 +124,15 @@ extension ModelSpec {
 /// The first line of a (possibly multi-line) message.
 private func oneLine(_ message: String) -> String {
     String(message.split(separator: "\n", omittingEmptySubsequences: true).first ?? "")
+}
+
+/// A YAML error on one line: where, what, and while doing what (Yams' own text spans lines).
+private func describe(_ error: YamlError) -> String {
+    switch error {
+    case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _), let .composer(context, problem, mark, _):
+        let during = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
+        return "line \(mark.line), column \(mark.column): \(problem)\(during)"
+    default:
+        return oneLine("\(error)")
+    }
 }

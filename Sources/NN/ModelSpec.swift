@@ -68,23 +68,22 @@ public struct ModelSpec: Equatable {
     /// width ≥ 2 when `classes` is nil), `[1]` for sigmoid binary cross-entropy.
     ///
     /// - Parameter classes: the data's class count, if known.
-    /// - Throws: `ModelError.shapeMismatch` naming the last layer, or the errors of `outputShapes()`.
+    /// - Throws: `ModelError.outputMismatch`, or the errors of `outputShapes()`.
     public func checkOutput(classes: Int?) throws {
         guard let output = try outputShapes().last else {
             throw ModelError.invalidHyperparameter(layer: name, reason: "a model needs at least one layer")
         }
-        let last = layers.count - 1, lastName = layers[last].typeName
         switch loss {
         case .softmaxCrossEntropy:
             let expected = classes.map { "[\($0)]" } ?? "[classes] with classes ≥ 2"
             guard output.count == 1, classes.map({ output[0] == $0 }) ?? (output[0] >= 2) else {
-                throw ModelError.shapeMismatch(layer: lastName, index: last, inputShape: output,
-                                               reason: "the model's output must be \(expected) for \(loss.rawValue); hint: end with a dense layer of \(classes.map(String.init) ?? "classes") units")
+                throw ModelError.outputMismatch(outputShape: output,
+                                                reason: "does not fit \(loss.rawValue), which needs \(expected); hint: end with a dense layer of \(classes.map(String.init) ?? "classes") units")
             }
         case .sigmoidBinaryCrossEntropy:
             guard output == [1] else {
-                throw ModelError.shapeMismatch(layer: lastName, index: last, inputShape: output,
-                                               reason: "the model's output must be [1] for \(loss.rawValue); hint: end with a dense layer of 1 unit")
+                throw ModelError.outputMismatch(outputShape: output,
+                                                reason: "does not fit \(loss.rawValue), which needs [1]; hint: end with a dense layer of 1 unit")
             }
         }
     }

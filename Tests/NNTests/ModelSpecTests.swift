@@ -145,9 +145,9 @@ final class ModelSpecTests: XCTestCase {
     func testOutputThatDoesNotFitTheLossIsReported() {
         guard let error = fileError("layers: [{type: flatten}, {type: dense, units: 7}]", classes: 10) else { return }
         XCTAssertEqual(error.layer, 1)
-        XCTAssertTrue("\(error)".contains("must be [10]"), "\(error)")
+        XCTAssertTrue("\(error)".contains("layer 1 (dense): the model's output [7] does not fit softmax-cross-entropy, which needs [10]"), "\(error)")
         guard let binary = fileError("loss: binary-cross-entropy\nlayers: [{type: flatten}, {type: dense, units: 2}]") else { return }
-        XCTAssertTrue("\(binary)".contains("must be [1]"), "\(binary)")
+        XCTAssertEqual(binary.problem, .outputMismatch(outputShape: [2], reason: "does not fit sigmoid-binary-cross-entropy, which needs [1]; hint: end with a dense layer of 1 unit"))
     }
 
     func testNegativeSizesAreRejected() {
@@ -192,7 +192,8 @@ final class ModelSpecTests: XCTestCase {
 
     func testYAMLSyntaxErrorIsOneLine() {
         guard let error = fileError("layers: [{type: relu}\ninput: [1, 2") else { return }
-        guard case .syntax = error.problem else { return XCTFail("\(error)") }
+        guard case let .syntax(reason) = error.problem else { return XCTFail("\(error)") }
+        XCTAssertTrue(reason.hasPrefix("line 2, column 1: did not find expected"), reason)
         XCTAssertTrue("\(error)".hasPrefix("model description: not a valid model description"), "\(error)")
     }
 
