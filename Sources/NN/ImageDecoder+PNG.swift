@@ -1,0 +1,30 @@
+import CCodecs
+
+extension ImageDecoder {
+    /// Decodes a PNG of any colour type (gray, gray+alpha, RGB, RGBA, palette; 1–16 bits) to 8-bit
+    /// gray or RGB with libpng's simplified API; alpha is composited onto black.
+    static func decodePNG(_ bytes: [UInt8], path: String) throws -> Image {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        func failure(_ what: String) -> DataError {
+            let message = withUnsafeBytes(of: image.message) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            png_image_free(&image)
+            return DataError.badImage(path: path, reason: "\(what): \(message.isEmpty ? "libpng error" : message)")
+        }
+        let began = bytes.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
+        guard began != 0 else { throw failure("invalid PNG header") }
+        let color = image.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
+        image.format = color ? UInt32(PNG_FORMAT_RGB) : UInt32(PNG_FORMAT_GRAY)
+        let channels = color ? 3 : 1
+        let width = Int(image.width), height = Int(image.height)
+        var pixels = [UInt8](repeating: 0, count: width * height * channels)
+        let finished = pixels.withUnsafeMutableBytes {
+            png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * channels), nil)
+        }
+        guard finished != 0 else { throw failure("cannot decode PNG data") }
+        png_image_free(&image)
+        return Image(width: width, height: height, channels: channels, pixels: pixels)
+    }
+}
