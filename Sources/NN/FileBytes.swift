@@ -40,7 +40,8 @@ enum FileBytes {
         if input.count >= 18 {
             let n = input.count
             let isize = Int(input[n - 4]) | Int(input[n - 3]) << 8 | Int(input[n - 2]) << 16 | Int(input[n - 1]) << 24
-            capacity = max(capacity, isize + 1)
+            // A corrupt trailer must not make us allocate gigabytes: deflate expands at most ~1032:1.
+            capacity = max(capacity, min(isize + 1, input.count * 1032))
         }
         var output = [UInt8](repeating: 0, count: capacity)
         var produced = 0
