@@ -25,6 +25,7 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
     /// A `__metadata__` entry is missing or unparsable.
     case badMetadata(path: String, key: String, reason: String)
 
+    /// The one-line message: what failed, in which file, and a hint when the fix is known.
     public var description: String {
         switch self {
         case let .missingFile(path):

@@ -23,7 +23,10 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case badImage(path: String, reason: String)
     /// A bad dataset option, such as a validation fraction outside [0, 1).
     case invalidOption(option: String, value: String, reason: String)
+    /// A test set whose classes differ from the training set's.
+    case classMismatch(path: String, expected: [String], found: [String])
 
+    /// The one-line message: what failed, where, and a hint when the fix is known.
     public var description: String {
         switch self {
         case let .missingFile(path, hint):
@@ -48,6 +51,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
             return "cannot decode image \(path): \(reason)"
         case let .invalidOption(option, value, reason):
             return "invalid \(option) \(value): \(reason)"
+        case let .classMismatch(path, expected, found):
+            return "class mismatch in \(path): found classes \(found), the training set has \(expected); hint: use the same class folders for training and test"
         }
     }
 }

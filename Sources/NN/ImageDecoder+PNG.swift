@@ -20,6 +20,7 @@ extension ImageDecoder {
         let channels = color ? 3 : 1
         let width = Int(image.width), height = Int(image.height)
         var pixels = [UInt8](repeating: 0, count: width * height * channels)
+        // With no background colour libpng composites alpha onto the buffer, which is zero: black.
         let finished = pixels.withUnsafeMutableBytes {
             png_image_finish_read(&image, nil, $0.baseAddress, Int32(width * channels), nil)
         }

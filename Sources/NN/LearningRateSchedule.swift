@@ -87,7 +87,7 @@ public struct LearningRateSchedule: Equatable, CustomStringConvertible {
         }
     }
 
-    /// `cosine(base=0.1,total=1000,floor=0.0,warmup=10)` and the like.
+    /// A stable description: `cosine(base=0.1,total=1000,floor=0.0,warmup=10)` and the like.
     public var description: String {
         let warmup = warmupSteps > 0 ? ",warmup=\(warmupSteps)" : ""
         switch decay {
