@@ -91,7 +91,13 @@ public enum IDXReader {
         let headerSize = 4 + 4 * dimensions
         guard bytes.count >= headerSize else { throw DataError.truncated(path: path, expected: headerSize, got: bytes.count) }
         let dims = (0 ..< dimensions).map { d in bytes[4 + 4 * d ..< 8 + 4 * d].reduce(0) { $0 << 8 | Int($1) } }
-        let expected = headerSize + dims.reduce(1, *)
+        // A corrupt header can claim more bytes than an Int holds; that is a truncated file too.
+        var payload = 1
+        for d in dims {
+            let (product, overflow) = payload.multipliedReportingOverflow(by: d)
+            payload = overflow ? Int.max - headerSize : product
+        }
+        let expected = headerSize + payload
         guard bytes.count >= expected else { throw DataError.truncated(path: path, expected: expected, got: bytes.count) }
         return (dims, Array(bytes[headerSize ..< expected]))
     }

@@ -19,6 +19,10 @@ extension ImageDecoder {
         image.format = color ? UInt32(PNG_FORMAT_RGB) : UInt32(PNG_FORMAT_GRAY)
         let channels = color ? 3 : 1
         let width = Int(image.width), height = Int(image.height)
+        guard width * height <= 1 << 28 else {
+            png_image_free(&image)
+            throw DataError.badImage(path: path, reason: "\(width)x\(height) pixels is too large")
+        }
         var pixels = [UInt8](repeating: 0, count: width * height * channels)
         // With no background colour libpng composites alpha onto the buffer, which is zero: black.
         let finished = pixels.withUnsafeMutableBytes {

@@ -29,13 +29,14 @@ extension ImageDecoder {
             throw DataError.badImage(path: path, reason: "maximum value \(maxval) is not in 1...65535")
         }
         let count = width * height * channels
+        let size = maxval > 255 ? 2 : 1
+        if binary { position += 1 } // exactly one whitespace byte separates the header from the data
+        // Check the length before allocating: a corrupt header may claim a huge image.
+        // (Plain files need at least two characters per value.)
+        let needed = binary ? position + count * size : position + 2 * count - 1
+        guard bytes.count >= needed else { throw DataError.truncated(path: path, expected: needed, got: bytes.count) }
         var samples = [Int](repeating: 0, count: count)
         if binary {
-            position += 1 // exactly one whitespace byte separates the header from the data
-            let size = maxval > 255 ? 2 : 1
-            guard bytes.count - position >= count * size else {
-                throw DataError.truncated(path: path, expected: position + count * size, got: bytes.count)
-            }
             for i in 0 ..< count {
                 samples[i] = size == 1 ? Int(bytes[position + i])
                     : Int(bytes[position + 2 * i]) << 8 | Int(bytes[position + 2 * i + 1])

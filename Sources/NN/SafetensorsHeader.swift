@@ -93,7 +93,16 @@ struct SafetensorsHeader {
                 throw CheckpointError.badHeader(path: path, reason: "tensor \(name) has no valid data_offsets")
             }
             let (begin, end) = (offsets[0], offsets[1])
-            let size = shape.reduce(1, *) * MemoryLayout<Float>.size
+            var size = MemoryLayout<Float>.size, tooLarge = false
+            for extent in shape {
+                let (product, overflow) = size.multipliedReportingOverflow(by: extent)
+                size = product
+                tooLarge = tooLarge || overflow
+            }
+            guard !tooLarge else {
+                throw CheckpointError.offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end,
+                                                        reason: "shape \(shape) is too large")
+            }
             guard begin >= 0, begin <= end else {
                 throw CheckpointError.offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end,
                                                         reason: "the range is reversed or negative")

@@ -147,6 +147,12 @@ final class CheckpointTests: XCTestCase {
                        "bad data_offsets [8, 4] for tensor w in \(q): the range is reversed or negative")
     }
 
+    func testHugeShapeIsRejected() {
+        let p = craft(#"{"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}}"#, data: floatBytes([1, 2, 3, 4]))
+        XCTAssertEqual(DataFixtures.message { _ = try Checkpoint.read(from: p) },
+                       "bad data_offsets [0, 16] for tensor w in \(p): shape [4611686018427387904, 4] is too large")
+    }
+
     func testOverlappingTensors() {
         let p = craft(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
                       data: floatBytes([1, 2, 3]))

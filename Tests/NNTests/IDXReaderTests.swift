@@ -59,6 +59,13 @@ final class IDXReaderTests: XCTestCase {
                        "truncated file \(path("img")): expected 76 bytes, got 66; hint: download it again")
     }
 
+    func testHugeHeaderExtentsAreTruncationNotACrash() {
+        DataFixtures.write([0, 0, 8, 3] + [UInt8](repeating: 0xFF, count: 12) + [1, 2, 3], to: path("img"))
+        let message = DataFixtures.message { _ = try IDXReader.readImages(path: path("img")) }
+        XCTAssertTrue(message.hasPrefix("truncated file \(path("img")): expected "), message)
+        XCTAssertTrue(message.contains("got 19"), message)
+    }
+
     func testTruncatedGzipIsCorrupt() {
         let gz = DataFixtures.gzip(DataFixtures.idxImages(count: 50, rows: 4, columns: 3).file)
         DataFixtures.write(Array(gz.prefix(gz.count / 2)), to: path("img.gz"))

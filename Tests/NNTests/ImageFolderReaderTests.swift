@@ -58,6 +58,12 @@ final class ImageFolderReaderTests: XCTestCase {
                        "truncated file \(path("t.pgm")): expected 17 bytes, got 13; hint: download it again")
     }
 
+    func testHugePGMHeaderIsTruncationNotACrash() {
+        DataFixtures.write(Array("P5 999999999 999999999 255\n".utf8) + [1, 2], to: path("h.pgm"))
+        XCTAssertTrue(DataFixtures.message { _ = try ImageDecoder.decode(path: path("h.pgm")) }
+            .hasPrefix("truncated file \(path("h.pgm")): expected 999999998000000028 bytes, got 29"))
+    }
+
     func testCorruptPNGNamesTheFile() {
         DataFixtures.write(Array(DataFixtures.pngBytes("rgb").prefix(40)), to: path("x.png"))
         let message = DataFixtures.message { _ = try ImageDecoder.decode(path: path("x.png")) }
