@@ -2,9 +2,10 @@ import Foundation
 
 /// How samples are transformed when a batch is formed, like Keras `ImageDataGenerator`.
 ///
-/// Each sample's random draws come from its own generator, `SplitMix64(seed: key)`, where the key
-/// identifies (run seed, epoch, sample index) (see `BatchLoader.sampleKey(seed:epoch:index:)`), so
-/// a sample is transformed the same way whatever the number of ranks.
+/// Each sample's random draws come from its own generator, `SplitMix64(seed: key, keys: [salt])`,
+/// where the key identifies (run seed, epoch, sample index) (see `BatchLoader.sampleKey(seed:epoch:index:)`,
+/// or the sampler's per-sample keys: the salt keeps augmentation independent of other per-sample
+/// streams such as dropout), so a sample is transformed the same way whatever the number of ranks.
 ///
 /// Order of operations on a `[C, H, W]` sample already scaled to [0, 1]:
 /// 1. geometry: random shift by up to `maxShift` pixels in x and y, zoom by a factor drawn in
@@ -106,7 +107,8 @@ public struct Augmentation: Equatable {
         let (C, H, W) = (shape[0], shape[1], shape[2])
         precondition(mean.isEmpty || mean.count == C,
                      "Augmentation has \(mean.count) channel means but samples have \(C) channels.")
-        var generator = SplitMix64(seed: key)
+        // Salted, so the same per-sample key can also drive other streams (dropout) uncorrelated.
+        var generator = SplitMix64(seed: key, keys: [0xA06_0A06])
         // Draw in a fixed order, only for enabled options, so results depend on the key alone.
         let flip = horizontalFlip && generator.next() & 1 == 1
         var dx = 0, dy = 0
