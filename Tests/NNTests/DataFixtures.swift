@@ -57,13 +57,16 @@ enum DataFixtures {
     /// with filter byte 0 on every row, IEND; CRCs from zlib.crc32), stored as base64.
     /// gray: rows [0,100,255], [10,20,30]. rgb: (255,0,0) (0,255,0) (0,0,255) / (10,20,30) (40,50,60)
     /// (70,80,90). rgba: the same with alpha 255. palette: indices [0,1,2], [2,1,0] into red, green,
-    /// blue. gray16: 16-bit [0, 25700, 65535], [2570, 5140, 7710].
+    /// blue. gray16: 16-bit [0, 25700, 65535], [2570, 5140, 7710]. rgbaTransparent (2×1):
+    /// (200,100,50, alpha 0) (10,20,30, alpha 128). grayAlpha (2×1): (77, alpha 0) (99, alpha 255).
     static let png: [String: String] = [
         "gray": "iVBORw0KGgoAAAANSUhEUgAAAAMAAAACCAAAAAC4HznGAAAAEElEQVR4nGNgSPnPwCUiBwAHvwGgiiAZCQAAAABJRU5ErkJggg==",
         "rgb": "iVBORw0KGgoAAAANSUhEUgAAAAMAAAACCAIAAAASFvFNAAAAF0lEQVR4nGP4z8DAAMFcInIaRjZuAVEAM1kEwOQkmMsAAAAASUVORK5CYII=",
         "rgba": "iVBORw0KGgoAAAANSUhEUgAAAAMAAAACCAYAAACddGYaAAAAH0lEQVR4nGP4z8DwHwwZ/v9n4BKR+69hZPPfLSDqPwCJ2wq6OEinjgAAAABJRU5ErkJggg==",
         "palette": "iVBORw0KGgoAAAANSUhEUgAAAAMAAAACCAMAAACqqpYoAAAACVBMVEX/AAAA/wAAAP8tSs2KAAAAEElEQVR4nGNgYGRiYGJkAAAAIAAHHStwoAAAAABJRU5ErkJggg==",
         "gray16": "iVBORw0KGgoAAAANSUhEUgAAAAMAAAACEAAAAADoj+WFAAAAFklEQVR4nGNgYEhJ+f+fgYtLRERODgAahQM/3E1PgwAAAABJRU5ErkJggg==",
+        "rgbaTransparent": "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAYAAAD0In+KAAAAEUlEQVR4nGM4kWLEwCUi1wAAC1ECG14EJOwAAAAASUVORK5CYII=",
+        "grayAlpha": "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAQAAABeK7cBAAAADUlEQVR4nGPwZUj+DwAC/gGw/B2oUAAAAABJRU5ErkJggg==",
     ]
 
     static func pngBytes(_ name: String) -> [UInt8] { [UInt8](Data(base64Encoded: png[name]!)!) }

@@ -25,6 +25,14 @@ final class ImageFolderReaderTests: XCTestCase {
                        [255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 255, 0, 255, 0, 255, 0, 0])
     }
 
+    func testAlphaIsDroppedNotComposited() throws {
+        // As PIL's convert("RGB") does: a fully transparent pixel keeps its colour.
+        DataFixtures.write(DataFixtures.pngBytes("rgbaTransparent"), to: path("t.png"))
+        XCTAssertEqual(try ImageDecoder.decode(path: path("t.png")).pixels, [200, 100, 50, 10, 20, 30])
+        DataFixtures.write(DataFixtures.pngBytes("grayAlpha"), to: path("ga.png"))
+        XCTAssertEqual(try ImageDecoder.decode(path: path("ga.png")), ImageDecoder.Image(width: 2, height: 1, channels: 1, pixels: [77, 99]))
+    }
+
     func testDecodes16BitPNGTo8Bits() throws {
         DataFixtures.write(DataFixtures.pngBytes("gray16"), to: path("g16.png"))
         let image = try ImageDecoder.decode(path: path("g16.png"))
