@@ -195,6 +195,29 @@ final class CheckpointTests: XCTestCase {
         XCTAssertTrue(names.contains("optimizer.m.0.dense.weight") && names.contains("optimizer.v.1.batchnorm.runningMean"), "\(names)")
     }
 
+    func testResumeFromCheckpointContinuesBitExactly() throws {
+        // Four SGD-with-Nesterov steps straight through, against two steps, a checkpoint, a fresh
+        // arena and optimizer loaded from it, and two more steps.
+        func gradients(_ arena: ParameterArena, _ step: Int) {
+            for i in 0 ..< arena.count { arena.gradients[i] = randomValues(1, seed: UInt64(step * 100_000 + i))[0] }
+        }
+        let straight = makeArena()
+        let sgd = try SGD(learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3)
+        for step in 0 ..< 4 { gradients(straight, step); sgd.step(arena: straight) }
+
+        let first = makeArena()
+        let before = try SGD(learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3)
+        for step in 0 ..< 2 { gradients(first, step); before.step(arena: first) }
+        try Checkpoint.save(arena: first, optimizer: before.state, metadata: TrainingMetadata(step: 2), to: path("r.safetensors"))
+        let resumed = ParameterArena(tensors: first.slots.map { (name: $0.name, shape: $0.shape, trainable: $0.trainable) })
+        let after = try SGD(learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3)
+        let (metadata, state) = try Checkpoint.load(from: path("r.safetensors"), into: resumed)
+        after.state = try XCTUnwrap(state)
+        for step in metadata.step ..< 4 { gradients(resumed, step); after.step(arena: resumed) }
+        XCTAssertEqual(resumed.parameterSnapshot().map(\.bitPattern), straight.parameterSnapshot().map(\.bitPattern))
+        XCTAssertEqual(after.state.step, 4)
+    }
+
     func testParametersOnlyCheckpointHasNoOptimizerState() throws {
         try Checkpoint.save(arena: makeArena(), optimizer: nil, metadata: TrainingMetadata(step: 5), to: path("p.safetensors"))
         let (metadata, state) = try Checkpoint.load(from: path("p.safetensors"), into: makeArena())
