@@ -1,0 +1,119 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NN
+
+/// How gradients are summed across ranks.
+public enum ReductionMode: String, CaseIterable {
+    /// Float32 allreduce of each bucket, started non-blocking and waited together. The summation
+    /// order is MPI's, so the last bits may vary with the algorithm it picks.
+    case fast
+    /// Exact: each bucket is scaled to integers (in Double, below 2^53 after summing over ranks),
+    /// summed, and scaled back. Integer sums do not depend on order, so the result is bitwise
+    /// reproducible whatever algorithm MPI uses and on every rank. It rounds away gradient bits
+    /// below 2^-50 of the bucket's largest magnitude (far below float32 precision) and costs one
+    /// extra small allreduce and a Double copy of each bucket.
+    case deterministic
+}
+
+/// Averages the gradient arena across ranks: allreduce-sum, then scale by 1/B (B the global batch),
+/// since each rank's backward leaves the *sum* over its slice. Uneven slices thus give the exact
+/// global mean.
+///
+/// The arena is cut into buckets in reverse layer order (the order backward finishes them), each a
+/// view of the arena, so a later version can start a bucket's reduction as soon as backward is
+/// done with it (PyTorch DDP, Horovod fusion).
+public final class GradientReducer {
+    /// The arena ranges of the buckets, last layers first.
+    public let buckets: [Range<Int>]
+    /// The summation mode.
+    public let mode: ReductionMode
+    private let arena: ParameterArena
+    private let communicator: Communicator
+
+    /// - Parameters:
+    ///   - arena: the gradients to reduce (their layout never changes).
+    ///   - communicator: the ranks.
+    ///   - bucketCapacity: floats per bucket (a slot larger than this gets a bucket of its own).
+    ///   - mode: fast or deterministic summation.
+    public init(arena: ParameterArena, communicator: Communicator, bucketCapacity: Int = 1 << 20, mode: ReductionMode = .fast) {
+        precondition(bucketCapacity > 0, "A bucket needs a positive capacity, got \(bucketCapacity).")
+        self.arena = arena
+        self.communicator = communicator
+        self.mode = mode
+        var buckets: [Range<Int>] = []
+        var end = arena.count
+        var start = arena.count
+        // Walk slots last to first; a bucket spans from its lowest slot to the end of the bucket
+        // before it, padding included, so the buckets tile the arena.
+        for slot in arena.slots.reversed() {
+            if end - slot.offset > bucketCapacity && start < end {
+                buckets.append(start ..< end)
+                end = start
+            }
+            start = slot.offset
+        }
+        if start > 0 { start = 0 }
+        if end > start { buckets.append(start ..< end) }
+        self.buckets = buckets
+    }
+
+    /// Replaces every rank's gradients with their mean over the global batch.
+    ///
+    /// A collective: every rank calls it once per step with the same `globalBatchSize`.
+    /// - Parameter globalBatchSize: B, the number of samples summed over all ranks this step.
+    /// - Throws: `DistError.mpi` when a reduction fails.
+    public func reduce(globalBatchSize: Int) throws {
+        precondition(globalBatchSize > 0, "Cannot average gradients over an empty global batch.")
+        switch mode {
+        case .fast: try reduceFast()
+        case .deterministic: try reduceExact()
+        }
+        let scale = Float(1.0 / Double(globalBatchSize))
+        let g = arena.gradients
+        for i in 0 ..< arena.count { g[i] *= scale }
+    }
+
+    private func reduceFast() throws {
+        guard communicator.size > 1 else { return }
+        var pending: [PendingReduction] = []
+        for bucket in buckets {
+            let view = UnsafeMutableBufferPointer(start: arena.gradients + bucket.lowerBound, count: bucket.count)
+            pending.append(try communicator.startAllreduce(view, op: .sum))
+        }
+        for p in pending { try p.wait() }
+    }
+
+    private func reduceExact() throws {
+        let g = arena.gradients
+        var maxima = buckets.map { bucket -> Double in
+            var m: Float = 0
+            for i in bucket { m = Swift.max(m, abs(g[i])) }
+            return Double(m)
+        }
+        try communicator.allreduce(&maxima, op: .max)
+        // Leave log2(P) + 1 bits of headroom so the sum over ranks stays below 2^53.
+        let headroom = Int((Double(communicator.size)).log2Ceiling) + 1
+        for (b, bucket) in buckets.enumerated() where maxima[b] > 0 {
+            guard maxima[b].isFinite else {
+                // NaN or infinity somewhere: no integer scale exists; sum as floats so every rank
+                // still sees the same (non-finite) values.
+                try communicator.allreduce(UnsafeMutableBufferPointer(start: g + bucket.lowerBound, count: bucket.count), op: .sum)
+                continue
+            }
+            let exponent = 52 - headroom - Int(maxima[b].exponent)
+            var integers = [Double](repeating: 0, count: bucket.count)
+            for (j, i) in bucket.enumerated() {
+                integers[j] = (Double(g[i]) * Double(sign: .plus, exponent: exponent, significand: 1)).rounded()
+            }
+            try communicator.allreduce(&integers, op: .sum)
+            let back = Double(sign: .plus, exponent: -exponent, significand: 1)
+            for (j, i) in bucket.enumerated() { g[i] = Float(integers[j] * back) }
+        }
+    }
+}
+
+extension Double {
+    /// ⌈log2(self)⌉ for self ≥ 1.
+    var log2Ceiling: Double { Glibc.ceil(Glibc.log2(Swift.max(self, 1))) }
+}
