@@ -12,6 +12,8 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
     case timeout(operation: String, seconds: Double)
     /// The gradient check found errors above its tolerance.
     case gradientCheckFailed(worst: String)
+    /// A self-test of the communicator found wrong results.
+    case selftestFailed(String)
 
     public var description: String {
         switch self {
@@ -27,6 +29,8 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
             return "\(operation) timed out after \(seconds) s waiting for the other ranks"
         case let .gradientCheckFailed(worst):
             return "gradient check failed: \(worst)"
+        case let .selftestFailed(what):
+            return "selftest failed: \(what)"
         }
     }
 }
