@@ -19,7 +19,7 @@ struct LaunchOptions: ParsableArguments {
         guard let n = ranks else { return }
         if let size = MPIRelaunch.launcherSize() {
             guard size == n else {
-                throw ValidationError("--np \(n) was given, but this process runs under a launcher with \(size) ranks; hint: use either mpirun -np or --np, not both")
+                throw LaunchError("--np \(n) was given, but this process runs under a launcher with \(size) ranks; hint: use either mpirun -np or --np, not both")
             }
             return
         }
@@ -75,7 +75,7 @@ enum MPIRelaunch {
     /// Replaces this process with mpirun; returns only by throwing.
     static func exec(ranks: Int, arguments: [String]) throws -> Never {
         guard let mpirun = which("mpirun") else {
-            throw ValidationError("--np \(ranks) needs mpirun, which is not on PATH; hint: install Open MPI (apt-get install openmpi-bin) or run without --np as one rank")
+            throw LaunchError("--np \(ranks) needs mpirun, which is not on PATH; hint: install Open MPI (apt-get install openmpi-bin) or run without --np as one rank")
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let argv = commandLine(mpirun: mpirun, ranks: ranks, executable: executable, arguments: arguments,
@@ -84,6 +84,13 @@ enum MPIRelaunch {
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
         cArgs.append(nil)
         execv(mpirun, &cArgs)
-        throw ValidationError("could not execute \(mpirun): \(String(cString: strerror(errno)))")
+        throw LaunchError("could not execute \(mpirun): \(String(cString: strerror(errno)))")
     }
+}
+
+/// A launch problem found before MPI starts (printed by ArgumentParser as `Error: …`, exit 1).
+struct LaunchError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,103 @@
+import XCTest
+@testable import Dist
+@testable import NN
+
+final class DataParallelTrainerTests: XCTestCase {
+    let data = SyntheticPatterns.make(count: 120, shape: [1, 8, 8], classes: 3, seed: 3)
+
+    func train(ranks: Int, model: String = "tiny", lastBatch: LastBatchPolicy = .split, reduction: ReductionMode = .fast) -> [([Float], [EpochMetrics])]? {
+        let data = self.data
+        let results = runRanks(ranks) { c -> ([Float], [EpochMetrics]) in
+            var config = TrainingConfiguration()
+            config.epochs = 2
+            config.globalBatchSize = 25 // 120 = 4·25 + 20: uneven slices and a short last batch
+            config.seed = 11
+            config.lastBatch = lastBatch
+            config.reduction = reduction
+            config.logInterval = 2
+            let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
+            let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.1, momentum: 0.9),
+                                                  loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+            let history = try trainer.fit(training: data, test: data.subset(Array(0 ..< 37)))
+            return (trainer.model.arena.parameterSnapshot(), history)
+        }
+        return values(results)
+    }
+
+    /// P ranks on global batch B end with the parameters one rank reaches on B: the ranks differ
+    /// only in float32 summation order (tolerance 1e-5 relative after 10 momentum steps).
+    func testSeveralRanksMatchOneRank() throws {
+        guard let one = train(ranks: 1)?[0] else { return }
+        for p in [2, 3, 4] {
+            guard let all = train(ranks: p) else { return }
+            for (rank, (params, history)) in all.enumerated() {
+                XCTAssertEqual(params, all[0].0, "replicas must stay identical (P=\(p), rank \(rank))")
+                XCTAssertLessThanOrEqual(maxRelativeDifference(params, one.0), 1e-5, "P=\(p)")
+                XCTAssertEqual(history.map(\.trainSamples), [120, 120])
+                XCTAssertEqual(history.map(\.testSamples), [37, 37], "evaluation counts each sample once")
+                for (h, o) in zip(history, one.1) {
+                    XCTAssertEqual(h.trainLoss, o.trainLoss, accuracy: 1e-4)
+                    XCTAssertEqual(h.testAccuracy ?? -1, o.testAccuracy ?? -1, accuracy: 1.0 / 37 + 1e-9)
+                }
+            }
+        }
+    }
+
+    func testDropLastBatchTrainsOnFullBatchesOnly() {
+        guard let all = train(ranks: 3, lastBatch: .drop) else { return }
+        XCTAssertEqual(all[0].1.map(\.trainSamples), [100, 100])
+    }
+
+    func testTrainingReducesTheLoss() {
+        guard let all = train(ranks: 2, model: "mlp") else { return }
+        let history = all[0].1
+        XCTAssertLessThan(history[1].trainLoss, history[0].trainLoss)
+    }
+
+    func testBatchSmallerThanTheRanksIsRejectedOnEveryRank() {
+        let data = self.data
+        let results = runRanks(3) { c -> Void in
+            var config = TrainingConfiguration()
+            config.globalBatchSize = 2
+            let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
+            try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
+                                    communicator: c, configuration: config).fit(training: data)
+        }
+        for r in results {
+            guard case let .failure(e) = r, case .invalidConfiguration(option: "global batch size", _)? = e as? DistError else {
+                XCTFail("expected a global batch size error, got \(r)"); continue
+            }
+        }
+    }
+}
+
+final class GradientCheckTests: XCTestCase {
+    func testGradientCheckPassesOnSeveralRanks() {
+        let data = SyntheticPatterns.make(count: 48, shape: [1, 8, 8], classes: 3, seed: 2)
+        for p in [1, 2, 3] {
+            for mode in ReductionMode.allCases {
+                let results = runRanks(p) { c -> GradientCheckReport in
+                    var config = GradientCheckConfiguration()
+                    config.globalBatchSize = 10
+                    config.steps = 3
+                    config.reduction = mode
+                    let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
+                    return try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
+                                                 makeOptimizer: { try PlainSGD(learningRate: 0.1, momentum: 0.9) },
+                                                 communicator: c, configuration: config)
+                }
+                guard let reports = values(results) else { return }
+                XCTAssertTrue(reports.allSatisfy(\.passed), "P=\(p) \(mode): \(reports[0].table)")
+                XCTAssertEqual(reports[0].rows.map(\.name), ["0.conv2d.weight", "0.conv2d.bias", "3.dense.weight", "3.dense.bias"])
+                if p == 1 { XCTAssertEqual(reports[0].worst.value, 0, "one rank is the reference itself") }
+            }
+        }
+    }
+
+    func testRelativeErrorIsScaledByTheTensorsLargestMagnitude() {
+        let a: [Float] = [1, 2.002, 0], b: [Float] = [1, 2, 0.001]
+        let e = GradientCheck.relativeError(a, b, 3)
+        XCTAssertEqual(e.absolute, 0.002, accuracy: 1e-6)
+        XCTAssertEqual(e.relative, 0.001, accuracy: 1e-6)
+    }
+}
