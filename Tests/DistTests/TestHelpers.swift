@@ -7,13 +7,8 @@ import XCTest
 /// results in rank order. A rank that throws fails its result; the others time out instead of
 /// hanging (the group's timeout).
 func runRanks<T>(_ size: Int, timeout: Double = 30, _ body: @escaping (InProcessCommunicator) throws -> T) -> [Result<T, Error>] {
-    final class Box: @unchecked Sendable {
-        let lock = NSLock()
-        var results: [Result<T, Error>?]
-        init(_ n: Int) { results = Array(repeating: nil, count: n) }
-    }
     let communicators = InProcessCommunicator.group(size: size, timeout: timeout)
-    let box = Box(size)
+    let box = ResultBox<T>(size)
     let done = DispatchGroup()
     for c in communicators {
         done.enter()
@@ -49,4 +44,11 @@ func maxRelativeDifference(_ a: [Float], _ b: [Float]) -> Float {
     var worst: Float = 0
     for i in a.indices { worst = max(worst, abs(a[i] - b[i]) / max(1, abs(b[i]))) }
     return worst
+}
+
+/// The ranks' results, written by their threads under a lock.
+final class ResultBox<T>: @unchecked Sendable {
+    let lock = NSLock()
+    var results: [Result<T, Error>?]
+    init(_ n: Int) { results = Array(repeating: nil, count: n) }
 }
