@@ -22,6 +22,10 @@ public final class DataParallelTrainer {
     public let loss: Loss
     /// Averages the gradient arena across ranks.
     public let reducer: GradientReducer
+    /// The lowest arena offset of each layer's parameters (nil for layers without any).
+    private let layerOffsets: [Int?]
+    /// An MPI error raised while starting a bucket during backward, thrown by `reduceGradients`.
+    private var deferredError: Error?
 
     /// Builds the replica and initializes its parameters from the seed.
     ///
@@ -43,6 +47,12 @@ public final class DataParallelTrainer {
         model.initializeParameters(seed: configuration.seed)
         reducer = GradientReducer(arena: model.arena, communicator: communicator,
                                   bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction)
+        // Slot names start with the layer's index ("3.dense.weight").
+        var offsets = [Int?](repeating: nil, count: model.layers.count)
+        for slot in model.arena.slots {
+            if let i = Int(slot.name.prefix { $0 != "." }), i < offsets.count { offsets[i] = min(offsets[i] ?? .max, slot.offset) }
+        }
+        layerOffsets = offsets
     }
 
     /// The fingerprint this rank compares with rank 0's.
@@ -81,12 +91,31 @@ public final class DataParallelTrainer {
         let keys = indices.map { DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: $0) }
         let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys))
         let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
-        model.backward(gradLogits)
+        backward(gradLogits)
         return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: indices.count)
     }
 
-    /// Replaces the gradients with their mean over the global batch (a collective).
+    /// Runs backward layer by layer in reverse, like `Sequential.backward`, and after each layer
+    /// with parameters lets the reducer start the buckets that are now final.
+    private func backward(_ gradLogits: Tensor) {
+        var g = gradLogits
+        for i in model.layers.indices.reversed() {
+            g = model.layers[i].backward(g, arena: model.arena)
+            if let offset = layerOffsets[i] {
+                do { try reducer.gradientsFinal(from: offset) } catch { deferredError = deferredError ?? error }
+            }
+        }
+    }
+
+    /// Replaces the gradients with their mean over the global batch (a collective). Waits for the
+    /// buckets started during backward and starts the others.
+    ///
+    /// - Throws: `DistError.mpi` when a reduction failed (during backward or now).
     public func reduceGradients(globalBatchSize: Int) throws {
+        if let error = deferredError {
+            deferredError = nil
+            throw error
+        }
         try reducer.reduce(globalBatchSize: globalBatchSize)
     }
 

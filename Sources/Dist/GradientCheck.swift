@@ -20,6 +20,8 @@ public struct GradientCheckConfiguration {
     public var tolerance = 1e-4
     /// Fast or deterministic reduction on the distributed side.
     public var reduction: ReductionMode = .fast
+    /// Floats per gradient bucket on the distributed side (small values test overlapped buckets).
+    public var bucketCapacity = 1 << 20
 
     public init() {}
 }
@@ -101,6 +103,7 @@ public enum GradientCheck {
         options.globalBatchSize = c.globalBatchSize
         options.seed = c.seed
         options.reduction = c.reduction
+        options.bucketCapacity = c.bucketCapacity
         options.verifiedOptions = [("steps", "\(c.steps)"), ("tolerance", "\(c.tolerance)")]
         let distributed = try DataParallelTrainer(spec: spec, optimizer: makeOptimizer(), loss: loss,
                                                   communicator: communicator, configuration: options)

@@ -5,8 +5,8 @@ import NN
 
 /// How gradients are summed across ranks.
 public enum ReductionMode: String, CaseIterable {
-    /// Float32 allreduce of each bucket, started non-blocking and waited together. The summation
-    /// order is MPI's, so the last bits may vary with the algorithm it picks.
+    /// Float32 allreduce of each bucket, started non-blocking as soon as backward finishes it. The
+    /// summation order is MPI's, so the last bits may vary with the algorithm it picks.
     case fast
     /// Exact: each bucket is scaled to integers (in Double, below 2^53 after summing over ranks),
     /// summed, and scaled back. Integer sums do not depend on order, so the result is bitwise
@@ -21,8 +21,9 @@ public enum ReductionMode: String, CaseIterable {
 /// global mean.
 ///
 /// The arena is cut into buckets in reverse layer order (the order backward finishes them), each a
-/// view of the arena, so a later version can start a bucket's reduction as soon as backward is
-/// done with it (PyTorch DDP, Horovod fusion).
+/// view of the arena; in fast mode a bucket's reduction starts as soon as backward is done with it
+/// (`gradientsFinal(from:)`), so communication overlaps the rest of backward (PyTorch DDP,
+/// Horovod fusion).
 public final class GradientReducer {
     /// The arena ranges of the buckets, last layers first.
     public let buckets: [Range<Int>]
@@ -58,30 +59,52 @@ public final class GradientReducer {
         self.buckets = buckets
     }
 
+    /// Reductions started this step, in bucket order.
+    private var pending: [PendingReduction] = []
+
     /// Replaces every rank's gradients with their mean over the global batch.
     ///
-    /// A collective: every rank calls it once per step with the same `globalBatchSize`.
+    /// A collective: every rank calls it once per step with the same `globalBatchSize`. Starts
+    /// whatever buckets `gradientsFinal(from:)` has not started yet.
     /// - Parameter globalBatchSize: B, the number of samples summed over all ranks this step.
     /// - Throws: `DistError.mpi` when a reduction fails.
     public func reduce(globalBatchSize: Int) throws {
         precondition(globalBatchSize > 0, "Cannot average gradients over an empty global batch.")
         switch mode {
-        case .fast: try reduceFast()
-        case .deterministic: try reduceExact()
+        case .fast:
+            try startBuckets { _ in true }
+            for p in pending { try p.wait() }
+            pending.removeAll()
+        case .deterministic:
+            try reduceExact()
         }
         let scale = Float(1.0 / Double(globalBatchSize))
         let g = arena.gradients
         for i in 0 ..< arena.count { g[i] *= scale }
     }
 
-    private func reduceFast() throws {
+    /// Tells the reducer that backward will no longer write gradients at arena offsets ≥ `offset`,
+    /// so (in fast mode) every bucket lying there starts reducing now, overlapping the rest of
+    /// backward.
+    ///
+    /// Every rank starts the same buckets in the same order (buckets are visited last to first),
+    /// as non-blocking collectives require; a rank that calls this less often (an empty slice)
+    /// starts the rest in `reduce`.
+    /// - Throws: `DistError.mpi` when a reduction cannot start.
+    public func gradientsFinal(from offset: Int) throws {
+        guard mode == .fast else { return }
+        try startBuckets { $0.lowerBound >= offset }
+        // Let MPI progress the reductions already in flight.
+        for p in pending { _ = try p.test() }
+    }
+
+    private func startBuckets(while ready: (Range<Int>) -> Bool) throws {
         guard communicator.size > 1 else { return }
-        var pending: [PendingReduction] = []
-        for bucket in buckets {
+        while pending.count < buckets.count && ready(buckets[pending.count]) {
+            let bucket = buckets[pending.count]
             let view = UnsafeMutableBufferPointer(start: arena.gradients + bucket.lowerBound, count: bucket.count)
             pending.append(try communicator.startAllreduce(view, op: .sum))
         }
-        for p in pending { try p.wait() }
     }
 
     private func reduceExact() throws {

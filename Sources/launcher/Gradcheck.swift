@@ -37,6 +37,9 @@ struct Gradcheck: ParsableCommand {
     @Option(help: "Gradient summation on the distributed side: fast or deterministic.")
     var reduction: ReductionMode = .fast
 
+    @Option(help: "Floats per gradient bucket (small values exercise reductions overlapped with backward).")
+    var bucketFloats = 1 << 20
+
     @Option(help: "Samples in the synthetic dataset (at least one global batch).")
     var samples = 96
 
@@ -44,6 +47,7 @@ struct Gradcheck: ParsableCommand {
         guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard tolerance >= 0 else { throw ValidationError("--tolerance must be non-negative, got \(tolerance)") }
+        guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
         guard samples >= batch else { throw ValidationError("--samples \(samples) is smaller than --batch \(batch)") }
     }
 
@@ -58,6 +62,7 @@ struct Gradcheck: ParsableCommand {
             config.seed = modelOptions.seed
             config.tolerance = tolerance
             config.reduction = reduction
+            config.bucketCapacity = bucketFloats
             let report = try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
                                                makeOptimizer: { try PlainSGD(learningRate: learningRate, momentum: momentum) },
                                                communicator: communicator, configuration: config)

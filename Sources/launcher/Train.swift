@@ -33,6 +33,9 @@ struct Train: ParsableCommand {
     @Option(help: "Gradient summation: fast, or deterministic (bitwise reproducible).")
     var reduction: ReductionMode = .fast
 
+    @Option(help: "Floats per gradient bucket; each bucket's allreduce starts as soon as backward finishes it.")
+    var bucketFloats = 1 << 20
+
     @Option(help: "Stop each epoch after this many steps.")
     var maxSteps: Int?
 
@@ -46,6 +49,7 @@ struct Train: ParsableCommand {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive, got \(epochs)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
         guard optimizer == "sgd" else { throw ValidationError("--optimizer \(optimizer) is not available; hint: use sgd") }
+        guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
         guard logInterval >= 0 else { throw ValidationError("--log-interval must be non-negative, got \(logInterval)") }
     }
 
@@ -61,6 +65,7 @@ struct Train: ParsableCommand {
             config.lastBatch = lastBatch
             config.reduction = reduction
             config.maxStepsPerEpoch = maxSteps
+            config.bucketCapacity = bucketFloats
             config.logInterval = logInterval
             config.verifiedOptions = [("lr", "\(learningRate)"), ("data", dataOptions.data ?? "synthetic \(dataOptions.syntheticSamples)")]
             let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: learningRate, momentum: momentum),

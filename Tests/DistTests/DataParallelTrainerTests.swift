@@ -5,7 +5,8 @@ import XCTest
 final class DataParallelTrainerTests: XCTestCase {
     let data = SyntheticPatterns.make(count: 120, shape: [1, 8, 8], classes: 3, seed: 3)
 
-    func train(ranks: Int, model: String = "tiny", lastBatch: LastBatchPolicy = .split, reduction: ReductionMode = .fast) -> [([Float], [EpochMetrics])]? {
+    func train(ranks: Int, model: String = "tiny", lastBatch: LastBatchPolicy = .split, reduction: ReductionMode = .fast,
+               bucketCapacity: Int = 1 << 20) -> [([Float], [EpochMetrics])]? {
         let data = self.data
         let results = runRanks(ranks) { c -> ([Float], [EpochMetrics]) in
             var config = TrainingConfiguration()
@@ -15,6 +16,7 @@ final class DataParallelTrainerTests: XCTestCase {
             config.lastBatch = lastBatch
             config.reduction = reduction
             config.logInterval = 2
+            config.bucketCapacity = bucketCapacity
             let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
             let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.1, momentum: 0.9),
                                                   loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
@@ -41,6 +43,12 @@ final class DataParallelTrainerTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Small buckets start reducing during backward, layer by layer; the result must not change.
+    func testOverlappedBucketsMatchOneBucket() {
+        guard let whole = train(ranks: 3), let bucketed = train(ranks: 3, bucketCapacity: 100) else { return }
+        XCTAssertEqual(bucketed[0].0, whole[0].0)
     }
 
     func testDropLastBatchTrainsOnFullBatchesOnly() {

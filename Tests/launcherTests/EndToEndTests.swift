@@ -28,6 +28,14 @@ final class EndToEndTests: XCTestCase {
         }
     }
 
+    func testGradcheckWithSmallOverlappedBucketsAndDeterministicReduction() throws {
+        for extra in [["--bucket-floats", "300"], ["--reduction", "deterministic"]] {
+            let r = try DDPProcess.mpirun(3, ["gradcheck", "--model", "mlp", "--batch", "10", "--steps", "2", "--samples", "30"] + extra, timeout: 60)
+            XCTAssertFalse(r.timedOut)
+            XCTAssertEqual(r.status, 0, "\(extra): \(r.stdout)\n\(r.stderr)")
+        }
+    }
+
     func testGradcheckOverToleranceExitsNonZero() throws {
         // Two ranks sum in a different order than one: errors of ~1e-7 exceed a zero tolerance.
         let r = try DDPProcess.mpirun(2, ["gradcheck", "--model", "mlp", "--tolerance", "0"], timeout: 60)
