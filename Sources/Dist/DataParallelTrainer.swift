@@ -26,6 +26,8 @@ public final class DataParallelTrainer {
     private let layerOffsets: [Int?]
     /// An MPI error raised while starting a bucket during backward, thrown by `reduceGradients`.
     private var deferredError: Error?
+    /// Deterministic mode: the slice scanned by `computeGradients`, summed by `reduceGradients`.
+    private var exactSlice: (indices: [Int], epoch: Int, dataset: Dataset?, maxima: [Double])?
 
     /// Builds the replica and initializes its parameters from the seed.
     ///
@@ -79,12 +81,15 @@ public final class DataParallelTrainer {
     /// Zeroes the gradients, then runs forward, the loss and backward on this rank's samples,
     /// leaving the *sum* of their gradients in the arena. Local: no communication.
     ///
+    /// In deterministic mode the samples run one by one and only their loss and the largest
+    /// gradient magnitudes are kept; `reduceGradients` then adds their gradients exactly.
     /// - Parameters:
     ///   - indices: dataset indices of this rank's slice (may be empty).
     ///   - epoch: the epoch, for the per-sample keys.
     ///   - dataset: where the samples come from.
     /// - Returns: the slice's loss sum, correct count and size.
     public func computeGradients<C: Collection>(indices: C, epoch: Int, dataset: Dataset) -> BatchTotals where C.Element == Int {
+        if configuration.reduction == .deterministic { return scanSamples(Array(indices), epoch: epoch, dataset: dataset) }
         model.arena.zeroGradients()
         guard !indices.isEmpty else { return BatchTotals() }
         let (input, labels) = Batches.make(dataset, indices: indices)
@@ -93,6 +98,31 @@ public final class DataParallelTrainer {
         let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
         backward(gradLogits)
         return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: indices.count)
+    }
+
+    /// Forward and backward of one sample alone (a batch of one), its gradient left in the arena.
+    private func sampleGradient(_ index: Int, epoch: Int, dataset: Dataset) -> BatchTotals {
+        model.arena.zeroGradients()
+        let (input, labels) = Batches.make(dataset, indices: [index])
+        let key = DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: index)
+        let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: [key]))
+        let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
+        model.backward(gradLogits)
+        return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: 1)
+    }
+
+    /// Deterministic mode, first pass: each sample's loss and the largest gradient magnitude per
+    /// bucket (the exact sum's scale must be agreed before any sample is added).
+    private func scanSamples(_ indices: [Int], epoch: Int, dataset: Dataset) -> BatchTotals {
+        var totals = BatchTotals()
+        var maxima = [Double](repeating: 0, count: reducer.buckets.count)
+        for index in indices {
+            totals += sampleGradient(index, epoch: epoch, dataset: dataset)
+            for (b, m) in reducer.bucketMaxima().enumerated() { maxima[b] = max(maxima[b], m) }
+        }
+        model.arena.zeroGradients()
+        exactSlice = (indices, epoch, dataset, maxima)
+        return totals
     }
 
     /// Runs backward layer by layer in reverse, like `Sequential.backward`, and after each layer
@@ -116,7 +146,16 @@ public final class DataParallelTrainer {
             deferredError = nil
             throw error
         }
-        try reducer.reduce(globalBatchSize: globalBatchSize)
+        guard configuration.reduction == .deterministic else { return try reducer.reduce(globalBatchSize: globalBatchSize) }
+        // Second pass: recompute each sample's gradient and add it exactly at the agreed scale.
+        let slice = exactSlice ?? ([], 0, nil, [Double](repeating: 0, count: reducer.buckets.count))
+        exactSlice = nil
+        try reducer.beginExact(localMaxima: slice.maxima, globalBatchSize: globalBatchSize)
+        for index in slice.indices {
+            _ = sampleGradient(index, epoch: slice.epoch, dataset: slice.dataset!)
+            reducer.accumulateExact()
+        }
+        try reducer.finishExact(globalBatchSize: globalBatchSize)
     }
 
     /// Applies one optimizer step to this replica (identical on every rank).

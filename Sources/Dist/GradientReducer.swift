@@ -8,11 +8,12 @@ public enum ReductionMode: String, CaseIterable {
     /// Float32 allreduce of each bucket, started non-blocking as soon as backward finishes it. The
     /// summation order is MPI's, so the last bits may vary with the algorithm it picks.
     case fast
-    /// Exact: each bucket is scaled to integers (in Double, below 2^53 after summing over ranks),
-    /// summed, and scaled back. Integer sums do not depend on order, so the result is bitwise
-    /// reproducible whatever algorithm MPI uses and on every rank. It rounds away gradient bits
-    /// below 2^-50 of the bucket's largest magnitude (far below float32 precision) and costs one
-    /// extra small allreduce and a Double copy of each bucket.
+    /// Exact: gradients are scaled to integers (in Double, below 2^53 after summing), summed, and
+    /// scaled back. Integer sums do not depend on order, so the result is bitwise reproducible
+    /// whatever algorithm MPI uses. The trainer also computes each sample's gradient on its own
+    /// and adds them exactly, so P ranks give bit for bit what one rank gives on the same global
+    /// batch. It rounds away gradient bits below about 2^-45 of the bucket's largest magnitude
+    /// (far below float32 precision); it costs two per-sample passes and a Double arena copy.
     case deterministic
 }
 
@@ -76,7 +77,8 @@ public final class GradientReducer {
             for p in pending { try p.wait() }
             pending.removeAll()
         case .deterministic:
-            try reduceExact()
+            // The exact path divides by B itself.
+            return try reduceExact(globalBatchSize: globalBatchSize)
         }
         let scale = Float(1.0 / Double(globalBatchSize))
         let g = arena.gradients
@@ -107,31 +109,75 @@ public final class GradientReducer {
         }
     }
 
-    private func reduceExact() throws {
+    private func reduceExact(globalBatchSize: Int) throws {
+        try beginExact(localMaxima: bucketMaxima(), globalBatchSize: globalBatchSize)
+        accumulateExact()
+        try finishExact(globalBatchSize: globalBatchSize)
+    }
+
+    // MARK: Exact (deterministic) summation
+
+    /// The integer-valued sums of the exact mode, arena layout.
+    private var exactSums: [Double] = []
+    /// Per bucket: the power of two that turns its values into integers (nil: not finite).
+    private var exactExponents: [Int?] = []
+
+    /// The largest |gradient| of each bucket in the arena now.
+    public func bucketMaxima() -> [Double] {
         let g = arena.gradients
-        var maxima = buckets.map { bucket -> Double in
+        return buckets.map { bucket in
             var m: Float = 0
             for i in bucket { m = Swift.max(m, abs(g[i])) }
             return Double(m)
         }
+    }
+
+    /// Starts an exact sum (a collective): agrees on each bucket's scale from the largest
+    /// magnitude any rank will add, and clears the accumulator.
+    ///
+    /// The scale leaves ⌈log2 max(B, P)⌉ + 1 bits of headroom, so the sum of up to B terms per
+    /// rank (or one term per rank) stays below 2^53, where Double holds integers exactly.
+    /// - Parameters:
+    ///   - localMaxima: per bucket, the largest |value| this rank will accumulate (≥ what
+    ///     `bucketMaxima()` returns for each term).
+    ///   - globalBatchSize: B, the most terms summed over all ranks.
+    public func beginExact(localMaxima: [Double], globalBatchSize: Int) throws {
+        precondition(localMaxima.count == buckets.count, "Expected \(buckets.count) bucket maxima, got \(localMaxima.count).")
+        var maxima = localMaxima
         try communicator.allreduce(&maxima, op: .max)
-        // Leave log2(P) + 1 bits of headroom so the sum over ranks stays below 2^53.
-        let headroom = Int((Double(communicator.size)).log2Ceiling) + 1
-        for (b, bucket) in buckets.enumerated() where maxima[b] > 0 {
-            guard maxima[b].isFinite else {
-                // NaN or infinity somewhere: no integer scale exists; sum as floats so every rank
-                // still sees the same (non-finite) values.
-                try communicator.allreduce(UnsafeMutableBufferPointer(start: g + bucket.lowerBound, count: bucket.count), op: .sum)
-                continue
+        let headroom = Int(Double(Swift.max(globalBatchSize, communicator.size)).log2Ceiling) + 1
+        exactExponents = maxima.map { m in
+            guard m.isFinite else { return nil }
+            return m > 0 ? 52 - headroom - Int(m.exponent) : 0
+        }
+        exactSums = [Double](repeating: 0, count: arena.count)
+    }
+
+    /// Adds the arena's gradients, rounded to integers at the agreed scale, to the exact sum.
+    public func accumulateExact() {
+        let g = arena.gradients
+        exactSums.withUnsafeMutableBufferPointer { sums in
+            for (b, bucket) in buckets.enumerated() {
+                guard let e = exactExponents[b] else {
+                    for i in bucket { sums[i] += Double(g[i]) } // non-finite: the result is NaN/inf anyway
+                    continue
+                }
+                let up = Double(sign: .plus, exponent: e, significand: 1)
+                for i in bucket { sums[i] += (Double(g[i]) * up).rounded() }
             }
-            let exponent = 52 - headroom - Int(maxima[b].exponent)
-            var integers = [Double](repeating: 0, count: bucket.count)
-            for (j, i) in bucket.enumerated() {
-                integers[j] = (Double(g[i]) * Double(sign: .plus, exponent: exponent, significand: 1)).rounded()
-            }
-            try communicator.allreduce(&integers, op: .sum)
-            let back = Double(sign: .plus, exponent: -exponent, significand: 1)
-            for (j, i) in bucket.enumerated() { g[i] = Float(integers[j] * back) }
+        }
+    }
+
+    /// Sums the ranks' exact sums (a collective) and writes their mean over B to the gradients.
+    ///
+    /// Integer sums do not depend on order, so every rank, every run and every way of splitting
+    /// the terms among ranks gives the same bits.
+    public func finishExact(globalBatchSize: Int) throws {
+        try communicator.allreduce(&exactSums, op: .sum)
+        let g = arena.gradients, b = Double(globalBatchSize)
+        for (k, bucket) in buckets.enumerated() {
+            let down = Double(sign: .plus, exponent: -(exactExponents[k] ?? 0), significand: 1)
+            for i in bucket { g[i] = Float(exactSums[i] * down / b) }
         }
     }
 }

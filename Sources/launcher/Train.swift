@@ -30,7 +30,7 @@ struct Train: ParsableCommand {
     @Option(help: "What to do with the last short batch of an epoch: drop or split.")
     var lastBatch: LastBatchPolicy = .drop
 
-    @Option(help: "Gradient summation: fast, or deterministic (bitwise reproducible).")
+    @Option(help: "Gradient summation: fast, or deterministic (exact per-sample sums: bit for bit what one rank computes; about 2x the compute).")
     var reduction: ReductionMode = .fast
 
     @Option(help: "Floats per gradient bucket; each bucket's allreduce starts as soon as backward finishes it.")

@@ -45,6 +45,19 @@ final class DataParallelTrainerTests: XCTestCase {
         }
     }
 
+    /// The deterministic mode's contract: P ranks give one rank's parameters bit for bit.
+    func testDeterministicModeMatchesOneRankBitForBit() {
+        guard let one = train(ranks: 1, reduction: .deterministic)?[0] else { return }
+        for p in [2, 3] {
+            guard let all = train(ranks: p, reduction: .deterministic, bucketCapacity: 100) else { return }
+            XCTAssertEqual(all[0].0, one.0, "P=\(p)")
+            XCTAssertEqual(all[p - 1].0, one.0, "P=\(p)")
+        }
+        // And it stays close to the fast mode (both are the mean gradient, rounded differently).
+        guard let fast = train(ranks: 1)?[0] else { return }
+        XCTAssertLessThanOrEqual(maxRelativeDifference(one.0, fast.0), 1e-5)
+    }
+
     /// Small buckets start reducing during backward, layer by layer; the result must not change.
     func testOverlappedBucketsMatchOneBucket() {
         guard let whole = train(ranks: 3), let bucketed = train(ranks: 3, bucketCapacity: 100) else { return }
@@ -97,7 +110,7 @@ final class GradientCheckTests: XCTestCase {
                 guard let reports = values(results) else { return }
                 XCTAssertTrue(reports.allSatisfy(\.passed), "P=\(p) \(mode): \(reports[0].table)")
                 XCTAssertEqual(reports[0].rows.map(\.name), ["0.conv2d.weight", "0.conv2d.bias", "3.dense.weight", "3.dense.bias"])
-                if p == 1 { XCTAssertEqual(reports[0].worst.value, 0, "one rank is the reference itself") }
+                if p == 1 || mode == .deterministic { XCTAssertEqual(reports[0].worst.value, 0, "bit for bit (P=\(p) \(mode))") }
             }
         }
     }
