@@ -43,18 +43,33 @@ struct Gradcheck: ParsableCommand {
     @Option(help: "Samples in the synthetic dataset (at least one global batch).")
     var samples = 96
 
+    @Option(help: ArgumentHelp("The synthetic samples' shape C,H,W.", valueName: "C,H,W"))
+    var sampleShape = "1,12,12"
+
+    @Option(help: "Classes of the synthetic dataset.")
+    var classes = 4
+
+    /// `--sample-shape` as [C, H, W].
+    var parsedShape: [Int]? {
+        let parts = sampleShape.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return parts.map { $0! }
+    }
+
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard tolerance >= 0 else { throw ValidationError("--tolerance must be non-negative, got \(tolerance)") }
         guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
+        guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
+        guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
         guard samples >= batch else { throw ValidationError("--samples \(samples) is smaller than --batch \(batch)") }
     }
 
     func run() throws {
         try launch.relaunchIfRequested()
         RankSession.run { communicator in
-            let data = SyntheticPatterns.make(count: samples, seed: modelOptions.seed &+ 7)
+            let data = SyntheticPatterns.make(count: samples, shape: parsedShape!, classes: classes, seed: modelOptions.seed &+ 7)
             let spec = try modelOptions.spec(for: data)
             var config = GradientCheckConfiguration()
             config.globalBatchSize = batch

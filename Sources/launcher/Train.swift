@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Dist
 import Foundation
@@ -71,6 +74,8 @@ struct Train: ParsableCommand {
             let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: learningRate, momentum: momentum),
                                                   loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
             let metricsFile = try communicator.isRoot ? metrics.map(MetricsLog.init(path:)) : nil
+            // On a terminal, progress rewrites one line; in logs and pipes, one line per report.
+            let terminal = isatty(STDOUT_FILENO) == 1
             try trainer.fit(training: train, test: test) { event in
                 guard communicator.isRoot else { return }
                 switch event {
@@ -78,11 +83,19 @@ struct Train: ParsableCommand {
                     let per = batchSize / ranks
                     printLine("train: model \(spec.name), \(parameters) parameters, \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(batchSize) (\(per)\(batchSize % ranks == 0 ? "" : "-\(per + 1)") per rank), \(steps) steps/epoch; replicas verified (fingerprint \(String(fingerprint, radix: 16)))")
                 case let .progress(epoch, step, steps, loss, accuracy):
-                    printLine(String(format: "epoch %d step %d/%d loss %.4f acc %.3f", epoch + 1, step, steps, loss, accuracy))
+                    let line = String(format: "epoch %d step %d/%d loss %.4f acc %.3f", epoch + 1, step, steps, loss, accuracy)
+                    if terminal {
+                        let width = 24, done = width * step / max(steps, 1)
+                        print("\r[" + String(repeating: "#", count: done) + String(repeating: ".", count: width - done) + "] " + line, terminator: "")
+                        fflush(stdout)
+                    } else {
+                        printLine(line)
+                    }
                 case let .epoch(m):
+                    if terminal { print("\r", terminator: "") }
                     var line = String(format: "epoch %d: train loss %.4f acc %.3f (%d samples)", m.epoch + 1, m.trainLoss, m.trainAccuracy, m.trainSamples)
                     if let l = m.testLoss, let a = m.testAccuracy { line += String(format: " | test loss %.4f acc %.3f (%d samples)", l, a, m.testSamples ?? 0) }
-                    line += String(format: " | %.2f s", m.seconds)
+                    line += String(format: " | %.2f s", m.seconds) + (terminal ? String(repeating: " ", count: 20) : "")
                     printLine(line)
                     metricsFile?.append(m)
                 }

@@ -1,3 +1,4 @@
+import NN
 import XCTest
 
 /// Runs the built `ddp` under `mpirun -np P` (and bare) and checks exit codes and output.
@@ -25,6 +26,16 @@ final class EndToEndTests: XCTestCase {
                 let rows = r.stdout.split(separator: "\n").filter { $0.first?.isNumber == true && $0.contains(".dense.weight") }
                 XCTAssertEqual(rows.count, model == "mlp" ? 2 : 1, r.stdout)
             }
+        }
+    }
+
+    /// Every model the trainer can build (the built-in list grows as layers arrive).
+    func testGradcheckPassesForEveryBuiltinModel() throws {
+        for model in ModelSpec.builtinNames {
+            let r = try DDPProcess.mpirun(3, ["gradcheck", "--model", model, "--batch", "9", "--steps", "2", "--samples", "18",
+                                              "--sample-shape", "3,16,16", "--classes", "5"], timeout: 120)
+            XCTAssertFalse(r.timedOut, "\(model) hung")
+            XCTAssertEqual(r.status, 0, "\(model): \(r.stdout)\n\(r.stderr)")
         }
     }
 
