@@ -32,7 +32,7 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "CCodecs", providers: [.apt(["zlib1g-dev", "libpng-dev"])]),
         .target(name: "NN", dependencies: ["CCodecs"], swiftSettings: simdFlags),
-        .target(name: "Dist", dependencies: ["NN", "CMPI"], exclude: ["README.md"], swiftSettings: simdFlags),
+        .target(name: "Dist", dependencies: ["NN", "CMPI"], swiftSettings: simdFlags),
         .executableTarget(name: "launcher",
                           dependencies: ["NN", "Dist",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
