@@ -22,6 +22,8 @@ public final class DataParallelTrainer {
     public let loss: Loss
     /// Averages the gradient arena across ranks.
     public let reducer: GradientReducer
+    /// Sums synchronized layers' statistics across ranks during forward and backward.
+    public let statisticsReducer: CommunicatorStatisticsReducer
     /// The lowest arena offset of each layer's parameters (nil for layers without any).
     private let layerOffsets: [Int?]
     /// An MPI error raised while starting a bucket during backward, thrown by `reduceGradients`.
@@ -49,6 +51,7 @@ public final class DataParallelTrainer {
         model.initializeParameters(seed: configuration.seed)
         reducer = GradientReducer(arena: model.arena, communicator: communicator,
                                   bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction)
+        statisticsReducer = CommunicatorStatisticsReducer(communicator: communicator)
         // Slot names start with the layer's index ("3.dense.weight").
         var offsets = [Int?](repeating: nil, count: model.layers.count)
         for slot in model.arena.slots {
@@ -142,7 +145,7 @@ public final class DataParallelTrainer {
     ///
     /// - Throws: `DistError.mpi` when a reduction failed (during backward or now).
     public func reduceGradients(globalBatchSize: Int) throws {
-        if let error = deferredError {
+        if let error = deferredError ?? statisticsReducer.takeError() {
             deferredError = nil
             throw error
         }
@@ -195,6 +198,7 @@ public final class DataParallelTrainer {
         let (rank, size) = (communicator.rank, communicator.size)
         let digest = try synchronize(dataset: training)
         try configuration.validate(ranks: size, trainingSamples: training.count)
+        try configuration.validate(layerSummaries: model.layerSummaries, ranks: size, trainingSamples: training.count)
         let sampler = DistributedSampler(datasetCount: training.count, globalBatchSize: configuration.globalBatchSize,
                                          seed: configuration.seed, shuffle: configuration.shuffle, lastBatch: configuration.lastBatch)
         let steps = min(sampler.stepsPerEpoch, configuration.maxStepsPerEpoch ?? .max)

@@ -57,6 +57,25 @@ public struct TrainingConfiguration {
             throw DistError.invalidConfiguration(option: "max steps per epoch", reason: "must be positive, got \(m)")
         }
     }
+
+    /// Checks the options against the model's layers (by their summaries).
+    ///
+    /// Batch statistics (`batchnorm…`) change when samples run one at a time, as deterministic
+    /// mode does; synchronized layers (`…,sync…`) make forward a collective, so no rank may have
+    /// an empty slice, which a split last batch smaller than the ranks would give.
+    /// - Throws: `DistError.invalidConfiguration` naming the option.
+    public func validate(layerSummaries: [String], ranks: Int, trainingSamples: Int) throws {
+        let batchStatistics = layerSummaries.first { $0.hasPrefix("batchnorm") }
+        if let layer = batchStatistics, reduction == .deterministic {
+            throw DistError.invalidConfiguration(option: "reduction",
+                                                 reason: "deterministic mode runs samples one at a time, which changes the batch statistics of \(layer); hint: use the fast reduction")
+        }
+        let remainder = trainingSamples % globalBatchSize
+        if let layer = layerSummaries.first(where: { $0.contains(",sync") }), lastBatch == .split, remainder > 0, remainder < ranks {
+            throw DistError.invalidConfiguration(option: "last batch",
+                                                 reason: "split gives a last batch of \(remainder) samples for \(ranks) ranks, and \(layer) needs every rank in forward; hint: drop the last batch or change the batch size")
+        }
+    }
 }
 
 /// One epoch's figures, reduced over all ranks.

@@ -122,3 +122,37 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertEqual(e.relative, 0.001, accuracy: 1e-6)
     }
 }
+
+final class TrainingConfigurationTests: XCTestCase {
+    func testBatchStatisticsRejectDeterministicMode() {
+        var config = TrainingConfiguration()
+        config.reduction = .deterministic
+        XCTAssertThrowsError(try config.validate(layerSummaries: ["conv2d(8,3x3,s1x1,same)", "batchnorm2d(m0.1,eps1e-05)"], ranks: 2, trainingSamples: 100)) {
+            guard case .invalidConfiguration(option: "reduction", _)? = $0 as? DistError else { return XCTFail("\($0)") }
+        }
+        XCTAssertNoThrow(try config.validate(layerSummaries: ["dense(4)"], ranks: 2, trainingSamples: 100))
+    }
+
+    func testSynchronizedLayersRejectEmptySlices() {
+        var config = TrainingConfiguration()
+        config.globalBatchSize = 32
+        config.lastBatch = .split
+        let layers = ["batchnorm2d(m0.1,eps1e-05,sync)"]
+        // 98 = 3·32 + 2: a last batch of 2 leaves ranks 2 and 3 of 4 without a sample.
+        XCTAssertThrowsError(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
+        XCTAssertNoThrow(try config.validate(layerSummaries: layers, ranks: 2, trainingSamples: 98))
+        config.lastBatch = .drop
+        XCTAssertNoThrow(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
+    }
+
+    func testStatisticsReducerSumsAcrossRanks() {
+        let results = runRanks(3) { c -> [Double] in
+            var stats = [Double(c.rank), 1, 0.5]
+            let reducer = CommunicatorStatisticsReducer(communicator: c)
+            stats.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0) }
+            XCTAssertNil(reducer.takeError())
+            return stats
+        }
+        for s in values(results) ?? [] { XCTAssertEqual(s, [3, 3, 1.5]) }
+    }
+}
