@@ -36,14 +36,15 @@ public final class InProcessCommunicator: Communicator {
 
     private func reduce<T: FloatingPoint>(_ buffer: UnsafeMutableBufferPointer<T>, op: ReductionOp) throws {
         guard size > 1 else { return }
-        let all = try rendezvous.exchange(rank: rank, Array(buffer), operation: "allreduce")
+        let all = try rendezvous.exchange(rank: rank, Array(buffer), operation: "allreduce").map { $0 as! [T] }
+        precondition(all.allSatisfy { $0.count == buffer.count }, "allreduce of \(buffer.count) elements on rank \(rank), \(all.map(\.count)) across ranks.")
         for i in buffer.indices {
-            var acc = (all[0] as! [T])[i]
+            // Rank order: the same result on every rank and in every run.
+            var acc = all[0][i]
             for r in 1 ..< size {
-                let v = (all[r] as! [T])[i]
                 switch op {
-                case .sum: acc += v
-                case .max: acc = Swift.max(acc, v)
+                case .sum: acc += all[r][i]
+                case .max: acc = Swift.max(acc, all[r][i])
                 }
             }
             buffer[i] = acc
