@@ -122,6 +122,20 @@ public final class MPICommunicator: Communicator {
         try broadcast(buffer.baseAddress, count: buffer.count, stride: 1, type: cmpi_byte(), root: root)
     }
 
+    /// Makes a call MPI must refuse (a broadcast from a rank that does not exist) and returns the
+    /// error it produced: proof that failures come back as `DistError.mpi` instead of aborting.
+    ///
+    /// - Returns: the error, or nil when MPI accepted the call (error checking disabled).
+    public func provokeError() -> DistError? {
+        var byte: UInt8 = 0
+        do {
+            try MPICommunicator.check(MPI_Bcast(&byte, 1, cmpi_byte(), Int32(size), comm), "MPI_Bcast")
+            return nil
+        } catch {
+            return error as? DistError
+        }
+    }
+
     public func barrier() throws {
         try MPICommunicator.check(MPI_Barrier(comm), "MPI_Barrier")
     }

@@ -4,7 +4,7 @@ import Dist
 /// `ddp selftest`: maintenance checks of the MPI layer (hidden; used by the end-to-end tests).
 struct Selftest: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check the MPI layer.", shouldDisplay: false, subcommands: [Allreduce.self])
+        abstract: "Check the MPI layer.", shouldDisplay: false, subcommands: [Allreduce.self, Errors.self])
 
     struct Allreduce: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -31,6 +31,28 @@ struct Selftest: ParsableCommand {
                     printLine("selftest allreduce: \(any[0] == 0 ? "ok" : "failed") (\(communicator.size) ranks, \(count) floats)")
                 }
                 if any[0] != 0 { throw DistError.selftestFailed("allreduce: \(Int(any[0])) check(s) failed across ranks") }
+            }
+        }
+    }
+}
+
+extension Selftest {
+    struct Errors: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check that a failing MPI call becomes a typed error naming the function (prints ok or failed).")
+
+        @OptionGroup var launch: LaunchOptions
+
+        func run() throws {
+            try launch.relaunchIfRequested()
+            RankSession.run { communicator in
+                let error = communicator.provokeError()
+                var failed = [error == nil ? 1.0 : 0.0]
+                try communicator.allreduce(&failed, op: .sum)
+                if communicator.isRoot {
+                    printLine("selftest errors: \(failed[0] == 0 ? "ok" : "failed") (\(error.map { "\($0)" } ?? "MPI accepted an invalid root"))")
+                }
+                if failed[0] != 0 { throw DistError.selftestFailed("errors: MPI did not return an error for an invalid call") }
             }
         }
     }

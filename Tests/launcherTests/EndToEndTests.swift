@@ -14,6 +14,13 @@ final class EndToEndTests: XCTestCase {
         }
     }
 
+    func testFailingMPICallBecomesATypedError() throws {
+        let r = try DDPProcess.mpirun(2, ["selftest", "errors"], timeout: 60)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("selftest errors: ok (MPI_Bcast failed with MPI error"), r.stdout)
+    }
+
     func testGradcheckPassesOnOneToFourRanks() throws {
         for p in [1, 2, 3, 4] {
             for model in ["tiny", "mlp"] {
