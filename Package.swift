@@ -38,7 +38,7 @@ let package = Package(
         .executableTarget(name: "launcher",
                           dependencies: ["NN", "Dist",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: simdFlags),
+                          exclude: ["README.md"], swiftSettings: simdFlags),
         .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: simdFlags),
         .testTarget(name: "DistTests", dependencies: ["Dist", "NN"], swiftSettings: simdFlags),
         .testTarget(name: "launcherTests", dependencies: ["NN"], swiftSettings: simdFlags),

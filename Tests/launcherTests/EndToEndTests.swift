@@ -1,1 +1,130 @@
+import NN
 import XCTest
+
+/// Runs the built `ddp` under `mpirun -np P` (and bare) and checks exit codes and output.
+final class EndToEndTests: XCTestCase {
+    override func setUpWithError() throws { try DDPProcess.requireBinary() }
+
+    func testSelftestAllreduceSumsToXTimesP() throws {
+        for p in [2, 3, 4] {
+            let r = try DDPProcess.mpirun(p, ["selftest", "allreduce"], timeout: 60)
+            XCTAssertFalse(r.timedOut, "P=\(p) hung")
+            XCTAssertEqual(r.status, 0, "P=\(p): \(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("selftest allreduce: ok (\(p) ranks"), r.stdout)
+        }
+    }
+
+    func testFailingMPICallBecomesATypedError() throws {
+        let r = try DDPProcess.mpirun(2, ["selftest", "errors"], timeout: 60)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("selftest errors: ok (MPI_Bcast failed with MPI error"), r.stdout)
+    }
+
+    func testGradcheckPassesOnOneToFourRanks() throws {
+        for p in [1, 2, 3, 4] {
+            for model in ["tiny", "mlp"] {
+                let r = try DDPProcess.mpirun(p, ["gradcheck", "--model", model, "--batch", "12", "--steps", "2", "--samples", "36"], timeout: 90)
+                XCTAssertFalse(r.timedOut, "P=\(p) \(model) hung")
+                XCTAssertEqual(r.status, 0, "P=\(p) \(model): \(r.stdout)\n\(r.stderr)")
+                XCTAssertTrue(r.stdout.contains("\(p) rank"), r.stdout)
+                XCTAssertTrue(r.stdout.contains("\nok: worst relative error"), r.stdout)
+                // One line per parameter tensor, printed by rank 0 only.
+                let rows = r.stdout.split(separator: "\n").filter { $0.first?.isNumber == true && $0.contains(".dense.weight") }
+                XCTAssertEqual(rows.count, model == "mlp" ? 2 : 1, r.stdout)
+            }
+        }
+    }
+
+    /// Every model the trainer can build (the built-in list grows as layers arrive).
+    func testGradcheckPassesForEveryBuiltinModel() throws {
+        for model in ModelSpec.builtinNames {
+            let r = try DDPProcess.mpirun(3, ["gradcheck", "--model", model, "--batch", "9", "--steps", "2", "--samples", "18",
+                                              "--sample-shape", "3,16,16", "--classes", "5"], timeout: 120)
+            XCTAssertFalse(r.timedOut, "\(model) hung")
+            XCTAssertEqual(r.status, 0, "\(model): \(r.stdout)\n\(r.stderr)")
+        }
+    }
+
+    func testGradcheckWithSmallOverlappedBucketsAndDeterministicReduction() throws {
+        for extra in [["--bucket-floats", "300"], ["--reduction", "deterministic", "--tolerance", "0"]] {
+            let r = try DDPProcess.mpirun(3, ["gradcheck", "--model", "mlp", "--batch", "10", "--steps", "2", "--samples", "30"] + extra, timeout: 60)
+            XCTAssertFalse(r.timedOut)
+            XCTAssertEqual(r.status, 0, "\(extra): \(r.stdout)\n\(r.stderr)")
+        }
+    }
+
+    func testGradcheckOverToleranceExitsNonZero() throws {
+        // Two ranks sum in a different order than one: errors of ~1e-7 exceed a zero tolerance.
+        let r = try DDPProcess.mpirun(2, ["gradcheck", "--model", "mlp", "--tolerance", "0"], timeout: 60)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stdout.contains("FAILED"), r.stdout)
+        XCTAssertTrue(r.stderr.contains("[rank 0/2] error: gradient check failed"), r.stderr)
+    }
+
+    func testRanksWithDifferentOptionsEndWithAClearError() throws {
+        // MPMD: rank 0 gets --model tiny, rank 1 --model mlp.
+        let r = try DDPProcess.mpirun(contexts: [(1, ["train", "--model", "tiny"]), (1, ["train", "--model", "mlp"])], timeout: 30)
+        XCTAssertFalse(r.timedOut, "mismatched ranks must not hang")
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("error: ranks built different replicas: model: rank 1 has mlp, rank 0 has tiny"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("[rank 0/2]") || r.stderr.contains("[rank 1/2]"), r.stderr)
+
+        let lr = try DDPProcess.mpirun(contexts: [(2, ["train", "--lr", "0.1"]), (1, ["train", "--lr", "0.2"])], timeout: 30)
+        XCTAssertFalse(lr.timedOut)
+        XCTAssertNotEqual(lr.status, 0)
+        XCTAssertTrue(lr.stderr.contains("option lr: rank 2 has 0.2, rank 0 has 0.1"), lr.stderr)
+    }
+
+    func testOneFailingRankBringsTheJobDownWithinSeconds() throws {
+        let r = try DDPProcess.mpirun(3, ["train", "--fail-on-rank", "1"], timeout: 30)
+        XCTAssertFalse(r.timedOut, "the other ranks were left blocked in a collective")
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertLessThan(r.seconds, 15)
+        XCTAssertTrue(r.stderr.contains("[rank 1/3] error: rank 1 could not load its data"), r.stderr)
+    }
+
+    func testBareTrainRunsAsOneRank() throws {
+        let r = try DDPProcess.bare(["train", "--epochs", "1", "--synthetic-samples", "256", "--batch-size", "32"], timeout: 60)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("1 rank, global batch 32"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("epoch 1: train loss"), r.stdout)
+    }
+
+    func testNpRelaunchesUnderMpirunAndOnlyRankZeroPrints() throws {
+        let r = try DDPProcess.bare(["train", "--np", "3", "--synthetic-samples", "256", "--batch-size", "30", "--log-interval", "0"], timeout: 60)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("3 ranks, global batch 30 (10 per rank)"), r.stdout)
+        XCTAssertEqual(r.stdout.components(separatedBy: "epoch 1: train loss").count - 1, 1, "rank 0 alone prints")
+    }
+
+    func testNpWithoutMpirunSaysHowToInstallIt() throws {
+        let r = try DDPProcess.bare(["train", "--np", "2"], environment: ["PATH": "/nonexistent"], timeout: 30)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("needs mpirun") && r.stderr.contains("openmpi-bin"), r.stderr)
+    }
+
+    func testBadOptionFailsBeforeTraining() throws {
+        let r = try DDPProcess.mpirun(2, ["train", "--batch-size", "1"], timeout: 30)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("invalid global batch size: 1 is smaller than the 2 ranks"), r.stderr)
+    }
+}
+
+/// The harness itself: a job that outlives its timeout is killed, ranks included.
+final class DDPProcessTests: XCTestCase {
+    func testTimeoutKillsTheWholeJob() throws {
+        let marker = "\(Int.random(in: 100_000 ..< 999_999))"
+        let r = try DDPProcess.run(["/usr/bin/env", "mpirun"] + DDPProcess.mpirunFlags + ["-np", "2", "/bin/sh", "-c", "sleep 30; echo \(marker)"],
+                                   timeout: 1)
+        XCTAssertTrue(r.timedOut)
+        XCTAssertLessThan(r.seconds, 10)
+        Thread.sleep(forTimeInterval: 0.5)
+        let ps = try DDPProcess.run(["/bin/sh", "-c", "ps -eo args | grep -c '[s]leep 30; echo \(marker)' || true"], timeout: 10)
+        XCTAssertEqual(ps.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "0", "ranks survived the timeout")
+    }
+}

@@ -1,0 +1,36 @@
+/// Errors of the data-parallel layer: MPI failures, ranks that disagree, bad configuration.
+public enum DistError: Error, Equatable, CustomStringConvertible {
+    /// An MPI call returned an error code.
+    case mpi(function: String, code: Int32, message: String)
+    /// The ranks did not build the same model or options; the message names the first difference.
+    case replicaMismatch(String)
+    /// A training or gradient-check option is out of range.
+    case invalidConfiguration(option: String, reason: String)
+    /// The data could not be loaded on a rank.
+    case data(rank: Int, reason: String)
+    /// An in-process rank waited too long for the others (a test rank failed).
+    case timeout(operation: String, seconds: Double)
+    /// The gradient check found errors above its tolerance.
+    case gradientCheckFailed(worst: String)
+    /// A self-test of the communicator found wrong results.
+    case selftestFailed(String)
+
+    public var description: String {
+        switch self {
+        case let .mpi(function, code, message):
+            return "\(function) failed with MPI error \(code): \(message)"
+        case let .replicaMismatch(message):
+            return "ranks built different replicas: \(message); hint: every rank must get the same options, model and data"
+        case let .invalidConfiguration(option, reason):
+            return "invalid \(option): \(reason)"
+        case let .data(rank, reason):
+            return "rank \(rank) could not load its data: \(reason)"
+        case let .timeout(operation, seconds):
+            return "\(operation) timed out after \(seconds) s waiting for the other ranks"
+        case let .gradientCheckFailed(worst):
+            return "gradient check failed: \(worst)"
+        case let .selftestFailed(what):
+            return "selftest failed: \(what)"
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+
+/// A communicator without MPI: one rank on its own, or a group of ranks that are threads of one
+/// process (for tests of multi-rank logic).
+///
+/// Reductions combine contributions in rank order, so results are deterministic. A group rank
+/// that waits longer than `timeout` for the others throws `DistError.timeout` instead of hanging,
+/// so a failing test rank cannot block the rest forever.
+public final class InProcessCommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    private let rendezvous: Rendezvous
+
+    /// A single rank (rank 0 of 1).
+    public convenience init() {
+        self.init(rank: 0, rendezvous: Rendezvous(size: 1, timeout: 60))
+    }
+
+    private init(rank: Int, rendezvous: Rendezvous) {
+        self.rank = rank
+        self.size = rendezvous.size
+        self.rendezvous = rendezvous
+    }
+
+    /// Creates `size` communicators that talk to each other; run each on its own thread.
+    ///
+    /// - Parameters:
+    ///   - size: the number of ranks (> 0).
+    ///   - timeout: seconds a rank waits in a collective before throwing.
+    /// - Returns: the communicators of ranks `0 ..< size`.
+    public static func group(size: Int, timeout: Double = 60) -> [InProcessCommunicator] {
+        precondition(size > 0, "An in-process group needs at least one rank, got \(size).")
+        let r = Rendezvous(size: size, timeout: timeout)
+        return (0 ..< size).map { InProcessCommunicator(rank: $0, rendezvous: r) }
+    }
+
+    private func reduce<T: FloatingPoint>(_ buffer: UnsafeMutableBufferPointer<T>, op: ReductionOp) throws {
+        guard size > 1 else { return }
+        let all = try rendezvous.exchange(rank: rank, Array(buffer), operation: "allreduce").map { $0 as! [T] }
+        precondition(all.allSatisfy { $0.count == buffer.count }, "allreduce of \(buffer.count) elements on rank \(rank), \(all.map(\.count)) across ranks.")
+        for i in buffer.indices {
+            // Rank order: the same result on every rank and in every run.
+            var acc = all[0][i]
+            for r in 1 ..< size {
+                switch op {
+                case .sum: acc += all[r][i]
+                case .max: acc = Swift.max(acc, all[r][i])
+                }
+            }
+            buffer[i] = acc
+        }
+    }
+
+    private func bcast<T>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {
+        precondition(root >= 0 && root < size, "broadcast root \(root) is outside 0..<\(size).")
+        guard size > 1 else { return }
+        let all = try rendezvous.exchange(rank: rank, rank == root ? Array(buffer) : [T](), operation: "broadcast")
+        let values = all[root] as! [T]
+        precondition(values.count == buffer.count, "broadcast of \(buffer.count) elements on rank \(rank), \(values.count) on the root.")
+        for i in buffer.indices { buffer[i] = values[i] }
+    }
+
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp) throws { try reduce(buffer, op: op) }
+
+    public func allreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReductionOp) throws { try reduce(buffer, op: op) }
+
+    public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp) throws -> PendingReduction {
+        try reduce(buffer, op: op)
+        return CompletedReduction()
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, from root: Int) throws { try bcast(buffer, root: root) }
+
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Double>, from root: Int) throws { try bcast(buffer, root: root) }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, from root: Int) throws {
+        try bcast(buffer.bindMemory(to: UInt8.self), root: root)
+    }
+
+    public func barrier() throws {
+        guard size > 1 else { return }
+        _ = try rendezvous.exchange(rank: rank, [UInt8](), operation: "barrier")
+    }
+
+    public func abort(code: Int32) -> Never {
+        fatalError("in-process rank \(rank) of \(size) aborted with code \(code)")
+    }
+}
+
+/// Where the threads of an in-process group meet: each collective is an allgather of one value
+/// per rank, completed when the last rank arrives.
+final class Rendezvous {
+    let size: Int
+    let timeout: Double
+    private let condition = NSCondition()
+    private var contributions: [Any]
+    private var arrived = 0
+    private var generation = 0
+    private var completed: [Any] = []
+
+    init(size: Int, timeout: Double) {
+        self.size = size
+        self.timeout = timeout
+        contributions = Array(repeating: (), count: size)
+    }
+
+    /// Deposits this rank's value and returns every rank's value, in rank order.
+    func exchange(rank: Int, _ value: Any, operation: String) throws -> [Any] {
+        condition.lock()
+        defer { condition.unlock() }
+        contributions[rank] = value
+        arrived += 1
+        if arrived == size {
+            // Copy out before anyone can deposit for the next collective.
+            completed = contributions
+            arrived = 0
+            generation += 1
+            condition.broadcast()
+            return completed
+        }
+        let mine = generation
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while generation == mine {
+            if !condition.wait(until: deadline) && generation == mine {
+                throw DistError.timeout(operation: operation, seconds: timeout)
+            }
+        }
+        return completed
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Dist
+import NN
+
+/// `ddp gradcheck`: proves that P ranks compute what one rank computes on the same global batch.
+struct Gradcheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare P-rank data-parallel gradients and parameters with one replica on the whole batch.",
+        discussion: """
+        Every rank computes its slice's gradient and the allreduced mean; rank 0 also computes the \
+        whole global batch alone on a second replica. Both take K optimizer steps. Prints, per \
+        parameter tensor, the largest absolute and relative (to the tensor's largest magnitude) \
+        errors of the gradients (worst over the K steps) and of the parameters after K steps, and \
+        exits 1 when one exceeds --tolerance. The default tolerance, 1e-4, allows float32 \
+        summation-order noise (each way adds the batch in a different order) with margin; bugs \
+        give errors of order 1. Uses synthetic data, so it needs no files.
+        """)
+
+    @OptionGroup var launch: LaunchOptions
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .customLong("batch"), help: "The global batch size B (at least the number of ranks).")
+    var batch = 24
+
+    @Option(help: "Optimizer steps K taken both ways.")
+    var steps = 3
+
+    @Option(help: "Largest allowed error, relative to each tensor's largest magnitude.")
+    var tolerance = 1e-4
+
+    @Option(name: .customLong("lr"), help: "The learning rate of the K steps.")
+    var learningRate: Float = 0.05
+
+    @Option(help: "SGD momentum, in [0, 1) (exercises the optimizer-state broadcast).")
+    var momentum: Float = 0.9
+
+    @Option(help: "Gradient summation on the distributed side: fast or deterministic.")
+    var reduction: ReductionMode = .fast
+
+    @Option(help: "Floats per gradient bucket (small values exercise reductions overlapped with backward).")
+    var bucketFloats = 1 << 20
+
+    @Option(help: "Samples in the synthetic dataset (at least one global batch).")
+    var samples = 96
+
+    @Option(help: ArgumentHelp("The synthetic samples' shape C,H,W.", valueName: "C,H,W"))
+    var sampleShape = "1,12,12"
+
+    @Option(help: "Classes of the synthetic dataset.")
+    var classes = 4
+
+    /// `--sample-shape` as [C, H, W].
+    var parsedShape: [Int]? {
+        let parts = sampleShape.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return parts.map { $0! }
+    }
+
+    func validate() throws {
+        guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
+        guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard tolerance >= 0 else { throw ValidationError("--tolerance must be non-negative, got \(tolerance)") }
+        guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
+        guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
+        guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
+        guard samples >= batch else { throw ValidationError("--samples \(samples) is smaller than --batch \(batch)") }
+    }
+
+    func run() throws {
+        try launch.relaunchIfRequested()
+        RankSession.run { communicator in
+            let data = SyntheticPatterns.make(count: samples, shape: parsedShape!, classes: classes, seed: modelOptions.seed &+ 7)
+            let spec = try modelOptions.spec(for: data)
+            var config = GradientCheckConfiguration()
+            config.globalBatchSize = batch
+            config.steps = steps
+            config.seed = modelOptions.seed
+            config.tolerance = tolerance
+            config.reduction = reduction
+            config.bucketCapacity = bucketFloats
+            let report = try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
+                                               makeOptimizer: { try PlainSGD(learningRate: learningRate, momentum: momentum) },
+                                               communicator: communicator, configuration: config)
+            if communicator.isRoot { printLine(report.table) }
+            guard report.passed else {
+                let w = report.worst
+                throw DistError.gradientCheckFailed(worst: communicator.isRoot ? "relative error \(w.value) in \(w.description) exceeds \(tolerance)" : "see rank 0's table")
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Foundation
+
+/// `--np N`: run this same command on N local ranks by re-executing it under `mpirun`.
+struct LaunchOptions: ParsableArguments {
+    @Option(name: .customLong("np"), help: ArgumentHelp("Run on N local ranks by re-executing under mpirun (adds --oversubscribe beyond the core count and --allow-run-as-root as root).", valueName: "N"))
+    var ranks: Int?
+
+    func validate() throws {
+        if let n = ranks, n < 1 { throw ValidationError("--np must be at least 1, got \(n)") }
+    }
+
+    /// Re-executes under mpirun when `--np N` asks for more than one rank and this process was not
+    /// started by a launcher; returns otherwise.
+    func relaunchIfRequested() throws {
+        guard let n = ranks else { return }
+        if let size = MPIRelaunch.launcherSize() {
+            guard size == n else {
+                throw LaunchError("--np \(n) was given, but this process runs under a launcher with \(size) ranks; hint: use either mpirun -np or --np, not both")
+            }
+            return
+        }
+        guard n > 1 else { return }
+        try MPIRelaunch.exec(ranks: n, arguments: Array(CommandLine.arguments.dropFirst()))
+    }
+}
+
+/// Finding mpirun and replacing this process with `mpirun … -np N <this executable> <arguments>`.
+enum MPIRelaunch {
+    /// The world size a launcher announced in the environment, if any (Open MPI, PMIx, Hydra).
+    static func launcherSize() -> Int? {
+        let env = ProcessInfo.processInfo.environment
+        for key in ["OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"] {
+            if let v = env[key], let n = Int(v) { return n }
+        }
+        return nil
+    }
+
+    /// The first executable `name` on PATH.
+    static func which(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") where !dir.isEmpty {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// The arguments without `--np N` / `--np=N`.
+    static func strippingRanks(_ arguments: [String]) -> [String] {
+        var out: [String] = []
+        var skip = false
+        for a in arguments {
+            if skip { skip = false; continue }
+            if a == "--np" { skip = true; continue }
+            if a.hasPrefix("--np=") { continue }
+            out.append(a)
+        }
+        return out
+    }
+
+    /// The mpirun command line for `ranks` copies of this executable.
+    static func commandLine(mpirun: String, ranks: Int, executable: String, arguments: [String],
+                            cores: Int, isRoot: Bool) -> [String] {
+        var argv = [mpirun]
+        if isRoot { argv.append("--allow-run-as-root") }
+        if ranks > cores { argv.append("--oversubscribe") }
+        argv += ["-np", "\(ranks)", executable] + strippingRanks(arguments)
+        return argv
+    }
+
+    /// Replaces this process with mpirun; returns only by throwing.
+    static func exec(ranks: Int, arguments: [String]) throws -> Never {
+        guard let mpirun = which("mpirun") else {
+            throw LaunchError("--np \(ranks) needs mpirun, which is not on PATH; hint: install Open MPI (apt-get install openmpi-bin) or run without --np as one rank")
+        }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let argv = commandLine(mpirun: mpirun, ranks: ranks, executable: executable, arguments: arguments,
+                               cores: ProcessInfo.processInfo.activeProcessorCount, isRoot: getuid() == 0)
+        fflush(stdout)
+        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
+        cArgs.append(nil)
+        execv(mpirun, &cArgs)
+        throw LaunchError("could not execute \(mpirun): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// A launch problem found before MPI starts (printed by ArgumentParser as `Error: …`, exit 1).
+struct LaunchError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) { self.description = description }
+}

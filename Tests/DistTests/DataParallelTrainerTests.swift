@@ -1,0 +1,158 @@
+import XCTest
+@testable import Dist
+@testable import NN
+
+final class DataParallelTrainerTests: XCTestCase {
+    let data = SyntheticPatterns.make(count: 120, shape: [1, 8, 8], classes: 3, seed: 3)
+
+    func train(ranks: Int, model: String = "tiny", lastBatch: LastBatchPolicy = .split, reduction: ReductionMode = .fast,
+               bucketCapacity: Int = 1 << 20) -> [([Float], [EpochMetrics])]? {
+        let data = self.data
+        let results = runRanks(ranks) { c -> ([Float], [EpochMetrics]) in
+            var config = TrainingConfiguration()
+            config.epochs = 2
+            config.globalBatchSize = 25 // 120 = 4·25 + 20: uneven slices and a short last batch
+            config.seed = 11
+            config.lastBatch = lastBatch
+            config.reduction = reduction
+            config.logInterval = 2
+            config.bucketCapacity = bucketCapacity
+            let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
+            let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.1, momentum: 0.9),
+                                                  loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+            let history = try trainer.fit(training: data, test: data.subset(Array(0 ..< 37)))
+            return (trainer.model.arena.parameterSnapshot(), history)
+        }
+        return values(results)
+    }
+
+    /// P ranks on global batch B end with the parameters one rank reaches on B: the ranks differ
+    /// only in float32 summation order (tolerance 1e-5 relative after 10 momentum steps).
+    func testSeveralRanksMatchOneRank() throws {
+        guard let one = train(ranks: 1)?[0] else { return }
+        for p in [2, 3, 4] {
+            guard let all = train(ranks: p) else { return }
+            for (rank, (params, history)) in all.enumerated() {
+                XCTAssertEqual(params, all[0].0, "replicas must stay identical (P=\(p), rank \(rank))")
+                XCTAssertLessThanOrEqual(maxRelativeDifference(params, one.0), 1e-5, "P=\(p)")
+                XCTAssertEqual(history.map(\.trainSamples), [120, 120])
+                XCTAssertEqual(history.map(\.testSamples), [37, 37], "evaluation counts each sample once")
+                for (h, o) in zip(history, one.1) {
+                    XCTAssertEqual(h.trainLoss, o.trainLoss, accuracy: 1e-4)
+                    XCTAssertEqual(h.testAccuracy ?? -1, o.testAccuracy ?? -1, accuracy: 1.0 / 37 + 1e-9)
+                }
+            }
+        }
+    }
+
+    /// The deterministic mode's contract: P ranks give one rank's parameters bit for bit.
+    func testDeterministicModeMatchesOneRankBitForBit() {
+        guard let one = train(ranks: 1, reduction: .deterministic)?[0] else { return }
+        for p in [2, 3] {
+            guard let all = train(ranks: p, reduction: .deterministic, bucketCapacity: 100) else { return }
+            XCTAssertEqual(all[0].0, one.0, "P=\(p)")
+            XCTAssertEqual(all[p - 1].0, one.0, "P=\(p)")
+        }
+        // And it stays close to the fast mode (both are the mean gradient, rounded differently).
+        guard let fast = train(ranks: 1)?[0] else { return }
+        XCTAssertLessThanOrEqual(maxRelativeDifference(one.0, fast.0), 1e-5)
+    }
+
+    /// Small buckets start reducing during backward, layer by layer; the result must not change.
+    func testOverlappedBucketsMatchOneBucket() {
+        guard let whole = train(ranks: 3), let bucketed = train(ranks: 3, bucketCapacity: 100) else { return }
+        XCTAssertEqual(bucketed[0].0, whole[0].0)
+    }
+
+    func testDropLastBatchTrainsOnFullBatchesOnly() {
+        guard let all = train(ranks: 3, lastBatch: .drop) else { return }
+        XCTAssertEqual(all[0].1.map(\.trainSamples), [100, 100])
+    }
+
+    func testTrainingReducesTheLoss() {
+        guard let all = train(ranks: 2, model: "mlp") else { return }
+        let history = all[0].1
+        XCTAssertLessThan(history[1].trainLoss, history[0].trainLoss)
+    }
+
+    func testBatchSmallerThanTheRanksIsRejectedOnEveryRank() {
+        let data = self.data
+        let results = runRanks(3) { c -> Void in
+            var config = TrainingConfiguration()
+            config.globalBatchSize = 2
+            let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
+            try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
+                                    communicator: c, configuration: config).fit(training: data)
+        }
+        for r in results {
+            guard case let .failure(e) = r, case .invalidConfiguration(option: "global batch size", _)? = e as? DistError else {
+                XCTFail("expected a global batch size error, got \(r)"); continue
+            }
+        }
+    }
+}
+
+final class GradientCheckTests: XCTestCase {
+    func testGradientCheckPassesOnSeveralRanks() {
+        let data = SyntheticPatterns.make(count: 48, shape: [1, 8, 8], classes: 3, seed: 2)
+        for p in [1, 2, 3] {
+            for mode in ReductionMode.allCases {
+                let results = runRanks(p) { c -> GradientCheckReport in
+                    var config = GradientCheckConfiguration()
+                    config.globalBatchSize = 10
+                    config.steps = 3
+                    config.reduction = mode
+                    let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
+                    return try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
+                                                 makeOptimizer: { try PlainSGD(learningRate: 0.1, momentum: 0.9) },
+                                                 communicator: c, configuration: config)
+                }
+                guard let reports = values(results) else { return }
+                XCTAssertTrue(reports.allSatisfy(\.passed), "P=\(p) \(mode): \(reports[0].table)")
+                XCTAssertEqual(reports[0].rows.map(\.name), ["0.conv2d.weight", "0.conv2d.bias", "3.dense.weight", "3.dense.bias"])
+                if p == 1 || mode == .deterministic { XCTAssertEqual(reports[0].worst.value, 0, "bit for bit (P=\(p) \(mode))") }
+            }
+        }
+    }
+
+    func testRelativeErrorIsScaledByTheTensorsLargestMagnitude() {
+        let a: [Float] = [1, 2.002, 0], b: [Float] = [1, 2, 0.001]
+        let e = GradientCheck.relativeError(a, b, 3)
+        XCTAssertEqual(e.absolute, 0.002, accuracy: 1e-6)
+        XCTAssertEqual(e.relative, 0.001, accuracy: 1e-6)
+    }
+}
+
+final class TrainingConfigurationTests: XCTestCase {
+    func testBatchStatisticsRejectDeterministicMode() {
+        var config = TrainingConfiguration()
+        config.reduction = .deterministic
+        XCTAssertThrowsError(try config.validate(layerSummaries: ["conv2d(8,3x3,s1x1,same)", "batchnorm2d(m0.1,eps1e-05)"], ranks: 2, trainingSamples: 100)) {
+            guard case .invalidConfiguration(option: "reduction", _)? = $0 as? DistError else { return XCTFail("\($0)") }
+        }
+        XCTAssertNoThrow(try config.validate(layerSummaries: ["dense(4)"], ranks: 2, trainingSamples: 100))
+    }
+
+    func testSynchronizedLayersRejectEmptySlices() {
+        var config = TrainingConfiguration()
+        config.globalBatchSize = 32
+        config.lastBatch = .split
+        let layers = ["batchnorm2d(m0.1,eps1e-05,sync)"]
+        // 98 = 3·32 + 2: a last batch of 2 leaves ranks 2 and 3 of 4 without a sample.
+        XCTAssertThrowsError(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
+        XCTAssertNoThrow(try config.validate(layerSummaries: layers, ranks: 2, trainingSamples: 98))
+        config.lastBatch = .drop
+        XCTAssertNoThrow(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
+    }
+
+    func testStatisticsReducerSumsAcrossRanks() {
+        let results = runRanks(3) { c -> [Double] in
+            var stats = [Double(c.rank), 1, 0.5]
+            let reducer = CommunicatorStatisticsReducer(communicator: c)
+            stats.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0) }
+            XCTAssertNil(reducer.takeError())
+            return stats
+        }
+        for s in values(results) ?? [] { XCTAssertEqual(s, [3, 3, 1.5]) }
+    }
+}

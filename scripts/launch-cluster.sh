@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Launches `ddp train` across several machines with Open MPI.
+#
+#   scripts/launch-cluster.sh HOSTFILE RANKS [ddp train options...]
+#   e.g. scripts/launch-cluster.sh hosts.txt 8 --model tiny --epochs 5 --batch-size 256
+#
+# HOSTFILE lists one machine per line with how many ranks it takes (one per core, or one per
+# socket when the kernels are multi-threaded):
+#     node1 slots=4
+#     node2 slots=4
+# Requirements on every node: the same `ddp` binary at the same path (build once on a shared file
+# system, or copy .build/release/ddp), the same data at the same path (--data), Open MPI of the same
+# version, and password-less ssh from this machine (Open MPI starts its daemons over ssh).
+#
+# Environment knobs:
+#   DDP        path to the ddp binary           (default: .build/release/ddp, made absolute)
+#   IFACE      network interface(s) for MPI's TCP traffic, e.g. eth0 or 10.0.0.0/24; set it
+#              when nodes have several interfaces (docker0, virbr0...) or Open MPI may try one
+#              that does not route between nodes and hang at start-up
+#   MAP_BY     rank placement: core (default), socket, node (round-robin across nodes)
+#   DRY_RUN=1  print the mpirun command instead of running it
+set -euo pipefail
+
+if (($# < 2)); then
+    sed -n '2,25p' "$0" >&2
+    exit 2
+fi
+hostfile=$1; ranks=$2; shift 2
+[[ -r $hostfile ]] || { echo "launch-cluster: cannot read hostfile $hostfile" >&2; exit 2; }
+command -v mpirun >/dev/null || { echo "launch-cluster: mpirun not found; hint: apt-get install openmpi-bin on every node" >&2; exit 2; }
+ddp=$(realpath "${DDP:-.build/release/ddp}")
+[[ -x $ddp ]] || { echo "launch-cluster: $ddp is not executable; hint: swift build -c release" >&2; exit 2; }
+
+args=(
+    --hostfile "$hostfile"               # the machines and their slots
+    -np "$ranks"                          # total ranks over all machines
+    --map-by "${MAP_BY:-core}"            # place consecutive ranks on consecutive cores ...
+    --bind-to core                        # ... and pin each rank to its core (no migration, stable timings)
+    --report-bindings                     # print where each rank landed (to stderr), to check the above
+    -x PATH -x LD_LIBRARY_PATH            # export the environment the binary needs to every rank
+    -x OMP_NUM_THREADS=1                  # one thread per rank: ranks already fill the cores
+)
+if [[ -n ${IFACE:-} ]]; then
+    # Restrict both the byte transfer layer and the run-time's out-of-band channel to one network.
+    args+=(--mca btl_tcp_if_include "$IFACE" --mca oob_tcp_if_include "$IFACE")
+fi
+# Shared memory within a node, TCP between nodes; no InfiniBand probing on Ethernet clusters.
+args+=(--mca btl self,vader,tcp)
+if [[ $(id -u) -eq 0 ]]; then args+=(--allow-run-as-root); fi
+
+cmd=(mpirun "${args[@]}" "$ddp" train "$@")
+if [[ ${DRY_RUN:-0} == 1 ]]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
+exec "${cmd[@]}"
