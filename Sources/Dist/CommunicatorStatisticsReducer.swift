@@ -1,3 +1,5 @@
+import NN
+
 /// Sums per-channel statistics across ranks for synchronized batch normalization: what
 /// `ForwardContext.statisticsReducer` hands to layers, so every replica normalizes with the
 /// global batch's statistics.
@@ -6,7 +8,7 @@
 /// throws the kept error after the pass (`takeError()`). Every rank must make the same calls in
 /// the same order, which is why a rank with an empty slice cannot skip forward when the model has
 /// synchronized layers (the trainer rejects configurations that would give one).
-public final class CommunicatorStatisticsReducer {
+public final class CommunicatorStatisticsReducer: StatisticsReducer {
     /// The ranks.
     public let communicator: Communicator
     private var error: Error?

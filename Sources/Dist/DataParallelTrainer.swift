@@ -97,7 +97,7 @@ public final class DataParallelTrainer {
         guard !indices.isEmpty else { return BatchTotals() }
         let (input, labels) = Batches.make(dataset, indices: indices)
         let keys = indices.map { DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: $0) }
-        let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys))
+        let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys, statisticsReducer: statisticsReducer))
         let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
         backward(gradLogits)
         return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: indices.count)
@@ -108,7 +108,7 @@ public final class DataParallelTrainer {
         model.arena.zeroGradients()
         let (input, labels) = Batches.make(dataset, indices: [index])
         let key = DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: index)
-        let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: [key]))
+        let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: [key], statisticsReducer: statisticsReducer))
         let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
         model.backward(gradLogits)
         return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: 1)
