@@ -4,22 +4,75 @@
 /// `lda`, `ldb`, `ldc` are the row strides (leading dimensions) of the matrices as stored:
 /// A is stored `m×k` (or `k×m` when `transA`), B is stored `k×n` (or `n×k` when `transB`).
 /// With `beta == 0`, C is written without being read (it may hold garbage or NaN).
+///
+/// The fast path is blocked in the BLIS manner (five loops around a micro-kernel):
+///
+///     for jc in steps of NC over n           // a block of op(B) columns, packed once, lives in L3
+///       for pc in steps of KC over k         // pack op(B)[pc.., jc..] into NR-wide panels
+///         for ic in steps of MC over m       // pack op(A)[ic.., pc..] into MR-tall panels (L2)
+///           for jr in steps of NR            // one B panel (KC×NR) stays in L1
+///             for ir in steps of MR          // micro-kernel: MR×NR of C in registers
+///
+/// Transposes are absorbed by the packing routines, so the micro-kernel sees one layout only.
 public enum GEMM {
-    /// The fast path. Currently the reference; the packed SIMD kernel replaces it.
+    /// Rows of C computed per micro-kernel call (one broadcast of A per row per k step).
+    static let mr = 6
+    /// Columns of C computed per micro-kernel call (two SIMD8 vectors).
+    static let nr = 16
+    /// Depth of one packed block: a KC×NR panel of B is 16 KiB, half of a 32 KiB L1.
+    static let kc = 256
+    /// Rows of op(A) packed at once: an MC×KC block of A is 96 KiB, well inside a 512 KiB L2.
+    static let mc = 96
+    /// Columns of op(B) packed at once: a KC×NC block of B is 2 MiB, a slice of the L3.
+    static let nc = 2048
+
+    /// The fast path: packed, register-blocked and cache-blocked SIMD8 FMA kernel.
+    ///
+    /// Uses a per-thread packing scratch (allocated on a thread's first call, reused afterwards),
+    /// so threads may multiply concurrently.
     ///
     /// - Parameters:
-    ///   - c: the output (written, or read and written when `beta != 0`).
-    ///   - a, b: the inputs (read).
-    ///   - m, n, k: the sizes of `op(A)` (m×k) and `op(B)` (k×n).
-    @inlinable
+    ///   - c: the output, `m×n` with row stride `ldc` (written; also read when `beta != 0`).
+    ///   - a: `op(A)`, stored `m×k` (or `k×m` when `transA`) with row stride `lda` (read).
+    ///   - b: `op(B)`, stored `k×n` (or `n×k` when `transB`) with row stride `ldb` (read).
+    ///   - m, n, k: the sizes of `op(A)` (m×k) and `op(B)` (k×n); any may be zero.
+    ///   - alpha: the product's scale.
+    ///   - beta: C's scale; zero means C is not read.
     public static func multiply(
         _ c: UnsafeMutablePointer<Float>, ldc: Int,
         _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
         _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
         m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
     ) {
-        multiplyReference(c, ldc: ldc, a, lda: lda, transA: transA, b, ldb: ldb, transB: transB,
-                          m: m, n: n, k: k, alpha: alpha, beta: beta)
+        checkArguments(ldc: ldc, lda: lda, transA: transA, ldb: ldb, transB: transB, m: m, n: n, k: k)
+        if m == 0 || n == 0 { return }
+        if k == 0 || alpha == 0 {
+            scale(c, ldc: ldc, m: m, n: n, beta: beta)
+            return
+        }
+        let scratch = GEMMScratch.current
+        let packedA = scratch.a, packedB = scratch.b
+        var jc = 0
+        while jc < n {
+            let ncb = min(nc, n - jc)
+            var pc = 0
+            while pc < k {
+                let kcb = min(kc, k - pc)
+                packB(packedB, b, ldb: ldb, transB: transB, row: pc, column: jc, depth: kcb, width: ncb)
+                // The first depth block applies the caller's beta; later blocks add to what it left.
+                let blockBeta: Float = pc == 0 ? beta : 1
+                var ic = 0
+                while ic < m {
+                    let mcb = min(mc, m - ic)
+                    packA(packedA, a, lda: lda, transA: transA, row: ic, column: pc, height: mcb, depth: kcb)
+                    macroKernel(c + ic * ldc + jc, ldc: ldc, packedA, packedB,
+                                height: mcb, width: ncb, depth: kcb, alpha: alpha, beta: blockBeta)
+                    ic += mcb
+                }
+                pc += kcb
+            }
+            jc += ncb
+        }
     }
 
     /// The plain triple loop, accumulating in Double: the algorithmic reference for tests and
@@ -40,6 +93,28 @@ public enum GEMM {
                 }
                 let prior = beta == 0 ? 0 : beta * c[i * ldc + j]
                 c[i * ldc + j] = alpha * Float(sum) + prior
+            }
+        }
+    }
+
+    /// Stops with a sentence when sizes or strides cannot describe the matrices.
+    static func checkArguments(ldc: Int, lda: Int, transA: Bool, ldb: Int, transB: Bool, m: Int, n: Int, k: Int) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "GEMM sizes must be non-negative, got m \(m), n \(n), k \(k).")
+        precondition(ldc >= max(n, 1), "GEMM ldc \(ldc) is smaller than n \(n).")
+        precondition(lda >= max(transA ? m : k, 1),
+                     "GEMM lda \(lda) is smaller than the stored row length \(transA ? m : k) of A (transA \(transA)).")
+        precondition(ldb >= max(transB ? k : n, 1),
+                     "GEMM ldb \(ldb) is smaller than the stored row length \(transB ? k : n) of B (transB \(transB)).")
+    }
+
+    /// c[m×n] (written, and read when beta != 0) = beta · c: the k == 0 or alpha == 0 case.
+    static func scale(_ c: UnsafeMutablePointer<Float>, ldc: Int, m: Int, n: Int, beta: Float) {
+        for i in 0 ..< m {
+            let row = c + i * ldc
+            if beta == 0 {
+                row.update(repeating: 0, count: n)
+            } else {
+                for j in 0 ..< n { row[j] *= beta }
             }
         }
     }

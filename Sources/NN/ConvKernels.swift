@@ -1,0 +1,203 @@
+/// Convolution kernels: the fast im2col + GEMM path and the direct reference twins.
+///
+/// Shape letters: `N` batch, `C` in-channels, `K` out-channels, `H,W` input, `P,Q` output,
+/// `R,S` filter. Layouts: x `[N,C,H,W]`, weight `[K,C,R,S]`, bias `[K]`, y `[N,K,P,Q]`, and the
+/// per-sample column matrix col `[C·R·S, P·Q]` (row `(c·R + r)·S + s`, column `p·Q + q` holds the
+/// input pixel under filter tap (r, s) of output pixel (p, q), or 0 in the padding).
+///
+/// With that layout, one sample's convolution is a GEMM: `y_n[K×PQ] = weight[K×CRS] · col_n[CRS×PQ]`;
+/// the weight gradient is `gradWeight += gy_n · col_nᵀ`, and the input gradient is
+/// `col2im(weightᵀ · gy_n)`.
+public enum ConvKernels {
+    /// The number of floats of column scratch that the fast kernels need for geometry `g`
+    /// (zero when the column matrix is the input itself: 1×1 filters, stride 1, no padding).
+    public static func columnScratchCount(_ g: ConvGeometry) -> Int {
+        g.isPointwise ? 0 : g.CRS * g.PQ
+    }
+
+    // MARK: Fast kernels
+
+    /// Fast forward: y (written) = conv(x, weight) + bias, one im2col + GEMM per sample.
+    ///
+    /// - y: `[N,K,P,Q]` (written). x: `[N,C,H,W]` (read). weight: `[K,C,R,S]` (read).
+    /// - bias: `[K]` (read) or nil. col: `columnScratchCount(g)` floats of scratch (overwritten).
+    public static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                               _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                               _ col: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
+        let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ
+        for n in 0 ..< N {
+            let xn = x + n * inputCount, yn = y + n * outputCount
+            let cn: UnsafePointer<Float>
+            if g.isPointwise { cn = xn } else { im2col(col, xn, g); cn = UnsafePointer(col) }
+            GEMM.multiply(yn, ldc: g.PQ, weight, lda: g.CRS, transA: false, cn, ldb: g.PQ, transB: false,
+                          m: g.K, n: g.PQ, k: g.CRS)
+            if let bias {
+                for k in 0 ..< g.K {
+                    let row = yn + k * g.PQ, b = bias[k]
+                    for i in 0 ..< g.PQ { row[i] += b }
+                }
+            }
+        }
+    }
+
+    /// Fast weight and bias gradients, one im2col + GEMM per sample.
+    ///
+    /// - gradWeight: `[K,C,R,S]` (added into). gradBias: `[K]` (added into) or nil.
+    /// - gy: `[N,K,P,Q]` (read). x: `[N,C,H,W]` (read). col: `columnScratchCount(g)` floats (overwritten).
+    public static func backwardWeight(_ gradWeight: UnsafeMutablePointer<Float>, _ gradBias: UnsafeMutablePointer<Float>?,
+                                      _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                      _ col: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
+        let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ
+        for n in 0 ..< N {
+            let xn = x + n * inputCount, gyn = gy + n * outputCount
+            let cn: UnsafePointer<Float>
+            if g.isPointwise { cn = xn } else { im2col(col, xn, g); cn = UnsafePointer(col) }
+            // gradWeight[K×CRS] += gy_n[K×PQ] · col_nᵀ[PQ×CRS]
+            GEMM.multiply(gradWeight, ldc: g.CRS, gyn, lda: g.PQ, transA: false, cn, ldb: g.PQ, transB: true,
+                          m: g.K, n: g.CRS, k: g.PQ, beta: 1)
+        }
+        if let gradBias {
+            for k in 0 ..< g.K {
+                var sum = 0.0
+                for n in 0 ..< N { sum += Double(vectorSum(gy + n * outputCount + k * g.PQ, g.PQ)) }
+                gradBias[k] += Float(sum)
+            }
+        }
+    }
+
+    /// Fast input gradient: gx (written) = col2im(weightᵀ · gy_n) per sample.
+    ///
+    /// - gx: `[N,C,H,W]` (written). gy: `[N,K,P,Q]` (read). weight: `[K,C,R,S]` (read).
+    /// - col: `columnScratchCount(g)` floats (overwritten).
+    public static func backwardInput(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
+                                     _ weight: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>,
+                                     _ N: Int, _ g: ConvGeometry) {
+        let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ
+        for n in 0 ..< N {
+            let gxn = gx + n * inputCount, gyn = gy + n * outputCount
+            // gcol_n[CRS×PQ] = weightᵀ[CRS×K] · gy_n[K×PQ]; for 1×1 filters gcol_n is gx_n itself.
+            let target = g.isPointwise ? gxn : col
+            GEMM.multiply(target, ldc: g.PQ, weight, lda: g.CRS, transA: true, gyn, ldb: g.PQ, transB: false,
+                          m: g.CRS, n: g.PQ, k: g.K)
+            if !g.isPointwise {
+                gxn.update(repeating: 0, count: inputCount)
+                col2im(gxn, col, g)
+            }
+        }
+    }
+
+    /// Unfolds one sample into its column matrix.
+    ///
+    /// - col: `[CRS, PQ]` (written, padding taps as 0). x: one sample `[C,H,W]` (read).
+    static func im2col(_ col: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry) {
+        var row = col
+        for c in 0 ..< g.C {
+            let plane = x + c * g.H * g.W
+            for r in 0 ..< g.R { for s in 0 ..< g.S {
+                let (qLo, qHi) = g.validColumns(s)
+                for p in 0 ..< g.P {
+                    let out = row + p * g.Q
+                    let h = p * g.strideH - g.padTop + r
+                    guard h >= 0, h < g.H else { out.update(repeating: 0, count: g.Q); continue }
+                    let src = plane + h * g.W - g.padLeft + s
+                    for q in 0 ..< qLo { out[q] = 0 }
+                    if g.strideW == 1 {
+                        (out + qLo).update(from: src + qLo, count: qHi - qLo)
+                    } else {
+                        for q in qLo ..< qHi { out[q] = src[q * g.strideW] }
+                    }
+                    for q in qHi ..< g.Q { out[q] = 0 }
+                }
+                row += g.PQ
+            } }
+        }
+    }
+
+    /// Folds a column-matrix gradient back onto one sample, summing overlapping taps.
+    ///
+    /// - gx: one sample `[C,H,W]` (added into). gcol: `[CRS, PQ]` (read; padding taps ignored).
+    static func col2im(_ gx: UnsafeMutablePointer<Float>, _ gcol: UnsafePointer<Float>, _ g: ConvGeometry) {
+        var row = gcol
+        for c in 0 ..< g.C {
+            let plane = gx + c * g.H * g.W
+            for r in 0 ..< g.R { for s in 0 ..< g.S {
+                let (qLo, qHi) = g.validColumns(s)
+                for p in 0 ..< g.P {
+                    let h = p * g.strideH - g.padTop + r
+                    guard h >= 0, h < g.H else { continue }
+                    let dst = plane + h * g.W - g.padLeft + s, src = row + p * g.Q
+                    for q in qLo ..< qHi { dst[q * g.strideW] += src[q] }
+                }
+                row += g.PQ
+            } }
+        }
+    }
+
+    /// The sum of `count` floats, eight lanes at a time.
+    static func vectorSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var i = 0
+        let raw = UnsafeRawPointer(p)
+        while i + 8 <= count {
+            acc += raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var sum = acc.sum()
+        while i < count { sum += p[i]; i += 1 }
+        return sum
+    }
+
+    // MARK: Reference twins
+
+    /// Direct convolution, the reference: y (written) = conv(x, weight) + bias.
+    public static func forwardReference(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                        _ N: Int, _ g: ConvGeometry) {
+        for n in 0 ..< N { for k in 0 ..< g.K { for p in 0 ..< g.P { for q in 0 ..< g.Q {
+            var sum = Double(bias?[k] ?? 0)
+            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
+                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                sum += Double(x[((n * g.C + c) * g.H + h) * g.W + w]) * Double(weight[((k * g.C + c) * g.R + r) * g.S + s])
+            } } }
+            y[((n * g.K + k) * g.P + p) * g.Q + q] = Float(sum)
+        } } } }
+    }
+
+    /// Reference weight and bias gradients: gradWeight and gradBias are *added into*.
+    public static func backwardWeightReference(_ gradWeight: UnsafeMutablePointer<Float>,
+                                               _ gradBias: UnsafeMutablePointer<Float>?,
+                                               _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                               _ N: Int, _ g: ConvGeometry) {
+        for k in 0 ..< g.K {
+            if let gb = gradBias {
+                var sum = 0.0
+                for n in 0 ..< N { for i in 0 ..< g.PQ { sum += Double(gy[(n * g.K + k) * g.PQ + i]) } }
+                gb[k] += Float(sum)
+            }
+            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
+                var sum = 0.0
+                for n in 0 ..< N { for p in 0 ..< g.P { for q in 0 ..< g.Q {
+                    let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                    guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                    sum += Double(gy[((n * g.K + k) * g.P + p) * g.Q + q]) * Double(x[((n * g.C + c) * g.H + h) * g.W + w])
+                } } }
+                gradWeight[((k * g.C + c) * g.R + r) * g.S + s] += Float(sum)
+            } } }
+        }
+    }
+
+    /// Reference input gradient: gx (written) = transposed convolution of gy with weight.
+    public static func backwardInputReference(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
+                                              _ weight: UnsafePointer<Float>, _ N: Int, _ g: ConvGeometry) {
+        gx.update(repeating: 0, count: N * g.C * g.H * g.W)
+        for n in 0 ..< N { for k in 0 ..< g.K { for p in 0 ..< g.P { for q in 0 ..< g.Q {
+            let d = gy[((n * g.K + k) * g.P + p) * g.Q + q]
+            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
+                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                gx[((n * g.C + c) * g.H + h) * g.W + w] += d * weight[((k * g.C + c) * g.R + r) * g.S + s]
+            } } }
+        } } } }
+    }
+}

@@ -1,0 +1,240 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// The packing routines, the macro-kernel and the 6×16 micro-kernel behind `GEMM.multiply`.
+//
+// Packed layouts (both zero-padded to whole panels, 64-byte aligned):
+//   packed A: ceil(height/MR) panels, each [depth][MR]: panel i holds op(A) rows i·MR ..< i·MR+MR.
+//   packed B: ceil(width/NR) panels, each [depth][NR]: panel j holds op(B) columns j·NR ..< j·NR+NR.
+// The micro-kernel reads one A panel and one B panel front to back, so every load is sequential.
+
+extension GEMM {
+    /// Packs op(A)[row ..< row+height, column ..< column+depth] into MR-tall panels.
+    ///
+    /// - dst: packed A, `ceil(height/MR)·MR·depth` floats (written; rows past `height` are zero).
+    /// - a: A as stored, `m×k` (`k×m` when `transA`), row stride `lda` (read).
+    static func packA(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
+                      row: Int, column: Int, height: Int, depth: Int) {
+        var out = dst
+        var i0 = 0
+        while i0 < height {
+            let rows = min(mr, height - i0)
+            if transA {
+                // op(A)[i][p] = a[p·lda + i]: each k step is a short contiguous run of rows.
+                var src = a + column * lda + row + i0
+                for _ in 0 ..< depth {
+                    for ii in 0 ..< rows { out[ii] = src[ii] }
+                    for ii in rows ..< mr { out[ii] = 0 }
+                    src += lda
+                    out += mr
+                }
+            } else if rows == mr {
+                // op(A)[i][p] = a[i·lda + p]: six row streams interleaved.
+                let s0 = a + (row + i0) * lda + column
+                let s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda
+                for p in 0 ..< depth {
+                    out[0] = s0[p]; out[1] = s1[p]; out[2] = s2[p]
+                    out[3] = s3[p]; out[4] = s4[p]; out[5] = s5[p]
+                    out += mr
+                }
+            } else {
+                let src = a + (row + i0) * lda + column
+                for p in 0 ..< depth {
+                    for ii in 0 ..< rows { out[ii] = src[ii * lda + p] }
+                    for ii in rows ..< mr { out[ii] = 0 }
+                    out += mr
+                }
+            }
+            i0 += mr
+        }
+    }
+
+    /// Packs op(B)[row ..< row+depth, column ..< column+width] into NR-wide panels.
+    ///
+    /// - dst: packed B, `ceil(width/NR)·NR·depth` floats (written; columns past `width` are zero).
+    /// - b: B as stored, `k×n` (`n×k` when `transB`), row stride `ldb` (read).
+    static func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
+                      row: Int, column: Int, depth: Int, width: Int) {
+        var out = dst
+        var j0 = 0
+        while j0 < width {
+            let cols = min(nr, width - j0)
+            if transB {
+                // op(B)[p][j] = b[j·ldb + p]: read each stored row sequentially, scatter with stride NR.
+                for jj in 0 ..< cols {
+                    let src = b + (column + j0 + jj) * ldb + row
+                    for p in 0 ..< depth { out[p * nr + jj] = src[p] }
+                }
+                if cols < nr {
+                    for p in 0 ..< depth { for jj in cols ..< nr { out[p * nr + jj] = 0 } }
+                }
+                out += nr * depth
+            } else if cols == nr {
+                // op(B)[p][j] = b[p·ldb + j]: each k step is 16 contiguous floats, two vector moves.
+                var src = UnsafeRawPointer(b + row * ldb + column + j0)
+                let stride = ldb * MemoryLayout<Float>.stride
+                for _ in 0 ..< depth {
+                    let v0 = src.loadUnaligned(as: SIMD8<Float>.self)
+                    let v1 = src.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(out).storeBytes(of: v0, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(out).storeBytes(of: v1, toByteOffset: 32, as: SIMD8<Float>.self)
+                    src += stride
+                    out += nr
+                }
+            } else {
+                var src = b + row * ldb + column + j0
+                for _ in 0 ..< depth {
+                    for jj in 0 ..< cols { out[jj] = src[jj] }
+                    for jj in cols ..< nr { out[jj] = 0 }
+                    src += ldb
+                    out += nr
+                }
+            }
+            j0 += nr
+        }
+    }
+
+    /// Multiplies a packed A block by a packed B block into C, one MR×NR tile at a time.
+    ///
+    /// - c: `height×width` of C with row stride `ldc` (written as alpha·AB + beta·C; read when beta != 0).
+    /// - packedA, packedB: as laid out by `packA` / `packB` (read).
+    static func macroKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                            _ packedA: UnsafePointer<Float>, _ packedB: UnsafePointer<Float>,
+                            height: Int, width: Int, depth: Int, alpha: Float, beta: Float) {
+        var j0 = 0
+        while j0 < width {
+            let cols = min(nr, width - j0)
+            let panelB = packedB + j0 * depth
+            var i0 = 0
+            while i0 < height {
+                let rows = min(mr, height - i0)
+                microKernel(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panelB,
+                            depth: depth, rows: rows, columns: cols, alpha: alpha, beta: beta)
+                i0 += mr
+            }
+            j0 += nr
+        }
+    }
+
+    /// The 6×16 register tile: twelve SIMD8 accumulators, two B vectors and one A broadcast fill
+    /// 15 of the 16 ymm registers, so nothing spills.
+    ///
+    /// - c: the tile's top-left element, row stride `ldc`; `rows×columns` of it are written
+    ///   (alpha·AB + beta·C; C read only when beta != 0).
+    /// - a: one packed A panel `[depth][6]` (read). b: one packed B panel `[depth][16]`, 32-byte aligned (read).
+    @inline(__always)
+    static func microKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                            _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                            depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>()
+        var c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
+        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>()
+        var c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
+        var c40 = SIMD8<Float>(), c41 = SIMD8<Float>()
+        var c50 = SIMD8<Float>(), c51 = SIMD8<Float>()
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        for _ in 0 ..< depth {
+            let b0 = pb.load(as: SIMD8<Float>.self)
+            let b1 = pb.load(fromByteOffset: 32, as: SIMD8<Float>.self)
+            var av = SIMD8<Float>(repeating: pa[0])
+            c00 = c00.addingProduct(av, b0); c01 = c01.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: pa[1])
+            c10 = c10.addingProduct(av, b0); c11 = c11.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: pa[2])
+            c20 = c20.addingProduct(av, b0); c21 = c21.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: pa[3])
+            c30 = c30.addingProduct(av, b0); c31 = c31.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: pa[4])
+            c40 = c40.addingProduct(av, b0); c41 = c41.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: pa[5])
+            c50 = c50.addingProduct(av, b0); c51 = c51.addingProduct(av, b1)
+            pa += mr
+            pb += nr * MemoryLayout<Float>.stride
+        }
+        if rows == mr && columns == nr {
+            storeRow(c, c00, c01, alpha: alpha, beta: beta)
+            storeRow(c + ldc, c10, c11, alpha: alpha, beta: beta)
+            storeRow(c + 2 * ldc, c20, c21, alpha: alpha, beta: beta)
+            storeRow(c + 3 * ldc, c30, c31, alpha: alpha, beta: beta)
+            storeRow(c + 4 * ldc, c40, c41, alpha: alpha, beta: beta)
+            storeRow(c + 5 * ldc, c50, c51, alpha: alpha, beta: beta)
+        } else {
+            // An edge tile: park the whole register tile, then write only the part inside C.
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
+                tile[0] = c00; tile[1] = c01; tile[2] = c10; tile[3] = c11
+                tile[4] = c20; tile[5] = c21; tile[6] = c30; tile[7] = c31
+                tile[8] = c40; tile[9] = c41; tile[10] = c50; tile[11] = c51
+                for i in 0 ..< rows {
+                    let row = c + i * ldc
+                    for j in 0 ..< columns {
+                        let v = alpha * tile[2 * i + j / 8][j % 8]
+                        row[j] = beta == 0 ? v : v + beta * row[j]
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes 16 floats of C: alpha·(v0, v1) + beta·C, reading C only when beta != 0.
+    @inline(__always)
+    static func storeRow(_ c: UnsafeMutablePointer<Float>, _ v0: SIMD8<Float>, _ v1: SIMD8<Float>,
+                         alpha: Float, beta: Float) {
+        let p = UnsafeMutableRawPointer(c)
+        var r0 = v0 * alpha, r1 = v1 * alpha
+        if beta != 0 {
+            let vb = SIMD8<Float>(repeating: beta)
+            r0 = r0.addingProduct(vb, p.loadUnaligned(as: SIMD8<Float>.self))
+            r1 = r1.addingProduct(vb, p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+        }
+        p.storeBytes(of: r0, as: SIMD8<Float>.self)
+        p.storeBytes(of: r1, toByteOffset: 32, as: SIMD8<Float>.self)
+    }
+}
+
+/// One thread's packing buffers for `GEMM.multiply`, allocated on the thread's first
+/// multiplication and freed when the thread ends.
+final class GEMMScratch {
+    /// Packed A: MC×KC floats, 64-byte aligned.
+    let a: UnsafeMutablePointer<Float>
+    /// Packed B: KC×NC floats, 64-byte aligned.
+    let b: UnsafeMutablePointer<Float>
+
+    private init() {
+        a = GEMMScratch.allocate(GEMM.mc * GEMM.kc)
+        b = GEMMScratch.allocate(GEMM.kc * GEMM.nc)
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(a).deallocate()
+        UnsafeMutableRawPointer(b).deallocate()
+    }
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+        return raw.initializeMemory(as: Float.self, repeating: 0, count: count)
+    }
+
+    /// The key of the thread-local slot; its destructor releases a thread's scratch when the thread ends.
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<GEMMScratch>.fromOpaque(pointer).release() }
+        }
+        precondition(status == 0, "pthread_key_create failed with status \(status) while setting up GEMM scratch.")
+        return key
+    }()
+
+    /// The calling thread's scratch, created on first use.
+    static var current: GEMMScratch {
+        if let pointer = pthread_getspecific(key) {
+            return Unmanaged<GEMMScratch>.fromOpaque(pointer).takeUnretainedValue()
+        }
+        let scratch = GEMMScratch()
+        pthread_setspecific(key, Unmanaged.passRetained(scratch).toOpaque())
+        return scratch
+    }
+}
