@@ -58,15 +58,29 @@ public enum GEMM {
             var pc = 0
             while pc < k {
                 let kcb = min(kc, k - pc)
-                packB(packedB, b, ldb: ldb, transB: transB, row: pc, column: jc, depth: kcb, width: ncb)
                 // The first depth block applies the caller's beta; later blocks add to what it left.
                 let blockBeta: Float = pc == 0 ? beta : 1
                 var ic = 0
                 while ic < m {
                     let mcb = min(mc, m - ic)
                     packA(packedA, a, lda: lda, transA: transA, row: ic, column: pc, height: mcb, depth: kcb)
-                    macroKernel(c + ic * ldc + jc, ldc: ldc, packedA, packedB,
-                                height: mcb, width: ncb, depth: kcb, alpha: alpha, beta: blockBeta)
+                    var j0 = 0
+                    while j0 < ncb {
+                        let cols = min(nr, ncb - j0)
+                        let panelB = packedB + j0 * kcb
+                        // B panels are packed during the first row block, just before their first use, so
+                        // a panel is still in L1 for the tiles that read it; later row blocks reuse them.
+                        if ic == 0 {
+                            packB(panelB, b, ldb: ldb, transB: transB, row: pc, column: jc + j0, depth: kcb, width: cols)
+                        }
+                        var i0 = 0
+                        while i0 < mcb {
+                            microKernel(c + (ic + i0) * ldc + jc + j0, ldc: ldc, packedA + i0 * kcb, panelB,
+                                        depth: kcb, rows: min(mr, mcb - i0), columns: cols, alpha: alpha, beta: blockBeta)
+                            i0 += mr
+                        }
+                        j0 += nr
+                    }
                     ic += mcb
                 }
                 pc += kcb
