@@ -98,11 +98,14 @@ public enum ConvKernels {
                 for p in 0 ..< g.P {
                     let out = row + p * g.Q
                     let h = p * g.strideH - g.padTop + r
-                    guard h >= 0, h < g.H else { out.update(repeating: 0, count: g.Q); continue }
+                    guard h >= 0, h < g.H else {
+                        for q in 0 ..< g.Q { out[q] = 0 }
+                        continue
+                    }
                     let src = plane + h * g.W - g.padLeft + s
                     for q in 0 ..< qLo { out[q] = 0 }
                     if g.strideW == 1 {
-                        (out + qLo).update(from: src + qLo, count: qHi - qLo)
+                        copy(out + qLo, src + qLo, qHi - qLo)
                     } else {
                         for q in qLo ..< qHi { out[q] = src[q * g.strideW] }
                     }
@@ -111,6 +114,19 @@ public enum ConvKernels {
                 row += g.PQ
             } }
         }
+    }
+
+    /// Copies `count` floats eight at a time: rows here are short (tens of floats), where a call
+    /// to memmove per row costs more than the copy.
+    @inline(__always)
+    static func copy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
+                                                        as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count { dst[i] = src[i]; i += 1 }
     }
 
     /// Folds a column-matrix gradient back onto one sample, summing overlapping taps.
@@ -126,7 +142,19 @@ public enum ConvKernels {
                     let h = p * g.strideH - g.padTop + r
                     guard h >= 0, h < g.H else { continue }
                     let dst = plane + h * g.W - g.padLeft + s, src = row + p * g.Q
-                    for q in qLo ..< qHi { dst[q * g.strideW] += src[q] }
+                    if g.strideW == 1 {
+                        var q = qLo
+                        while q + 8 <= qHi {
+                            let d = UnsafeMutableRawPointer(dst + q)
+                            d.storeBytes(of: d.loadUnaligned(as: SIMD8<Float>.self)
+                                            + UnsafeRawPointer(src + q).loadUnaligned(as: SIMD8<Float>.self),
+                                         as: SIMD8<Float>.self)
+                            q += 8
+                        }
+                        while q < qHi { dst[q] += src[q]; q += 1 }
+                    } else {
+                        for q in qLo ..< qHi { dst[q * g.strideW] += src[q] }
+                    }
                 }
                 row += g.PQ
             } }

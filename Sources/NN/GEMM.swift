@@ -23,8 +23,8 @@ public enum GEMM {
     static let kc = 256
     /// Rows of op(A) packed at once: an MC×KC block of A is 96 KiB, well inside a 512 KiB L2.
     static let mc = 96
-    /// Columns of op(B) packed at once: a KC×NC block of B is 2 MiB, a slice of the L3.
-    static let nc = 2048
+    /// Columns of C per outer block: an MC×NC block of C (192 KiB) stays in L2 across depth blocks.
+    static let nc = 512
 
     /// The fast path: packed, register-blocked and cache-blocked SIMD8 FMA kernel.
     ///
@@ -51,18 +51,22 @@ public enum GEMM {
             return
         }
         let scratch = GEMMScratch.current
+        // Equal blocks instead of full blocks plus a thin remainder (k = 800 as 4×200, not 3×256 + 32):
+        // a thin depth block pays the C load/store for little work.
+        let depthBlock = balancedBlock(k, limit: kc, multiple: 4)
+        let rowBlock = balancedBlock(m, limit: mc, multiple: mr)
         let packedA = scratch.a, packedB = scratch.b
         var jc = 0
         while jc < n {
             let ncb = min(nc, n - jc)
             var pc = 0
             while pc < k {
-                let kcb = min(kc, k - pc)
+                let kcb = min(depthBlock, k - pc)
                 // The first depth block applies the caller's beta; later blocks add to what it left.
                 let blockBeta: Float = pc == 0 ? beta : 1
                 var ic = 0
                 while ic < m {
-                    let mcb = min(mc, m - ic)
+                    let mcb = min(rowBlock, m - ic)
                     packA(packedA, a, lda: lda, transA: transA, row: ic, column: pc, height: mcb, depth: kcb)
                     var j0 = 0
                     while j0 < ncb {
@@ -109,6 +113,14 @@ public enum GEMM {
                 c[i * ldc + j] = alpha * Float(sum) + prior
             }
         }
+    }
+
+    /// The smallest block size, a multiple of `multiple` and at most `limit`, that covers `size`
+    /// in as few blocks as full `limit`-sized blocks would.
+    static func balancedBlock(_ size: Int, limit: Int, multiple: Int) -> Int {
+        let blocks = (size + limit - 1) / limit
+        let even = (size + blocks - 1) / blocks
+        return min(limit, (even + multiple - 1) / multiple * multiple)
     }
 
     /// Stops with a sentence when sizes or strides cannot describe the matrices.
