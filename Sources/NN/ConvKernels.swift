@@ -117,16 +117,25 @@ public enum ConvKernels {
     }
 
     /// Copies `count` floats eight at a time: rows here are short (tens of floats), where a call
-    /// to memmove per row costs more than the copy.
+    /// to memmove per row costs more than the copy. A ragged end is copied as the last eight
+    /// floats again (overlapping, same values) rather than one by one.
     @inline(__always)
     static func copy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
+        guard count >= 8 else {
+            for i in 0 ..< count { dst[i] = src[i] }
+            return
+        }
         var i = 0
         while i + 8 <= count {
             UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
                                                         as: SIMD8<Float>.self)
             i += 8
         }
-        while i < count { dst[i] = src[i]; i += 1 }
+        if i < count {
+            let last = count - 8
+            UnsafeMutableRawPointer(dst + last).storeBytes(of: UnsafeRawPointer(src + last).loadUnaligned(as: SIMD8<Float>.self),
+                                                           as: SIMD8<Float>.self)
+        }
     }
 
     /// Folds a column-matrix gradient back onto one sample, summing overlapping taps.

@@ -170,20 +170,23 @@ public enum KernelBenchmark {
         guard maxError <= tolerance else {
             throw BenchmarkError.validationFailed(name: gemm.name, error: maxError, tolerance: tolerance)
         }
-        let ours = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-            medianSeconds(repeats: repeats) {
-                GEMM.multiply(pc.baseAddress!, ldc: n, pa.baseAddress!, lda: lda, transA: gemm.transA,
+        // Ours and OpenBLAS are sampled alternately, so a busy neighbour on a shared machine slows
+        // both alike instead of whichever happened to run at the time.
+        let times = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+            let cp = pc.baseAddress!
+            var bodies: [() -> Void] = [{
+                GEMM.multiply(cp, ldc: n, pa.baseAddress!, lda: lda, transA: gemm.transA,
                               pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
-            }
-        } } }
-        let theirs = openBLAS.map { blas in
-            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                medianSeconds(repeats: repeats) {
-                    blas.multiply(pc.baseAddress!, ldc: n, pa.baseAddress!, lda: lda, transA: gemm.transA,
+            }]
+            if let blas = openBLAS {
+                bodies.append {
+                    blas.multiply(cp, ldc: n, pa.baseAddress!, lda: lda, transA: gemm.transA,
                                   pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
                 }
-            } } }
-        }
+            }
+            return medianSeconds(repeats: repeats, bodies)
+        } } }
+        let ours = times[0], theirs = times.count > 1 ? times[1] : nil
         blackHole(c[0])
         return GEMMResult(gemm: gemm, seconds: ours, maxError: maxError, openBLASSeconds: theirs)
     }
@@ -212,22 +215,31 @@ public enum KernelBenchmark {
     /// Runs `body` twice to warm up, then `repeats` samples of at least 20 ms each; returns the
     /// median seconds per call.
     static func medianSeconds(repeats: Int, _ body: () -> Void) -> Double {
-        body(); body()
-        var calls = 1
-        while true {
-            let start = now()
-            for _ in 0 ..< calls { body() }
-            if now() - start >= 0.02 || calls >= 1 << 20 { break }
-            calls *= 2
+        withoutActuallyEscaping(body) { medianSeconds(repeats: repeats, [$0])[0] }
+    }
+
+    /// Like `medianSeconds(repeats:_:)` for several bodies whose samples are taken in turn
+    /// (body 0, body 1, …, body 0, …); returns each body's median seconds per call.
+    static func medianSeconds(repeats: Int, _ bodies: [() -> Void]) -> [Double] {
+        let calls = bodies.map { body -> Int in
+            body(); body()
+            var calls = 1
+            while true {
+                let start = now()
+                for _ in 0 ..< calls { body() }
+                if now() - start >= 0.02 || calls >= 1 << 20 { return calls }
+                calls *= 2
+            }
         }
-        var samples: [Double] = []
+        var samples = [[Double]](repeating: [], count: bodies.count)
         for _ in 0 ..< max(repeats, 1) {
-            let start = now()
-            for _ in 0 ..< calls { body() }
-            samples.append((now() - start) / Double(calls))
+            for (i, body) in bodies.enumerated() {
+                let start = now()
+                for _ in 0 ..< calls[i] { body() }
+                samples[i].append((now() - start) / Double(calls[i]))
+            }
         }
-        samples.sort()
-        return samples[samples.count / 2]
+        return samples.map { $0.sorted()[$0.count / 2] }
     }
 
     /// Monotonic seconds.

@@ -34,8 +34,9 @@ extension Bench {
             shapes and transposes the layers pass: per sample for convolutions, per batch for dense layers), \
             it checks the fast GEMM against the reference, warms up, and prints m, n, k, the median time per \
             call, GFLOP/s and percent of the measured peak. If OpenBLAS (libopenblas.so.0) can be loaded, the \
-            same GEMMs run through its cblas_sgemm on one thread and the table adds its GFLOP/s and our \
-            speed relative to it (above 1.0x: ours is faster). Finally it times whole Conv2D layers \
+            same GEMMs run through its cblas_sgemm on one thread, sampled alternately with ours so that load from other \
+            processes affects both alike, and the table adds its GFLOP/s and our speed relative to it \
+            (ours/OB above 1.0x: ours is faster). Finally it times whole Conv2D layers \
             forward and backward over the batch. Single-threaded; run it on an otherwise idle core.
             """
         )
@@ -46,10 +47,11 @@ extension Bench {
         @Option(name: [.customShort("r"), .long], help: "Timed runs per measurement; the median is reported.")
         var repeats = 7
 
-        @Option(name: .long, help: "Also write the results as CSV to this file.")
+        @Option(name: .long, help: ArgumentHelp("Also write the results as CSV to this file (one row per GEMM and per layer pass).",
+                                                valueName: "file"))
         var csv: String?
 
-        @Flag(name: .long, help: "Skip the OpenBLAS comparison even when the library is available.")
+        @Flag(name: .customLong("no-openblas"), help: "Skip the OpenBLAS comparison even when the library is available.")
         var noOpenBLAS = false
 
         func validate() throws {
