@@ -94,28 +94,39 @@ extension GEMM {
                 }
                 for p in 0 ..< depth { for jj in cols ..< nr { out[p * nr + jj] = 0 } }
                 out += nr * depth
-            } else if cols == nr {
-                // op(B)[p][j] = b[p·ldb + j]: each k step is 16 contiguous floats, two vector moves.
-                var src = UnsafeRawPointer(b + row * ldb + column + j0)
-                let stride = ldb * MemoryLayout<Float>.stride
-                for _ in 0 ..< depth {
-                    let v0 = src.loadUnaligned(as: SIMD8<Float>.self)
-                    let v1 = src.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(out).storeBytes(of: v0, as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(out).storeBytes(of: v1, toByteOffset: 32, as: SIMD8<Float>.self)
-                    src += stride
-                    out += nr
-                }
             } else {
-                var src = b + row * ldb + column + j0
-                for _ in 0 ..< depth {
-                    for jj in 0 ..< cols { out[jj] = src[jj] }
-                    for jj in cols ..< nr { out[jj] = 0 }
-                    src += ldb
-                    out += nr
-                }
+                packBRows(out, b, ldb: ldb, row: row, column: column + j0, depth: depth, width: width - j0)
+                return
             }
             j0 += nr
+        }
+    }
+
+    /// The untransposed case of `packB` for a whole block: walks op(B) row by row, so each stored
+    /// row is read contiguously (the hardware prefetcher follows it) and scattered into the panels.
+    ///
+    /// - dst: `ceil(width/NR)` panels `[depth][NR]` (written; columns past `width` are zero).
+    /// - b: B as stored, `k×n`, row stride `ldb` (read).
+    static func packBRows(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int,
+                          row: Int, column: Int, depth: Int, width: Int) {
+        let fullPanels = width / nr, rest = width % nr
+        let panelStride = nr * depth
+        for p in 0 ..< depth {
+            let src = UnsafeRawPointer(b + (row + p) * ldb + column)
+            var out = UnsafeMutableRawPointer(dst + p * nr)
+            for panel in 0 ..< fullPanels {
+                let offset = panel * nr * MemoryLayout<Float>.stride
+                out.storeBytes(of: src.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                out.storeBytes(of: src.loadUnaligned(fromByteOffset: offset + 32, as: SIMD8<Float>.self),
+                               toByteOffset: 32, as: SIMD8<Float>.self)
+                out += panelStride * MemoryLayout<Float>.stride
+            }
+            if rest > 0 {
+                let tail = out.assumingMemoryBound(to: Float.self)
+                let srcTail = src.assumingMemoryBound(to: Float.self) + fullPanels * nr
+                for jj in 0 ..< rest { tail[jj] = srcTail[jj] }
+                for jj in rest ..< nr { tail[jj] = 0 }
+            }
         }
     }
 
@@ -209,6 +220,48 @@ extension GEMM {
                 storeEdge(c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
                           rows: rows, columns: columns, alpha: alpha, beta: beta)
             }
+        }
+    }
+
+    /// The 6×8 tile for panels with at most eight live columns (n's ragged end): half the work of
+    /// the 6×16 tile, which would compute eight columns that are thrown away. Reads the left half
+    /// of each 16-float row of the packed B panel; same buffers and contract as `microKernel`.
+    @inline(__always)
+    static func narrowMicroKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                  _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                  depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+        var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>()
+        var c3 = SIMD8<Float>(), c4 = SIMD8<Float>(), c5 = SIMD8<Float>()
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        @inline(__always) func step(_ q: UnsafePointer<Float>, _ pb: UnsafeRawPointer, _ offset: Int) {
+            let b0 = pb.load(fromByteOffset: offset, as: SIMD8<Float>.self)
+            c0 = c0.addingProduct(SIMD8<Float>(repeating: q[0]), b0)
+            c1 = c1.addingProduct(SIMD8<Float>(repeating: q[1]), b0)
+            c2 = c2.addingProduct(SIMD8<Float>(repeating: q[2]), b0)
+            c3 = c3.addingProduct(SIMD8<Float>(repeating: q[3]), b0)
+            c4 = c4.addingProduct(SIMD8<Float>(repeating: q[4]), b0)
+            c5 = c5.addingProduct(SIMD8<Float>(repeating: q[5]), b0)
+        }
+        for _ in 0 ..< depth / 4 {
+            step(pa, pb, 0)
+            step(pa + mr, pb, 64)
+            step(pa + 2 * mr, pb, 128)
+            step(pa + 3 * mr, pb, 192)
+            pa += 4 * mr
+            pb += 4 * nr * MemoryLayout<Float>.stride
+        }
+        for _ in 0 ..< depth % 4 {
+            step(pa, pb, 0)
+            pa += mr
+            pb += nr * MemoryLayout<Float>.stride
+        }
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
+            let zero = SIMD8<Float>()
+            tile[0] = c0; tile[1] = zero; tile[2] = c1; tile[3] = zero; tile[4] = c2; tile[5] = zero
+            tile[6] = c3; tile[7] = zero; tile[8] = c4; tile[9] = zero; tile[10] = c5; tile[11] = zero
+            storeEdge(c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
+                      rows: rows, columns: columns, alpha: alpha, beta: beta)
         }
     }
 

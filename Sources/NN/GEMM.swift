@@ -68,22 +68,13 @@ public enum GEMM {
                 while ic < m {
                     let mcb = min(rowBlock, m - ic)
                     packA(packedA, a, lda: lda, transA: transA, row: ic, column: pc, height: mcb, depth: kcb)
-                    var j0 = 0
-                    while j0 < ncb {
-                        let cols = min(nr, ncb - j0)
-                        let panelB = packedB + j0 * kcb
-                        // B panels are packed during the first row block, just before their first use, so
-                        // a panel is still in L1 for the tiles that read it; later row blocks reuse them.
-                        if ic == 0 {
-                            packB(panelB, b, ldb: ldb, transB: transB, row: pc, column: jc + j0, depth: kcb, width: cols)
-                        }
-                        var i0 = 0
-                        while i0 < mcb {
-                            microKernel(c + (ic + i0) * ldc + jc + j0, ldc: ldc, packedA + i0 * kcb, panelB,
-                                        depth: kcb, rows: min(mr, mcb - i0), columns: cols, alpha: alpha, beta: blockBeta)
-                            i0 += mr
-                        }
-                        j0 += nr
+                    let tile = c + ic * ldc + jc
+                    if kcb <= shallowDepth {
+                        shallowBlock(tile, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, row: pc, column: jc,
+                                     height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
+                    } else {
+                        deepBlock(tile, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, row: pc, column: jc,
+                                  height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
                     }
                     ic += mcb
                 }
@@ -112,6 +103,77 @@ public enum GEMM {
                 let prior = beta == 0 ? 0 : beta * c[i * ldc + j]
                 c[i * ldc + j] = alpha * Float(sum) + prior
             }
+        }
+    }
+
+    /// One MC×NC block of C for a deep depth block: column panels outer, so each B panel stays in
+    /// L1 for all the tiles of its column. B is packed when `packsB` (during the first row block);
+    /// later row blocks reuse the packed panels.
+    ///
+    /// - c: the block's top-left element of C, row stride `ldc` (written; read when beta != 0).
+    /// - packedA: the packed A block (read). packedB: the packed B block (written when `packsB`, read).
+    /// - b: B as stored (read when `packsB`); `row`, `column`: where the block starts in op(B).
+    @inline(__always)
+    static func deepBlock(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                          _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
+                          _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, row: Int, column: Int,
+                          height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float) {
+        // Untransposed B is packed row by row for the whole block (sequential reads of B); transposed
+        // B panel by panel, just before first use (each panel reads 16 stored rows sequentially).
+        if packsB && !transB {
+            packB(packedB, b, ldb: ldb, transB: false, row: row, column: column, depth: depth, width: width)
+        }
+        var j0 = 0
+        while j0 < width {
+            let cols = min(nr, width - j0)
+            let panelB = packedB + j0 * depth
+            if packsB && transB {
+                packB(panelB, b, ldb: ldb, transB: transB, row: row, column: column + j0, depth: depth, width: cols)
+            }
+            var i0 = 0
+            while i0 < height {
+                if cols <= nr / 2 {
+                    narrowMicroKernel(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panelB,
+                                      depth: depth, rows: min(mr, height - i0), columns: cols, alpha: alpha, beta: beta)
+                } else {
+                    microKernel(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panelB,
+                                depth: depth, rows: min(mr, height - i0), columns: cols, alpha: alpha, beta: beta)
+                }
+                i0 += mr
+            }
+            j0 += nr
+        }
+    }
+
+    /// Depth blocks up to this size take `shallowBlock`: a packed B block of 128×512 floats (256 KiB)
+    /// then fits in L2 next to the A block.
+    static let shallowDepth = 128
+
+    /// One MC×NC block of C for a shallow depth block, where loading and storing C costs as much as
+    /// the arithmetic: tiles row by row, so six rows of C stream left to right (which the hardware
+    /// prefetcher follows) while the packed B block stays in L2. Same buffers as `deepBlock`.
+    @inline(__always)
+    static func shallowBlock(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                             _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
+                             _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, row: Int, column: Int,
+                             height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float) {
+        if packsB { packB(packedB, b, ldb: ldb, transB: transB, row: row, column: column, depth: depth, width: width) }
+        var i0 = 0
+        while i0 < height {
+            let rows = min(mr, height - i0)
+            var j0 = 0
+            while j0 < width {
+                let cols = min(nr, width - j0)
+                if cols <= nr / 2 {
+                    narrowMicroKernel(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, packedB + j0 * depth,
+                                      depth: depth, rows: rows, columns: cols, alpha: alpha, beta: beta)
+                } else {
+                    microKernel(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, packedB + j0 * depth,
+                                depth: depth, rows: rows, columns: cols, alpha: alpha, beta: beta)
+                }
+                j0 += nr
+            }
+            i0 += mr
         }
     }
 

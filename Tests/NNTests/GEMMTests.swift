@@ -61,6 +61,18 @@ final class GEMMTests: XCTestCase {
         check(m: 7, n: 2049 + 16, k: 300, transA: false, transB: true, alpha: 0.5, beta: -1)
     }
 
+    func testShallowAndDeepBlockPaths() {
+        // k ≤ 128 takes the row-by-row shallow path, larger k the panel-by-panel deep path; both
+        // across several row blocks (m > 96) and column blocks (n > 512), with ragged and narrow
+        // (≤ 8 columns: 6×8 tile) column panels.
+        for transA in [false, true] { for transB in [false, true] {
+            check(m: 200, n: 1030, k: 100, transA: transA, transB: transB, beta: 1)
+            check(m: 101, n: 524, k: 131, transA: transA, transB: transB, alpha: -1.5, beta: 0.25)
+            check(m: 13, n: 8, k: 129, transA: transA, transB: transB)
+            check(m: 13, n: 3, k: 12, transA: transA, transB: transB, beta: 2)
+        } }
+    }
+
     func testAlphaBetaAndStrides() {
         for (alpha, beta) in [(Float(1), Float(1)), (2, 0.5), (-0.75, 0), (1, -2)] {
             for transA in [false, true] { for transB in [false, true] {
