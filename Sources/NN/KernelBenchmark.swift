@@ -9,7 +9,8 @@ import Darwin
 ///
 /// Each figure is validated against the reference first, warmed up, then timed `repeats` times;
 /// a timed sample repeats the operation until it lasts at least 20 ms, and the median sample is
-/// reported. Release builds only: debug code is many times slower.
+/// reported. Times are the benchmarking thread's CPU time (see `now()`). Release builds only:
+/// debug code is many times slower.
 public enum KernelBenchmark {
     /// One GEMM exactly as a layer issues it.
     public struct GEMMCase {
@@ -242,10 +243,11 @@ public enum KernelBenchmark {
         return samples.map { $0.sorted()[$0.count / 2] }
     }
 
-    /// Monotonic seconds.
+    /// This thread's CPU time in seconds. On an idle core it equals wall time; on a core shared
+    /// with other processes it leaves out the time slices they take, which wall time would count.
     static func now() -> Double {
         var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
         return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 

@@ -37,7 +37,9 @@ extension Bench {
             same GEMMs run through its cblas_sgemm on one thread, sampled alternately with ours so that load from other \
             processes affects both alike, and the table adds its GFLOP/s and our speed relative to it \
             (ours/OB above 1.0x: ours is faster). Finally it times whole Conv2D layers \
-            forward and backward over the batch. Single-threaded; run it on an otherwise idle core.
+            forward and backward over the batch. Single-threaded. Times are the thread's CPU time, which on an idle \
+            core equals wall time and on a shared core leaves out other processes' time slices (cache and \
+            memory-bandwidth contention still show).
             """
         )
 
