@@ -32,10 +32,37 @@ extension GEMM {
                     out += mr
                 }
             } else if rows == mr {
-                // op(A)[i][p] = a[i·lda + p]: six row streams interleaved.
+                // op(A)[i][p] = a[i·lda + p]: eight k steps of the six rows at a time, transposed in
+                // registers (two zero rows fill the 8×8 block). Each k step is stored as eight floats
+                // at a stride of six; the two extra floats land where the next step's store (or the
+                // next panel, or the scratch's slack) overwrites them.
                 let s0 = a + (row + i0) * lda + column
+                let raw = UnsafeRawPointer(s0), step = lda * MemoryLayout<Float>.stride
+                let zero = SIMD8<Float>()
+                var p0 = 0
+                while p0 + 8 <= depth {
+                    let o = p0 * MemoryLayout<Float>.stride
+                    let t = transpose8x8((raw.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self),
+                                          raw.loadUnaligned(fromByteOffset: o + step, as: SIMD8<Float>.self),
+                                          raw.loadUnaligned(fromByteOffset: o + 2 * step, as: SIMD8<Float>.self),
+                                          raw.loadUnaligned(fromByteOffset: o + 3 * step, as: SIMD8<Float>.self),
+                                          raw.loadUnaligned(fromByteOffset: o + 4 * step, as: SIMD8<Float>.self),
+                                          raw.loadUnaligned(fromByteOffset: o + 5 * step, as: SIMD8<Float>.self),
+                                          zero, zero))
+                    let d = UnsafeMutableRawPointer(out), w = mr * MemoryLayout<Float>.stride
+                    d.storeBytes(of: t.0, as: SIMD8<Float>.self)
+                    d.storeBytes(of: t.1, toByteOffset: w, as: SIMD8<Float>.self)
+                    d.storeBytes(of: t.2, toByteOffset: 2 * w, as: SIMD8<Float>.self)
+                    d.storeBytes(of: t.3, toByteOffset: 3 * w, as: SIMD8<Float>.self)
+                    d.storeBytes(of: t.4, toByteOffset: 4 * w, as: SIMD8<Float>.self)
+                    d.storeBytes(of: t.5, toByteOffset: 5 * w, as: SIMD8<Float>.self)
+                    d.storeBytes(of: t.6, toByteOffset: 6 * w, as: SIMD8<Float>.self)
+                    d.storeBytes(of: t.7, toByteOffset: 7 * w, as: SIMD8<Float>.self)
+                    out += 8 * mr
+                    p0 += 8
+                }
                 let s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda
-                for p in 0 ..< depth {
+                for p in p0 ..< depth {
                     out[0] = s0[p]; out[1] = s1[p]; out[2] = s2[p]
                     out[3] = s3[p]; out[4] = s4[p]; out[5] = s5[p]
                     out += mr
@@ -153,20 +180,28 @@ extension GEMM {
         }
     }
 
+    typealias Block8x8 = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>,
+                          SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
+
     /// Loads eight rows of eight floats (row stride `ldb`) and returns the transposed 8×8 block:
-    /// result `q` holds element `q` of every row. Three rounds of even/odd interleaving.
+    /// result `q` holds element `q` of every row.
     @inline(__always)
-    static func transpose8x8(_ p: UnsafePointer<Float>, ldb: Int)
-        -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+    static func transpose8x8(_ p: UnsafePointer<Float>, ldb: Int) -> Block8x8 {
         let raw = UnsafeRawPointer(p), step = ldb * MemoryLayout<Float>.stride
-        var r0 = raw.loadUnaligned(as: SIMD8<Float>.self)
-        var r1 = raw.loadUnaligned(fromByteOffset: step, as: SIMD8<Float>.self)
-        var r2 = raw.loadUnaligned(fromByteOffset: 2 * step, as: SIMD8<Float>.self)
-        var r3 = raw.loadUnaligned(fromByteOffset: 3 * step, as: SIMD8<Float>.self)
-        var r4 = raw.loadUnaligned(fromByteOffset: 4 * step, as: SIMD8<Float>.self)
-        var r5 = raw.loadUnaligned(fromByteOffset: 5 * step, as: SIMD8<Float>.self)
-        var r6 = raw.loadUnaligned(fromByteOffset: 6 * step, as: SIMD8<Float>.self)
-        var r7 = raw.loadUnaligned(fromByteOffset: 7 * step, as: SIMD8<Float>.self)
+        return transpose8x8((raw.loadUnaligned(as: SIMD8<Float>.self),
+                             raw.loadUnaligned(fromByteOffset: step, as: SIMD8<Float>.self),
+                             raw.loadUnaligned(fromByteOffset: 2 * step, as: SIMD8<Float>.self),
+                             raw.loadUnaligned(fromByteOffset: 3 * step, as: SIMD8<Float>.self),
+                             raw.loadUnaligned(fromByteOffset: 4 * step, as: SIMD8<Float>.self),
+                             raw.loadUnaligned(fromByteOffset: 5 * step, as: SIMD8<Float>.self),
+                             raw.loadUnaligned(fromByteOffset: 6 * step, as: SIMD8<Float>.self),
+                             raw.loadUnaligned(fromByteOffset: 7 * step, as: SIMD8<Float>.self)))
+    }
+
+    /// Transposes an 8×8 block held in registers: three rounds of even/odd interleaving.
+    @inline(__always)
+    static func transpose8x8(_ block: Block8x8) -> Block8x8 {
+        var (r0, r1, r2, r3, r4, r5, r6, r7) = block
         for _ in 0 ..< 3 {
             (r0, r1, r2, r3, r4, r5, r6, r7) = (
                 SIMD8(lowHalf: r0.evenHalf, highHalf: r1.evenHalf), SIMD8(lowHalf: r2.evenHalf, highHalf: r3.evenHalf),
@@ -182,10 +217,11 @@ extension GEMM {
     ///
     /// - c: the tile's top-left element, row stride `ldc`; `rows×columns` of it are written
     ///   (alpha·AB + beta·C; C read only when beta != 0).
-    /// - a: one packed A panel `[depth][6]` (read). b: one packed B panel `[depth][16]`, 32-byte aligned (read).
+    /// - a: one packed A panel `[depth][6]` (read). b: a B panel, 16 floats per k step with
+    ///   `bStride` floats between steps: a packed panel (stride 16) or B itself (stride ldb) (read).
     @inline(__always)
     static func microKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
-                            _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                            _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
                             depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
         var c00 = SIMD8<Float>(), c01 = SIMD8<Float>()
         var c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
@@ -197,8 +233,8 @@ extension GEMM {
         var pb = UnsafeRawPointer(b)
         // One k step: two B vectors, six A broadcasts, twelve FMAs into independent accumulators.
         @inline(__always) func step(_ q: UnsafePointer<Float>, _ pb: UnsafeRawPointer, _ offset: Int) {
-            let b0 = pb.load(fromByteOffset: offset, as: SIMD8<Float>.self)
-            let b1 = pb.load(fromByteOffset: offset + 32, as: SIMD8<Float>.self)
+            let b0 = pb.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+            let b1 = pb.loadUnaligned(fromByteOffset: offset + 32, as: SIMD8<Float>.self)
             var av = SIMD8<Float>(repeating: q[0])
             c00 = c00.addingProduct(av, b0); c01 = c01.addingProduct(av, b1)
             av = SIMD8<Float>(repeating: q[1])
@@ -214,18 +250,19 @@ extension GEMM {
         }
         // Unrolled by four with constant offsets: one pointer update per four steps. Without it the
         // loop ran at about 80% of the FMA peak, with it at about 95% (measured on L1-resident panels).
+        let rowBytes = bStride * MemoryLayout<Float>.stride
         for _ in 0 ..< depth / 4 {
             step(pa, pb, 0)
-            step(pa + mr, pb, 64)
-            step(pa + 2 * mr, pb, 128)
-            step(pa + 3 * mr, pb, 192)
+            step(pa + mr, pb, rowBytes)
+            step(pa + 2 * mr, pb, 2 * rowBytes)
+            step(pa + 3 * mr, pb, 3 * rowBytes)
             pa += 4 * mr
-            pb += 4 * nr * MemoryLayout<Float>.stride
+            pb += 4 * rowBytes
         }
         for _ in 0 ..< depth % 4 {
             step(pa, pb, 0)
             pa += mr
-            pb += nr * MemoryLayout<Float>.stride
+            pb += rowBytes
         }
         if rows == mr && columns == nr {
             storeRow(c, c00, c01, alpha: alpha, beta: beta)
@@ -247,18 +284,18 @@ extension GEMM {
     }
 
     /// The 6×8 tile for panels with at most eight live columns (n's ragged end): half the work of
-    /// the 6×16 tile, which would compute eight columns that are thrown away. Reads the left half
-    /// of each 16-float row of the packed B panel; same buffers and contract as `microKernel`.
+    /// the 6×16 tile, which would compute eight columns that are thrown away. Reads the first eight
+    /// floats of each k step of the B panel; same buffers and contract as `microKernel`.
     @inline(__always)
     static func narrowMicroKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                  _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                  _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
                                   depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
         var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>()
         var c3 = SIMD8<Float>(), c4 = SIMD8<Float>(), c5 = SIMD8<Float>()
         var pa = a
         var pb = UnsafeRawPointer(b)
         @inline(__always) func step(_ q: UnsafePointer<Float>, _ pb: UnsafeRawPointer, _ offset: Int) {
-            let b0 = pb.load(fromByteOffset: offset, as: SIMD8<Float>.self)
+            let b0 = pb.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
             c0 = c0.addingProduct(SIMD8<Float>(repeating: q[0]), b0)
             c1 = c1.addingProduct(SIMD8<Float>(repeating: q[1]), b0)
             c2 = c2.addingProduct(SIMD8<Float>(repeating: q[2]), b0)
@@ -266,18 +303,19 @@ extension GEMM {
             c4 = c4.addingProduct(SIMD8<Float>(repeating: q[4]), b0)
             c5 = c5.addingProduct(SIMD8<Float>(repeating: q[5]), b0)
         }
+        let rowBytes = bStride * MemoryLayout<Float>.stride
         for _ in 0 ..< depth / 4 {
             step(pa, pb, 0)
-            step(pa + mr, pb, 64)
-            step(pa + 2 * mr, pb, 128)
-            step(pa + 3 * mr, pb, 192)
+            step(pa + mr, pb, rowBytes)
+            step(pa + 2 * mr, pb, 2 * rowBytes)
+            step(pa + 3 * mr, pb, 3 * rowBytes)
             pa += 4 * mr
-            pb += 4 * nr * MemoryLayout<Float>.stride
+            pb += 4 * rowBytes
         }
         for _ in 0 ..< depth % 4 {
             step(pa, pb, 0)
             pa += mr
-            pb += nr * MemoryLayout<Float>.stride
+            pb += rowBytes
         }
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
             let zero = SIMD8<Float>()
@@ -323,13 +361,14 @@ extension GEMM {
 /// One thread's packing buffers for `GEMM.multiply`, allocated on the thread's first
 /// multiplication and freed when the thread ends.
 final class GEMMScratch {
-    /// Packed A: MC×KC floats, 64-byte aligned.
+    /// Packed A: MC×KC floats (plus slack), 64-byte aligned.
     let a: UnsafeMutablePointer<Float>
     /// Packed B: KC×NC floats, 64-byte aligned.
     let b: UnsafeMutablePointer<Float>
 
     private init() {
-        a = GEMMScratch.allocate(GEMM.mc * GEMM.kc)
+        // Eight floats of slack: the vector packing of A writes two floats past a panel's end.
+        a = GEMMScratch.allocate(GEMM.mc * GEMM.kc + 8)
         b = GEMMScratch.allocate(GEMM.kc * GEMM.nc)
     }
 

@@ -56,6 +56,9 @@ public enum GEMM {
         let depthBlock = balancedBlock(k, limit: kc, multiple: 4)
         let rowBlock = balancedBlock(m, limit: mc, multiple: mr)
         let packedA = scratch.a, packedB = scratch.b
+        // An untransposed B of up to 1 MiB stays in L2/L3, so the micro-kernel can read its full
+        // panels in place (the rows of one panel, 64 bytes each, fit in L1); packing would only copy it.
+        let directB = !transB && k * n <= directLimit
         var jc = 0
         while jc < n {
             let ncb = min(nc, n - jc)
@@ -68,12 +71,14 @@ public enum GEMM {
                 while ic < m {
                     let mcb = min(rowBlock, m - ic)
                     packA(packedA, a, lda: lda, transA: transA, row: ic, column: pc, height: mcb, depth: kcb)
-                    let tile = c + ic * ldc + jc
+                    let corner = c + ic * ldc + jc
                     if kcb <= shallowDepth {
-                        shallowBlock(tile, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, row: pc, column: jc,
+                        shallowBlock(corner, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, directB: directB,
+                                     row: pc, column: jc,
                                      height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
                     } else {
-                        deepBlock(tile, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, row: pc, column: jc,
+                        deepBlock(corner, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, directB: directB,
+                                  row: pc, column: jc,
                                   height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
                     }
                     ic += mcb
@@ -107,43 +112,47 @@ public enum GEMM {
     }
 
     /// One MC×NC block of C for a deep depth block: column panels outer, so each B panel stays in
-    /// L1 for all the tiles of its column. B is packed when `packsB` (during the first row block);
-    /// later row blocks reuse the packed panels.
+    /// L1 for all the tiles of its column.
+    ///
+    /// B is packed when `packsB` (during the first row block); later row blocks reuse the packed
+    /// panels. With `directB` (untransposed B small enough to stay in cache) full panels are read
+    /// from B itself, row stride `ldb`, and only a ragged last panel is packed.
     ///
     /// - c: the block's top-left element of C, row stride `ldc` (written; read when beta != 0).
     /// - packedA: the packed A block (read). packedB: the packed B block (written when `packsB`, read).
-    /// - b: B as stored (read when `packsB`); `row`, `column`: where the block starts in op(B).
+    /// - b: B as stored (read); `row`, `column`: where the block starts in op(B).
     @inline(__always)
     static func deepBlock(_ c: UnsafeMutablePointer<Float>, ldc: Int,
                           _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
-                          _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, row: Int, column: Int,
+                          _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, row: Int, column: Int,
                           height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float) {
         // Untransposed B is packed row by row for the whole block (sequential reads of B); transposed
         // B panel by panel, just before first use (each panel reads 16 stored rows sequentially).
-        if packsB && !transB {
+        if packsB && !transB && !directB {
             packB(packedB, b, ldb: ldb, transB: false, row: row, column: column, depth: depth, width: width)
         }
         var j0 = 0
         while j0 < width {
             let cols = min(nr, width - j0)
-            let panelB = packedB + j0 * depth
-            if packsB && transB {
-                packB(panelB, b, ldb: ldb, transB: transB, row: row, column: column + j0, depth: depth, width: cols)
+            let direct = directB && cols == nr
+            let packed = packedB + j0 * depth
+            if packsB && !direct && (transB || directB) {
+                packB(packed, b, ldb: ldb, transB: transB, row: row, column: column + j0, depth: depth, width: cols)
             }
+            let panel = direct ? b + row * ldb + column + j0 : UnsafePointer(packed)
+            let bStride = direct ? ldb : nr
             var i0 = 0
             while i0 < height {
-                if cols <= nr / 2 {
-                    narrowMicroKernel(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panelB,
-                                      depth: depth, rows: min(mr, height - i0), columns: cols, alpha: alpha, beta: beta)
-                } else {
-                    microKernel(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panelB,
-                                depth: depth, rows: min(mr, height - i0), columns: cols, alpha: alpha, beta: beta)
-                }
+                tile(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panel, bStride: bStride,
+                     depth: depth, rows: min(mr, height - i0), columns: cols, alpha: alpha, beta: beta)
                 i0 += mr
             }
             j0 += nr
         }
     }
+
+    /// The largest untransposed B, in floats, that the micro-kernel reads in place instead of packing.
+    static let directLimit = 256 * 1024
 
     /// Depth blocks up to this size take `shallowBlock`: a packed B block of 128×512 floats (256 KiB)
     /// then fits in L2 next to the A block.
@@ -151,29 +160,47 @@ public enum GEMM {
 
     /// One MC×NC block of C for a shallow depth block, where loading and storing C costs as much as
     /// the arithmetic: tiles row by row, so six rows of C stream left to right (which the hardware
-    /// prefetcher follows) while the packed B block stays in L2. Same buffers as `deepBlock`.
+    /// prefetcher follows) while the B block stays in L2. Same buffers and flags as `deepBlock`.
     @inline(__always)
     static func shallowBlock(_ c: UnsafeMutablePointer<Float>, ldc: Int,
                              _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
-                             _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, row: Int, column: Int,
+                             _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, row: Int, column: Int,
                              height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float) {
-        if packsB { packB(packedB, b, ldb: ldb, transB: transB, row: row, column: column, depth: depth, width: width) }
+        let fullWidth = width / nr * nr
+        if packsB {
+            if !directB {
+                packB(packedB, b, ldb: ldb, transB: transB, row: row, column: column, depth: depth, width: width)
+            } else if fullWidth < width {
+                packB(packedB + fullWidth * depth, b, ldb: ldb, transB: false, row: row, column: column + fullWidth,
+                      depth: depth, width: width - fullWidth)
+            }
+        }
         var i0 = 0
         while i0 < height {
             let rows = min(mr, height - i0)
             var j0 = 0
             while j0 < width {
                 let cols = min(nr, width - j0)
-                if cols <= nr / 2 {
-                    narrowMicroKernel(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, packedB + j0 * depth,
-                                      depth: depth, rows: rows, columns: cols, alpha: alpha, beta: beta)
-                } else {
-                    microKernel(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, packedB + j0 * depth,
-                                depth: depth, rows: rows, columns: cols, alpha: alpha, beta: beta)
-                }
+                let direct = directB && cols == nr
+                let panel = direct ? b + row * ldb + column + j0 : UnsafePointer(packedB + j0 * depth)
+                tile(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panel, bStride: direct ? ldb : nr,
+                     depth: depth, rows: rows, columns: cols, alpha: alpha, beta: beta)
                 j0 += nr
             }
             i0 += mr
+        }
+    }
+
+    /// One register tile: the 6×8 kernel when at most eight columns are live, else the 6×16 one.
+    @inline(__always)
+    static func tile(_ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                     bStride: Int, depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+        if columns <= nr / 2 {
+            narrowMicroKernel(c, ldc: ldc, a, b, bStride: bStride, depth: depth, rows: rows, columns: columns,
+                              alpha: alpha, beta: beta)
+        } else {
+            microKernel(c, ldc: ldc, a, b, bStride: bStride, depth: depth, rows: rows, columns: columns,
+                        alpha: alpha, beta: beta)
         }
     }
 

@@ -71,6 +71,11 @@ final class GEMMTests: XCTestCase {
             check(m: 13, n: 8, k: 129, transA: transA, transB: transB)
             check(m: 13, n: 3, k: 12, transA: transA, transB: transB, beta: 2)
         } }
+        // Untransposed B above 256 Ki floats is packed; smaller ones are read in place.
+        for transA in [false, true] {
+            check(m: 20, n: 700, k: 401, transA: transA, transB: false, beta: 1)
+            check(m: 20, n: 2100, k: 127, transA: transA, transB: false)
+        }
     }
 
     func testAlphaBetaAndStrides() {
