@@ -79,7 +79,8 @@ public struct Conv2D: Layer {
     var biasSlot: ParameterSlot?
     var geometry: ConvGeometry?
     var input = Tensor(shape: [0])
-    /// im2col scratch (one sample's `[C·R·S, P·Q]` column matrix), reused across steps.
+    /// im2col scratch (one sample's `[C·R·S, P·Q]` column matrix and a zero-bordered copy of one
+    /// sample), reused across steps.
     var columns: [Float] = []
 
     /// - Parameters:
@@ -187,13 +188,9 @@ extension ConvGeometry {
         R == 1 && S == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 && P == H && Q == W
     }
 
-    /// The output columns `qLo ..< qHi` whose filter tap `s` lands inside the input row
-    /// (`0 ≤ q·strideW − padLeft + s < W`); the others read padding.
-    func validColumns(_ s: Int) -> (Int, Int) {
-        let before = padLeft - s
-        let lo = before > 0 ? (before + strideW - 1) / strideW : 0
-        let last = W - 1 + padLeft - s
-        let hi = last >= 0 ? min(Q, last / strideW + 1) : 0
-        return (min(lo, Q), max(hi, min(lo, Q)))
-    }
+    /// The height of the zero-bordered input that the windows read: top padding, the input, and
+    /// whatever bottom padding the last window row reaches.
+    var paddedHeight: Int { max(H + padTop, (P - 1) * strideH + R) }
+    /// The width of the zero-bordered input (left padding, input, reachable right padding).
+    var paddedWidth: Int { max(W + padLeft, (Q - 1) * strideW + S) }
 }

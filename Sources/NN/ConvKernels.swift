@@ -9,10 +9,11 @@
 /// the weight gradient is `gradWeight += gy_n · col_nᵀ`, and the input gradient is
 /// `col2im(weightᵀ · gy_n)`.
 public enum ConvKernels {
-    /// The number of floats of column scratch that the fast kernels need for geometry `g`
-    /// (zero when the column matrix is the input itself: 1×1 filters, stride 1, no padding).
+    /// The number of floats of scratch that the fast kernels need for geometry `g`: one sample's
+    /// column matrix `[CRS, PQ]` followed by one zero-padded sample `[C, Hp, Wp]` (zero when the
+    /// column matrix is the input itself: 1×1 filters, stride 1, no padding).
     public static func columnScratchCount(_ g: ConvGeometry) -> Int {
-        g.isPointwise ? 0 : g.CRS * g.PQ
+        g.isPointwise ? 0 : g.CRS * g.PQ + g.C * g.paddedHeight * g.paddedWidth
     }
 
     // MARK: Fast kernels
@@ -28,7 +29,7 @@ public enum ConvKernels {
         for n in 0 ..< N {
             let xn = x + n * inputCount, yn = y + n * outputCount
             let cn: UnsafePointer<Float>
-            if g.isPointwise { cn = xn } else { im2col(col, xn, g); cn = UnsafePointer(col) }
+            if g.isPointwise { cn = xn } else { im2col(col, col + g.CRS * g.PQ, xn, g); cn = UnsafePointer(col) }
             GEMM.multiply(yn, ldc: g.PQ, weight, lda: g.CRS, transA: false, cn, ldb: g.PQ, transB: false,
                           m: g.K, n: g.PQ, k: g.CRS)
             if let bias {
@@ -51,7 +52,7 @@ public enum ConvKernels {
         for n in 0 ..< N {
             let xn = x + n * inputCount, gyn = gy + n * outputCount
             let cn: UnsafePointer<Float>
-            if g.isPointwise { cn = xn } else { im2col(col, xn, g); cn = UnsafePointer(col) }
+            if g.isPointwise { cn = xn } else { im2col(col, col + g.CRS * g.PQ, xn, g); cn = UnsafePointer(col) }
             // gradWeight[K×CRS] += gy_n[K×PQ] · col_nᵀ[PQ×CRS]
             GEMM.multiply(gradWeight, ldc: g.CRS, gyn, lda: g.PQ, transA: false, cn, ldb: g.PQ, transB: true,
                           m: g.K, n: g.CRS, k: g.PQ, beta: 1)
@@ -79,37 +80,36 @@ public enum ConvKernels {
             let target = g.isPointwise ? gxn : col
             GEMM.multiply(target, ldc: g.PQ, weight, lda: g.CRS, transA: true, gyn, ldb: g.PQ, transB: false,
                           m: g.CRS, n: g.PQ, k: g.K)
-            if !g.isPointwise {
-                gxn.update(repeating: 0, count: inputCount)
-                col2im(gxn, col, g)
-            }
+            if !g.isPointwise { col2im(gxn, col + g.CRS * g.PQ, col, g) }
         }
     }
 
     /// Unfolds one sample into its column matrix.
     ///
-    /// - col: `[CRS, PQ]` (written, padding taps as 0). x: one sample `[C,H,W]` (read).
-    static func im2col(_ col: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry) {
+    /// The sample is first copied into a zero-bordered buffer, so every row of the column matrix is
+    /// a plain strided read: no bounds tests per pixel.
+    /// - col: `[CRS, PQ]` (written, padding taps as 0). padded: `[C, Hp, Wp]` scratch (overwritten).
+    /// - x: one sample `[C,H,W]` (read).
+    static func im2col(_ col: UnsafeMutablePointer<Float>, _ padded: UnsafeMutablePointer<Float>,
+                       _ x: UnsafePointer<Float>, _ g: ConvGeometry) {
+        let hp = g.paddedHeight, wp = g.paddedWidth
+        padded.update(repeating: 0, count: g.C * hp * wp)
+        for c in 0 ..< g.C {
+            for h in 0 ..< g.H {
+                copy(padded + (c * hp + h + g.padTop) * wp + g.padLeft, x + (c * g.H + h) * g.W, g.W)
+            }
+        }
         var row = col
         for c in 0 ..< g.C {
-            let plane = x + c * g.H * g.W
             for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let (qLo, qHi) = g.validColumns(s)
+                let base = padded + (c * hp + r) * wp + s
                 for p in 0 ..< g.P {
-                    let out = row + p * g.Q
-                    let h = p * g.strideH - g.padTop + r
-                    guard h >= 0, h < g.H else {
-                        for q in 0 ..< g.Q { out[q] = 0 }
-                        continue
-                    }
-                    let src = plane + h * g.W - g.padLeft + s
-                    for q in 0 ..< qLo { out[q] = 0 }
+                    let src = base + p * g.strideH * wp, out = row + p * g.Q
                     if g.strideW == 1 {
-                        copy(out + qLo, src + qLo, qHi - qLo)
+                        copy(out, src, g.Q)
                     } else {
-                        for q in qLo ..< qHi { out[q] = src[q * g.strideW] }
+                        for q in 0 ..< g.Q { out[q] = src[q * g.strideW] }
                     }
-                    for q in qHi ..< g.Q { out[q] = 0 }
                 }
                 row += g.PQ
             } }
@@ -138,35 +138,58 @@ public enum ConvKernels {
         }
     }
 
+    /// Adds `count` floats of `src` into `dst`, eight at a time; a ragged end is one more vector
+    /// over the last eight floats with the lanes already added masked to zero.
+    @inline(__always)
+    static func add(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
+        guard count >= 8 else {
+            for i in 0 ..< count { dst[i] += src[i] }
+            return
+        }
+        var i = 0
+        while i + 8 <= count {
+            let d = UnsafeMutableRawPointer(dst + i)
+            d.storeBytes(of: d.loadUnaligned(as: SIMD8<Float>.self) + UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
+                         as: SIMD8<Float>.self)
+            i += 8
+        }
+        if i < count {
+            let last = count - 8
+            let done = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .< SIMD8<Int32>(repeating: Int32(i - last))
+            let d = UnsafeMutableRawPointer(dst + last)
+            let v = UnsafeRawPointer(src + last).loadUnaligned(as: SIMD8<Float>.self).replacing(with: 0, where: done)
+            d.storeBytes(of: d.loadUnaligned(as: SIMD8<Float>.self) + v, as: SIMD8<Float>.self)
+        }
+    }
+
     /// Folds a column-matrix gradient back onto one sample, summing overlapping taps.
     ///
-    /// - gx: one sample `[C,H,W]` (added into). gcol: `[CRS, PQ]` (read; padding taps ignored).
-    static func col2im(_ gx: UnsafeMutablePointer<Float>, _ gcol: UnsafePointer<Float>, _ g: ConvGeometry) {
+    /// Taps are summed into a zero-bordered buffer without bounds tests; its interior is the result.
+    /// - gx: one sample `[C,H,W]` (written). padded: `[C, Hp, Wp]` scratch (overwritten).
+    /// - gcol: `[CRS, PQ]` (read; taps on the padding are dropped).
+    static func col2im(_ gx: UnsafeMutablePointer<Float>, _ padded: UnsafeMutablePointer<Float>,
+                       _ gcol: UnsafePointer<Float>, _ g: ConvGeometry) {
+        let hp = g.paddedHeight, wp = g.paddedWidth
+        padded.update(repeating: 0, count: g.C * hp * wp)
         var row = gcol
         for c in 0 ..< g.C {
-            let plane = gx + c * g.H * g.W
             for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let (qLo, qHi) = g.validColumns(s)
+                let base = padded + (c * hp + r) * wp + s
                 for p in 0 ..< g.P {
-                    let h = p * g.strideH - g.padTop + r
-                    guard h >= 0, h < g.H else { continue }
-                    let dst = plane + h * g.W - g.padLeft + s, src = row + p * g.Q
+                    let dst = base + p * g.strideH * wp, src = row + p * g.Q
                     if g.strideW == 1 {
-                        var q = qLo
-                        while q + 8 <= qHi {
-                            let d = UnsafeMutableRawPointer(dst + q)
-                            d.storeBytes(of: d.loadUnaligned(as: SIMD8<Float>.self)
-                                            + UnsafeRawPointer(src + q).loadUnaligned(as: SIMD8<Float>.self),
-                                         as: SIMD8<Float>.self)
-                            q += 8
-                        }
-                        while q < qHi { dst[q] += src[q]; q += 1 }
+                        add(dst, src, g.Q)
                     } else {
-                        for q in qLo ..< qHi { dst[q * g.strideW] += src[q] }
+                        for q in 0 ..< g.Q { dst[q * g.strideW] += src[q] }
                     }
                 }
                 row += g.PQ
             } }
+        }
+        for c in 0 ..< g.C {
+            for h in 0 ..< g.H {
+                copy(gx + (c * g.H + h) * g.W, padded + (c * hp + h + g.padTop) * wp + g.padLeft, g.W)
+            }
         }
     }
 
