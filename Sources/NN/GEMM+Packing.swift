@@ -84,37 +84,34 @@ extension GEMM {
         var j0 = 0
         while j0 < width {
             let cols = min(nr, width - j0)
-            if transB && cols == nr {
+            if transB {
                 // op(B)[p][j] = b[j·ldb + p]: 8×8 blocks, each read as eight row vectors of the
-                // stored B and transposed in registers, so loads and stores are whole vectors.
+                // stored B (zero vectors for columns past the panel's live ones) and transposed in
+                // registers, so loads and stores are whole vectors.
                 let src = b + (column + j0) * ldb + row
+                let step = nr * MemoryLayout<Float>.stride
                 var p0 = 0
                 while p0 + 8 <= depth {
                     for half in 0 ..< 2 {
+                        let live = min(max(cols - half * 8, 0), 8)
                         let base = src + half * 8 * ldb + p0
-                        let rows = transpose8x8(base, ldb: ldb)
+                        let block = live == 8 ? transpose8x8(base, ldb: ldb) : transposePartial8x8(base, ldb: ldb, rows: live)
                         let dst = UnsafeMutableRawPointer(out + p0 * nr + half * 8)
-                        let step = nr * MemoryLayout<Float>.stride
-                        dst.storeBytes(of: rows.0, as: SIMD8<Float>.self)
-                        dst.storeBytes(of: rows.1, toByteOffset: step, as: SIMD8<Float>.self)
-                        dst.storeBytes(of: rows.2, toByteOffset: 2 * step, as: SIMD8<Float>.self)
-                        dst.storeBytes(of: rows.3, toByteOffset: 3 * step, as: SIMD8<Float>.self)
-                        dst.storeBytes(of: rows.4, toByteOffset: 4 * step, as: SIMD8<Float>.self)
-                        dst.storeBytes(of: rows.5, toByteOffset: 5 * step, as: SIMD8<Float>.self)
-                        dst.storeBytes(of: rows.6, toByteOffset: 6 * step, as: SIMD8<Float>.self)
-                        dst.storeBytes(of: rows.7, toByteOffset: 7 * step, as: SIMD8<Float>.self)
+                        dst.storeBytes(of: block.0, as: SIMD8<Float>.self)
+                        dst.storeBytes(of: block.1, toByteOffset: step, as: SIMD8<Float>.self)
+                        dst.storeBytes(of: block.2, toByteOffset: 2 * step, as: SIMD8<Float>.self)
+                        dst.storeBytes(of: block.3, toByteOffset: 3 * step, as: SIMD8<Float>.self)
+                        dst.storeBytes(of: block.4, toByteOffset: 4 * step, as: SIMD8<Float>.self)
+                        dst.storeBytes(of: block.5, toByteOffset: 5 * step, as: SIMD8<Float>.self)
+                        dst.storeBytes(of: block.6, toByteOffset: 6 * step, as: SIMD8<Float>.self)
+                        dst.storeBytes(of: block.7, toByteOffset: 7 * step, as: SIMD8<Float>.self)
                     }
                     p0 += 8
                 }
-                for p in p0 ..< depth { for jj in 0 ..< nr { out[p * nr + jj] = src[jj * ldb + p] } }
-                out += nr * depth
-            } else if transB {
-                // A partial panel: read each stored row sequentially, scatter with stride NR.
-                for jj in 0 ..< cols {
-                    let src = b + (column + j0 + jj) * ldb + row
-                    for p in 0 ..< depth { out[p * nr + jj] = src[p] }
+                for p in p0 ..< depth {
+                    for jj in 0 ..< cols { out[p * nr + jj] = src[jj * ldb + p] }
+                    for jj in cols ..< nr { out[p * nr + jj] = 0 }
                 }
-                for p in 0 ..< depth { for jj in cols ..< nr { out[p * nr + jj] = 0 } }
                 out += nr * depth
             } else {
                 packBRows(out, b, ldb: ldb, row: row, column: column + j0, depth: depth, width: width - j0)
@@ -191,6 +188,17 @@ extension GEMM {
                              raw.loadUnaligned(fromByteOffset: 5 * step, as: SIMD8<Float>.self),
                              raw.loadUnaligned(fromByteOffset: 6 * step, as: SIMD8<Float>.self),
                              raw.loadUnaligned(fromByteOffset: 7 * step, as: SIMD8<Float>.self)))
+    }
+
+    /// Like `transpose8x8(_:ldb:)` for a block of which only the first `rows` rows exist
+    /// (0 ≤ rows < 8); the others are taken as zero and never read.
+    @inline(__always)
+    static func transposePartial8x8(_ p: UnsafePointer<Float>, ldb: Int, rows: Int) -> Block8x8 {
+        let raw = UnsafeRawPointer(p), step = ldb * MemoryLayout<Float>.stride
+        @inline(__always) func load(_ i: Int) -> SIMD8<Float> {
+            i < rows ? raw.loadUnaligned(fromByteOffset: i * step, as: SIMD8<Float>.self) : SIMD8<Float>()
+        }
+        return transpose8x8((load(0), load(1), load(2), load(3), load(4), load(5), load(6), load(7)))
     }
 
     /// Transposes an 8×8 block held in registers: three rounds of even/odd interleaving.
