@@ -7,13 +7,19 @@
 ///
 /// The fast path is blocked in the BLIS manner (five loops around a micro-kernel):
 ///
-///     for jc in steps of NC over n           // a block of op(B) columns, packed once, lives in L3
-///       for pc in steps of KC over k         // pack op(B)[pc.., jc..] into NR-wide panels
-///         for ic in steps of MC over m       // pack op(A)[ic.., pc..] into MR-tall panels (L2)
-///           for jr in steps of NR            // one B panel (KC×NR) stays in L1
-///             for ir in steps of MR          // micro-kernel: MR×NR of C in registers
+///     for jc in steps of NC over n       // a block of C columns (MC×NC of C stays in L2)
+///       for pc in steps of KC over k     // a depth block (equal-sized blocks, no thin remainder)
+///         for ic in steps of MC over m   // pack op(A)[ic.., pc..] into MR-tall panels (L2)
+///           deep k:    for jr over NR-wide B panels { for ir over MR rows: micro-kernel }
+///                      (a B panel stays in L1 for all the tiles of its column)
+///           shallow k: for ir over MR rows { for jr over B panels: micro-kernel }
+///                      (C is the main traffic: six rows of C stream left to right)
 ///
-/// Transposes are absorbed by the packing routines, so the micro-kernel sees one layout only.
+/// op(B) is packed into NR-wide panels during the first row block and reused by the others;
+/// an untransposed B small enough to stay in cache is read in place instead. Transposes are
+/// absorbed by the packing routines (in-register 8×8 transposes), so the micro-kernel sees one
+/// layout only. The micro-kernel keeps a 6×16 tile of C in twelve SIMD8 registers and issues
+/// twelve FMAs per k step (a 6×8 variant serves panels with at most eight live columns).
 public enum GEMM {
     /// Rows of C computed per micro-kernel call (one broadcast of A per row per k step).
     static let mr = 6
