@@ -79,6 +79,16 @@ final class Conv2DTests: XCTestCase {
                                   inputShape: [2, 5, 3])
     }
 
+    func testFastMatchesReferenceWhenChannelsSplitIntoChunks() throws {
+        // The fast kernels build the column matrix ~256 rows at a time: 31 channels of 3×3 taps
+        // split into chunks of 16 and 15, 13 channels of 5×5 taps into chunks of 7 and 6.
+        try checkAgainstReference(Conv2D(filters: 6, kernelSize: (3, 3), stride: (2, 2),
+                                         padding: .explicit(top: 1, bottom: 2, left: 0, right: 1)),
+                                  inputShape: [31, 7, 6])
+        try checkAgainstReference(Conv2D(filters: 5, kernelSize: (5, 5), padding: .same, useBias: false),
+                                  inputShape: [13, 5, 9])
+    }
+
     func testFastMatchesReferenceOnBenchmarkFirstLayers() throws {
         // The Fashion-MNIST convnet's layers at a small batch: sizes that cross the GEMM's blocks.
         try checkAgainstReference(Conv2D(filters: 32, kernelSize: (5, 5), padding: .same), inputShape: [1, 28, 28], batch: 2)
