@@ -76,18 +76,25 @@ public enum KernelBenchmark {
     public static let fashionMNISTDense: [(name: String, features: Int, units: Int)] = [("fc1", 3136, 1024), ("fc2", 1024, 10)]
 
     /// Every GEMM one training step of the convnet issues at batch `batch`, with the shapes and
-    /// transposes that `ConvKernels` (per sample) and `Dense` (per batch) pass to `GEMM.multiply`.
+    /// transposes that `ConvKernels` (per sample and channel chunk) and `Dense` (per batch) pass to
+    /// `GEMM.multiply`. A convolution's forward GEMMs after the first chunk accumulate (beta 1);
+    /// its first-chunk call (beta 0) has the same shape.
     public static func fashionMNISTCases(batch: Int) -> [GEMMCase] {
         var cases: [GEMMCase] = []
         for conv in fashionMNISTConvolutions {
             guard let g = try? conv.layer.geometry(for: conv.inputShape) else { continue }
-            cases.append(GEMMCase(name: "\(conv.name) forward", m: g.K, n: g.PQ, k: g.CRS,
-                                  transA: false, transB: false, beta: 0, callsPerBatch: batch))
-            cases.append(GEMMCase(name: "\(conv.name) grad weight", m: g.K, n: g.CRS, k: g.PQ,
-                                  transA: false, transB: true, beta: 1, callsPerBatch: batch))
+            // ConvKernels splits each sample's column matrix into equal channel chunks: one GEMM per
+            // sample and chunk, with chunk rows in place of C·R·S (a ragged last chunk is smaller).
+            let chunkChannels = g.isPointwise ? g.C : ConvKernels.chunkChannels(g)
+            let chunks = (g.C + chunkChannels - 1) / chunkChannels
+            let rows = chunkChannels * g.R * g.S, calls = batch * chunks
+            cases.append(GEMMCase(name: "\(conv.name) forward", m: g.K, n: g.PQ, k: rows,
+                                  transA: false, transB: false, beta: chunks > 1 ? 1 : 0, callsPerBatch: calls))
+            cases.append(GEMMCase(name: "\(conv.name) grad weight", m: g.K, n: rows, k: g.PQ,
+                                  transA: false, transB: true, beta: 1, callsPerBatch: calls))
             if conv.layer.computesInputGradient {
-                cases.append(GEMMCase(name: "\(conv.name) grad input", m: g.CRS, n: g.PQ, k: g.K,
-                                      transA: true, transB: false, beta: 0, callsPerBatch: batch))
+                cases.append(GEMMCase(name: "\(conv.name) grad input", m: rows, n: g.PQ, k: g.K,
+                                      transA: true, transB: false, beta: 0, callsPerBatch: calls))
             }
         }
         for fc in fashionMNISTDense {
