@@ -59,6 +59,10 @@ public struct ConvGeometry: Equatable {
 /// Input `[N, C, H, W]`, weight `[K, C, R, S]`, bias `[K]`, output `[N, K, P, Q]` with
 /// `P = (H + padTop + padBottom − R) / strideH + 1` (and likewise Q); `same` padding gives
 /// `P = ceil(H / strideH)`.
+///
+/// Forward and backward run the im2col + GEMM kernels of `ConvKernels` (whose direct `…Reference`
+/// twins the tests compare against); backward adds into the gradient arena and skips the input
+/// gradient when `computesInputGradient` is false.
 public struct Conv2D: Layer {
     /// Output channels K.
     public let filters: Int
@@ -79,8 +83,8 @@ public struct Conv2D: Layer {
     var biasSlot: ParameterSlot?
     var geometry: ConvGeometry?
     var input = Tensor(shape: [0])
-    /// im2col scratch (one sample's `[C·R·S, P·Q]` column matrix and a zero-bordered copy of one
-    /// sample), reused across steps.
+    /// im2col scratch (one channel chunk's column matrix and a zero-bordered copy of one sample),
+    /// reused across steps.
     var columns: [Float] = []
 
     /// - Parameters:
@@ -154,6 +158,8 @@ public struct Conv2D: Layer {
         return g
     }
 
+    /// Computes `[N, K, P, Q]` from `[N, C, H, W]` with the im2col + GEMM kernels, keeping the
+    /// input for backward.
     public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
         let g = checkedGeometry(for: input)
         geometry = g
