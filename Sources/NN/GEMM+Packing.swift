@@ -26,24 +26,21 @@ extension GEMM {
                     src += lda
                     out += mr
                 }
-            } else if rows == mr {
-                // op(A)[i][p] = a[i·lda + p]: eight k steps of the six rows at a time, transposed in
-                // registers (two zero rows fill the 8×8 block). Each k step is stored as eight floats
-                // at a stride of six; the two extra floats land where the next step's store (or the
-                // next panel, or the scratch's slack) overwrites them.
+            } else {
+                // op(A)[i][p] = a[i·lda + p]: eight k steps of the panel's rows at a time, transposed
+                // in registers (zero rows fill the 8×8 block, and pad a partial panel). Each k step
+                // is stored as eight floats at a stride of six; the two extra floats land where the
+                // next step's store (or the next panel, or the scratch's slack) overwrites them.
                 let s0 = a + (row + i0) * lda + column
                 let raw = UnsafeRawPointer(s0), step = lda * MemoryLayout<Float>.stride
-                let zero = SIMD8<Float>()
                 var p0 = 0
                 while p0 + 8 <= depth {
                     let o = p0 * MemoryLayout<Float>.stride
-                    let t = transpose8x8((raw.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self),
-                                          raw.loadUnaligned(fromByteOffset: o + step, as: SIMD8<Float>.self),
-                                          raw.loadUnaligned(fromByteOffset: o + 2 * step, as: SIMD8<Float>.self),
-                                          raw.loadUnaligned(fromByteOffset: o + 3 * step, as: SIMD8<Float>.self),
-                                          raw.loadUnaligned(fromByteOffset: o + 4 * step, as: SIMD8<Float>.self),
-                                          raw.loadUnaligned(fromByteOffset: o + 5 * step, as: SIMD8<Float>.self),
-                                          zero, zero))
+                    @inline(__always) func load(_ i: Int) -> SIMD8<Float> {
+                        i < rows ? raw.loadUnaligned(fromByteOffset: o + i * step, as: SIMD8<Float>.self) : SIMD8<Float>()
+                    }
+                    let t = transpose8x8((load(0), load(1), load(2), load(3), load(4), load(5),
+                                          SIMD8<Float>(), SIMD8<Float>()))
                     let d = UnsafeMutableRawPointer(out), w = mr * MemoryLayout<Float>.stride
                     d.storeBytes(of: t.0, as: SIMD8<Float>.self)
                     d.storeBytes(of: t.1, toByteOffset: w, as: SIMD8<Float>.self)
@@ -56,16 +53,8 @@ extension GEMM {
                     out += 8 * mr
                     p0 += 8
                 }
-                let s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda
                 for p in p0 ..< depth {
-                    out[0] = s0[p]; out[1] = s1[p]; out[2] = s2[p]
-                    out[3] = s3[p]; out[4] = s4[p]; out[5] = s5[p]
-                    out += mr
-                }
-            } else {
-                let src = a + (row + i0) * lda + column
-                for p in 0 ..< depth {
-                    for ii in 0 ..< rows { out[ii] = src[ii * lda + p] }
+                    for ii in 0 ..< rows { out[ii] = s0[ii * lda + p] }
                     for ii in rows ..< mr { out[ii] = 0 }
                     out += mr
                 }
