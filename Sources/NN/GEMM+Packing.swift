@@ -9,15 +9,28 @@
 extension GEMM {
     /// Packs op(A)[row ..< row+height, column ..< column+depth] into MR-tall panels.
     ///
-    /// - dst: packed A, `ceil(height/MR)·MR·depth` floats (written; rows past `height` are zero).
-    /// - a: A as stored, `m×k` (`k×m` when `transA`), row stride `lda` (read).
+    /// - dst: packed A, `ceil(height/MR)·MR·depth` floats (written; rows past `height` are zero),
+    ///   plus up to two floats past the end (the scratch has slack for them).
+    /// - a: A as stored, `m×k` (`k×m` when `transA`), row stride `lda`, `storedWidth` valid floats
+    ///   per stored row (k, or m when `transA`) (read).
     static func packA(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
-                      row: Int, column: Int, height: Int, depth: Int) {
+                      storedWidth: Int, row: Int, column: Int, height: Int, depth: Int) {
         var out = dst
         var i0 = 0
         while i0 < height {
             let rows = min(mr, height - i0)
-            if transA {
+            if transA && rows == mr && row + i0 + 8 <= storedWidth {
+                // op(A)[i][p] = a[p·lda + i]: each k step is six contiguous floats, moved as one
+                // eight-float vector (inside the stored row, whose valid width is `storedWidth`);
+                // the two extra floats are overwritten by the next store, or land in the slack.
+                var src = UnsafeRawPointer(a + column * lda + row + i0)
+                let step = lda * MemoryLayout<Float>.stride
+                for _ in 0 ..< depth {
+                    UnsafeMutableRawPointer(out).storeBytes(of: src.loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                    src += step
+                    out += mr
+                }
+            } else if transA {
                 // op(A)[i][p] = a[p·lda + i]: each k step is a short contiguous run of rows.
                 var src = a + column * lda + row + i0
                 for _ in 0 ..< depth {

@@ -76,7 +76,8 @@ public enum GEMM {
                 var ic = 0
                 while ic < m {
                     let mcb = min(rowBlock, m - ic)
-                    packA(packedA, a, lda: lda, transA: transA, row: ic, column: pc, height: mcb, depth: kcb)
+                    packA(packedA, a, lda: lda, transA: transA, storedWidth: transA ? m : k, row: ic, column: pc,
+                          height: mcb, depth: kcb)
                     let corner = c + ic * ldc + jc
                     if kcb <= shallowDepth {
                         shallowBlock(corner, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, directB: directB,

@@ -59,7 +59,7 @@ public enum KernelBenchmark {
         public var description: String {
             switch self {
             case let .validationFailed(name, error, tolerance):
-                return "\(name): fast GEMM differs from the reference by \(error) (tolerance \(tolerance)); not timing a wrong kernel"
+                return "\(name): fast kernel differs from the reference by \(error) (tolerance \(tolerance)); not timing a wrong kernel"
             }
         }
     }
@@ -199,7 +199,10 @@ public enum KernelBenchmark {
         return GEMMResult(gemm: gemm, seconds: ours, maxError: maxError, openBLASSeconds: theirs)
     }
 
-    /// Times whole Conv2D layers (forward, and backward with its gradient accumulation) at `batch`.
+    /// Times whole Conv2D layers (forward, and backward with its gradient accumulation) at `batch`,
+    /// after checking the first sample's forward output against the direct reference.
+    ///
+    /// - Throws: `BenchmarkError.validationFailed` when the layer's output is wrong.
     public static func runConvolutions(batch: Int, repeats: Int) throws -> [LayerResult] {
         var results: [LayerResult] = []
         for conv in fashionMNISTConvolutions {
@@ -209,6 +212,23 @@ public enum KernelBenchmark {
             let x = Tensor(shape: [batch] + conv.inputShape, values: randomValues(batch * conv.inputShape.reduce(1, *), seed: 4))
             let context = ForwardContext(training: true)
             let y = model.forward(x, context: context)
+            // Validate the first sample against the direct reference before timing.
+            var expected = [Float](repeating: 0, count: g.K * g.PQ)
+            let bias = model.arena.slots.count > 1 ? UnsafePointer(model.arena.parameters + model.arena.slots[1].offset) : nil
+            x.storage.withUnsafeBufferPointer { xp in
+                ConvKernels.forwardReference(&expected, xp.baseAddress!, model.arena.parameters + model.arena.slots[0].offset,
+                                             bias, 1, g)
+            }
+            var maxError: Float = 0
+            for i in expected.indices {
+                let err = abs(y.storage[i] - expected[i]) / max(1, abs(expected[i]))
+                maxError = max(maxError, err.isNaN ? .infinity : err)
+            }
+            // Float accumulation over C·R·S products against the Double reference.
+            let tolerance = 1e-6 * Float(g.CRS) + 1e-5
+            guard maxError <= tolerance else {
+                throw BenchmarkError.validationFailed(name: "\(conv.name) forward", error: maxError, tolerance: tolerance)
+            }
             let gy = Tensor(shape: y.shape, values: randomValues(y.count, seed: 5))
             let forward = medianSeconds(repeats: repeats) { blackHole(model.forward(x, context: context).storage[0]) }
             let backward = medianSeconds(repeats: repeats) { blackHole(model.backward(gy).count) }
