@@ -12,6 +12,8 @@ public final class MPICommunicator: Communicator {
     public let size: Int
     private let comm: MPI_Comm
     private let initializedHere: Bool
+    /// The user-defined sum of binary16 values (`HalfPrecision.add`), created at start-up.
+    private var halfSumOp: MPI_Op?
 
     /// MPI counts are 32-bit: larger buffers go in chunks of this many elements.
     static let maxChunk = 1 << 30
@@ -34,6 +36,10 @@ public final class MPICommunicator: Communicator {
         try MPICommunicator.check(MPI_Comm_size(comm, &s), "MPI_Comm_size")
         rank = Int(r)
         size = Int(s)
+        var op: MPI_Op? = nil
+        // Commutative: a + b rounds like b + a, so MPI may combine ranks in any order.
+        try MPICommunicator.check(MPI_Op_create(mpiHalfSum, 1, &op), "MPI_Op_create")
+        halfSumOp = op
     }
 
     /// Finalizes MPI if this object initialized it and nobody finalized it yet.
@@ -43,6 +49,7 @@ public final class MPICommunicator: Communicator {
         guard initializedHere else { return }
         var finalized: Int32 = 0
         MPI_Finalized(&finalized)
+        if finalized == 0, halfSumOp != nil { MPI_Op_free(&halfSumOp) }
         if finalized == 0 { try MPICommunicator.check(MPI_Finalize(), "MPI_Finalize") }
     }
 
@@ -110,6 +117,17 @@ public final class MPICommunicator: Communicator {
         return pending
     }
 
+    public func startHalfSum(_ buffer: UnsafeMutableBufferPointer<UInt16>) throws -> PendingReduction {
+        let pending = MPIPendingReduction()
+        try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 2) { p, n in
+            var request: MPI_Request? = cmpi_request_null()
+            try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_uint16(), halfSumOp, comm, &request),
+                                      "MPI_Iallreduce")
+            pending.requests.append(request)
+        }
+        return pending
+    }
+
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, from root: Int) throws {
         try broadcast(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 4, type: cmpi_float(), root: root)
     }
@@ -165,6 +183,13 @@ final class MPIPendingReduction: PendingReduction {
         }
         return true
     }
+}
+
+/// MPI's callback for the binary16 sum: adds `count` halves of `input` into `accumulator`.
+private func mpiHalfSum(_ input: UnsafeMutableRawPointer?, _ accumulator: UnsafeMutableRawPointer?,
+                        _ count: UnsafeMutablePointer<Int32>?, _ type: UnsafeMutablePointer<MPI_Datatype?>?) {
+    guard let input, let accumulator, let count else { return }
+    HalfPrecision.add(accumulator.assumingMemoryBound(to: UInt16.self), input.assumingMemoryBound(to: UInt16.self), Int(count.pointee))
 }
 
 #if canImport(Glibc)
