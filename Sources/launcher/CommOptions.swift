@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dist
+import Foundation
 
 /// How gradients are bucketed and sent, and where the timeline goes: shared by `train`, and the
 /// communication benchmarks.
@@ -28,7 +29,15 @@ struct CommOptions: ParsableArguments {
     func validate() throws {
         guard bucketMegabytes > 0, bucketMegabytes.isFinite else { throw ValidationError("--bucket-mb must be positive, got \(bucketMegabytes)") }
         if let f = bucketFloats, f <= 0 { throw ValidationError("--bucket-floats must be positive, got \(f)") }
-        if let t = timeline, t.isEmpty { throw ValidationError("--timeline needs a file name") }
+        if let t = timeline {
+            guard !t.isEmpty else { throw ValidationError("--timeline needs a file name") }
+            // Fail now rather than after training when the traces cannot be written.
+            let dir = t.contains("/") ? String(t[..<t.lastIndex(of: "/")!]) : "."
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir.isEmpty ? "/" : dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--timeline \(t): no such directory \(dir)")
+            }
+        }
     }
 
     /// Rejects options that cannot go together with the reduction mode.
