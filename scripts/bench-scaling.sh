@@ -3,7 +3,7 @@
 #
 #   scripts/bench-scaling.sh [--ranks N] [--model NAME] [--steps S] [--warmup W]
 #                            [--per-rank-batch b] [--global-batch B] [--mode weak|strong|both]
-#                            [--out DIR] [--ddp PATH] [-- extra ddp bench steps options]
+#                            [--out DIR (default bench-results)] [--ddp PATH] [-- extra ddp bench steps options]
 #
 # weak:   every rank takes b samples per step, so the global batch is b·P (ideal: samples/s ∝ P).
 # strong: the global batch B is fixed and split over P ranks (ideal: step time ∝ 1/P).
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ranks=$(nproc) model=fmnist-cnn steps=20 warmup=3 per_rank=32 global=64 mode=both out=bench-out ddp=.build/release/ddp
+ranks=$(nproc) model=fmnist-cnn steps=20 warmup=3 per_rank=32 global=64 mode=both out=bench-results ddp=.build/release/ddp
 extra=()
 while (($#)); do
     case "$1" in
