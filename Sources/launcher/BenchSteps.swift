@@ -74,11 +74,13 @@ struct BenchSteps: ParsableCommand {
             let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
             var config = TrainingConfiguration()
             config.globalBatchSize = globalBatch
+            try commOptions.validate(reduction: config.reduction)
             commOptions.apply(to: &config)
             try config.validate(ranks: p, trainingSamples: data.count)
             let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.01, momentum: 0.9),
                                                   loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
             try trainer.synchronize(dataset: data)
+            _ = try commOptions.prepare(communicator) // the progress thread, if asked for
             let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: globalBatch, seed: 1)
 
             // Per timed step: compute, comm, blocked, hidden, conversion (seconds, this rank).

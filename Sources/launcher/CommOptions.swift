@@ -26,7 +26,11 @@ struct CommOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write a Chrome trace (chrome://tracing, Perfetto) of each rank's steps to FILE with the rank inserted: trace.json -> trace.rank0.json, trace.rank1.json, ...", valueName: "file"))
     var timeline: String?
 
+    @Option(help: ArgumentHelp("Also poll the reductions in flight from a helper thread every N microseconds, so they advance during long layers (0: only between layers).", valueName: "N"))
+    var progressThread = 0
+
     func validate() throws {
+        guard progressThread >= 0 else { throw ValidationError("--progress-thread must be non-negative, got \(progressThread)") }
         guard bucketMegabytes > 0, bucketMegabytes.isFinite else { throw ValidationError("--bucket-mb must be positive, got \(bucketMegabytes)") }
         if let f = bucketFloats, f <= 0 { throw ValidationError("--bucket-floats must be positive, got \(f)") }
         if let t = timeline {
@@ -56,6 +60,14 @@ struct CommOptions: ParsableArguments {
         config.bucketCapacity = bucketCapacity
         config.compression = compression
         config.verifiedOptions.append(("compression", compression.rawValue))
+    }
+
+    /// Starts the progress thread when asked for, and returns the timeline (a collective).
+    func prepare(_ communicator: Communicator) throws -> Timeline? {
+        if progressThread > 0, let mpi = communicator as? MPICommunicator, mpi.size > 1 {
+            try mpi.startProgressThread(interval: Double(progressThread) / 1e6)
+        }
+        return try makeTimeline(communicator)
     }
 
     /// A timeline whose clock starts after a barrier (a collective), when `--timeline` was given.

@@ -45,6 +45,9 @@ struct Gradcheck: ParsableCommand {
     @Option(help: "Gradient wire format on the distributed side: none (float32) or fp16.")
     var compression: GradientCompression = .none
 
+    @Option(help: ArgumentHelp("Also poll reductions in flight from a helper thread every N microseconds (0: only between layers).", valueName: "N"))
+    var progressThread = 0
+
     /// The tolerance in force: the option, or the wire format's default.
     var effectiveTolerance: Double { tolerance ?? GradientCheckConfiguration.tolerance(for: compression) }
 
@@ -67,6 +70,7 @@ struct Gradcheck: ParsableCommand {
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard progressThread >= 0 else { throw ValidationError("--progress-thread must be non-negative, got \(progressThread)") }
         if let t = tolerance, !(t >= 0) { throw ValidationError("--tolerance must be non-negative, got \(t)") }
         if compression != .none && reduction == .deterministic {
             throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly")
@@ -80,6 +84,7 @@ struct Gradcheck: ParsableCommand {
     func run() throws {
         try launch.relaunchIfRequested()
         RankSession.run { communicator in
+            if progressThread > 0 && communicator.size > 1 { try communicator.startProgressThread(interval: Double(progressThread) / 1e6) }
             let data = SyntheticPatterns.make(count: samples, shape: parsedShape!, classes: classes, seed: modelOptions.seed &+ 7)
             let spec = try modelOptions.spec(for: data)
             var config = GradientCheckConfiguration()

@@ -71,7 +71,7 @@ struct Train: ParsableCommand {
             commOptions.apply(to: &config)
             let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: learningRate, momentum: momentum),
                                                   loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
-            trainer.timeline = try commOptions.makeTimeline(communicator)
+            trainer.timeline = try commOptions.prepare(communicator)
             let metricsFile = try communicator.isRoot ? metrics.map(MetricsLog.init(path:)) : nil
             // On a terminal, progress rewrites one line; in logs and pipes, one line per report.
             let terminal = isatty(STDOUT_FILENO) == 1

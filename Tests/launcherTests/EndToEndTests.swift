@@ -136,10 +136,12 @@ final class CommunicationEndToEndTests: XCTestCase {
     /// Buckets polled between layers (many small buckets in flight) give the one-rank result.
     func testGradcheckWithTinyBucketsAndPollingPasses() throws {
         for p in [2, 3] {
-            let r = try DDPProcess.mpirun(p, ["gradcheck", "--model", "tiny", "--bucket-floats", "16"], timeout: 90)
-            XCTAssertFalse(r.timedOut)
-            XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
-            XCTAssertTrue(r.stdout.contains("ok: worst relative error"), r.stdout)
+            for thread in [[], ["--progress-thread", "50"]] {
+                let r = try DDPProcess.mpirun(p, ["gradcheck", "--model", "tiny", "--bucket-floats", "16"] + thread, timeout: 90)
+                XCTAssertFalse(r.timedOut)
+                XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+                XCTAssertTrue(r.stdout.contains("ok: worst relative error"), r.stdout)
+            }
         }
     }
 
@@ -162,7 +164,7 @@ final class CommunicationEndToEndTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let template = dir.appendingPathComponent("trace.json").path
         let r = try DDPProcess.mpirun(2, ["train", "--synthetic-samples", "128", "--batch-size", "16", "--max-steps", "3",
-                                          "--bucket-floats", "64", "--timeline", template], timeout: 60)
+                                          "--bucket-floats", "64", "--progress-thread", "100", "--timeline", template], timeout: 60)
         XCTAssertFalse(r.timedOut)
         XCTAssertEqual(r.status, 0, r.stderr)
         for rank in 0 ..< 2 {
