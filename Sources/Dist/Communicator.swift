@@ -78,6 +78,12 @@ public protocol PendingReduction: AnyObject {
     func wait() throws
     /// Returns whether the reduction has completed, without blocking.
     func test() throws -> Bool
+    /// When a progress thread saw the reduction complete (`Timeline.now()`), if one did.
+    var completedAt: UInt64? { get }
+}
+
+extension PendingReduction {
+    public var completedAt: UInt64? { nil }
 }
 
 /// A reduction that finished when it started (communicators without real asynchrony).

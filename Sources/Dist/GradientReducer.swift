@@ -37,8 +37,9 @@ public struct ReductionStatistics: Equatable {
     public var buckets = 0
     /// Bytes this rank handed to the allreduce (half of the float bytes with fp16).
     public var wireBytes = 0
-    /// Seconds from the first bucket's start to the last one's completion as observed (by a poll
-    /// between layers or by the final wait), so an upper bound of the communication time.
+    /// Seconds from the first bucket's start to the last one's completion as observed (by the
+    /// progress thread when one runs, else by a poll between layers or the final wait), so an
+    /// upper bound of the communication time, as tight as the polling.
     public var communicationSeconds = 0.0
     /// Seconds `reduce` was blocked waiting for reductions still in flight after backward.
     public var blockedSeconds = 0.0
@@ -138,7 +139,7 @@ public final class GradientReducer {
         let waitStart = Timeline.now()
         for k in pending.indices where completedAt[k] == nil {
             try pending[k].wait()
-            completedAt[k] = Timeline.now()
+            completedAt[k] = pending[k].completedAt ?? Timeline.now()
         }
         let waitEnd = Timeline.now()
         step.blockedSeconds = Double(waitEnd - waitStart) / 1e9
@@ -193,7 +194,7 @@ public final class GradientReducer {
         guard completedAt.contains(nil) else { return }
         step.polls += 1
         for k in completedAt.indices where completedAt[k] == nil {
-            if try pending[k].test() { completedAt[k] = Timeline.now() }
+            if try pending[k].test() { completedAt[k] = pending[k].completedAt ?? Timeline.now() }
         }
     }
 

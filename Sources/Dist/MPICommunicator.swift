@@ -253,6 +253,13 @@ final class MPIPendingReduction: PendingReduction {
     var requests: [MPI_Request?] = []
     private let lock: NSLock
     private var progressError: Error?
+    private var seenComplete: UInt64?
+
+    var completedAt: UInt64? {
+        lock.lock()
+        defer { lock.unlock() }
+        return seenComplete
+    }
 
     init(lock: NSLock) { self.lock = lock }
 
@@ -275,7 +282,11 @@ final class MPIPendingReduction: PendingReduction {
     /// The progress thread's poll (the caller holds the lock): whether every request completed
     /// or failed, so the thread can forget this reduction.
     func pollHoldingLock() -> Bool {
-        do { return try testRequests() } catch {
+        do {
+            guard try testRequests() else { return false }
+            seenComplete = Timeline.now()
+            return true
+        } catch {
             progressError = error
             return true
         }
