@@ -41,6 +41,14 @@ public protocol Communicator: AnyObject {
     /// - Throws: `DistError.mpi` when the collective cannot start.
     func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp) throws -> PendingReduction
 
+    /// Starts summing IEEE binary16 values (as `UInt16` bit patterns) across ranks and returns at
+    /// once; each pairwise sum is done in Float32 and rounded to half (`HalfPrecision.add`).
+    ///
+    /// The buffer must stay valid and untouched until the returned reduction completes.
+    /// - Returns: the pending reduction; call `wait()` before reading the buffer.
+    /// - Throws: `DistError.mpi` when the collective cannot start.
+    func startHalfSum(_ buffer: UnsafeMutableBufferPointer<UInt16>) throws -> PendingReduction
+
     /// Copies `buffer` from rank `root` to every other rank.
     ///
     /// - Parameters:
@@ -70,6 +78,12 @@ public protocol PendingReduction: AnyObject {
     func wait() throws
     /// Returns whether the reduction has completed, without blocking.
     func test() throws -> Bool
+    /// When a progress thread saw the reduction complete (`Timeline.now()`), if one did.
+    var completedAt: UInt64? { get }
+}
+
+extension PendingReduction {
+    public var completedAt: UInt64? { nil }
 }
 
 /// A reduction that finished when it started (communicators without real asynchrony).

@@ -24,6 +24,8 @@ public final class DataParallelTrainer {
     public let reducer: GradientReducer
     /// Sums synchronized layers' statistics across ranks during forward and backward.
     public let statisticsReducer: CommunicatorStatisticsReducer
+    /// Records forward, backward per layer, bucket reductions and optimizer steps, when set.
+    public var timeline: Timeline? { get { reducer.timeline } set { reducer.timeline = newValue } }
     /// The lowest arena offset of each layer's parameters (nil for layers without any).
     private let layerOffsets: [Int?]
     /// An MPI error raised while starting a bucket during backward, thrown by `reduceGradients`.
@@ -50,7 +52,8 @@ public final class DataParallelTrainer {
         model = try spec.build()
         model.initializeParameters(seed: configuration.seed)
         reducer = GradientReducer(arena: model.arena, communicator: communicator,
-                                  bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction)
+                                  bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction,
+                                  compression: configuration.compression)
         statisticsReducer = CommunicatorStatisticsReducer(communicator: communicator)
         // Slot names start with the layer's index ("3.dense.weight").
         var offsets = [Int?](repeating: nil, count: model.layers.count)
@@ -97,8 +100,10 @@ public final class DataParallelTrainer {
         guard !indices.isEmpty else { return BatchTotals() }
         let (input, labels) = Batches.make(dataset, indices: indices)
         let keys = indices.map { DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: $0) }
+        let forwardStart = Timeline.now()
         let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys, statisticsReducer: statisticsReducer))
         let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
+        timeline?.record("forward", lane: .compute, from: forwardStart, to: Timeline.now())
         backward(gradLogits)
         return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: indices.count)
     }
@@ -129,13 +134,18 @@ public final class DataParallelTrainer {
     }
 
     /// Runs backward layer by layer in reverse, like `Sequential.backward`, and after each layer
-    /// with parameters lets the reducer start the buckets that are now final.
+    /// with parameters lets the reducer start the buckets that are now final; after the others,
+    /// it lets MPI progress the reductions in flight.
     private func backward(_ gradLogits: Tensor) {
         var g = gradLogits
         for i in model.layers.indices.reversed() {
+            let layerStart = Timeline.now()
             g = model.layers[i].backward(g, arena: model.arena)
+            timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
             if let offset = layerOffsets[i] {
                 do { try reducer.gradientsFinal(from: offset) } catch { deferredError = deferredError ?? error }
+            } else {
+                do { try reducer.progress() } catch { deferredError = deferredError ?? error }
             }
         }
     }
@@ -163,7 +173,9 @@ public final class DataParallelTrainer {
 
     /// Applies one optimizer step to this replica (identical on every rank).
     public func applyUpdate() {
+        let stepStart = Timeline.now()
         optimizer.step(arena: model.arena)
+        timeline?.record("optimizer step", lane: .compute, from: stepStart, to: Timeline.now())
     }
 
     /// Evaluates the model on a dataset split across ranks (each sample exactly once).

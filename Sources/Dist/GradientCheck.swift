@@ -22,6 +22,21 @@ public struct GradientCheckConfiguration {
     public var reduction: ReductionMode = .fast
     /// Floats per gradient bucket on the distributed side (small values test overlapped buckets).
     public var bucketCapacity = 1 << 20
+    /// The wire format on the distributed side (fp16 needs a looser tolerance: see `tolerance(for:)`).
+    public var compression: GradientCompression = .none
+
+    /// The default tolerance for a wire format.
+    ///
+    /// Float32: 1e-4 (summation order, above). Float16: 1e-2. Each rank's gradient sum is rounded
+    /// to half (11-bit significand: relative error ≤ 2^-11 ≈ 4.9e-4 of the element), and the
+    /// reduction rounds again after each of the P − 1 additions, relative to the partial sums,
+    /// which can exceed the result when ranks' contributions cancel. With P ≤ 8 that is at most
+    /// about 8 · 4.9e-4 ≈ 4e-3 of a tensor's largest magnitude; 1e-2 leaves margin for the K steps
+    /// of momentum carrying those errors into the parameters, while bugs still give errors of
+    /// order 1.
+    public static func tolerance(for compression: GradientCompression) -> Double {
+        compression == .fp16 ? 1e-2 : 1e-4
+    }
 
     public init() {}
 }
@@ -66,7 +81,7 @@ public struct GradientCheckReport {
         func e(_ x: Double) -> String { String(format: "%.2e", x) }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
         let nameWidth = max(20, (rows.map(\.name.count).max() ?? 0) + 2)
-        var lines = ["gradient check: model \(modelName), \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(c.globalBatchSize), \(c.steps) step\(c.steps == 1 ? "" : "s"), seed \(c.seed), reduction \(c.reduction.rawValue)",
+        var lines = ["gradient check: model \(modelName), \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(c.globalBatchSize), \(c.steps) step\(c.steps == 1 ? "" : "s"), seed \(c.seed), reduction \(c.reduction.rawValue)\(c.compression == .fp16 ? ", fp16 wire" : "")",
                      "errors of \(ranks)-rank data-parallel vs one replica on the whole batch; relative = abs / the tensor's max |value|; tolerance \(e(c.tolerance)) relative",
                      pad("tensor", nameWidth) + pad("shape", 16) + pad("grad abs", 11) + pad("grad rel", 11) + pad("param abs", 11) + "param rel"]
         for r in rows {
@@ -104,7 +119,8 @@ public enum GradientCheck {
         options.seed = c.seed
         options.reduction = c.reduction
         options.bucketCapacity = c.bucketCapacity
-        options.verifiedOptions = [("steps", "\(c.steps)"), ("tolerance", "\(c.tolerance)")]
+        options.compression = c.compression
+        options.verifiedOptions = [("steps", "\(c.steps)"), ("tolerance", "\(c.tolerance)"), ("compression", c.compression.rawValue)]
         let distributed = try DataParallelTrainer(spec: spec, optimizer: makeOptimizer(), loss: loss,
                                                   communicator: communicator, configuration: options)
         try distributed.synchronize(dataset: dataset)

@@ -17,6 +17,43 @@ public enum ReductionMode: String, CaseIterable {
     case deterministic
 }
 
+/// How gradients travel on the wire in fast mode.
+public enum GradientCompression: String, CaseIterable {
+    /// Float32, as computed.
+    case none
+    /// IEEE binary16 (Horovod's `Compression.fp16`): half the bytes. Each rank's gradient *sum*
+    /// is rounded to half (relative error ≤ 2^-11), the ranks' halves are summed in Float32 and
+    /// rounded to half after each addition (`HalfPrecision.add`, a user-defined MPI operator, so
+    /// P ranks add at most P − 1 more roundings instead of the drift of a pure half accumulator),
+    /// and the result is widened to Float32 and scaled by 1/B there. Sums are sent before the 1/B
+    /// scaling, so they stay well inside half's normal range (2^-14 … 65504) for usual batches;
+    /// an element whose global sum exceeds 65504 becomes inf. Only with more than one rank.
+    case fp16
+}
+
+/// What the last step's reduction cost on this rank (fast mode).
+public struct ReductionStatistics: Equatable {
+    /// Buckets reduced.
+    public var buckets = 0
+    /// Bytes this rank handed to the allreduce (half of the float bytes with fp16).
+    public var wireBytes = 0
+    /// Seconds from the first bucket's start to the last one's completion as observed (by the
+    /// progress thread when one runs, else by a poll between layers or the final wait), so an
+    /// upper bound of the communication time, as tight as the polling.
+    public var communicationSeconds = 0.0
+    /// Seconds `reduce` was blocked waiting for reductions still in flight after backward.
+    public var blockedSeconds = 0.0
+    /// Seconds spent converting to and from float16 (zero without compression).
+    public var conversionSeconds = 0.0
+    /// Progress polls made while reductions were in flight.
+    public var polls = 0
+
+    /// Communication that overlapped backward: total − blocked.
+    public var hiddenSeconds: Double { Swift.max(0, communicationSeconds - blockedSeconds) }
+
+    public init() {}
+}
+
 /// Averages the gradient arena across ranks: allreduce-sum, then scale by 1/B (B the global batch),
 /// since each rank's backward leaves the *sum* over its slice. Uneven slices thus give the exact
 /// global mean.
@@ -25,24 +62,42 @@ public enum ReductionMode: String, CaseIterable {
 /// view of the arena; in fast mode a bucket's reduction starts as soon as backward is done with it
 /// (`gradientsFinal(from:)`), so communication overlaps the rest of backward (PyTorch DDP,
 /// Horovod fusion).
+///
+/// Open MPI 4.1 has no asynchronous progress thread: a started `MPI_Iallreduce` advances only
+/// inside MPI calls. The trainer therefore calls `progress()` (an `MPI_Test` per bucket in flight)
+/// after every layer's backward, so each round of the reductions' schedules moves on between
+/// layers; how much is hidden shows in `lastStep` (`hiddenSeconds`) and on the timeline.
 public final class GradientReducer {
     /// The arena ranges of the buckets, last layers first.
     public let buckets: [Range<Int>]
     /// The summation mode.
     public let mode: ReductionMode
+    /// The wire format of fast mode.
+    public let compression: GradientCompression
+    /// Records each bucket's reduction and the final wait, when set.
+    public var timeline: Timeline?
+    /// The last completed step's costs on this rank.
+    public private(set) var lastStep = ReductionStatistics()
     private let arena: ParameterArena
     private let communicator: Communicator
+    /// Float16 staging, arena layout (fp16 only): the wire buffers of the compressed buckets.
+    private let halves: UnsafeMutablePointer<UInt16>?
 
     /// - Parameters:
     ///   - arena: the gradients to reduce (their layout never changes).
     ///   - communicator: the ranks.
     ///   - bucketCapacity: floats per bucket (a slot larger than this gets a bucket of its own).
     ///   - mode: fast or deterministic summation.
-    public init(arena: ParameterArena, communicator: Communicator, bucketCapacity: Int = 1 << 20, mode: ReductionMode = .fast) {
+    ///   - compression: the wire format of fast mode (deterministic mode sums exactly and ignores it;
+    ///     the launcher rejects the combination).
+    public init(arena: ParameterArena, communicator: Communicator, bucketCapacity: Int = 1 << 20, mode: ReductionMode = .fast,
+                compression: GradientCompression = .none) {
         precondition(bucketCapacity > 0, "A bucket needs a positive capacity, got \(bucketCapacity).")
         self.arena = arena
         self.communicator = communicator
         self.mode = mode
+        self.compression = mode == .fast ? compression : .none
+        halves = self.compression == .fp16 && communicator.size > 1 ? UnsafeMutablePointer<UInt16>.allocate(capacity: Swift.max(arena.count, 1)) : nil
         var buckets: [Range<Int>] = []
         var end = arena.count
         var start = arena.count
@@ -60,8 +115,13 @@ public final class GradientReducer {
         self.buckets = buckets
     }
 
-    /// Reductions started this step, in bucket order.
+    deinit { halves?.deallocate() }
+
+    /// Reductions started this step, in bucket order, with their start and observed end times.
     private var pending: [PendingReduction] = []
+    private var startedAt: [UInt64] = []
+    private var completedAt: [UInt64?] = []
+    private var step = ReductionStatistics()
 
     /// Replaces every rank's gradients with their mean over the global batch.
     ///
@@ -71,23 +131,49 @@ public final class GradientReducer {
     /// - Throws: `DistError.mpi` when a reduction fails.
     public func reduce(globalBatchSize: Int) throws {
         precondition(globalBatchSize > 0, "Cannot average gradients over an empty global batch.")
-        switch mode {
-        case .fast:
-            try startBuckets { _ in true }
-            for p in pending { try p.wait() }
-            pending.removeAll()
-        case .deterministic:
+        guard mode == .fast else {
             // The exact path divides by B itself.
             return try reduceExact(globalBatchSize: globalBatchSize)
         }
+        try startBuckets { _ in true }
+        let waitStart = Timeline.now()
+        for k in pending.indices where completedAt[k] == nil {
+            try pending[k].wait()
+            completedAt[k] = pending[k].completedAt ?? Timeline.now()
+        }
+        let waitEnd = Timeline.now()
+        step.blockedSeconds = Double(waitEnd - waitStart) / 1e9
+        if let first = startedAt.first, let last = completedAt.compactMap({ $0 }).max() {
+            step.communicationSeconds = Double(last - first) / 1e9
+        }
+        if let timeline, !pending.isEmpty {
+            timeline.record("wait for reductions", lane: .compute, from: waitStart, to: waitEnd)
+            for k in pending.indices {
+                timeline.record("allreduce bucket \(k)", lane: .comm, from: startedAt[k], to: completedAt[k] ?? waitEnd,
+                                detail: "\(buckets[k].count) floats\(compression == .fp16 ? " as fp16" : "")")
+            }
+        }
         let scale = Float(1.0 / Double(globalBatchSize))
         let g = arena.gradients
-        for i in 0 ..< arena.count { g[i] *= scale }
+        if let halves, !pending.isEmpty {
+            let t = Timeline.now()
+            for bucket in buckets { HalfPrecision.decompress(g + bucket.lowerBound, halves + bucket.lowerBound, scale: scale, bucket.count) }
+            step.conversionSeconds += Double(Timeline.now() - t) / 1e9
+            timeline?.record("fp16 decompress", lane: .compute, from: t, to: Timeline.now())
+        } else {
+            for i in 0 ..< arena.count { g[i] *= scale }
+        }
+        step.buckets = pending.count
+        lastStep = step
+        step = ReductionStatistics()
+        pending.removeAll(keepingCapacity: true)
+        startedAt.removeAll(keepingCapacity: true)
+        completedAt.removeAll(keepingCapacity: true)
     }
 
     /// Tells the reducer that backward will no longer write gradients at arena offsets ≥ `offset`,
     /// so (in fast mode) every bucket lying there starts reducing now, overlapping the rest of
-    /// backward.
+    /// backward; then polls the reductions in flight (`progress()`).
     ///
     /// Every rank starts the same buckets in the same order (buckets are visited last to first),
     /// as non-blocking collectives require; a rank that calls this less often (an empty slice)
@@ -96,16 +182,40 @@ public final class GradientReducer {
     public func gradientsFinal(from offset: Int) throws {
         guard mode == .fast else { return }
         try startBuckets { $0.lowerBound >= offset }
-        // Let MPI progress the reductions already in flight.
-        for p in pending { _ = try p.test() }
+        try progress()
+    }
+
+    /// Lets MPI advance the reductions in flight (one `MPI_Test` each) and notes those that
+    /// completed. Cheap when nothing is in flight; call it between layers of backward.
+    ///
+    /// Local: ranks may call it different numbers of times.
+    /// - Throws: `DistError.mpi` when a reduction failed.
+    public func progress() throws {
+        guard completedAt.contains(nil) else { return }
+        step.polls += 1
+        for k in completedAt.indices where completedAt[k] == nil {
+            if try pending[k].test() { completedAt[k] = pending[k].completedAt ?? Timeline.now() }
+        }
     }
 
     private func startBuckets(while ready: (Range<Int>) -> Bool) throws {
         guard communicator.size > 1 else { return }
         while pending.count < buckets.count && ready(buckets[pending.count]) {
             let bucket = buckets[pending.count]
-            let view = UnsafeMutableBufferPointer(start: arena.gradients + bucket.lowerBound, count: bucket.count)
-            pending.append(try communicator.startAllreduce(view, op: .sum))
+            let start = Timeline.now()
+            if let halves {
+                HalfPrecision.compress(halves + bucket.lowerBound, arena.gradients + bucket.lowerBound, bucket.count)
+                step.conversionSeconds += Double(Timeline.now() - start) / 1e9
+                let view = UnsafeMutableBufferPointer(start: halves + bucket.lowerBound, count: bucket.count)
+                pending.append(try communicator.startHalfSum(view))
+                step.wireBytes += 2 * bucket.count
+            } else {
+                let view = UnsafeMutableBufferPointer(start: arena.gradients + bucket.lowerBound, count: bucket.count)
+                pending.append(try communicator.startAllreduce(view, op: .sum))
+                step.wireBytes += 4 * bucket.count
+            }
+            startedAt.append(start)
+            completedAt.append(nil)
         }
     }
 

@@ -69,6 +69,17 @@ public final class InProcessCommunicator: Communicator {
         return CompletedReduction()
     }
 
+    public func startHalfSum(_ buffer: UnsafeMutableBufferPointer<UInt16>) throws -> PendingReduction {
+        guard size > 1 else { return CompletedReduction() }
+        let all = try rendezvous.exchange(rank: rank, Array(buffer), operation: "allreduce").map { $0 as! [UInt16] }
+        precondition(all.allSatisfy { $0.count == buffer.count }, "allreduce of \(buffer.count) halves on rank \(rank), \(all.map(\.count)) across ranks.")
+        // Rank order, like MPI's reduction tree for a commutative operator on few ranks.
+        var acc = all[0]
+        for r in 1 ..< size { HalfPrecision.add(&acc, all[r], acc.count) }
+        for i in buffer.indices { buffer[i] = acc[i] }
+        return CompletedReduction()
+    }
+
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, from root: Int) throws { try bcast(buffer, root: root) }
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Double>, from root: Int) throws { try bcast(buffer, root: root) }

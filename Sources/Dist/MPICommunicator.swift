@@ -1,4 +1,5 @@
 import CMPI
+import Foundation
 
 /// The communicator over MPI's `COMM_WORLD`: the one file that calls MPI.
 ///
@@ -12,11 +13,22 @@ public final class MPICommunicator: Communicator {
     public let size: Int
     private let comm: MPI_Comm
     private let initializedHere: Bool
+    /// The user-defined sum of binary16 values (`HalfPrecision.add`), created at start-up.
+    private var halfSumOp: MPI_Op?
+    /// The thread support MPI provides (MPI_THREAD_FUNNELED, _SERIALIZED, ...).
+    public let threadLevel: Int32
+    /// Serializes every MPI call, so a progress thread may make some (MPI_THREAD_SERIALIZED).
+    private let mpiLock = NSLock()
+    /// Non-blocking reductions not yet seen complete by the progress thread (under `mpiLock`).
+    private var inFlight: [MPIPendingReduction] = []
+    /// Set under `mpiLock` to end the progress thread, which then signals `progressEnded`.
+    private var progressStop = false
+    private var progressEnded: DispatchSemaphore?
 
     /// MPI counts are 32-bit: larger buffers go in chunks of this many elements.
     static let maxChunk = 1 << 30
 
-    /// Joins `COMM_WORLD`, initializing MPI (funneled threads) if needed.
+    /// Joins `COMM_WORLD`, initializing MPI (serialized threads) if needed.
     ///
     /// - Throws: `DistError.mpi` when MPI cannot start or report rank and size.
     public init() throws {
@@ -24,8 +36,13 @@ public final class MPICommunicator: Communicator {
         try MPICommunicator.check(MPI_Initialized(&flag), "MPI_Initialized")
         if flag == 0 {
             var provided: Int32 = 0
-            try MPICommunicator.check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
+            // Serialized, not funneled: an optional progress thread makes MPI calls too, one at a
+            // time with the main thread's (every call holds `mpiLock`).
+            try MPICommunicator.check(MPI_Init_thread(nil, nil, cmpi_thread_serialized(), &provided), "MPI_Init_thread")
         }
+        var level: Int32 = 0
+        try MPICommunicator.check(MPI_Query_thread(&level), "MPI_Query_thread")
+        threadLevel = level
         initializedHere = flag == 0
         comm = cmpi_comm_world()
         try MPICommunicator.check(MPI_Comm_set_errhandler(comm, cmpi_errors_return()), "MPI_Comm_set_errhandler")
@@ -34,15 +51,21 @@ public final class MPICommunicator: Communicator {
         try MPICommunicator.check(MPI_Comm_size(comm, &s), "MPI_Comm_size")
         rank = Int(r)
         size = Int(s)
+        var op: MPI_Op? = nil
+        // Commutative: a + b rounds like b + a, so MPI may combine ranks in any order.
+        try MPICommunicator.check(MPI_Op_create(mpiHalfSum, 1, &op), "MPI_Op_create")
+        halfSumOp = op
     }
 
     /// Finalizes MPI if this object initialized it and nobody finalized it yet.
     ///
     /// - Throws: `DistError.mpi` when MPI_Finalize fails.
     public func finalize() throws {
+        stopProgressThread()
         guard initializedHere else { return }
         var finalized: Int32 = 0
         MPI_Finalized(&finalized)
+        if finalized == 0, halfSumOp != nil { MPI_Op_free(&halfSumOp) }
         if finalized == 0 { try MPICommunicator.check(MPI_Finalize(), "MPI_Finalize") }
     }
 
@@ -80,14 +103,14 @@ public final class MPICommunicator: Communicator {
 
     private func allreduce(_ base: UnsafeMutableRawPointer?, count: Int, stride: Int, type: MPI_Datatype, op: ReductionOp) throws {
         try chunked(base, count: count, stride: stride) { p, n in
-            try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), p, n, type, MPICommunicator.mpiOp(op), comm), "MPI_Allreduce")
+            try locked { try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), p, n, type, MPICommunicator.mpiOp(op), comm), "MPI_Allreduce") }
         }
     }
 
     private func broadcast(_ base: UnsafeMutableRawPointer?, count: Int, stride: Int, type: MPI_Datatype, root: Int) throws {
         precondition(root >= 0 && root < size, "broadcast root \(root) is outside 0..<\(size).")
         try chunked(base, count: count, stride: stride) { p, n in
-            try MPICommunicator.check(MPI_Bcast(p, n, type, Int32(root), comm), "MPI_Bcast")
+            try locked { try MPICommunicator.check(MPI_Bcast(p, n, type, Int32(root), comm), "MPI_Bcast") }
         }
     }
 
@@ -100,13 +123,30 @@ public final class MPICommunicator: Communicator {
     }
 
     public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp) throws -> PendingReduction {
-        let pending = MPIPendingReduction()
+        let pending = MPIPendingReduction(lock: mpiLock)
         try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 4) { p, n in
             var request: MPI_Request? = cmpi_request_null()
-            try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_float(), MPICommunicator.mpiOp(op), comm, &request),
-                                      "MPI_Iallreduce")
+            try locked {
+                try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_float(), MPICommunicator.mpiOp(op), comm, &request),
+                                          "MPI_Iallreduce")
+            }
             pending.requests.append(request)
         }
+        track(pending)
+        return pending
+    }
+
+    public func startHalfSum(_ buffer: UnsafeMutableBufferPointer<UInt16>) throws -> PendingReduction {
+        let pending = MPIPendingReduction(lock: mpiLock)
+        try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 2) { p, n in
+            var request: MPI_Request? = cmpi_request_null()
+            try locked {
+                try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_uint16(), halfSumOp, comm, &request),
+                                          "MPI_Iallreduce")
+            }
+            pending.requests.append(request)
+        }
+        track(pending)
         return pending
     }
 
@@ -129,7 +169,7 @@ public final class MPICommunicator: Communicator {
     public func provokeError() -> DistError? {
         var byte: UInt8 = 0
         do {
-            try MPICommunicator.check(MPI_Bcast(&byte, 1, cmpi_byte(), Int32(size), comm), "MPI_Bcast")
+            try locked { try MPICommunicator.check(MPI_Bcast(&byte, 1, cmpi_byte(), Int32(size), comm), "MPI_Bcast") }
             return nil
         } catch {
             return error as? DistError
@@ -137,7 +177,65 @@ public final class MPICommunicator: Communicator {
     }
 
     public func barrier() throws {
-        try MPICommunicator.check(MPI_Barrier(comm), "MPI_Barrier")
+        try locked { try MPICommunicator.check(MPI_Barrier(comm), "MPI_Barrier") }
+    }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        mpiLock.lock()
+        defer { mpiLock.unlock() }
+        return try body()
+    }
+
+    // MARK: Progress thread
+
+    /// Whether a progress thread is running.
+    public var hasProgressThread: Bool { progressEnded != nil }
+
+    /// Starts a thread that polls the non-blocking reductions in flight (one `MPI_Test` per
+    /// request) every `interval` seconds, so they advance while the main thread computes a long
+    /// layer: Open MPI 4.1 has no asynchronous progress of its own. Between polls the thread
+    /// sleeps, so it takes little CPU from the ranks' compute. Local; call at most once.
+    ///
+    /// - Parameter interval: seconds between polls (> 0).
+    /// - Throws: `DistError.invalidConfiguration` when MPI was initialized (by someone else) with
+    ///   less than MPI_THREAD_SERIALIZED.
+    public func startProgressThread(interval: Double) throws {
+        precondition(interval > 0, "A progress thread needs a positive polling interval, got \(interval).")
+        guard progressEnded == nil else { return }
+        guard threadLevel >= cmpi_thread_serialized() else {
+            throw DistError.invalidConfiguration(option: "progress thread",
+                                                 reason: "MPI provides thread level \(threadLevel), below MPI_THREAD_SERIALIZED; hint: poll between layers only")
+        }
+        let ended = DispatchSemaphore(value: 0)
+        progressEnded = ended
+        let micros = useconds_t(max(1, (interval * 1e6).rounded()))
+        let thread = Thread { [unowned self] in
+            while true {
+                self.mpiLock.lock()
+                if self.progressStop { self.mpiLock.unlock(); break }
+                self.inFlight.removeAll { $0.pollHoldingLock() }
+                self.mpiLock.unlock()
+                usleep(micros)
+            }
+            ended.signal()
+        }
+        thread.name = "mpi-progress"
+        thread.start()
+    }
+
+    /// Ends the progress thread, if one runs, and waits for it.
+    public func stopProgressThread() {
+        guard let ended = progressEnded else { return }
+        locked { progressStop = true }
+        ended.wait()
+        progressEnded = nil
+        locked { inFlight.removeAll() }
+    }
+
+    /// Hands a started reduction to the progress thread, when one runs.
+    private func track(_ pending: MPIPendingReduction) {
+        guard progressEnded != nil else { return }
+        locked { inFlight.append(pending) }
     }
 
     public func abort(code: Int32) -> Never {
@@ -148,16 +246,55 @@ public final class MPICommunicator: Communicator {
 }
 
 /// The requests of one `MPI_Iallreduce` (several when the buffer was chunked).
+///
+/// Every MPI call holds the communicator's lock; the progress thread polls through
+/// `pollHoldingLock`, and an error it meets is kept for the owner's next `wait` or `test`.
 final class MPIPendingReduction: PendingReduction {
     var requests: [MPI_Request?] = []
+    private let lock: NSLock
+    private var progressError: Error?
+    private var seenComplete: UInt64?
+
+    var completedAt: UInt64? {
+        lock.lock()
+        defer { lock.unlock() }
+        return seenComplete
+    }
+
+    init(lock: NSLock) { self.lock = lock }
 
     func wait() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if let e = progressError { throw e }
         for i in requests.indices {
             try MPICommunicator.check(MPI_Wait(&requests[i], cmpi_status_ignore()), "MPI_Wait")
         }
     }
 
     func test() throws -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if let e = progressError { throw e }
+        return try testRequests()
+    }
+
+    /// The progress thread's poll (the caller holds the lock): whether every request completed
+    /// or failed, so the thread can forget this reduction.
+    func pollHoldingLock() -> Bool {
+        do {
+            guard try testRequests() else { return false }
+            seenComplete = Timeline.now()
+            return true
+        } catch {
+            progressError = error
+            return true
+        }
+    }
+
+    /// MPI_Test on each request until one is still in flight (completed ones are null and test
+    /// as complete at once).
+    private func testRequests() throws -> Bool {
         for i in requests.indices {
             var flag: Int32 = 0
             try MPICommunicator.check(MPI_Test(&requests[i], &flag, cmpi_status_ignore()), "MPI_Test")
@@ -165,6 +302,13 @@ final class MPIPendingReduction: PendingReduction {
         }
         return true
     }
+}
+
+/// MPI's callback for the binary16 sum: adds `count` halves of `input` into `accumulator`.
+private func mpiHalfSum(_ input: UnsafeMutableRawPointer?, _ accumulator: UnsafeMutableRawPointer?,
+                        _ count: UnsafeMutablePointer<Int32>?, _ type: UnsafeMutablePointer<MPI_Datatype?>?) {
+    guard let input, let accumulator, let count else { return }
+    HalfPrecision.add(accumulator.assumingMemoryBound(to: UInt16.self), input.assumingMemoryBound(to: UInt16.self), Int(count.pointee))
 }
 
 #if canImport(Glibc)

@@ -16,6 +16,8 @@ public struct TrainingConfiguration {
     public var reduction: ReductionMode = .fast
     /// Floats per gradient bucket.
     public var bucketCapacity = 1 << 20
+    /// The wire format of the fast reduction (fp16 halves the bytes; needs `reduction` fast).
+    public var compression: GradientCompression = .none
     /// Samples per forward pass when evaluating (per rank).
     public var evaluationBatchSize = 256
     /// Report the global loss every this many steps (0: only per epoch). Costs one small allreduce.

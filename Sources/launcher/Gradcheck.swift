@@ -13,7 +13,9 @@ struct Gradcheck: ParsableCommand {
         errors of the gradients (worst over the K steps) and of the parameters after K steps, and \
         exits 1 when one exceeds --tolerance. The default tolerance, 1e-4, allows float32 \
         summation-order noise (each way adds the batch in a different order) with margin; bugs \
-        give errors of order 1. Uses synthetic data, so it needs no files.
+        give errors of order 1. With --compression fp16 the default is 1e-2: each rank's sum is \
+        rounded to half precision (11-bit significand, relative error 2^-11 ≈ 4.9e-4) and the \
+        reduction rounds again after each addition of a rank. Uses synthetic data, so it needs no files.
         """)
 
     @OptionGroup var launch: LaunchOptions
@@ -25,8 +27,8 @@ struct Gradcheck: ParsableCommand {
     @Option(help: "Optimizer steps K taken both ways.")
     var steps = 3
 
-    @Option(help: "Largest allowed error, relative to each tensor's largest magnitude.")
-    var tolerance = 1e-4
+    @Option(help: "Largest allowed error, relative to each tensor's largest magnitude (default 1e-4; 1e-2 with --compression fp16).")
+    var tolerance: Double?
 
     @Option(name: .customLong("lr"), help: "The learning rate of the K steps.")
     var learningRate: Float = 0.05
@@ -39,6 +41,15 @@ struct Gradcheck: ParsableCommand {
 
     @Option(help: "Floats per gradient bucket (small values exercise reductions overlapped with backward).")
     var bucketFloats = 1 << 20
+
+    @Option(help: "Gradient wire format on the distributed side: none (float32) or fp16.")
+    var compression: GradientCompression = .none
+
+    @Option(help: ArgumentHelp("Also poll reductions in flight from a helper thread every N microseconds (0: only between layers).", valueName: "N"))
+    var progressThread = 0
+
+    /// The tolerance in force: the option, or the wire format's default.
+    var effectiveTolerance: Double { tolerance ?? GradientCheckConfiguration.tolerance(for: compression) }
 
     @Option(help: "Samples in the synthetic dataset (at least one global batch).")
     var samples = 96
@@ -59,7 +70,11 @@ struct Gradcheck: ParsableCommand {
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
-        guard tolerance >= 0 else { throw ValidationError("--tolerance must be non-negative, got \(tolerance)") }
+        guard progressThread >= 0 else { throw ValidationError("--progress-thread must be non-negative, got \(progressThread)") }
+        if let t = tolerance, !(t >= 0) { throw ValidationError("--tolerance must be non-negative, got \(t)") }
+        if compression != .none && reduction == .deterministic {
+            throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly")
+        }
         guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
         guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
         guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
@@ -69,13 +84,15 @@ struct Gradcheck: ParsableCommand {
     func run() throws {
         try launch.relaunchIfRequested()
         RankSession.run { communicator in
+            if progressThread > 0 && communicator.size > 1 { try communicator.startProgressThread(interval: Double(progressThread) / 1e6) }
             let data = SyntheticPatterns.make(count: samples, shape: parsedShape!, classes: classes, seed: modelOptions.seed &+ 7)
             let spec = try modelOptions.spec(for: data)
             var config = GradientCheckConfiguration()
             config.globalBatchSize = batch
             config.steps = steps
             config.seed = modelOptions.seed
-            config.tolerance = tolerance
+            config.tolerance = effectiveTolerance
+            config.compression = compression
             config.reduction = reduction
             config.bucketCapacity = bucketFloats
             let report = try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
@@ -84,7 +101,7 @@ struct Gradcheck: ParsableCommand {
             if communicator.isRoot { printLine(report.table) }
             guard report.passed else {
                 let w = report.worst
-                throw DistError.gradientCheckFailed(worst: communicator.isRoot ? "relative error \(w.value) in \(w.description) exceeds \(tolerance)" : "see rank 0's table")
+                throw DistError.gradientCheckFailed(worst: communicator.isRoot ? "relative error \(w.value) in \(w.description) exceeds \(effectiveTolerance)" : "see rank 0's table")
             }
         }
     }

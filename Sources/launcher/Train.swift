@@ -14,6 +14,7 @@ struct Train: ParsableCommand {
     @OptionGroup var launch: LaunchOptions
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var commOptions: CommOptions
 
     @Option(help: "Passes over the training set.")
     var epochs = 1
@@ -36,9 +37,6 @@ struct Train: ParsableCommand {
     @Option(help: "Gradient summation: fast, or deterministic (exact per-sample sums: bit for bit what one rank computes; about 2x the compute).")
     var reduction: ReductionMode = .fast
 
-    @Option(help: "Floats per gradient bucket; each bucket's allreduce starts as soon as backward finishes it.")
-    var bucketFloats = 1 << 20
-
     @Option(help: "Stop each epoch after this many steps.")
     var maxSteps: Int?
 
@@ -52,7 +50,7 @@ struct Train: ParsableCommand {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive, got \(epochs)") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
         guard optimizer == "sgd" else { throw ValidationError("--optimizer \(optimizer) is not available; hint: use sgd") }
-        guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
+        try commOptions.validate(reduction: reduction)
         guard logInterval >= 0 else { throw ValidationError("--log-interval must be non-negative, got \(logInterval)") }
     }
 
@@ -68,11 +66,12 @@ struct Train: ParsableCommand {
             config.lastBatch = lastBatch
             config.reduction = reduction
             config.maxStepsPerEpoch = maxSteps
-            config.bucketCapacity = bucketFloats
             config.logInterval = logInterval
             config.verifiedOptions = [("lr", "\(learningRate)"), ("data", dataOptions.data ?? "synthetic \(dataOptions.syntheticSamples)")]
+            commOptions.apply(to: &config)
             let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: learningRate, momentum: momentum),
                                                   loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
+            trainer.timeline = try commOptions.prepare(communicator)
             let metricsFile = try communicator.isRoot ? metrics.map(MetricsLog.init(path:)) : nil
             // On a terminal, progress rewrites one line; in logs and pipes, one line per report.
             let terminal = isatty(STDOUT_FILENO) == 1
@@ -100,6 +99,7 @@ struct Train: ParsableCommand {
                     metricsFile?.append(m)
                 }
             }
+            if let path = try commOptions.save(trainer.timeline), communicator.isRoot { printLine("timeline: rank 0 wrote \(path); every rank writes its own") }
         }
     }
 }

@@ -128,3 +128,87 @@ final class DDPProcessTests: XCTestCase {
         XCTAssertEqual(ps.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "0", "ranks survived the timeout")
     }
 }
+
+/// The communication options and benchmarks, end to end under mpirun.
+final class CommunicationEndToEndTests: XCTestCase {
+    override func setUpWithError() throws { try DDPProcess.requireBinary() }
+
+    /// Buckets polled between layers (many small buckets in flight) give the one-rank result.
+    func testGradcheckWithTinyBucketsAndPollingPasses() throws {
+        for p in [2, 3] {
+            for thread in [[], ["--progress-thread", "50"]] {
+                let r = try DDPProcess.mpirun(p, ["gradcheck", "--model", "tiny", "--bucket-floats", "16"] + thread, timeout: 90)
+                XCTAssertFalse(r.timedOut)
+                XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+                XCTAssertTrue(r.stdout.contains("ok: worst relative error"), r.stdout)
+            }
+        }
+    }
+
+    func testGradcheckWithFp16PassesAtItsOwnTolerance() throws {
+        for p in [2, 3] {
+            let r = try DDPProcess.mpirun(p, ["gradcheck", "--model", "mlp", "--compression", "fp16", "--bucket-floats", "256"], timeout: 90)
+            XCTAssertFalse(r.timedOut)
+            XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+            XCTAssertTrue(r.stdout.contains("fp16 wire") && r.stdout.contains("tolerance 1.00e-02"), r.stdout)
+        }
+        let strict = try DDPProcess.bare(["gradcheck", "--compression", "fp16", "--reduction", "deterministic"], timeout: 30)
+        XCTAssertNotEqual(strict.status, 0)
+        XCTAssertTrue(strict.stderr.contains("needs --reduction fast"), strict.stderr)
+    }
+
+    /// Each rank writes its own Chrome trace with the phases of every step.
+    func testTrainWritesOneTimelinePerRank() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ddp-timeline-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let template = dir.appendingPathComponent("trace.json").path
+        let r = try DDPProcess.mpirun(2, ["train", "--synthetic-samples", "128", "--batch-size", "16", "--max-steps", "3",
+                                          "--bucket-floats", "64", "--progress-thread", "100", "--timeline", template], timeout: 60)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for rank in 0 ..< 2 {
+            let data = try Data(contentsOf: dir.appendingPathComponent("trace.rank\(rank).json"))
+            let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let events = try XCTUnwrap(object?["traceEvents"] as? [[String: Any]])
+            let spans = events.filter { $0["ph"] as? String == "X" }
+            XCTAssertTrue(spans.allSatisfy { $0["pid"] as? Int == rank && $0["ts"] is Double && $0["dur"] is Double })
+            let names = Set(spans.compactMap { ($0["name"] as? String)?.split(separator: " ").prefix(2).joined(separator: " ") })
+            for expected in ["forward", "optimizer step", "wait for", "allreduce bucket"] {
+                XCTAssertTrue(names.contains(expected), "rank \(rank) lacks \(expected): \(names.sorted())")
+            }
+            XCTAssertTrue(names.contains { $0.hasPrefix("backward ") }, "\(names)")
+            XCTAssertEqual(spans.filter { $0["name"] as? String == "forward" }.count, 3, "one forward per step")
+        }
+    }
+
+    func testBenchAllreducePrintsATableAndWritesCSV() throws {
+        let csv = FileManager.default.temporaryDirectory.appendingPathComponent("ddp-allreduce-\(UUID().uuidString).csv").path
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let r = try DDPProcess.mpirun(2, ["bench", "allreduce", "--sizes", "4K,64K", "--repeats", "3", "--warmup", "1", "--csv", csv], timeout: 60)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("bench allreduce: 2 ranks"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("4 KB") && r.stdout.contains("64 KB"), r.stdout)
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertTrue(lines[0].hasPrefix("ranks,bytes,buckets,plain_ms"))
+        XCTAssertTrue(lines[1].hasPrefix("2,4096,"))
+    }
+
+    func testScalingScriptWritesItsCSV() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("ddp-scaling-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let script = DDPProcess.packageRoot.appendingPathComponent("scripts/bench-scaling.sh").path
+        let r = try DDPProcess.run([script, "--ranks", "2", "--model", "tiny", "--steps", "2", "--warmup", "1",
+                                    "--per-rank-batch", "8", "--global-batch", "16", "--out", out.path,
+                                    "--ddp", DDPProcess.binary, "--", "--sample-shape", "1,12,12"], timeout: 120)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try String(contentsOfFile: out.appendingPathComponent("scaling.csv").path, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 5, "header, weak 1-2, strong 1-2: \(lines)")
+        XCTAssertTrue(lines[0].hasSuffix(",efficiency"))
+        XCTAssertTrue(lines[1].hasPrefix("weak,tiny,1,") && lines[4].hasPrefix("strong,tiny,2,"), "\(lines)")
+        XCTAssertTrue(r.stdout.contains("efficiency"), r.stdout)
+    }
+}

@@ -1,0 +1,192 @@
+import ArgumentParser
+import Dist
+import Foundation
+import NN
+
+/// `ddp bench steps`: training steps on synthetic data, timed: throughput and where each step's
+/// time goes (compute, communication, the part of it hidden behind backward).
+struct BenchSteps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "steps",
+        abstract: "Time data-parallel training steps on synthetic data: samples/s, compute, communication, blocked and hidden time.",
+        discussion: """
+        Runs --warmup untimed then --steps timed steps of the real trainer (forward, backward with \
+        buckets started and polled between layers, reduction, SGD step) on this job's ranks. Per \
+        step and rank: compute = forward + backward; comm = first bucket's start to last bucket's \
+        observed completion; blocked = waiting for reductions after backward; hidden = comm − \
+        blocked (communication overlapped with backward). Prints rank means and appends a CSV row \
+        with --csv (scripts/bench-scaling.sh runs it over 1..N ranks). A benchmark, not a test.
+        """)
+
+    @OptionGroup var launch: LaunchOptions
+    @OptionGroup var commOptions: CommOptions
+
+    @Option(help: ArgumentHelp("A built-in model: \(ModelSpec.builtinNames.joined(separator: ", ")).", valueName: "name"))
+    var model = "fmnist-cnn"
+
+    @Option(help: "Samples per rank per step (weak scaling: the global batch grows with the ranks). Default 32 unless --batch-size is given.")
+    var perRankBatch: Int?
+
+    @Option(help: "The global batch, split over the ranks (strong scaling).")
+    var batchSize: Int?
+
+    @Option(help: "Timed steps.")
+    var steps = 20
+
+    @Option(help: "Untimed steps first.")
+    var warmup = 3
+
+    @Option(help: ArgumentHelp("The synthetic samples' shape C,H,W.", valueName: "C,H,W"))
+    var sampleShape = "1,28,28"
+
+    @Option(help: "Classes of the synthetic data.")
+    var classes = 10
+
+    @Option(help: "A tag written in the CSV's first column (e.g. weak, strong).")
+    var label = "run"
+
+    @Option(help: ArgumentHelp("Append one CSV row to this file (rank 0; a header first when the file is new).", valueName: "file"))
+    var csv: String?
+
+    var parsedShape: [Int]? {
+        let parts = sampleShape.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return parts.map { $0! }
+    }
+
+    func validate() throws {
+        guard perRankBatch == nil || batchSize == nil else { throw ValidationError("give --per-rank-batch or --batch-size, not both") }
+        if let b = perRankBatch, b <= 0 { throw ValidationError("--per-rank-batch must be positive, got \(b)") }
+        if let b = batchSize, b <= 0 { throw ValidationError("--batch-size must be positive, got \(b)") }
+        guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
+        guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
+        guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
+    }
+
+    func run() throws {
+        try launch.relaunchIfRequested()
+        RankSession.run { communicator in
+            let (rank, p) = (communicator.rank, communicator.size)
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let globalBatch = batchSize ?? (perRankBatch ?? 32) * p
+            let data = SyntheticPatterns.make(count: globalBatch * 4, shape: parsedShape!, classes: classes, seed: 7)
+            let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
+            var config = TrainingConfiguration()
+            config.globalBatchSize = globalBatch
+            try commOptions.validate(reduction: config.reduction)
+            commOptions.apply(to: &config)
+            try config.validate(ranks: p, trainingSamples: data.count)
+            let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.01, momentum: 0.9),
+                                                  loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
+            try trainer.synchronize(dataset: data)
+            _ = try commOptions.prepare(communicator) // the progress thread, if asked for
+            let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: globalBatch, seed: 1)
+
+            // Per timed step: compute, comm, blocked, hidden, conversion (seconds, this rank).
+            var sums = [Double](repeating: 0, count: 5)
+            var wall = 0.0
+            for k in 0 ..< warmup + steps {
+                if k == warmup {
+                    try communicator.barrier()
+                    trainer.timeline = try commOptions.makeTimeline(communicator)
+                    wall = Double(Timeline.now()) / 1e9
+                }
+                let epoch = k / sampler.stepsPerEpoch, step = k % sampler.stepsPerEpoch
+                let order = sampler.permutation(epoch: epoch)
+                let batch = sampler.globalBatch(step: step, order: order)
+                let mine = sampler.shard(step: step, order: order, rank: rank, size: p)
+                let start = Timeline.now()
+                _ = trainer.computeGradients(indices: mine, epoch: epoch, dataset: data)
+                let computed = Timeline.now()
+                try trainer.reduceGradients(globalBatchSize: batch.count)
+                trainer.applyUpdate()
+                if k >= warmup {
+                    let s = trainer.reducer.lastStep
+                    sums[0] += Double(computed - start) / 1e9
+                    sums[1] += s.communicationSeconds
+                    sums[2] += s.blockedSeconds
+                    sums[3] += s.hiddenSeconds
+                    sums[4] += s.conversionSeconds
+                }
+            }
+            try communicator.barrier()
+            wall = Double(Timeline.now()) / 1e9 - wall
+            try commOptions.save(trainer.timeline)
+            // Rank means of the per-step figures; the wall time is the slowest rank's.
+            try communicator.allreduce(&sums, op: .sum)
+            var walls = [wall]
+            try communicator.allreduce(&walls, op: .max)
+            let n = Double(steps * p)
+            let result = StepBenchResult(label: label, model: model, ranks: p, cores: cores, globalBatch: globalBatch,
+                                         steps: steps, compression: commOptions.compression.rawValue,
+                                         bucketMegabytes: Double(commOptions.bucketCapacity) * 4 / 1_048_576,
+                                         samplesPerSecond: Double(globalBatch * steps) / walls[0],
+                                         stepSeconds: walls[0] / Double(steps), computeSeconds: sums[0] / n,
+                                         commSeconds: sums[1] / n, blockedSeconds: sums[2] / n, hiddenSeconds: sums[3] / n,
+                                         conversionSeconds: sums[4] / n)
+            if communicator.isRoot {
+                printLine(result.summary)
+                if let csv { try result.append(to: csv) }
+            }
+        }
+    }
+}
+
+/// The figures of one `bench steps` run.
+struct StepBenchResult {
+    var label: String
+    var model: String
+    var ranks: Int
+    var cores: Int
+    var globalBatch: Int
+    var steps: Int
+    var compression: String
+    var bucketMegabytes: Double
+    var samplesPerSecond: Double
+    var stepSeconds: Double
+    var computeSeconds: Double
+    var commSeconds: Double
+    var blockedSeconds: Double
+    var hiddenSeconds: Double
+    var conversionSeconds: Double
+
+    var oversubscribed: Bool { ranks > cores }
+    var hiddenPercent: Double { commSeconds > 0 ? 100 * hiddenSeconds / commSeconds : 0 }
+
+    var summary: String {
+        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms, comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), fp16 conversion %.2f ms",
+               label, model, ranks, ranks == 1 ? "" : "s", oversubscribed ? " (oversubscribed)" : "", globalBatch, steps,
+               samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, commSeconds * 1000, blockedSeconds * 1000,
+               hiddenSeconds * 1000, hiddenPercent, conversionSeconds * 1000)
+    }
+
+    static let csvHeader = "label,model,ranks,cores,oversubscribed,global_batch,per_rank_batch,steps,compression,bucket_mb,samples_per_s,step_ms,compute_ms,comm_ms,blocked_ms,hidden_ms,hidden_pct,conversion_ms"
+
+    var csvRow: String {
+        func f(_ x: Double) -> String { String(format: "%.3f", x) }
+        return [label, model, "\(ranks)", "\(cores)", oversubscribed ? "yes" : "no", "\(globalBatch)",
+                String(format: "%.2f", Double(globalBatch) / Double(ranks)), "\(steps)", compression, f(bucketMegabytes),
+                f(samplesPerSecond), f(stepSeconds * 1000), f(computeSeconds * 1000), f(commSeconds * 1000),
+                f(blockedSeconds * 1000), f(hiddenSeconds * 1000), String(format: "%.1f", hiddenPercent),
+                f(conversionSeconds * 1000)].joined(separator: ",")
+    }
+
+    /// Appends the row to `path`, with the header first when the file is new or empty.
+    func append(to path: String) throws {
+        let fresh = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) == 0
+        let text = (fresh ? StepBenchResult.csvHeader + "\n" : "") + csvRow + "\n"
+        if fresh {
+            guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+                throw DistError.invalidConfiguration(option: "csv", reason: "cannot create \(path)")
+            }
+            return
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw DistError.invalidConfiguration(option: "csv", reason: "cannot open \(path) for writing")
+        }
+        handle.seekToEndOfFile()
+        handle.write(Data(text.utf8))
+        handle.closeFile()
+    }
+}

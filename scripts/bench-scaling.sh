@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Weak and strong scaling of data-parallel training on synthetic data, 1..N local ranks.
+#
+#   scripts/bench-scaling.sh [--ranks N] [--model NAME] [--steps S] [--warmup W]
+#                            [--per-rank-batch b] [--global-batch B] [--mode weak|strong|both]
+#                            [--out DIR (default bench-results)] [--ddp PATH] [-- extra ddp bench steps options]
+#
+# weak:   every rank takes b samples per step, so the global batch is b·P (ideal: samples/s ∝ P).
+# strong: the global batch B is fixed and split over P ranks (ideal: step time ∝ 1/P).
+# Efficiency = samples/s at P / (P · samples/s at 1 rank), for both. Ranks beyond the core count
+# are run with --oversubscribe and marked "yes" in the oversubscribed column: they share cores, so
+# their efficiency says nothing about a real cluster.
+#
+# Writes DIR/scaling.csv (one row per run, with efficiency), prints a table, and when gnuplot is
+# installed DIR/scaling.png (samples/s and efficiency against ranks). Figures are timings: run on
+# an otherwise idle machine, or say that it was not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ranks=$(nproc) model=fmnist-cnn steps=20 warmup=3 per_rank=32 global=64 mode=both out=bench-results ddp=.build/release/ddp
+extra=()
+while (($#)); do
+    case "$1" in
+        --ranks) ranks=$2; shift 2 ;;
+        --model) model=$2; shift 2 ;;
+        --steps) steps=$2; shift 2 ;;
+        --warmup) warmup=$2; shift 2 ;;
+        --per-rank-batch) per_rank=$2; shift 2 ;;
+        --global-batch) global=$2; shift 2 ;;
+        --mode) mode=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        --ddp) ddp=$2; shift 2 ;;
+        --) shift; extra=("$@"); break ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) echo "bench-scaling: unknown option $1; hint: see --help" >&2; exit 2 ;;
+    esac
+done
+case "$mode" in weak|strong|both) ;; *) echo "bench-scaling: --mode must be weak, strong or both, got $mode" >&2; exit 2 ;; esac
+[[ -x "$ddp" ]] || { echo "bench-scaling: $ddp is missing; hint: swift build -c release" >&2; exit 1; }
+(( ranks >= 1 )) || { echo "bench-scaling: --ranks must be at least 1, got $ranks" >&2; exit 2; }
+if [[ $mode != weak ]] && (( global < ranks )); then
+    echo "bench-scaling: --global-batch $global is smaller than --ranks $ranks" >&2; exit 2
+fi
+
+mkdir -p "$out"
+raw="$out/scaling.raw.csv" csv="$out/scaling.csv"
+rm -f "$raw"
+cores=$(nproc)
+mpirun_flags=()
+[[ $(id -u) -eq 0 ]] && mpirun_flags+=(--allow-run-as-root)
+
+modes=()
+[[ $mode != strong ]] && modes+=(weak)
+[[ $mode != weak ]] && modes+=(strong)
+for m in "${modes[@]}"; do
+    for ((p = 1; p <= ranks; p++)); do
+        flags=("${mpirun_flags[@]}")
+        (( p > cores )) && flags+=(--oversubscribe)
+        if [[ $m == weak ]]; then batch=(--per-rank-batch "$per_rank"); else batch=(--batch-size "$global"); fi
+        echo "bench-scaling: $m, $p rank(s)" >&2
+        mpirun "${flags[@]}" -np "$p" "$ddp" bench steps --model "$model" --steps "$steps" --warmup "$warmup" \
+            "${batch[@]}" --label "$m" --csv "$raw" "${extra[@]}" >&2
+    done
+done
+
+# Efficiency against the 1-rank row of the same label (samples_per_s is column 11).
+awk -F, 'NR == 1 { print $0 ",efficiency"; next }
+         { if ($3 == 1) base[$1] = $11; eff = (base[$1] > 0) ? $11 / ($3 * base[$1]) : 0
+           printf "%s,%.3f\n", $0, eff }' "$raw" > "$csv"
+rm -f "$raw"
+
+echo
+printf "%-7s %-6s %-15s %-7s %-11s %-9s %-11s %-9s %-9s %-10s %-10s %s\n" \
+    mode ranks oversubscribed batch samples/s step_ms compute_ms comm_ms blocked hidden_ms hidden_% efficiency
+awk -F, 'NR > 1 { printf "%-7s %-6s %-15s %-7s %-11s %-9s %-11s %-9s %-9s %-10s %-10s %s\n",
+                  $1, $3, $5, $6, $11, $12, $13, $14, $15, $16, $17, $19 }' "$csv"
+echo "csv: $csv"
+
+if command -v gnuplot >/dev/null 2>&1; then
+    gnuplot <<GNUPLOT
+set terminal pngcairo size 1000,420 noenhanced
+set output "$out/scaling.png"
+set datafile separator ","
+set key autotitle columnhead
+set multiplot layout 1,2 title "$model: data-parallel scaling on $cores cores (ranks > $cores oversubscribed)"
+set xlabel "ranks"
+set xtics 1
+set grid
+set ylabel "samples/s"
+plot for [m in "weak strong"] "$csv" using (strcol(1) eq m ? \$3 : 1/0):11 with linespoints title m
+set ylabel "efficiency vs 1 rank"
+set yrange [0:*]
+plot for [m in "weak strong"] "$csv" using (strcol(1) eq m ? \$3 : 1/0):19 with linespoints title m, 1 with lines dashtype 2 title "ideal"
+unset multiplot
+GNUPLOT
+    echo "plot: $out/scaling.png"
+else
+    echo "plot: skipped (gnuplot is not installed; scripts/setup.sh --bench installs gnuplot-nox)"
+fi
