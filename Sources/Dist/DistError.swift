@@ -14,6 +14,10 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
     case gradientCheckFailed(worst: String)
     /// A self-test of the communicator found wrong results.
     case selftestFailed(String)
+    /// The global training loss became NaN or infinite (raised on every rank at the same step).
+    case nonFiniteLoss(epoch: Int, step: Int, value: Double)
+    /// A checkpoint does not fit this run; the message names what differs.
+    case checkpointMismatch(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -31,6 +35,10 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
             return "gradient check failed: \(worst)"
         case let .selftestFailed(what):
             return "selftest failed: \(what)"
+        case let .nonFiniteLoss(epoch, step, value):
+            return "loss became \(value.isNaN ? "NaN" : "\(value)") at epoch \(epoch + 1) step \(step); no checkpoint was written from this state; hint: lower --lr (or add --lr-schedule warm-up steps, or check the data normalization)"
+        case let .checkpointMismatch(path, reason):
+            return "cannot resume from \(path): \(reason)"
         }
     }
 }
