@@ -132,14 +132,14 @@ struct Train: ParsableCommand {
             ]
             let trainer = try DataParallelTrainer(spec: spec, optimizer: optimizer, loss: spec.makeLoss(),
                                                   communicator: communicator, configuration: config)
+            output.describe(spec: spec, optimizer: optimizer, schedule: config.schedule, train: train, validation: validation,
+                            test: test, batchSize: batchSize, accumulate: accumulate)
             var start = TrainingPosition()
             if let resume {
                 let restored = try trainer.restore(from: resume, trainingSamples: train.count)
                 start = restored.position
                 output.line("resume: \(restored.path) (epoch \(start.epoch + 1), step \(start.stepInEpoch) of the epoch, \(start.step) steps in all)")
             }
-            output.describe(spec: spec, optimizer: optimizer, schedule: config.schedule, train: train, validation: validation,
-                            test: test, batchSize: batchSize, accumulate: accumulate)
             try trainer.fit(training: train, validation: validation, test: test, from: start) { event in
                 output.handle(event, modelName: spec.name, batchSize: batchSize, accumulate: accumulate, monitor: monitor,
                               patience: earlyStoppingPatience)
