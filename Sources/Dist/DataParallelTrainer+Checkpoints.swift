@@ -33,9 +33,14 @@ extension DataParallelTrainer {
         }
     }
 
-    /// Writes a checkpoint on rank 0 (other ranks return at once) and prunes old ones.
+    /// Writes a checkpoint on rank 0 and prunes old ones; every rank first checks that the
+    /// parameters are finite (they are identical on every rank, so all ranks throw together).
     func saveCheckpoint(_ checkpoints: TrainingCheckpoints, position: TrainingPosition, name: String? = nil,
                         onEvent: (TrainingEvent) -> Void) throws {
+        let arena = model.arena
+        for slot in arena.slots where !UnsafeBufferPointer(start: arena.parameters + slot.offset, count: slot.count).allSatisfy(\.isFinite) {
+            throw DistError.nonFiniteParameters(step: position.step, parameter: slot.name)
+        }
         guard communicator.isRoot else { return }
         let record = CheckpointRecord(globalBatch: configuration.globalBatchSize, accumulate: configuration.accumulationSteps,
                                       seed: "\(configuration.seed)", trainingSamples: trainingSamples, position: position,

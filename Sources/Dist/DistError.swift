@@ -16,6 +16,8 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
     case selftestFailed(String)
     /// The global training loss became NaN or infinite (raised on every rank at the same step).
     case nonFiniteLoss(epoch: Int, step: Int, value: Double)
+    /// A parameter became NaN or infinite (found on every rank before a checkpoint).
+    case nonFiniteParameters(step: Int, parameter: String)
     /// A checkpoint does not fit this run; the message names what differs.
     case checkpointMismatch(path: String, reason: String)
 
@@ -37,6 +39,8 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
             return "selftest failed: \(what)"
         case let .nonFiniteLoss(epoch, step, value):
             return "loss became \(value.isNaN ? "NaN" : "\(value)") at epoch \(epoch + 1) step \(step); no checkpoint was written from this state; hint: lower --lr (or add --lr-schedule warm-up steps, or check the data normalization)"
+        case let .nonFiniteParameters(step, parameter):
+            return "parameter \(parameter) became NaN or infinite by step \(step) of the run; no checkpoint was written from this state; hint: lower --lr"
         case let .checkpointMismatch(path, reason):
             return "cannot resume from \(path): \(reason)"
         }

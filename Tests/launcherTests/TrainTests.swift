@@ -36,14 +36,14 @@ final class TrainTests: XCTestCase {
     func testInvalidOptionsFailBeforeTrainingWithOneLineNamingTheOption() throws {
         let cases: [([String], String)] = [
             (["--optimizer", "rmsprop"], "--optimizer rmsprop"),
-            (["--lr", "-1"], "--lr must be a positive number, got -1"),
+            (["--lr=-1"], "--lr must be a positive number, got -1.0"),
             (["--lr", "nan"], "--lr must be a positive number, got nan"),
             (["--optimizer", "sgd", "--momentum", "1.5"], "--momentum must be in [0, 1), got 1.5"),
             (["--momentum", "0.5"], "--momentum 0.5 applies to --optimizer sgd only"),
             (["--optimizer", "sgd", "--momentum", "0", "--nesterov"], "--nesterov needs a --momentum greater than 0"),
             (["--beta2", "1"], "--beta2 must be in [0, 1), got 1.0"),
             (["--epsilon", "0"], "--epsilon must be a positive number, got 0.0"),
-            (["--weight-decay", "-0.1"], "--weight-decay must be a number >= 0, got -0.1"),
+            (["--weight-decay=-0.1"], "--weight-decay must be a number >= 0, got -0.1"),
             (["--lr-schedule", "linear"], "--lr-schedule linear is not available"),
             (["--lr-gamma", "2"], "--lr-gamma must be in (0, 1], got 2.0"),
             (["--warmup-steps", "5", "--warmup-epochs", "1"], "--warmup-epochs and --warmup-steps exclude each other"),
