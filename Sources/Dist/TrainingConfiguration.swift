@@ -52,8 +52,8 @@ public struct TrainingConfiguration {
     public var fingerprintOptions: [(String, String)] {
         [("epochs", "\(epochs)"), ("global batch", "\(globalBatchSize)"), ("accumulate", "\(accumulationSteps)"),
          ("seed", "\(seed)"), ("shuffle", "\(shuffle)"), ("last batch", lastBatch.rawValue), ("reduction", reduction.rawValue),
-         ("max steps per epoch", maxStepsPerEpoch.map(String.init) ?? "all"),
-         ("schedule", schedule.map(\.description) ?? "none")] + verifiedOptions
+         ("max steps per epoch", maxStepsPerEpoch.map(String.init) ?? "all")] + verifiedOptions
+            + [("schedule", schedule.map(\.description) ?? "none")]
     }
 
     /// Optimizer steps per epoch for a training set of `trainingSamples` (before `maxStepsPerEpoch`):
