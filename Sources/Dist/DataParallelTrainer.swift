@@ -4,7 +4,8 @@ import NN
 /// Trains one replica of a model on this rank's shard of every global batch, keeping all
 /// replicas identical by averaging gradients across ranks before each optimizer step.
 ///
-/// Use `fit(training:test:onEvent:)` for the whole loop, or the step functions
+/// Use `fit(training:validation:test:from:onEvent:)` for the whole loop (and `restore(from:trainingSamples:)`
+/// before it to resume), or the step functions
 /// (`computeGradients`, `reduceGradients`, `applyUpdate`) for finer control (the gradient check).
 /// Every public method except `computeGradients` is a collective: all ranks call it together.
 public final class DataParallelTrainer {

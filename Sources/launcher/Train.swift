@@ -129,6 +129,9 @@ struct Train: ParsableCommand {
                 "optimizer": optimizerOptions.optimizer, "lr": "\(base)", "schedule": config.schedule.map(\.description) ?? "",
                 "epochs": "\(epochs)", "batch_size": "\(batchSize)", "accumulate": "\(accumulate)",
                 "augmentation": "\(config.augmentation)", "seed": "\(modelOptions.seed)",
+                // What evaluation needs to prepare inputs as training did.
+                "normalize_mean": config.augmentation.mean.map { "\($0)" }.joined(separator: ","),
+                "normalize_std": config.augmentation.std.map { "\($0)" }.joined(separator: ","),
             ]
             let trainer = try DataParallelTrainer(spec: spec, optimizer: optimizer, loss: spec.makeLoss(),
                                                   communicator: communicator, configuration: config)
