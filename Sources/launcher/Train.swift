@@ -42,7 +42,7 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Stop the run after this many optimizer steps in total (a checkpoint is written there).", valueName: "N"))
     var stopAfter: Int?
 
-    @Option(help: "Print a progress line every this many steps when stdout is not a terminal (0: per epoch only).")
+    @Option(help: "Print a progress line every this many steps when stdout is not a terminal (0: per epoch only). Under mpirun, DDP_PROGRESS=bar asks for the bar.")
     var logInterval = 50
 
     @Option(help: ArgumentHelp("Append one JSON object per epoch, and a final one with the test figures, to this file (rank 0).", valueName: "file"))
@@ -94,6 +94,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        if launch.ranks != nil && MPIRelaunch.launcherSize() == nil { TrainingOutput.exportProgressStyle() }
         try launch.relaunchIfRequested()
         RankSession.run { communicator in
             let (train, validation, test) = try dataOptions.load(rank: communicator.rank, seed: modelOptions.seed)

@@ -23,8 +23,24 @@ final class TrainingOutput {
         self.isRoot = isRoot
         self.metricsPath = metricsPath
         self.epochs = epochs
-        terminal = isatty(STDOUT_FILENO) == 1
+        terminal = TrainingOutput.progressOnTerminal()
         if isRoot, let metricsPath { metricsFile = try MetricsLog(path: metricsPath) }
+    }
+
+    /// The environment variable that chooses the progress style: `bar` or `lines`.
+    static let progressVariable = "DDP_PROGRESS"
+
+    /// Whether to draw a bar. Under mpirun a rank's stdout is a pseudo-terminal even when mpirun's
+    /// own output goes to a file, so ranks follow `DDP_PROGRESS`, which `--np` sets from the
+    /// launching process's stdout; without it, a rank under a launcher prints plain lines.
+    static func progressOnTerminal() -> Bool {
+        if let style = ProcessInfo.processInfo.environment[progressVariable] { return style == "bar" }
+        return MPIRelaunch.launcherSize() == nil && isatty(STDOUT_FILENO) == 1
+    }
+
+    /// Records this process's stdout kind for the ranks `--np` is about to start (unless set).
+    static func exportProgressStyle() {
+        setenv(progressVariable, isatty(STDOUT_FILENO) == 1 ? "bar" : "lines", 0)
     }
 
     /// One plain line (after clearing a progress bar).
@@ -116,6 +132,8 @@ final class MetricsLog {
     let handle: FileHandle
 
     init(path: String) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
                 throw LaunchError("--metrics \(path): cannot create the file")
