@@ -290,6 +290,7 @@ public final class DataParallelTrainer {
                     windowTotals = BatchTotals()
                 }
                 if let checkpoints, checkpoints.policy.everySteps > 0, position.step % checkpoints.policy.everySteps == 0, done < steps {
+                    try averageBatchStatistics()
                     try saveCheckpoint(checkpoints, position: position, onEvent: onEvent)
                     lastSaved = position.step
                 }
