@@ -203,6 +203,37 @@ final class TrainTests: XCTestCase {
         }
     }
 
+    /// Augmentation draws come from per-sample keys (seed, epoch, index), not from ranks: one rank
+    /// and three ranks train to the same parameters up to float summation order.
+    func testAugmentedTrainingDoesNotDependOnTheNumberOfRanks() throws {
+        let dir = try temporaryDirectory()
+        let run = quick + ["--optimizer", "sgd", "--flip", "--shift", "2", "--zoom", "0.1", "--normalize", "0.5,0.25"]
+        var results: [[String: [Float]]] = []
+        for ranks in [1, 3] {
+            let r = try DDPProcess.mpirun(ranks, run + ["--checkpoint-dir", dir + "/p\(ranks)"], timeout: 60)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            results.append(try parameters(dir + "/p\(ranks)/step-00000008.safetensors"))
+        }
+        for (name, values) in results[0] {
+            let worst = zip(try XCTUnwrap(results[1][name]), values).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+            XCTAssertLessThanOrEqual(worst, 1e-5, name)
+        }
+    }
+
+    /// `DDP_PROGRESS` picks the bar or plain lines (mpirun gives ranks a pseudo-terminal, so the
+    /// ranks cannot tell by themselves).
+    func testProgressStyleFollowsTheEnvironment() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["DDP_PROGRESS"] = "bar"
+        let bar = try DDPProcess.bare(quick, environment: environment, timeout: 30)
+        XCTAssertTrue(bar.stdout.contains("\r\u{1B}[K["), bar.stdout)
+        XCTAssertTrue(bar.stdout.contains("ETA"), bar.stdout)
+        environment["DDP_PROGRESS"] = "lines"
+        let lines = try DDPProcess.bare(quick + ["--log-interval", "4"], environment: environment, timeout: 30)
+        XCTAssertFalse(lines.stdout.contains("\r"), lines.stdout)
+        XCTAssertTrue(lines.stdout.contains("epoch 1/1 step 4/8 loss"), lines.stdout)
+    }
+
     func testFashionMNISTSmokeRun() throws {
         let data = "/usr/share/datasets/fashion-mnist"
         guard FileManager.default.fileExists(atPath: data + "/train-images-idx3-ubyte.gz") else { throw XCTSkip("no Fashion-MNIST at \(data)") }
