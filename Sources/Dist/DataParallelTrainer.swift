@@ -4,7 +4,8 @@ import NN
 /// Trains one replica of a model on this rank's shard of every global batch, keeping all
 /// replicas identical by averaging gradients across ranks before each optimizer step.
 ///
-/// Use `fit(training:test:onEvent:)` for the whole loop, or the step functions
+/// Use `fit(training:validation:test:from:onEvent:)` for the whole loop (and `restore(from:trainingSamples:)`
+/// before it to resume), or the step functions
 /// (`computeGradients`, `reduceGradients`, `applyUpdate`) for finer control (the gradient check).
 /// Every public method except `computeGradients` is a collective: all ranks call it together.
 public final class DataParallelTrainer {
@@ -32,6 +33,10 @@ public final class DataParallelTrainer {
     private var deferredError: Error?
     /// Deterministic mode: the slice scanned by `computeGradients`, summed by `reduceGradients`.
     private var exactSlice: (indices: [Int], epoch: Int, dataset: Dataset?, maxima: [Double])?
+    /// The training augmentation's deterministic part (rescale, normalization) for evaluation.
+    let evaluationAugmentation: Augmentation
+    /// The training set's size, recorded in checkpoints.
+    var trainingSamples = 0
 
     /// Builds the replica and initializes its parameters from the seed.
     ///
@@ -41,7 +46,7 @@ public final class DataParallelTrainer {
     ///   - loss: the loss.
     ///   - communicator: the ranks.
     ///   - configuration: the run's options.
-    /// - Throws: `ModelError` when the model cannot be built.
+    /// - Throws: `ModelError` when the model cannot be built; `DataError` for a bad augmentation.
     public init(spec: ModelSpec, optimizer: Optimizer, loss: Loss, communicator: Communicator,
                 configuration: TrainingConfiguration) throws {
         self.spec = spec
@@ -50,6 +55,8 @@ public final class DataParallelTrainer {
         self.communicator = communicator
         self.configuration = configuration
         model = try spec.build()
+        let a = configuration.augmentation
+        evaluationAugmentation = a.isRandom ? try Augmentation(rescale: a.rescale, mean: a.mean, std: a.std) : a
         model.initializeParameters(seed: configuration.seed)
         reducer = GradientReducer(arena: model.arena, communicator: communicator,
                                   bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction,
@@ -84,36 +91,49 @@ public final class DataParallelTrainer {
         return print.digest
     }
 
-    /// Zeroes the gradients, then runs forward, the loss and backward on this rank's samples,
-    /// leaving the *sum* of their gradients in the arena. Local: no communication.
+    /// Runs forward, the loss and backward on this rank's samples, leaving the *sum* of their
+    /// gradients in the arena (zeroed first unless `accumulating`). Local: no communication.
     ///
+    /// Gradient accumulation calls it once per micro-batch: the first with `accumulating: false`,
+    /// the others with `true`, and only the last with `final: true`, so the reducer starts no
+    /// bucket before every micro-batch has added into it.
     /// In deterministic mode the samples run one by one and only their loss and the largest
-    /// gradient magnitudes are kept; `reduceGradients` then adds their gradients exactly.
+    /// gradient magnitudes are kept; `reduceGradients` then adds their gradients exactly (pass all
+    /// of a step's samples in one call).
     /// - Parameters:
     ///   - indices: dataset indices of this rank's slice (may be empty).
     ///   - epoch: the epoch, for the per-sample keys.
     ///   - dataset: where the samples come from.
+    ///   - accumulating: add into the gradients already in the arena.
+    ///   - final: the last micro-batch of the step (buckets may start during its backward).
     /// - Returns: the slice's loss sum, correct count and size.
-    public func computeGradients<C: Collection>(indices: C, epoch: Int, dataset: Dataset) -> BatchTotals where C.Element == Int {
+    public func computeGradients<C: Collection>(indices: C, epoch: Int, dataset: Dataset,
+                                                accumulating: Bool = false, final: Bool = true) -> BatchTotals where C.Element == Int {
         if configuration.reduction == .deterministic { return scanSamples(Array(indices), epoch: epoch, dataset: dataset) }
-        model.arena.zeroGradients()
+        if !accumulating { model.arena.zeroGradients() }
         guard !indices.isEmpty else { return BatchTotals() }
-        let (input, labels) = Batches.make(dataset, indices: indices)
-        let keys = indices.map { DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: $0) }
+        let (input, labels, keys) = trainingBatch(Array(indices), epoch: epoch, dataset: dataset)
         let forwardStart = Timeline.now()
         let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys, statisticsReducer: statisticsReducer))
         let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
         timeline?.record("forward", lane: .compute, from: forwardStart, to: Timeline.now())
-        backward(gradLogits)
+        backward(gradLogits, startBuckets: final)
         return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: indices.count)
+    }
+
+    /// A training batch through the augmentation, with each sample's key (seed, epoch, index).
+    private func trainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset) -> (Tensor, [Int32], [UInt64]) {
+        let keys = indices.map { DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: $0) }
+        let (input, labels) = BatchLoader.makeBatch(dataset: dataset, indices: indices, keys: keys,
+                                                    augmentation: configuration.augmentation)
+        return (input, labels, keys)
     }
 
     /// Forward and backward of one sample alone (a batch of one), its gradient left in the arena.
     private func sampleGradient(_ index: Int, epoch: Int, dataset: Dataset) -> BatchTotals {
         model.arena.zeroGradients()
-        let (input, labels) = Batches.make(dataset, indices: [index])
-        let key = DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: index)
-        let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: [key], statisticsReducer: statisticsReducer))
+        let (input, labels, keys) = trainingBatch([index], epoch: epoch, dataset: dataset)
+        let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys, statisticsReducer: statisticsReducer))
         let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
         model.backward(gradLogits)
         return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: 1)
@@ -134,15 +154,16 @@ public final class DataParallelTrainer {
     }
 
     /// Runs backward layer by layer in reverse, like `Sequential.backward`, and after each layer
-    /// with parameters lets the reducer start the buckets that are now final; after the others,
-    /// it lets MPI progress the reductions in flight.
-    private func backward(_ gradLogits: Tensor) {
+    /// with parameters lets the reducer start the buckets that are now final (unless more
+    /// micro-batches are still to add into them); after the others, it lets MPI progress the
+    /// reductions in flight.
+    private func backward(_ gradLogits: Tensor, startBuckets: Bool) {
         var g = gradLogits
         for i in model.layers.indices.reversed() {
             let layerStart = Timeline.now()
             g = model.layers[i].backward(g, arena: model.arena)
             timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
-            if let offset = layerOffsets[i] {
+            if startBuckets, let offset = layerOffsets[i] {
                 do { try reducer.gradientsFinal(from: offset) } catch { deferredError = deferredError ?? error }
             } else {
                 do { try reducer.progress() } catch { deferredError = deferredError ?? error }
@@ -178,7 +199,8 @@ public final class DataParallelTrainer {
         timeline?.record("optimizer step", lane: .compute, from: stepStart, to: Timeline.now())
     }
 
-    /// Evaluates the model on a dataset split across ranks (each sample exactly once).
+    /// Evaluates the model on a dataset split across ranks (each sample exactly once), with the
+    /// augmentation's rescale and normalization but none of its random transformations.
     ///
     /// - Returns: loss sum, correct count and sample count over all ranks.
     public func evaluate(_ dataset: Dataset) throws -> BatchTotals {
@@ -187,7 +209,8 @@ public final class DataParallelTrainer {
         var start = shard.lowerBound
         while start < shard.upperBound {
             let end = min(start + configuration.evaluationBatchSize, shard.upperBound)
-            let (input, labels) = Batches.make(dataset, indices: start ..< end)
+            let (input, labels) = BatchLoader.makeBatch(dataset: dataset, indices: Array(start ..< end), keys: [],
+                                                        augmentation: evaluationAugmentation)
             let logits = model.forward(input, context: ForwardContext(training: false))
             totals += BatchTotals(lossSum: loss.evaluate(logits: logits, labels: labels).sum,
                                   correct: Batches.correct(logits, labels), count: end - start)
@@ -197,74 +220,144 @@ public final class DataParallelTrainer {
     }
 
     /// The whole run: verify replicas, broadcast, then for each epoch and step {batch, forward,
-    /// loss, zero, backward, reduce, step, log}, and an evaluation per epoch.
+    /// loss, zero, backward, reduce, step, log}, a validation pass per epoch, checkpoints and
+    /// early stopping, and the test set once at the end.
     ///
     /// - Parameters:
     ///   - training: the training set (same on every rank).
-    ///   - test: an optional test set, evaluated after each epoch.
-    ///   - onEvent: called on every rank; print on rank 0 only.
-    /// - Returns: the metrics of each epoch (the same on every rank).
-    /// - Throws: `DistError` for bad options, mismatched replicas or MPI failures.
+    ///   - validation: an optional validation set, evaluated after each epoch.
+    ///   - test: an optional test set, evaluated once after the last step.
+    ///   - start: where to begin (from `restore(from:)` when resuming).
+    ///   - onEvent: called on every rank (`.checkpoint` on rank 0 only); print on rank 0 only.
+    /// - Returns: the figures of each epoch and of the test set (the same on every rank).
+    /// - Throws: `DistError` for bad options, mismatched replicas, MPI failures or a non-finite
+    ///   loss (on every rank at the same step, before that step's update); `CheckpointError` on
+    ///   rank 0 when a checkpoint cannot be written.
     @discardableResult
-    public func fit(training: Dataset, test: Dataset? = nil, onEvent: (TrainingEvent) -> Void = { _ in }) throws -> [EpochMetrics] {
+    public func fit(training: Dataset, validation: Dataset? = nil, test: Dataset? = nil,
+                    from start: TrainingPosition = TrainingPosition(),
+                    onEvent: (TrainingEvent) -> Void = { _ in }) throws -> TrainingResult {
         let (rank, size) = (communicator.rank, communicator.size)
         let digest = try synchronize(dataset: training)
         try configuration.validate(ranks: size, trainingSamples: training.count)
         try configuration.validate(layerSummaries: model.layerSummaries, ranks: size, trainingSamples: training.count)
         let sampler = DistributedSampler(datasetCount: training.count, globalBatchSize: configuration.globalBatchSize,
                                          seed: configuration.seed, shuffle: configuration.shuffle, lastBatch: configuration.lastBatch)
-        let steps = min(sampler.stepsPerEpoch, configuration.maxStepsPerEpoch ?? .max)
+        let steps = configuration.optimizerStepsPerEpoch(trainingSamples: training.count)
+        let microPerStep = configuration.accumulationSteps
+        let checkpoints = try configuration.checkpoints.map { try TrainingCheckpoints(policy: $0, isRoot: communicator.isRoot) }
+        trainingSamples = training.count
         onEvent(.ready(parameters: model.arena.parameterCount, fingerprint: digest, ranks: size, stepsPerEpoch: steps))
+        var position = start
+        if position != TrainingPosition() { onEvent(.resumed(position)) }
+        var lastSaved = position.step // the checkpoint resumed from needs no copy
 
         var history: [EpochMetrics] = []
-        for epoch in 0 ..< configuration.epochs {
+        var stoppedEarly = false
+        epochs: while position.epoch < configuration.epochs {
+            let epoch = position.epoch
             let started = Date()
+            var trainingSeconds = 0.0, stepsRun = 0
             let order = sampler.permutation(epoch: epoch)
             var epochTotals = BatchTotals(), windowTotals = BatchTotals()
-            for step in 0 ..< steps {
-                let globalBatch = sampler.globalBatch(step: step, order: order)
-                let mine = sampler.shard(step: step, order: order, rank: rank, size: size)
-                let totals = computeGradients(indices: mine, epoch: epoch, dataset: training)
-                try reduceGradients(globalBatchSize: globalBatch.count)
+            while position.stepInEpoch < steps {
+                if let stop = configuration.stopAfterSteps, position.step >= stop { break epochs }
+                let stepStarted = Date()
+                let step = position.stepInEpoch
+                if let schedule = configuration.schedule { optimizer.learningRate = schedule.learningRate(at: position.step) }
+                // The step's micro-batches: sampler batches step·N ..< (step+1)·N (fewer at a split end).
+                let micro = Array(step * microPerStep ..< min((step + 1) * microPerStep, sampler.stepsPerEpoch))
+                let globalCount = micro.reduce(0) { $0 + sampler.globalBatch(step: $1, order: order).count }
+                var totals = BatchTotals()
+                if configuration.reduction == .deterministic {
+                    let mine = micro.flatMap { sampler.shard(step: $0, order: order, rank: rank, size: size) }
+                    totals = computeGradients(indices: mine, epoch: epoch, dataset: training)
+                } else {
+                    for (m, s) in micro.enumerated() {
+                        let mine = sampler.shard(step: s, order: order, rank: rank, size: size)
+                        totals += computeGradients(indices: mine, epoch: epoch, dataset: training,
+                                                   accumulating: m > 0, final: m == micro.count - 1)
+                    }
+                }
+                try reduceGradients(globalBatchSize: globalCount)
+                // One small allreduce per step: the global loss, so every rank sees a NaN at once.
+                let stepTotals = try totals.reduced(across: communicator)
+                guard stepTotals.lossSum.isFinite else {
+                    throw DistError.nonFiniteLoss(epoch: epoch, step: step + 1, value: stepTotals.lossSum)
+                }
                 applyUpdate()
-                epochTotals += totals
-                windowTotals += totals
-                if configuration.logInterval > 0 && ((step + 1) % configuration.logInterval == 0 || step + 1 == steps) {
-                    let window = try windowTotals.reduced(across: communicator)
-                    onEvent(.progress(epoch: epoch, step: step + 1, steps: steps, loss: window.meanLoss, accuracy: window.accuracy))
+                position.stepInEpoch += 1
+                position.step += 1
+                epochTotals += stepTotals
+                windowTotals += stepTotals
+                stepsRun += 1
+                trainingSeconds += Date().timeIntervalSince(stepStarted)
+                let done = position.stepInEpoch
+                if configuration.logInterval > 0 && (done % configuration.logInterval == 0 || done == steps) {
+                    let rate = Double(epochTotals.count) / max(trainingSeconds, 1e-9)
+                    onEvent(.progress(StepProgress(epoch: epoch, step: done, steps: steps, globalStep: position.step,
+                                                   loss: windowTotals.meanLoss, accuracy: windowTotals.accuracy,
+                                                   learningRate: Double(optimizer.learningRate), samplesPerSecond: rate,
+                                                   secondsLeft: trainingSeconds / Double(stepsRun) * Double(steps - done))))
                     windowTotals = BatchTotals()
                 }
+                if let checkpoints, checkpoints.policy.everySteps > 0, position.step % checkpoints.policy.everySteps == 0, done < steps {
+                    try averageBatchStatistics()
+                    try saveCheckpoint(checkpoints, position: position, onEvent: onEvent)
+                    lastSaved = position.step
+                }
             }
-            let train = try epochTotals.reduced(across: communicator)
-            let evaluation = try test.map { try evaluate($0) }
-            let metrics = EpochMetrics(epoch: epoch, trainLoss: train.meanLoss, trainAccuracy: train.accuracy,
-                                       trainSamples: train.count, testLoss: evaluation?.meanLoss,
-                                       testAccuracy: evaluation?.accuracy, testSamples: evaluation?.count,
-                                       seconds: Date().timeIntervalSince(started))
+            position.epoch += 1
+            position.stepInEpoch = 0
+            try averageBatchStatistics()
+            let evaluation = try validation.map { try evaluate($0) }
+            var metrics = EpochMetrics(epoch: epoch, step: position.step, trainLoss: epochTotals.meanLoss,
+                                       trainAccuracy: epochTotals.accuracy, trainSamples: epochTotals.count,
+                                       validationLoss: evaluation?.meanLoss, validationAccuracy: evaluation?.accuracy,
+                                       validationSamples: evaluation?.count, learningRate: Double(optimizer.learningRate),
+                                       samplesPerSecond: Double(epochTotals.count) / max(trainingSeconds, 1e-9), seconds: 0)
+            var improved = false
+            if let value = configuration.monitor.value(of: metrics) {
+                if configuration.monitor.improves(value, on: position.best, minDelta: configuration.earlyStoppingMinDelta) {
+                    position.best = value
+                    position.epochsWithoutImprovement = 0
+                    improved = true
+                } else {
+                    position.epochsWithoutImprovement += 1
+                }
+            }
+            if let checkpoints {
+                try saveCheckpoint(checkpoints, position: position, onEvent: onEvent)
+                lastSaved = position.step
+                if improved { try saveCheckpoint(checkpoints, position: position, name: TrainingCheckpoints.bestName, onEvent: onEvent) }
+            }
+            metrics.seconds = Date().timeIntervalSince(started)
             history.append(metrics)
             onEvent(.epoch(metrics))
+            if let patience = configuration.earlyStoppingPatience, position.epochsWithoutImprovement >= patience, let best = position.best {
+                stoppedEarly = true
+                onEvent(.stoppedEarly(epoch: epoch, best: best))
+                break
+            }
         }
-        return history
+        try averageBatchStatistics()
+        if let checkpoints, lastSaved != position.step {
+            try saveCheckpoint(checkpoints, position: position, onEvent: onEvent)
+        }
+        let testTotals = try test.map { try evaluate($0) }
+        var final = history.last ?? EpochMetrics(epoch: position.epoch, step: position.step, trainLoss: 0, trainAccuracy: 0,
+                                                 trainSamples: 0, seconds: 0)
+        final.step = position.step
+        final.testLoss = testTotals?.meanLoss
+        final.testAccuracy = testTotals?.accuracy
+        final.testSamples = testTotals?.count
+        onEvent(.finished(final))
+        return TrainingResult(epochs: history, test: testTotals, stoppedEarly: stoppedEarly, position: position)
     }
 }
 
-/// Turning dataset indices into a batch.
+/// Scoring a batch.
 enum Batches {
-    /// The samples at `indices` as one `[N] + sampleShape` tensor, and their labels.
-    static func make<C: Collection>(_ dataset: Dataset, indices: C) -> (Tensor, [Int32]) where C.Element == Int {
-        let size = dataset.sampleShape.reduce(1, *)
-        var input = Tensor(shape: [indices.count] + dataset.sampleShape)
-        var labels: [Int32] = []
-        labels.reserveCapacity(indices.count)
-        input.storage.withUnsafeMutableBufferPointer { p in
-            for (n, index) in indices.enumerated() {
-                dataset.writeSample(at: index, into: p.baseAddress! + n * size)
-                labels.append(dataset.label(at: index))
-            }
-        }
-        return (input, labels)
-    }
-
     /// How many rows of `logits` have their largest value at the label.
     static func correct(_ logits: Tensor, _ labels: [Int32]) -> Int {
         let n = logits.batchSize, classes = logits.count / max(n, 1)

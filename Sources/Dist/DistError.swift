@@ -14,6 +14,12 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
     case gradientCheckFailed(worst: String)
     /// A self-test of the communicator found wrong results.
     case selftestFailed(String)
+    /// The global training loss became NaN or infinite (raised on every rank at the same step).
+    case nonFiniteLoss(epoch: Int, step: Int, value: Double)
+    /// A parameter became NaN or infinite (found on every rank before a checkpoint).
+    case nonFiniteParameters(step: Int, parameter: String)
+    /// A checkpoint does not fit this run; the message names what differs.
+    case checkpointMismatch(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -31,6 +37,12 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
             return "gradient check failed: \(worst)"
         case let .selftestFailed(what):
             return "selftest failed: \(what)"
+        case let .nonFiniteLoss(epoch, step, value):
+            return "loss became \(value.isNaN ? "NaN" : "\(value)") at epoch \(epoch + 1) step \(step); no checkpoint was written from this state; hint: lower --lr (or add --lr-schedule warm-up steps, or check the data normalization)"
+        case let .nonFiniteParameters(step, parameter):
+            return "parameter \(parameter) became NaN or infinite by step \(step) of the run; no checkpoint was written from this state; hint: lower --lr"
+        case let .checkpointMismatch(path, reason):
+            return "cannot resume from \(path): \(reason)"
         }
     }
 }

@@ -4,8 +4,12 @@ import NN
 public struct TrainingConfiguration {
     /// Passes over the training set (> 0).
     public var epochs: Int = 1
-    /// The global batch B, summed over all ranks (≥ the number of ranks).
+    /// The global batch B of one forward pass (one micro-batch), summed over all ranks (≥ the
+    /// number of ranks). An optimizer step sees `accumulationSteps · B` samples.
     public var globalBatchSize: Int = 64
+    /// Micro-batches per optimizer step (≥ 1): their gradients add up in the arena and are reduced
+    /// once, so the step is the exact mean over `accumulationSteps · B` samples.
+    public var accumulationSteps = 1
     /// Seeds parameters (on rank 0), the epoch permutations and the per-sample keys.
     public var seed: UInt64 = 1
     /// Shuffle the training set every epoch.
@@ -20,10 +24,27 @@ public struct TrainingConfiguration {
     public var compression: GradientCompression = .none
     /// Samples per forward pass when evaluating (per rank).
     public var evaluationBatchSize = 256
-    /// Report the global loss every this many steps (0: only per epoch). Costs one small allreduce.
+    /// Report progress every this many optimizer steps (0: only per epoch).
     public var logInterval = 50
-    /// Stop each epoch after this many steps (nil: the whole epoch); for smoke runs.
+    /// Stop each epoch after this many optimizer steps (nil: the whole epoch); for smoke runs.
     public var maxStepsPerEpoch: Int?
+    /// Stop the whole run after this many optimizer steps in total (nil: run every epoch). A
+    /// checkpoint is written at the stop when checkpoints are on.
+    public var stopAfterSteps: Int?
+    /// The learning rate of each step (nil: leave the optimizer's rate as it is).
+    public var schedule: LearningRateSchedule?
+    /// How training samples are transformed; evaluation applies only its rescale and normalization.
+    public var augmentation: Augmentation = .none
+    /// The validation figure that picks `best.safetensors` and drives early stopping.
+    public var monitor: MonitoredMetric = .validationLoss
+    /// Stop when the monitored figure has not improved for this many epochs (nil: never).
+    public var earlyStoppingPatience: Int?
+    /// The smallest change of the monitored figure that counts as an improvement (≥ 0).
+    public var earlyStoppingMinDelta = 0.0
+    /// Where and when rank 0 writes checkpoints (nil: never).
+    public var checkpoints: CheckpointPolicy?
+    /// Options recorded in every checkpoint's `options` JSON (the launcher's view of the run).
+    public var recordedOptions: [String: String] = [:]
     /// Other options every rank must agree on (verified with the model), in a fixed order.
     public var verifiedOptions: [(String, String)] = []
 
@@ -31,9 +52,21 @@ public struct TrainingConfiguration {
 
     /// The items replica verification compares, this configuration's own first.
     public var fingerprintOptions: [(String, String)] {
-        [("epochs", "\(epochs)"), ("global batch", "\(globalBatchSize)"), ("seed", "\(seed)"),
-         ("shuffle", "\(shuffle)"), ("last batch", lastBatch.rawValue), ("reduction", reduction.rawValue),
+        [("epochs", "\(epochs)"), ("global batch", "\(globalBatchSize)"), ("accumulate", "\(accumulationSteps)"),
+         ("seed", "\(seed)"), ("shuffle", "\(shuffle)"), ("last batch", lastBatch.rawValue), ("reduction", reduction.rawValue),
          ("max steps per epoch", maxStepsPerEpoch.map(String.init) ?? "all")] + verifiedOptions
+            + [("schedule", schedule.map(\.description) ?? "none")]
+    }
+
+    /// Optimizer steps per epoch for a training set of `trainingSamples` (before `maxStepsPerEpoch`):
+    /// the sampler's micro-batches grouped by `accumulationSteps` (a short group at the end is kept
+    /// with `split`, dropped with `drop`).
+    public func optimizerStepsPerEpoch(trainingSamples: Int) -> Int {
+        let sampler = DistributedSampler(datasetCount: trainingSamples, globalBatchSize: globalBatchSize, seed: seed,
+                                         shuffle: shuffle, lastBatch: lastBatch)
+        let micro = sampler.stepsPerEpoch, n = max(accumulationSteps, 1)
+        let steps = lastBatch == .split ? (micro + n - 1) / n : micro / n
+        return min(steps, maxStepsPerEpoch ?? .max)
     }
 
     /// Checks the values against the number of ranks and the training set size.
@@ -49,6 +82,13 @@ public struct TrainingConfiguration {
             throw DistError.invalidConfiguration(option: "global batch size",
                                                  reason: "\(globalBatchSize) is larger than the \(trainingSamples) training samples")
         }
+        guard accumulationSteps > 0 else {
+            throw DistError.invalidConfiguration(option: "accumulate", reason: "must be positive, got \(accumulationSteps)")
+        }
+        guard optimizerStepsPerEpoch(trainingSamples: trainingSamples) > 0 else {
+            throw DistError.invalidConfiguration(option: "accumulate",
+                                                 reason: "\(accumulationSteps) micro-batches of \(globalBatchSize) need more than the \(trainingSamples) training samples; hint: lower --accumulate or --batch-size")
+        }
         guard evaluationBatchSize > 0 else {
             throw DistError.invalidConfiguration(option: "evaluation batch size", reason: "must be positive, got \(evaluationBatchSize)")
         }
@@ -57,6 +97,19 @@ public struct TrainingConfiguration {
         }
         if let m = maxStepsPerEpoch, m <= 0 {
             throw DistError.invalidConfiguration(option: "max steps per epoch", reason: "must be positive, got \(m)")
+        }
+        if let m = stopAfterSteps, m <= 0 {
+            throw DistError.invalidConfiguration(option: "stop after steps", reason: "must be positive, got \(m)")
+        }
+        if let p = earlyStoppingPatience, p <= 0 {
+            throw DistError.invalidConfiguration(option: "early stopping patience", reason: "must be positive, got \(p)")
+        }
+        guard earlyStoppingMinDelta >= 0, earlyStoppingMinDelta.isFinite else {
+            throw DistError.invalidConfiguration(option: "min delta", reason: "must be a finite number ≥ 0, got \(earlyStoppingMinDelta)")
+        }
+        if let c = checkpoints {
+            guard c.everySteps >= 0 else { throw DistError.invalidConfiguration(option: "checkpoint every", reason: "must be 0 or more, got \(c.everySteps)") }
+            guard c.keepLast >= 0 else { throw DistError.invalidConfiguration(option: "keep last", reason: "must be 0 or more, got \(c.keepLast)") }
         }
     }
 
@@ -80,20 +133,119 @@ public struct TrainingConfiguration {
     }
 }
 
+/// The validation figure that picks the best checkpoint and drives early stopping.
+public enum MonitoredMetric: String, CaseIterable {
+    /// Lower is better.
+    case validationLoss = "val_loss"
+    /// Higher is better.
+    case validationAccuracy = "val_accuracy"
+
+    /// The figure of an epoch (nil without a validation set).
+    public func value(of metrics: EpochMetrics) -> Double? {
+        self == .validationLoss ? metrics.validationLoss : metrics.validationAccuracy
+    }
+
+    /// Whether `value` beats `best` by more than `minDelta`.
+    public func improves(_ value: Double, on best: Double?, minDelta: Double) -> Bool {
+        guard let best else { return true }
+        return self == .validationLoss ? value < best - minDelta : value > best + minDelta
+    }
+}
+
+/// Where and when rank 0 writes checkpoints.
+public struct CheckpointPolicy: Equatable {
+    /// The folder (created when missing).
+    public var directory: String
+    /// Also write one every this many optimizer steps (0: only at epoch ends and the end).
+    public var everySteps: Int
+    /// Keep only the newest this many `step-*.safetensors` (0: keep all); `best.safetensors` stays.
+    public var keepLast: Int
+
+    public init(directory: String, everySteps: Int = 0, keepLast: Int = 0) {
+        self.directory = directory
+        self.everySteps = everySteps
+        self.keepLast = keepLast
+    }
+}
+
 /// One epoch's figures, reduced over all ranks.
 public struct EpochMetrics: Codable, Equatable {
     public var epoch: Int
+    /// Optimizer steps taken since the start of the run (after this epoch).
+    public var step: Int = 0
     /// Mean training loss over the epoch's samples.
     public var trainLoss: Double
     /// Fraction of training samples classified correctly (during training, before each step).
     public var trainAccuracy: Double
     public var trainSamples: Int
-    /// Mean test loss, when a test set was given.
+    /// Mean validation loss, when a validation set was given.
+    public var validationLoss: Double?
+    public var validationAccuracy: Double?
+    public var validationSamples: Int?
+    /// Test figures: only in the final record of a run.
     public var testLoss: Double?
     public var testAccuracy: Double?
     public var testSamples: Int?
+    /// The learning rate of the epoch's last step.
+    public var learningRate: Double = 0
+    /// Training samples per second over all ranks (training steps only, not evaluation).
+    public var samplesPerSecond: Double = 0
     /// Wall-clock seconds of the epoch (training and evaluation) on rank 0.
     public var seconds: Double
+
+    public init(epoch: Int, step: Int = 0, trainLoss: Double, trainAccuracy: Double, trainSamples: Int,
+                validationLoss: Double? = nil, validationAccuracy: Double? = nil, validationSamples: Int? = nil,
+                testLoss: Double? = nil, testAccuracy: Double? = nil, testSamples: Int? = nil,
+                learningRate: Double = 0, samplesPerSecond: Double = 0, seconds: Double) {
+        self.epoch = epoch
+        self.step = step
+        self.trainLoss = trainLoss
+        self.trainAccuracy = trainAccuracy
+        self.trainSamples = trainSamples
+        self.validationLoss = validationLoss
+        self.validationAccuracy = validationAccuracy
+        self.validationSamples = validationSamples
+        self.testLoss = testLoss
+        self.testAccuracy = testAccuracy
+        self.testSamples = testSamples
+        self.learningRate = learningRate
+        self.samplesPerSecond = samplesPerSecond
+        self.seconds = seconds
+    }
+}
+
+/// What `fit` hands back: every epoch's figures and the final test evaluation.
+public struct TrainingResult {
+    /// The epochs run by this call (a resumed run lists only its own).
+    public var epochs: [EpochMetrics]
+    /// The test set's totals after the last step (nil without a test set).
+    public var test: BatchTotals?
+    /// Whether early stopping ended the run.
+    public var stoppedEarly: Bool
+    /// Where the run stands at its end.
+    public var position: TrainingPosition
+}
+
+/// Where a run stands: what a checkpoint records to continue exactly.
+public struct TrainingPosition: Equatable, Codable {
+    /// The epoch in progress (or about to start when `stepInEpoch` is 0).
+    public var epoch = 0
+    /// Optimizer steps already taken in that epoch.
+    public var stepInEpoch = 0
+    /// Optimizer steps taken since the start of the run (the schedule's step index).
+    public var step = 0
+    /// The best monitored validation figure so far.
+    public var best: Double?
+    /// Epochs since the monitored figure last improved.
+    public var epochsWithoutImprovement = 0
+
+    public init(epoch: Int = 0, stepInEpoch: Int = 0, step: Int = 0, best: Double? = nil, epochsWithoutImprovement: Int = 0) {
+        self.epoch = epoch
+        self.stepInEpoch = stepInEpoch
+        self.step = step
+        self.best = best
+        self.epochsWithoutImprovement = epochsWithoutImprovement
+    }
 }
 
 /// Totals of loss, correct predictions and samples (summed over a rank's batches, then ranks).
@@ -125,12 +277,39 @@ public struct BatchTotals: Equatable {
     public var accuracy: Double { count > 0 ? Double(correct) / Double(count) : 0 }
 }
 
+/// One progress report: the global figures of the steps since the last report.
+public struct StepProgress: Equatable {
+    public var epoch: Int
+    /// Optimizer steps done in this epoch, and how many it has.
+    public var step: Int
+    public var steps: Int
+    /// Optimizer steps since the start of the run.
+    public var globalStep: Int
+    /// Mean loss and accuracy over the samples since the last report.
+    public var loss: Double
+    public var accuracy: Double
+    /// The learning rate of the last step.
+    public var learningRate: Double
+    /// Training samples per second over all ranks since the epoch started.
+    public var samplesPerSecond: Double
+    /// Seconds left in this epoch at that pace.
+    public var secondsLeft: Double
+}
+
 /// What the trainer reports as it goes; the launcher decides what to print (on rank 0).
 public enum TrainingEvent {
     /// Every rank built the same replica and rank 0's state was broadcast.
     case ready(parameters: Int, fingerprint: UInt64, ranks: Int, stepsPerEpoch: Int)
-    /// The global mean loss and accuracy of the last `logInterval` steps.
-    case progress(epoch: Int, step: Int, steps: Int, loss: Double, accuracy: Double)
+    /// Training continues from a checkpoint at this position.
+    case resumed(TrainingPosition)
+    /// Progress within an epoch, every `logInterval` steps and at its end.
+    case progress(StepProgress)
     /// An epoch ended.
     case epoch(EpochMetrics)
+    /// Rank 0 wrote a checkpoint (reported on rank 0 only).
+    case checkpoint(path: String)
+    /// The monitored figure has not improved for `patience` epochs.
+    case stoppedEarly(epoch: Int, best: Double)
+    /// The run ended; the test set (if any) was evaluated.
+    case finished(EpochMetrics)
 }

@@ -77,7 +77,7 @@ struct BenchSteps: ParsableCommand {
             try commOptions.validate(reduction: config.reduction)
             commOptions.apply(to: &config)
             try config.validate(ranks: p, trainingSamples: data.count)
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.01, momentum: 0.9),
+            let trainer = try DataParallelTrainer(spec: spec, optimizer: try SGD(learningRate: 0.01, momentum: 0.9),
                                                   loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
             try trainer.synchronize(dataset: data)
             _ = try commOptions.prepare(communicator) // the progress thread, if asked for

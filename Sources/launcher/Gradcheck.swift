@@ -96,7 +96,7 @@ struct Gradcheck: ParsableCommand {
             config.reduction = reduction
             config.bucketCapacity = bucketFloats
             let report = try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
-                                               makeOptimizer: { try PlainSGD(learningRate: learningRate, momentum: momentum) },
+                                               makeOptimizer: { try SGD(learningRate: learningRate, momentum: momentum) },
                                                communicator: communicator, configuration: config)
             if communicator.isRoot { printLine(report.table) }
             guard report.passed else {

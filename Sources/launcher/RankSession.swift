@@ -41,7 +41,7 @@ enum RankSession {
     /// Errors that every rank raises at the same point, so no rank is left in a collective.
     static func isCollective(_ error: Error) -> Bool {
         switch error as? DistError {
-        case .replicaMismatch?, .gradientCheckFailed?, .selftestFailed?: return true
+        case .replicaMismatch?, .gradientCheckFailed?, .selftestFailed?, .nonFiniteLoss?, .nonFiniteParameters?: return true
         default: return false
         }
     }

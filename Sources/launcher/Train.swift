@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ArgumentParser
 import Dist
 import Foundation
@@ -9,27 +6,27 @@ import NN
 /// `ddp train`: data-parallel training on every rank of the job (or one bare rank).
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model data-parallel: bare as one rank, under mpirun, or with --np N.")
+        abstract: "Train a model data-parallel: bare as one rank, under mpirun, or with --np N.",
+        discussion: """
+        The linear scaling rule (--scale-lr): with k times the global batch, use k times the learning rate. \
+        --scale-lr sets lr = --lr x (--batch-size x --accumulate) / --lr-reference-batch, so a rate tuned \
+        for a batch of 256 carries over to other batches (Goyal et al.; pair it with a warm-up for large batches).
+        """)
 
     @OptionGroup var launch: LaunchOptions
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var optimizerOptions: OptimizerOptions
     @OptionGroup var commOptions: CommOptions
 
     @Option(help: "Passes over the training set.")
     var epochs = 1
 
-    @Option(help: "The global batch size, summed over all ranks (each rank takes B/P, the first B mod P one more).")
+    @Option(help: "The global batch size of one forward pass, summed over all ranks (each rank takes B/P, the first B mod P one more).")
     var batchSize = 64
 
-    @Option(name: .customLong("lr"), help: "The learning rate.")
-    var learningRate: Float = 0.05
-
-    @Option(help: "The optimizer: sgd.")
-    var optimizer = "sgd"
-
-    @Option(help: "Momentum for sgd, in [0, 1).")
-    var momentum: Float = 0.9
+    @Option(help: ArgumentHelp("Gradient accumulation: N micro-batches of --batch-size per optimizer step, reduced once (the step's batch is N x --batch-size).", valueName: "N"))
+    var accumulate = 1
 
     @Option(help: "What to do with the last short batch of an epoch: drop or split.")
     var lastBatch: LastBatchPolicy = .drop
@@ -37,91 +34,122 @@ struct Train: ParsableCommand {
     @Option(help: "Gradient summation: fast, or deterministic (exact per-sample sums: bit for bit what one rank computes; about 2x the compute).")
     var reduction: ReductionMode = .fast
 
-    @Option(help: "Stop each epoch after this many steps.")
+    @Option(help: "Stop each epoch after this many optimizer steps.")
     var maxSteps: Int?
 
-    @Option(help: "Print the global loss every this many steps (0: per epoch only).")
+    @Option(help: ArgumentHelp("Stop the run after this many optimizer steps in total (a checkpoint is written there).", valueName: "N"))
+    var stopAfter: Int?
+
+    @Option(help: "Print a progress line every this many steps when stdout is not a terminal (0: per epoch only). Under mpirun, DDP_PROGRESS=bar asks for the bar.")
     var logInterval = 50
 
-    @Option(help: ArgumentHelp("Append each epoch's metrics as a JSON line to this file (rank 0).", valueName: "file"))
+    @Option(help: ArgumentHelp("Append one JSON object per epoch, and a final one with the test figures, to this file (rank 0).", valueName: "file"))
     var metrics: String?
 
+    @Option(help: ArgumentHelp("Stop when the monitored validation figure has not improved for N epochs (needs --validation-split).", valueName: "N"))
+    var earlyStoppingPatience: Int?
+
+    @Option(help: "The validation figure for early stopping and best.safetensors: val_loss or val_accuracy.")
+    var monitor: MonitoredMetric = .validationLoss
+
+    @Option(help: "The smallest change of the monitored figure that counts as an improvement.")
+    var minDelta = 0.0
+
+    @Option(help: ArgumentHelp("Write checkpoints here (rank 0): step-N.safetensors at each epoch's end and at the end, best.safetensors by --monitor.", valueName: "dir"))
+    var checkpointDir: String?
+
+    @Option(help: ArgumentHelp("Also write a checkpoint every N optimizer steps.", valueName: "N"))
+    var checkpointEvery = 0
+
+    @Option(help: ArgumentHelp("Keep only the newest K step checkpoints (0: all).", valueName: "K"))
+    var keepLast = 0
+
+    @Option(help: ArgumentHelp("Continue from a checkpoint file, or a folder's newest step checkpoint (any number of ranks, the same global batch).", valueName: "path"))
+    var resume: String?
+
     func validate() throws {
-        guard epochs > 0 else { throw ValidationError("--epochs must be positive, got \(epochs)") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
-        guard optimizer == "sgd" else { throw ValidationError("--optimizer \(optimizer) is not available; hint: use sgd") }
+        guard epochs > 0 else { throw LaunchError("--epochs must be positive, got \(epochs)") }
+        guard batchSize > 0 else { throw LaunchError("--batch-size must be positive, got \(batchSize)") }
+        guard accumulate > 0 else { throw LaunchError("--accumulate must be positive, got \(accumulate)") }
         try commOptions.validate(reduction: reduction)
-        guard logInterval >= 0 else { throw ValidationError("--log-interval must be non-negative, got \(logInterval)") }
+        guard logInterval >= 0 else { throw LaunchError("--log-interval must be 0 or more, got \(logInterval)") }
+        if let m = maxSteps, m <= 0 { throw LaunchError("--max-steps must be positive, got \(m)") }
+        if let m = stopAfter, m <= 0 { throw LaunchError("--stop-after must be positive, got \(m)") }
+        if let p = earlyStoppingPatience {
+            guard p > 0 else { throw LaunchError("--early-stopping-patience must be positive, got \(p)") }
+            guard dataOptions.validationSplit > 0 else {
+                throw LaunchError("--early-stopping-patience \(p) needs a validation set; hint: add --validation-split 0.1")
+            }
+        }
+        guard minDelta.isFinite, minDelta >= 0 else { throw LaunchError("--min-delta must be a number >= 0, got \(minDelta)") }
+        guard checkpointEvery >= 0 else { throw LaunchError("--checkpoint-every must be 0 or more, got \(checkpointEvery)") }
+        guard keepLast >= 0 else { throw LaunchError("--keep-last must be 0 or more, got \(keepLast)") }
+        if checkpointDir == nil && checkpointEvery > 0 { throw LaunchError("--checkpoint-every \(checkpointEvery) needs --checkpoint-dir") }
+        if checkpointDir == nil && keepLast > 0 { throw LaunchError("--keep-last \(keepLast) needs --checkpoint-dir") }
+        if let r = resume, !FileManager.default.fileExists(atPath: r) {
+            throw LaunchError("--resume \(r): no such file or directory")
+        }
     }
 
     func run() throws {
+        if launch.ranks != nil && MPIRelaunch.launcherSize() == nil { TrainingOutput.exportProgressStyle() }
         try launch.relaunchIfRequested()
         RankSession.run { communicator in
-            let (train, test) = try dataOptions.load(rank: communicator.rank)
+            let (train, validation, test) = try dataOptions.load(rank: communicator.rank, seed: modelOptions.seed)
             let spec = try modelOptions.spec(for: train)
             var config = TrainingConfiguration()
             config.epochs = epochs
             config.globalBatchSize = batchSize
+            config.accumulationSteps = accumulate
             config.seed = modelOptions.seed
             config.lastBatch = lastBatch
             config.reduction = reduction
             config.maxStepsPerEpoch = maxSteps
-            config.logInterval = logInterval
-            config.verifiedOptions = [("lr", "\(learningRate)"), ("data", dataOptions.data ?? "synthetic \(dataOptions.syntheticSamples)")]
+            config.stopAfterSteps = stopAfter
             commOptions.apply(to: &config)
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: learningRate, momentum: momentum),
-                                                  loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
+            config.augmentation = try dataOptions.augmentation(channels: train.sampleShape[0])
+            config.monitor = monitor
+            config.earlyStoppingPatience = earlyStoppingPatience
+            config.earlyStoppingMinDelta = minDelta
+            config.checkpoints = checkpointDir.map { CheckpointPolicy(directory: $0, everySteps: checkpointEvery, keepLast: keepLast) }
+            let output = try TrainingOutput(isRoot: communicator.isRoot, metricsPath: metrics, epochs: epochs)
+            // A terminal gets a bar redrawn every step; logs and pipes a line every --log-interval steps.
+            config.logInterval = output.terminal ? 1 : logInterval
+            let stepsPerEpoch = config.optimizerStepsPerEpoch(trainingSamples: train.count)
+            let base = optimizerOptions.baseLearningRate(stepBatch: batchSize * accumulate)
+            if stepsPerEpoch > 0 {
+                config.schedule = try optimizerOptions.schedule(base: base, stepsPerEpoch: stepsPerEpoch, epochs: epochs)
+            }
+            let optimizer = try optimizerOptions.makeOptimizer(learningRate: base)
+            config.verifiedOptions = [("lr", "\(base)"), ("data", dataOptions.source), ("validation split", "\(dataOptions.validationSplit)"),
+                                      ("augmentation", "\(config.augmentation)")]
+            config.recordedOptions = [
+                "model": modelOptions.model, "data": dataOptions.source, "validation_split": "\(dataOptions.validationSplit)",
+                "optimizer": optimizerOptions.optimizer, "lr": "\(base)", "schedule": config.schedule.map(\.description) ?? "",
+                "epochs": "\(epochs)", "batch_size": "\(batchSize)", "accumulate": "\(accumulate)",
+                "augmentation": "\(config.augmentation)", "seed": "\(modelOptions.seed)",
+                // What evaluation needs to prepare inputs as training did.
+                "normalize_mean": config.augmentation.mean.map { "\($0)" }.joined(separator: ","),
+                "normalize_std": config.augmentation.std.map { "\($0)" }.joined(separator: ","),
+            ]
+            let trainer = try DataParallelTrainer(spec: spec, optimizer: optimizer, loss: spec.makeLoss(),
+                                                  communicator: communicator, configuration: config)
             trainer.timeline = try commOptions.prepare(communicator)
-            let metricsFile = try communicator.isRoot ? metrics.map(MetricsLog.init(path:)) : nil
-            // On a terminal, progress rewrites one line; in logs and pipes, one line per report.
-            let terminal = isatty(STDOUT_FILENO) == 1
-            try trainer.fit(training: train, test: test) { event in
-                guard communicator.isRoot else { return }
-                switch event {
-                case let .ready(parameters, fingerprint, ranks, steps):
-                    let per = batchSize / ranks
-                    printLine("train: model \(spec.name), \(parameters) parameters, \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(batchSize) (\(per)\(batchSize % ranks == 0 ? "" : "-\(per + 1)") per rank), \(steps) steps/epoch; replicas verified (fingerprint \(String(fingerprint, radix: 16)))")
-                case let .progress(epoch, step, steps, loss, accuracy):
-                    let line = String(format: "epoch %d step %d/%d loss %.4f acc %.3f", epoch + 1, step, steps, loss, accuracy)
-                    if terminal {
-                        let width = 24, done = width * step / max(steps, 1)
-                        print("\r[" + String(repeating: "#", count: done) + String(repeating: ".", count: width - done) + "] " + line, terminator: "")
-                        fflush(stdout)
-                    } else {
-                        printLine(line)
-                    }
-                case let .epoch(m):
-                    if terminal { print("\r", terminator: "") }
-                    var line = String(format: "epoch %d: train loss %.4f acc %.3f (%d samples)", m.epoch + 1, m.trainLoss, m.trainAccuracy, m.trainSamples)
-                    if let l = m.testLoss, let a = m.testAccuracy { line += String(format: " | test loss %.4f acc %.3f (%d samples)", l, a, m.testSamples ?? 0) }
-                    line += String(format: " | %.2f s", m.seconds) + (terminal ? String(repeating: " ", count: 20) : "")
-                    printLine(line)
-                    metricsFile?.append(m)
-                }
+            output.describe(spec: spec, optimizer: optimizer, schedule: config.schedule, train: train, validation: validation,
+                            test: test, batchSize: batchSize, accumulate: accumulate)
+            var start = TrainingPosition()
+            if let resume {
+                let restored = try trainer.restore(from: resume, trainingSamples: train.count)
+                start = restored.position
+                output.line("resume: \(restored.path) (epoch \(start.epoch + 1), step \(start.stepInEpoch) of the epoch, \(start.step) steps in all)")
             }
-            if let path = try commOptions.save(trainer.timeline), communicator.isRoot { printLine("timeline: rank 0 wrote \(path); every rank writes its own") }
-        }
-    }
-}
-
-/// Rank 0's JSON-lines metrics file.
-final class MetricsLog {
-    let handle: FileHandle
-
-    init(path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw ValidationError("--metrics \(path): cannot create the file")
+            try trainer.fit(training: train, validation: validation, test: test, from: start) { event in
+                output.handle(event, modelName: spec.name, batchSize: batchSize, accumulate: accumulate, monitor: monitor,
+                              patience: earlyStoppingPatience)
+            }
+            if let path = try commOptions.save(trainer.timeline), communicator.isRoot {
+                output.line("timeline: rank 0 wrote \(path); every rank writes its own")
             }
         }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw ValidationError("--metrics \(path): cannot open for writing") }
-        h.seekToEndOfFile()
-        handle = h
-    }
-
-    func append(_ metrics: EpochMetrics) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        if let data = try? encoder.encode(metrics) { handle.write(data + Data("\n".utf8)) }
     }
 }

@@ -18,10 +18,10 @@ final class DataParallelTrainerTests: XCTestCase {
             config.logInterval = 2
             config.bucketCapacity = bucketCapacity
             let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.1, momentum: 0.9),
+            let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.1, momentum: 0.9),
                                                   loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
-            let history = try trainer.fit(training: data, test: data.subset(Array(0 ..< 37)))
-            return (trainer.model.arena.parameterSnapshot(), history)
+            let result = try trainer.fit(training: data, validation: data.subset(Array(0 ..< 37)))
+            return (trainer.model.arena.parameterSnapshot(), result.epochs)
         }
         return values(results)
     }
@@ -36,10 +36,10 @@ final class DataParallelTrainerTests: XCTestCase {
                 XCTAssertEqual(params, all[0].0, "replicas must stay identical (P=\(p), rank \(rank))")
                 XCTAssertLessThanOrEqual(maxRelativeDifference(params, one.0), 1e-5, "P=\(p)")
                 XCTAssertEqual(history.map(\.trainSamples), [120, 120])
-                XCTAssertEqual(history.map(\.testSamples), [37, 37], "evaluation counts each sample once")
+                XCTAssertEqual(history.map(\.validationSamples), [37, 37], "evaluation counts each sample once")
                 for (h, o) in zip(history, one.1) {
                     XCTAssertEqual(h.trainLoss, o.trainLoss, accuracy: 1e-4)
-                    XCTAssertEqual(h.testAccuracy ?? -1, o.testAccuracy ?? -1, accuracy: 1.0 / 37 + 1e-9)
+                    XCTAssertEqual(h.validationAccuracy ?? -1, o.validationAccuracy ?? -1, accuracy: 1.0 / 37 + 1e-9)
                 }
             }
         }
@@ -81,7 +81,7 @@ final class DataParallelTrainerTests: XCTestCase {
             var config = TrainingConfiguration()
             config.globalBatchSize = 2
             let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
-            try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
+            try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
                                     communicator: c, configuration: config).fit(training: data)
         }
         for r in results {
@@ -104,7 +104,7 @@ final class GradientCheckTests: XCTestCase {
                     config.reduction = mode
                     let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
                     return try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
-                                                 makeOptimizer: { try PlainSGD(learningRate: 0.1, momentum: 0.9) },
+                                                 makeOptimizer: { try SGD(learningRate: 0.1, momentum: 0.9) },
                                                  communicator: c, configuration: config)
                 }
                 guard let reports = values(results) else { return }

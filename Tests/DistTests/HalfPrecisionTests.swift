@@ -122,7 +122,7 @@ final class CompressedReductionTests: XCTestCase {
                 config.tolerance = GradientCheckConfiguration.tolerance(for: .fp16)
                 let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
                 return try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
-                                             makeOptimizer: { try PlainSGD(learningRate: 0.1, momentum: 0.9) },
+                                             makeOptimizer: { try SGD(learningRate: 0.1, momentum: 0.9) },
                                              communicator: c, configuration: config)
             }
             guard let reports = values(results) else { return }

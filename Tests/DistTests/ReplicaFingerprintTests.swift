@@ -6,7 +6,7 @@ final class ReplicaFingerprintTests: XCTestCase {
     func fingerprint(_ units: Int, options: [(String, String)] = []) throws -> ReplicaFingerprint {
         let spec = ModelSpec(name: "m", inputShape: [1, 4, 4],
                              layers: [.flatten, .dense(units: 8, bias: true), .relu, .dense(units: units, bias: true)])
-        return ReplicaFingerprint(spec: spec, model: try spec.build(), optimizer: try PlainSGD(learningRate: 0.1),
+        return ReplicaFingerprint(spec: spec, model: try spec.build(), optimizer: try SGD(learningRate: 0.1),
                                   loss: SoftmaxCrossEntropy(), dataset: nil, options: options)
     }
 
@@ -46,7 +46,7 @@ final class ReplicaFingerprintTests: XCTestCase {
             let spec = try ModelSpec.builtin("mlp", inputShape: [1, 4, 4], classes: 3)
             let model = try spec.build()
             model.initializeParameters(seed: UInt64(100 + c.rank))
-            let sgd = try PlainSGD(learningRate: 0.1, momentum: 0.9)
+            let sgd = try SGD(learningRate: 0.1, momentum: 0.9)
             sgd.state = OptimizerState(step: 10 + c.rank, buffers: ["momentum": [Float](repeating: Float(c.rank), count: model.arena.count)])
             try ReplicaBroadcast.broadcastParameters(model.arena, communicator: c)
             try ReplicaBroadcast.broadcastOptimizerState(sgd, communicator: c)

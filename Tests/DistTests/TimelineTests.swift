@@ -38,7 +38,7 @@ final class TimelineTests: XCTestCase {
             config.globalBatchSize = 8
             config.bucketCapacity = 16
             let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: PlainSGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
+            let trainer = try DataParallelTrainer(spec: spec, optimizer: try SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
                                                   communicator: c, configuration: config)
             trainer.timeline = Timeline(rank: c.rank)
             try trainer.synchronize(dataset: data)
