@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests of NN and Dist, and end-to-end tests that run the built
 # `ddp` under mpirun. Release build (the kernels are too slow unoptimized); -enable-testing lets
-# the tests use @testable imports.
+# the tests use @testable imports. The test build lives in .build-test, so it and the plain release
+# build in .build (demo, benchmarks) do not rebuild each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-swift build -c release -Xswiftc -enable-testing
-exec swift test -c release -Xswiftc -enable-testing "$@"
+flags=(-c release -Xswiftc -enable-testing --scratch-path .build-test)
+swift build "${flags[@]}"
+exec swift test "${flags[@]}" "$@"

@@ -18,8 +18,17 @@ struct DDPProcess {
     /// The package root, from this file's path (Tests/launcherTests/DDPProcess.swift).
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The release binary the tests run.
-    static let binary = packageRoot.appendingPathComponent(".build/release/ddp").path
+    /// The `ddp` binary the tests run: the one built beside this test bundle (same build folder and
+    /// configuration, so `swift test --scratch-path X` tests X's binary), else `.build/release/ddp`.
+    static let binary: String = {
+        let besideBundle = Bundle.main.bundleURL.appendingPathComponent("ddp").path
+        if FileManager.default.isExecutableFile(atPath: besideBundle) { return besideBundle }
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            let candidate = bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("ddp").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return packageRoot.appendingPathComponent(".build/release/ddp").path
+    }()
 
     /// `mpirun` options every multi-rank test needs: root in containers, more ranks than cores.
     static let mpirunFlags = ["--allow-run-as-root", "--oversubscribe"]
@@ -27,7 +36,7 @@ struct DDPProcess {
     /// Fails the test unless the binary exists.
     static func requireBinary(file: StaticString = #filePath, line: UInt = #line) throws {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
-            XCTFail("\(binary) is missing; hint: run swift build -c release -Xswiftc -enable-testing first", file: file, line: line)
+            XCTFail("\(binary) is missing; hint: run scripts/test.sh, which builds it first", file: file, line: line)
             throw XCTSkip("no binary")
         }
     }
