@@ -2,11 +2,11 @@
 # The demo: installs what is missing, builds the release binary, and trains fmnist-cnn on
 # Fashion-MNIST on 2 ranks (ddp train --np 2 re-executes itself under mpirun).
 #
-# Settings: Adam at 1e-3 with a cosine decay over 12 epochs, global batch 128 (64 per rank), the
+# Settings: Adam at 1e-3 with a cosine decay over 10 epochs, global batch 128 (64 per rank), the
 # whole training set (no validation split), test set evaluated once at the end. Target test
 # accuracy: 0.916 or more. Metrics (one JSON line per epoch, and a final one with the test figures)
 # and checkpoints go to runs/demo; a stopped run continues with: scripts/demo.sh --resume runs/demo/checkpoints
-# Speed: about 200-250 samples/s on 2 ranks on a busy 2-core machine (4-5 minutes an epoch).
+# Speed: see the README (figures measured on a 2-core machine).
 #
 # Extra arguments are passed to `ddp train` and win over the defaults below, e.g.
 #   scripts/demo.sh --epochs 2                 # a shorter run
@@ -24,7 +24,7 @@ mkdir -p runs/demo
 exec .build/release/ddp train --np 2 \
     --data "$data" --model fmnist-cnn \
     --optimizer adam --lr 1e-3 --lr-schedule cosine \
-    --batch-size 128 --epochs 12 \
+    --batch-size 128 --epochs 10 \
     --metrics runs/demo/metrics.jsonl \
     --checkpoint-dir runs/demo/checkpoints --keep-last 3 \
     "$@"
