@@ -83,7 +83,10 @@ struct Eval: ParsableCommand {
         }
         let trained = try CheckpointModel.load(checkpoint)
         let channels = trained.spec.inputShape.first.flatMap { [1, 3].contains($0) ? $0 : nil }
-        let (dataset, description) = try EvaluationData.load(data, split: split, channels: channels)
+        // IDX files record no classes: the model's (names or numbers) make labels beyond them errors.
+        let names = trained.classNames ?? (trained.classCount == IDXReader.fashionMNISTClassNames.count
+            ? IDXReader.fashionMNISTClassNames : (0 ..< trained.classCount).map { "\($0)" })
+        let (dataset, description) = try EvaluationData.load(data, split: split, channels: channels, idxClasses: names)
         try check(trained, against: dataset, description: description)
         return (trained, dataset, description)
     }

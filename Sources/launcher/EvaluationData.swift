@@ -14,7 +14,7 @@ enum DataSplit: String, CaseIterable, ExpressibleByArgument {
 ///
 /// IDX folders are read file by file, so evaluating the test split does not read the training
 /// files; class folders read only `train/` or `test/`. A folder that is itself one
-/// tree of class folders (no `train/`) is the evaluation set whichever split is asked for.
+/// tree of class folders (no `train/` or `test/`) is the evaluation set whichever split is asked for.
 enum EvaluationData {
     /// Loads `split` of the dataset in `directory`.
     ///
@@ -22,9 +22,11 @@ enum EvaluationData {
     ///   - directory: the folder (IDX, CIFAR-10 binary, or class folders).
     ///   - split: test or train.
     ///   - channels: for class folders, 1 or 3 to convert images to (nil: the first image's).
+    ///   - idxClasses: for IDX files, which record no classes, the class names (labels must be
+    ///     below their count); nil: Fashion-MNIST's.
     /// - Returns: the samples and a description for messages (`DIR (test split)`).
     /// - Throws: `DataError` naming the file at fault, or `InferenceError.missingSplit`.
-    static func load(_ directory: String, split: DataSplit, channels: Int?) throws -> (dataset: InMemoryDataset, description: String) {
+    static func load(_ directory: String, split: DataSplit, channels: Int?, idxClasses: [String]? = nil) throws -> (dataset: InMemoryDataset, description: String) {
         let description = "\(directory) (\(split.rawValue) split)"
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
@@ -42,7 +44,7 @@ enum EvaluationData {
                 throw DataError.missingFile(path: (directory as NSString).appendingPathComponent("\(prefix)-labels-idx1-ubyte[.gz]"),
                                             hint: "the labels belong next to \(images)")
             }
-            return (try IDXReader.load(images: images, labels: labels, classNames: IDXReader.fashionMNISTClassNames), description)
+            return (try IDXReader.load(images: images, labels: labels, classNames: idxClasses ?? IDXReader.fashionMNISTClassNames), description)
         }
         switch DatasetDirectory.format(of: directory) {
         case .idx:
@@ -53,7 +55,8 @@ enum EvaluationData {
             return (split == .test ? test : train, description)
         case .imageFolder:
             let folder = (directory as NSString).appendingPathComponent(split.rawValue)
-            guard FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("train")) else {
+            let splits = ["train", "test"].filter { FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent($0)) }
+            guard !splits.isEmpty else {
                 return (try ImageFolderReader.load(directory: directory, channels: channels), "\(directory) (class folders)")
             }
             guard FileManager.default.fileExists(atPath: folder) else {
