@@ -71,4 +71,13 @@ enum ImageInput {
 
     /// The probability of class 1 for one sigmoid logit.
     static func sigmoid(_ logit: Float) -> Double { 1 / (1 + exp(-Double(logit))) }
+
+    /// The `top` largest probabilities with their class indices, most likely first (ties: the lower
+    /// class first).
+    static func ranked(_ probabilities: [Double], top: Int) -> [(index: Int, probability: Double)] {
+        let order = probabilities.indices.sorted { a, b in
+            probabilities[a] > probabilities[b] || (probabilities[a] == probabilities[b] && a < b)
+        }
+        return order.prefix(top).map { (index: $0, probability: probabilities[$0]) }
+    }
 }

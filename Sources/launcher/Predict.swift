@@ -70,10 +70,9 @@ struct Predict: ParsableCommand {
             let row = logits.storage[n * width ..< (n + 1) * width]
             let ranked: [(index: Int, probability: Double)]
             if trained.isBinary {
-                ranked = [(1, ImageInput.sigmoid(row.first!))]
+                ranked = [(index: 1, probability: ImageInput.sigmoid(row.first!))]
             } else {
-                ranked = Array(ImageInput.softmax(row).enumerated().map { ($0.offset, $0.element) }
-                    .sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(topK))
+                ranked = ImageInput.ranked(ImageInput.softmax(row), top: topK)
             }
             if json {
                 let entries = ranked.map { PredictionEntry(class: $0.index, name: names?[$0.index], probability: $0.probability) }
