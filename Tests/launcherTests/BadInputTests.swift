@@ -168,7 +168,7 @@ final class BadInputTests: XCTestCase {
                                                  "\(data) (test split) has samples of shape [1, 6, 6]"])
         // The same model built for 6x6 samples (IDX data: Fashion-MNIST's 10 classes): its dense layer has another shape.
         try expectFailure(eval(data, ["--model", "tiny"]), ranks: [1],
-                          mentions: ["tensor 3.dense.weight in \(checkpoint) has shape [7, 32], the model expects [10, 8]"])
+                          mentions: ["tensor 4.dense.weight in \(checkpoint) has shape [7, 32], the model expects [10, 8]"])
     }
 
     // MARK: model files
@@ -217,8 +217,9 @@ final class BadInputTests: XCTestCase {
         let text = InferenceFixtures.write("hello", to: "\(dir)/text.png")
         let cutPNG = InferenceFixtures.write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48], to: "\(dir)/cut.png")
         let cutPGM = InferenceFixtures.write(Array("P5\n8 8\n255\n".utf8) + [1, 2, 3], to: "\(dir)/cut.pgm")
-        for bad in [text, cutPNG, cutPGM] {
-            try expectFailure(["predict", "--checkpoint", checkpoint, good, bad], ranks: [1, 2], mentions: ["cannot decode image \(bad)"], hint: false)
+        for (bad, message) in [(text, "cannot decode image \(text)"), (cutPNG, "cannot decode image \(cutPNG)"),
+                               (cutPGM, "truncated file \(cutPGM): expected 75 bytes, got 14")] {
+            try expectFailure(["predict", "--checkpoint", checkpoint, good, bad], ranks: [1, 2], mentions: [message], hint: false)
         }
         try expectFailure(["predict", "--checkpoint", checkpoint, good, "\(dir)/missing.png"], ranks: [1],
                           mentions: ["image not found: \(dir)/missing.png"])
