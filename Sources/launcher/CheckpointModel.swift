@@ -22,10 +22,13 @@ struct CheckpointModel {
     ///   - path: the checkpoint.
     ///   - spec: the model to build instead of the one in the metadata; given a checkpoint's spec
     ///     (or nil when it has none), returns the spec to use. Nil: the checkpoint's own.
-    /// - Throws: `CheckpointError` for a bad file or a tensor that is missing or of another shape
-    ///   than the model's; `InferenceError.noModelSpec` or `.badModel`; `ModelFileError` for a
-    ///   model description that does not parse (its `file` names the checkpoint).
+    /// - Throws: `InferenceError.missingCheckpoint`, `.noModelSpec` or `.badModel`;
+    ///   `CheckpointError` for a bad file or a tensor that is missing or of another shape than the
+    ///   model's; `ModelFileError` for a model description that does not parse (its `file` names
+    ///   the checkpoint).
     static func load(_ path: String, spec chooseSpec: ((ModelSpec?) throws -> ModelSpec)? = nil) throws -> CheckpointModel {
+        // NN's own message for a missing file suggests --resume, which eval and predict lack.
+        guard FileManager.default.fileExists(atPath: path) else { throw InferenceError.missingCheckpoint(path: path) }
         let checkpoint = try Checkpoint.read(from: path)
         let stored = try storedSpec(checkpoint)
         let spec: ModelSpec

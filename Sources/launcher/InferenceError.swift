@@ -4,6 +4,8 @@
 /// Reading errors of the files themselves come from NN (`CheckpointError`, `DataError`,
 /// `ModelFileError`); these are the mismatches between them.
 enum InferenceError: Error, Equatable, CustomStringConvertible {
+    /// The checkpoint file does not exist.
+    case missingCheckpoint(path: String)
     /// The checkpoint holds no model description to rebuild the model from.
     case noModelSpec(checkpoint: String, hint: String)
     /// The checkpoint's model description cannot be built.
@@ -23,6 +25,8 @@ enum InferenceError: Error, Equatable, CustomStringConvertible {
 
     var description: String {
         switch self {
+        case let .missingCheckpoint(path):
+            return "checkpoint not found: \(path); hint: check the path (ddp train writes checkpoints as .safetensors files)"
         case let .noModelSpec(checkpoint, hint):
             return "checkpoint \(checkpoint) has no model_spec metadata, so the model cannot be rebuilt; hint: \(hint)"
         case let .badModel(checkpoint, reason):

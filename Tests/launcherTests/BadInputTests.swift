@@ -153,6 +153,24 @@ final class BadInputTests: XCTestCase {
                                             to: "\(dir)/x.pgm")
         try expectFailure(["predict", "--checkpoint", "\(dir)/none.safetensors", image], ranks: [1],
                           mentions: ["checkpoint not found: \(dir)/none.safetensors"])
+        try expectFailure(["eval", "--checkpoint", "\(dir)/none.safetensors", "--data", idxData()], mentions: ["checkpoint not found: \(dir)/none.safetensors"])
+    }
+
+    func testCheckpointWithoutAUsableModelDescription() throws {
+        let data = idxData()
+        let model = try InferenceFixtures.spec("tiny", side: 8, classes: 7).build()
+        let bare = "\(dir)/bare.safetensors", broken = "\(dir)/broken.safetensors"
+        try Checkpoint.save(arena: model.arena, optimizer: nil, metadata: TrainingMetadata(), to: bare)
+        try Checkpoint.save(arena: model.arena, optimizer: nil, metadata: TrainingMetadata(modelSpec: #"{"input": [1, 8, 8], "layers": [{"type": "warp"}]}"#),
+                            to: broken)
+        try expectFailure(["eval", "--checkpoint", bare, "--data", data], mentions: ["checkpoint \(bare) has no model_spec metadata", "--model"],
+                          unchanged: [bare])
+        try expectFailure(["eval", "--checkpoint", broken, "--data", data],
+                          mentions: ["\(broken) (model_spec metadata): layer 0", "unknown layer type 'warp'"], unchanged: [broken])
+        // --model names the model a bare checkpoint holds.
+        let r = try DDPProcess.bare(["eval", "--checkpoint", bare, "--data", data, "--model", "tiny"], timeout: 60)
+        XCTAssertNotEqual(r.status, 0, "IDX data has 10 classes, the checkpoint 7")
+        XCTAssertTrue(r.stderr.contains("tensor 4.dense.weight in \(bare) has shape [7, 32], the model expects [10, 32]"), r.stderr)
     }
 
     func testCheckpointOfAnotherModel() throws {
