@@ -30,6 +30,9 @@ struct Predict: ParsableCommand {
     @Flag(help: "Print one JSON object per image instead of text.")
     var json = false
 
+    /// Images per forward pass.
+    static let chunk = 64
+
     func validate() throws {
         guard topK > 0 else { throw ValidationError("--top-k must be positive, got \(topK)") }
         guard !images.isEmpty else { throw ValidationError("name at least one image file") }
@@ -43,7 +46,7 @@ struct Predict: ParsableCommand {
     }
 
     /// Decodes every image first (so a bad one fails before any output), then classifies them in
-    /// one batch and prints one line (or JSON object) per image.
+    /// chunks of `chunk` and prints one line (or JSON object) per image, in the order given.
     func predict() throws {
         var trained = try CheckpointModel.load(checkpoint)
         let shape = trained.model.inputShape
@@ -52,7 +55,8 @@ struct Predict: ParsableCommand {
         }
         let (C, H, W) = (shape[0], shape[1], shape[2])
         guard C == 1 || C == 3 else { throw InferenceError.unsupportedChannels(checkpoint: checkpoint, channels: C) }
-        var input = Tensor(shape: [images.count, C, H, W])
+        let sampleSize = C * H * W
+        var samples = [Float](repeating: 0, count: images.count * sampleSize)
         for (n, path) in images.enumerated() {
             guard FileManager.default.fileExists(atPath: path) else { throw InferenceError.missingImage(path: path) }
             let image = try ImageDecoder.decode(path: path, channels: C)
@@ -60,14 +64,20 @@ struct Predict: ParsableCommand {
                 throw InferenceError.imageSize(path: path, found: "\(image.width)x\(image.height)", expected: "\(W)x\(H)")
             }
             let planes = ImageInput.planes(image, height: H, width: W, method: resize)
-            input.storage.replaceSubrange(n * C * H * W ..< (n + 1) * C * H * W, with: planes)
+            samples.replaceSubrange(n * sampleSize ..< (n + 1) * sampleSize, with: planes)
         }
-        let logits = trained.model.forward(input, context: ForwardContext(training: false))
+        // Forward in chunks: a long list of images must not hold every activation at once.
+        var logits: [Float] = []
+        for start in stride(from: 0, to: images.count, by: Predict.chunk) {
+            let end = min(start + Predict.chunk, images.count)
+            let chunk = Tensor(shape: [end - start, C, H, W], values: Array(samples[start * sampleSize ..< end * sampleSize]))
+            logits += trained.model.forward(chunk, context: ForwardContext(training: false)).storage
+        }
         let names = trained.classNames
         func label(_ k: Int) -> String { names.map { "\($0[k]) (\(k))" } ?? "class \(k)" }
         let width = logits.count / images.count
         for (n, path) in images.enumerated() {
-            let row = logits.storage[n * width ..< (n + 1) * width]
+            let row = logits[n * width ..< (n + 1) * width]
             let ranked: [(index: Int, probability: Double)]
             if trained.isBinary {
                 ranked = [(index: 1, probability: ImageInput.sigmoid(row.first!))]

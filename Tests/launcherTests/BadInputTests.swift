@@ -189,6 +189,19 @@ final class BadInputTests: XCTestCase {
                           mentions: ["tensor 4.dense.weight in \(checkpoint) has shape [7, 32], the model expects [10, 8]"])
     }
 
+    func testRanksGivenDifferentCheckpointsEndWithTheFirstDifference() throws {
+        let data = idxData()
+        let other = "\(dir)/other.safetensors"
+        InferenceFixtures.checkpoint(InferenceFixtures.spec("tiny", side: 8, classes: 7), at: other, seed: 99)
+        let r = try DDPProcess.mpirun(contexts: [(1, ["eval", "--checkpoint", checkpoint, "--data", data]),
+                                                 (1, ["eval", "--checkpoint", other, "--data", data])], timeout: 60)
+        XCTAssertFalse(r.timedOut, "mismatched ranks must not hang")
+        XCTAssertNotEqual(r.status, 0)
+        let errors = InferenceFixtures.errorLines(r.stderr)
+        XCTAssertFalse(errors.isEmpty, r.stderr)
+        for line in errors { XCTAssertTrue(line.contains("ranks built different replicas: option parameters: rank 1 has"), line) }
+    }
+
     // MARK: model files
 
     func testModelFileWithUnknownLayerType() throws {

@@ -132,6 +132,26 @@ final class EvalPredictTests: XCTestCase {
         }
     }
 
+    func testPredictKeepsTheOrderOfManyImages() throws {
+        let dir = InferenceFixtures.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let checkpoint = "\(dir)/quadrant.safetensors"
+        InferenceFixtures.quadrantCheckpoint(at: checkpoint)
+        // More images than one forward pass takes.
+        let paths = (0 ..< 150).map { i in
+            InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1,
+                                                          pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: (i * 7) % 4, seed: i)),
+                                    to: "\(dir)/img\(i).pgm")
+        }
+        let r = try DDPProcess.bare(["predict", "--checkpoint", checkpoint, "--top-k", "1"] + paths, timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 150)
+        for (i, line) in lines.enumerated() {
+            XCTAssertTrue(line.hasPrefix("\(paths[i]): class \((i * 7) % 4) "), line)
+        }
+    }
+
     func testPredictProbabilitiesMatchAnInProcessForwardPass() throws {
         let dir = InferenceFixtures.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
