@@ -92,13 +92,35 @@ struct CheckpointModel {
         let count = classCount
         func valid(_ names: [String]?) -> [String]? { names.flatMap { $0.count == count ? $0 : nil } }
         if let names = valid(CheckpointModel.stringArray(metadata["class_names"])) { return names }
-        guard let text = metadata["options"], let data = text.data(using: .utf8),
-              let options = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
         for key in ["class_names", "classNames"] {
-            if let names = valid(options[key] as? [String]) { return names }
+            if let names = valid(recordedValue(key) as? [String] ?? CheckpointModel.stringArray(recordedValue(key) as? String)) {
+                return names
+            }
         }
-        guard let directory = options["data"] as? String else { return nil }
+        guard let directory = recordedOption("data") else { return nil }
         return valid(CheckpointModel.classNames(ofDataset: directory))
+    }
+
+    /// The `options` metadata as a JSON object (empty when absent or not an object).
+    var recordedOptions: [String: Any] {
+        guard let text = metadata["options"], let data = text.data(using: .utf8) else { return [:] }
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    /// A value of the `options` JSON: at its top level, or in its `options` object (where the
+    /// trainer's checkpoint record keeps the launcher's options).
+    func recordedValue(_ key: String) -> Any? {
+        let options = recordedOptions
+        return options[key] ?? (options["options"] as? [String: Any])?[key]
+    }
+
+    /// A recorded option as text (strings as they are, numbers printed).
+    func recordedOption(_ key: String) -> String? {
+        switch recordedValue(key) {
+        case let text as String: return text
+        case let number as NSNumber: return number.stringValue
+        default: return nil
+        }
     }
 
     /// A JSON array of strings, decoded.

@@ -31,6 +31,9 @@ struct Eval: ParsableCommand {
     @Option(help: ArgumentHelp("Build this model (a built-in name or a .yaml/.json model file, for the data's shape and classes) instead of the checkpoint's own; the checkpoint's tensors must fit it.", valueName: "name|file"))
     var model: String?
 
+    @Option(help: ArgumentHelp("Normalize inputs after scaling to [0, 1], as in training: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel. Default: the normalization the checkpoint records, if any.", valueName: "mean,std"))
+    var normalize: String?
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -44,21 +47,25 @@ struct Eval: ParsableCommand {
         RankSession.run { communicator in
             let (trained, dataset, dataDescription) = try loadModelAndData()
             var model = trained.model
+            let normalization = try InputNormalization.resolve(option: normalize, checkpoint: trained)
             // Every rank must hold the same parameters and data, or the shards would not add up.
             let fingerprint = ReplicaFingerprint(spec: trained.spec, model: model, optimizer: nil, loss: trained.spec.makeLoss(),
-                                                 dataset: dataset, options: [("parameters", ParameterDigest.hex(model.arena))])
+                                                 dataset: dataset, options: [("parameters", ParameterDigest.hex(model.arena)),
+                                                                             ("normalize", normalization?.description ?? "none")])
             try fingerprint.verify(across: communicator)
             let topK = trained.isBinary || trained.classCount <= 5 ? nil : 5
             let started = Date()
             let totals = try Evaluation.run(model: &model, loss: trained.spec.makeLoss(), dataset: dataset, topK: topK,
-                                            batchSize: batchSize, communicator: communicator)
+                                            batchSize: batchSize, communicator: communicator,
+                                            preprocessing: try normalization?.augmentation() ?? .none)
             guard communicator.isRoot else { return }
             let seconds = Date().timeIntervalSince(started)
             if json {
                 printLine(EvalReport(checkpoint: checkpoint, model: trained.spec.name, data: data, split: split.rawValue,
                                      ranks: communicator.size, totals: totals, topK: topK, seconds: seconds).jsonLine)
             } else {
-                printLine("eval: checkpoint \(checkpoint) (\(trained.summary)) on \(dataDescription), \(communicator.size) rank\(communicator.size == 1 ? "" : "s")")
+                let normalized = normalization.map { ", normalized \($0.description)" } ?? ""
+                printLine("eval: checkpoint \(checkpoint) (\(trained.summary)) on \(dataDescription), \(communicator.size) rank\(communicator.size == 1 ? "" : "s")\(normalized)")
                 var line = String(format: "loss %.4f  accuracy %.4f", totals.meanLoss, totals.accuracy)
                 if topK != nil { line += String(format: "  top-5 accuracy %.4f", totals.topKAccuracy) }
                 line += "  samples \(totals.count)" + String(format: "  (%.2f s)", seconds)

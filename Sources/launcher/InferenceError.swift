@@ -18,6 +18,8 @@ enum InferenceError: Error, Equatable, CustomStringConvertible {
     case missingSplit(directory: String, split: String, hint: String)
     /// The model takes a channel count images cannot be converted to.
     case unsupportedChannels(checkpoint: String, channels: Int)
+    /// A normalization (option or recorded in the checkpoint) that cannot be used.
+    case badNormalization(source: String, value: String, reason: String)
     /// An image file does not exist.
     case missingImage(path: String)
     /// An image has another size than the model takes.
@@ -39,6 +41,8 @@ enum InferenceError: Error, Equatable, CustomStringConvertible {
             return "\(directory) has no \(split) split; hint: \(hint)"
         case let .unsupportedChannels(checkpoint, channels):
             return "the model in \(checkpoint) takes \(channels)-channel samples, but images are read as 1 (gray) or 3 (RGB) channels"
+        case let .badNormalization(source, value, reason):
+            return "invalid normalization \(value) from \(source): \(reason)"
         case let .missingImage(path):
             return "image not found: \(path); hint: check the path"
         case let .imageSize(path, found, expected):

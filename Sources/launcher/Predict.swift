@@ -9,7 +9,8 @@ struct Predict: ParsableCommand {
         abstract: "Classify images (PNG, PGM, PPM) with a checkpoint: the top-k classes and their probabilities.",
         discussion: """
         Images are converted to the model's channels (gray <-> RGB) and must have the model's \
-        width and height unless --resize scales them. Pixels become bytes / 255, as in training. \
+        width and height unless --resize scales them. Pixels become bytes / 255, then are \
+        normalized as in training (--normalize, or what the checkpoint records). \
         Probabilities are the softmax of the logits; a model with one sigmoid output prints the \
         probability of class 1. Class names come from the checkpoint when it records them. Runs \
         on one process (under mpirun, rank 0 does the work).
@@ -26,6 +27,9 @@ struct Predict: ParsableCommand {
 
     @Option(help: "Fit other image sizes to the model's: none (require its size), nearest or bilinear.")
     var resize: ResizeMethod = .none
+
+    @Option(help: ArgumentHelp("Normalize inputs after scaling to [0, 1], as in training: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel. Default: the normalization the checkpoint records, if any.", valueName: "mean,std"))
+    var normalize: String?
 
     @Flag(help: "Print one JSON object per image instead of text.")
     var json = false
@@ -55,6 +59,7 @@ struct Predict: ParsableCommand {
         }
         let (C, H, W) = (shape[0], shape[1], shape[2])
         guard C == 1 || C == 3 else { throw InferenceError.unsupportedChannels(checkpoint: checkpoint, channels: C) }
+        let normalization = try InputNormalization.resolve(option: normalize, checkpoint: trained)
         let sampleSize = C * H * W
         var samples = [Float](repeating: 0, count: images.count * sampleSize)
         for (n, path) in images.enumerated() {
@@ -63,7 +68,8 @@ struct Predict: ParsableCommand {
             if resize == .none && (image.width != W || image.height != H) {
                 throw InferenceError.imageSize(path: path, found: "\(image.width)x\(image.height)", expected: "\(W)x\(H)")
             }
-            let planes = ImageInput.planes(image, height: H, width: W, method: resize)
+            var planes = ImageInput.planes(image, height: H, width: W, method: resize)
+            normalization?.apply(to: &planes)
             samples.replaceSubrange(n * sampleSize ..< (n + 1) * sampleSize, with: planes)
         }
         // Forward in chunks: a long list of images must not hold every activation at once.
