@@ -26,7 +26,7 @@ struct InputNormalization: Equatable {
         }
         let values = parts.map { $0! }, half = values.count / 2
         guard half == 1 || half == channels else {
-            throw InferenceError.badNormalization(source: source, value: text, reason: "\(half) means for a model with \(channels) channels; give 1 or \(channels)")
+            throw InferenceError.badNormalization(source: source, value: text, reason: "\(half) means for a model with \(channels) channel\(channels == 1 ? "" : "s"); give 1\(channels == 1 ? "" : " or \(channels)")")
         }
         guard values[half...].allSatisfy({ $0 > 0 }) else {
             throw InferenceError.badNormalization(source: source, value: text, reason: "every standard deviation must be > 0")

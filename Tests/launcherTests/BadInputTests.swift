@@ -230,6 +230,17 @@ final class BadInputTests: XCTestCase {
         try expectFailure(eval(idxData(), ["--batch-size", "0"]), mentions: ["--batch-size must be positive, got 0"], hint: false)
     }
 
+    func testBadNormalization() throws {
+        let data = idxData()
+        try expectFailure(eval(data, ["--normalize", "0.5,0.1,0.2"]), mentions: ["invalid normalization 0.5,0.1,0.2 from --normalize"], hint: false)
+        try expectFailure(eval(data, ["--normalize", "0.5,0"]), ranks: [1], mentions: ["standard deviation must be > 0"], hint: false)
+        let recorded = "\(dir)/recorded.safetensors"
+        InferenceFixtures.checkpoint(InferenceFixtures.spec("tiny", side: 8, classes: 7), at: recorded,
+                                     options: #"{"options": {"normalize": "0.1,0.2,0.3,0.4"}}"#)
+        try expectFailure(["eval", "--checkpoint", recorded, "--data", data], ranks: [1],
+                          mentions: ["from checkpoint \(recorded): 2 means for a model with 1 channel; give 1"], hint: false, unchanged: [recorded])
+    }
+
     func testBadEnumeratedValues() throws {
         try expectFailure(eval(idxData(), ["--split", "valid"]), ranks: [1], mentions: ["valid", "--split"], hint: false)
         let image = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),

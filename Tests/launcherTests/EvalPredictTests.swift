@@ -101,6 +101,43 @@ final class EvalPredictTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("samples 10000"), r.stdout)
     }
 
+    func testEvalAppliesTheRecordedOrGivenNormalization() throws {
+        let dir = InferenceFixtures.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = InferenceFixtures.idxDataset(in: "\(dir)/data", count: 23, side: 8, classes: 7)
+        let spec = InferenceFixtures.spec("mlp", side: 8, classes: 7)
+        // The trainer keeps the launcher's options in the record's `options` object.
+        let recorded = "\(dir)/recorded.safetensors", plain = "\(dir)/plain.safetensors"
+        InferenceFixtures.checkpoint(spec, at: recorded, seed: 4, options: #"{"options": {"normalize": "0.3,0.2"}}"#)
+        InferenceFixtures.checkpoint(spec, at: plain, seed: 4)
+        let fromCheckpoint = try evalJSON(["--checkpoint", recorded, "--data", data], ranks: 2)
+        let fromOption = try evalJSON(["--checkpoint", plain, "--data", data, "--normalize", "0.3,0.2"], ranks: 1)
+        let none = try evalJSON(["--checkpoint", plain, "--data", data], ranks: 1)
+        XCTAssertEqual(fromCheckpoint["accuracy"] as? Double, fromOption["accuracy"] as? Double)
+        XCTAssertEqual(fromCheckpoint["loss"] as! Double, fromOption["loss"] as! Double, accuracy: 1e-5 * (fromOption["loss"] as! Double))
+        XCTAssertNotEqual(none["loss"] as! Double, fromOption["loss"] as! Double, accuracy: 1e-3, "normalization changes the inputs")
+    }
+
+    func testPredictTakesClassNamesFromTheRecordedDataFolder() throws {
+        let dir = InferenceFixtures.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // An IDX folder: the trainer labels it with Fashion-MNIST's names.
+        let data = InferenceFixtures.idxDataset(in: "\(dir)/data", count: 10, side: 8, classes: 10)
+        let checkpoint = "\(dir)/tiny.safetensors"
+        InferenceFixtures.checkpoint(InferenceFixtures.spec("tiny", side: 8, classes: 10), at: checkpoint,
+                                     options: #"{"options": {"data": "\#(data)"}}"#)
+        let image = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1,
+                                                                  pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: 1, seed: 1)),
+                                            to: "\(dir)/x.pgm")
+        let r = try DDPProcess.bare(["predict", "--checkpoint", checkpoint, "--top-k", "10", "--json", image], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let predictions = try XCTUnwrap(InferenceFixtures.jsonObjects(r.stdout).first?["predictions"] as? [[String: Any]], r.stdout)
+        XCTAssertEqual(Set(predictions.compactMap { $0["name"] as? String }), Set(IDXReader.fashionMNISTClassNames))
+        for entry in predictions {
+            XCTAssertEqual(entry["name"] as? String, IDXReader.fashionMNISTClassNames[entry["class"] as! Int])
+        }
+    }
+
     func testPredictPrintsTheBrightestQuadrantWithClassNames() throws {
         let dir = InferenceFixtures.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -177,6 +214,17 @@ final class EvalPredictTests: XCTestCase {
             let k = try XCTUnwrap(entry["class"] as? Int)
             // Both sides compute the softmax in Double from the same float32 logits.
             XCTAssertEqual(entry["probability"] as! Double, p[k], accuracy: 1e-6)
+        }
+
+        // Normalized as (x − 0.3) / 0.2, with Augmentation's arithmetic.
+        let normalized = pixels.map { Float($0) / 255 * (1 / Float(0.2)) + (-0.3 * (1 / Float(0.2))) }
+        let z = model.forward(Tensor(shape: [1, 1, 8, 8], values: normalized), context: ForwardContext(training: false)).storage
+        let zMax = Double(z.max()!), ez = z.map { exp(Double($0) - zMax) }
+        let pz = ez.map { $0 / ez.reduce(0, +) }
+        let n = try DDPProcess.bare(["predict", "--checkpoint", checkpoint, "--top-k", "7", "--json", "--normalize", "0.3,0.2", image], timeout: 60)
+        XCTAssertEqual(n.status, 0, n.stderr)
+        for entry in try XCTUnwrap(InferenceFixtures.jsonObjects(n.stdout).first?["predictions"] as? [[String: Any]], n.stdout) {
+            XCTAssertEqual(entry["probability"] as! Double, pz[entry["class"] as! Int], accuracy: 1e-6)
         }
     }
 
