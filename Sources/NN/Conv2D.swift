@@ -59,6 +59,10 @@ public struct ConvGeometry: Equatable {
 /// Input `[N, C, H, W]`, weight `[K, C, R, S]`, bias `[K]`, output `[N, K, P, Q]` with
 /// `P = (H + padTop + padBottom − R) / strideH + 1` (and likewise Q); `same` padding gives
 /// `P = ceil(H / strideH)`.
+///
+/// Forward and backward run the im2col + GEMM kernels of `ConvKernels` (whose direct `…Reference`
+/// twins the tests compare against); backward adds into the gradient arena and skips the input
+/// gradient when `computesInputGradient` is false.
 public struct Conv2D: Layer {
     /// Output channels K.
     public let filters: Int
@@ -79,6 +83,9 @@ public struct Conv2D: Layer {
     var biasSlot: ParameterSlot?
     var geometry: ConvGeometry?
     var input = Tensor(shape: [0])
+    /// im2col scratch (one channel chunk's column matrix and a zero-bordered copy of one sample),
+    /// reused across steps.
+    var columns: [Float] = []
 
     /// - Parameters:
     ///   - filters: output channels K (> 0).
@@ -151,96 +158,45 @@ public struct Conv2D: Layer {
         return g
     }
 
+    /// Computes `[N, K, P, Q]` from `[N, C, H, W]` with the im2col + GEMM kernels, keeping the
+    /// input for backward.
     public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
         let g = checkedGeometry(for: input)
         geometry = g
         self.input = input
-        let n = input.batchSize
-        var output = Tensor(shape: [n, g.K, g.P, g.Q])
+        let n = input.batchSize, count = n * g.K * g.PQ
+        guard count > 0 else { return Tensor(shape: [n, g.K, g.P, g.Q]) }
+        let weight = UnsafePointer(arena.parameters + weightSlot!.offset)
         let bias = biasSlot.map { UnsafePointer(arena.parameters + $0.offset) }
-        output.storage.withUnsafeMutableBufferPointer { y in
+        reserveColumns(for: g)
+        // Every output element is written by the GEMM (beta 0), so the storage starts uninitialized.
+        let values = [Float](unsafeUninitializedCapacity: count) { y, initialized in
             input.storage.withUnsafeBufferPointer { x in
-                ConvKernels.forwardReference(y.baseAddress!, x.baseAddress!, arena.parameters + weightSlot!.offset,
-                                             bias, n, g)
-            }
-        }
-        return output
-    }
-
-    public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
-        guard let g = geometry else { preconditionFailure("Conv2D.backward called before forward.") }
-        let n = input.batchSize
-        precondition(gradOutput.shape == [n, g.K, g.P, g.Q],
-                     "Conv2D \(summary).backward expects a gradient of shape \([n, g.K, g.P, g.Q]), got \(gradOutput.shape).")
-        var gradInput = Tensor(shape: computesInputGradient ? input.shape : [0])
-        let gradBias = biasSlot.map { arena.gradients + $0.offset }
-        gradOutput.storage.withUnsafeBufferPointer { gy in
-            input.storage.withUnsafeBufferPointer { x in
-                ConvKernels.backwardWeightReference(arena.gradients + weightSlot!.offset, gradBias,
-                                                    gy.baseAddress!, x.baseAddress!, n, g)
-                if computesInputGradient {
-                    gradInput.storage.withUnsafeMutableBufferPointer { gx in
-                        ConvKernels.backwardInputReference(gx.baseAddress!, gy.baseAddress!,
-                                                           arena.parameters + weightSlot!.offset, n, g)
-                    }
+                columns.withUnsafeMutableBufferPointer { col in
+                    ConvKernels.forward(y.baseAddress!, x.baseAddress!, weight, bias, col.baseAddress!, n, g)
                 }
             }
+            initialized = count
         }
-        return gradInput
+        return Tensor(shape: [n, g.K, g.P, g.Q], values: values)
+    }
+
+    /// Grows the im2col scratch to what geometry `g` needs; it is kept across steps.
+    mutating func reserveColumns(for g: ConvGeometry) {
+        let needed = max(ConvKernels.columnScratchCount(g), 1)
+        if columns.count < needed { columns = [Float](repeating: 0, count: needed) }
     }
 }
 
-/// Convolution kernels. Layouts: x `[N,C,H,W]`, weight `[K,C,R,S]`, bias `[K]`, y `[N,K,P,Q]`.
-public enum ConvKernels {
-    /// Direct convolution, the reference: y (written) = conv(x, weight) + bias.
-    public static func forwardReference(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                                        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                                        _ N: Int, _ g: ConvGeometry) {
-        for n in 0 ..< N { for k in 0 ..< g.K { for p in 0 ..< g.P { for q in 0 ..< g.Q {
-            var sum = Double(bias?[k] ?? 0)
-            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
-                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
-                sum += Double(x[((n * g.C + c) * g.H + h) * g.W + w]) * Double(weight[((k * g.C + c) * g.R + r) * g.S + s])
-            } } }
-            y[((n * g.K + k) * g.P + p) * g.Q + q] = Float(sum)
-        } } } }
+extension ConvGeometry {
+    /// True when the column matrix of a sample is the sample itself (1×1 filter, stride 1, no padding).
+    var isPointwise: Bool {
+        R == 1 && S == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 && P == H && Q == W
     }
 
-    /// Reference weight and bias gradients: gradWeight and gradBias are *added into*.
-    public static func backwardWeightReference(_ gradWeight: UnsafeMutablePointer<Float>,
-                                               _ gradBias: UnsafeMutablePointer<Float>?,
-                                               _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                               _ N: Int, _ g: ConvGeometry) {
-        for k in 0 ..< g.K {
-            if let gb = gradBias {
-                var sum = 0.0
-                for n in 0 ..< N { for i in 0 ..< g.PQ { sum += Double(gy[(n * g.K + k) * g.PQ + i]) } }
-                gb[k] += Float(sum)
-            }
-            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
-                var sum = 0.0
-                for n in 0 ..< N { for p in 0 ..< g.P { for q in 0 ..< g.Q {
-                    let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
-                    guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
-                    sum += Double(gy[((n * g.K + k) * g.P + p) * g.Q + q]) * Double(x[((n * g.C + c) * g.H + h) * g.W + w])
-                } } }
-                gradWeight[((k * g.C + c) * g.R + r) * g.S + s] += Float(sum)
-            } } }
-        }
-    }
-
-    /// Reference input gradient: gx (written) = transposed convolution of gy with weight.
-    public static func backwardInputReference(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
-                                              _ weight: UnsafePointer<Float>, _ N: Int, _ g: ConvGeometry) {
-        gx.update(repeating: 0, count: N * g.C * g.H * g.W)
-        for n in 0 ..< N { for k in 0 ..< g.K { for p in 0 ..< g.P { for q in 0 ..< g.Q {
-            let d = gy[((n * g.K + k) * g.P + p) * g.Q + q]
-            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
-                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
-                gx[((n * g.C + c) * g.H + h) * g.W + w] += d * weight[((k * g.C + c) * g.R + r) * g.S + s]
-            } } }
-        } } } }
-    }
+    /// The height of the zero-bordered input that the windows read: top padding, the input, and
+    /// whatever bottom padding the last window row reaches.
+    var paddedHeight: Int { max(H + padTop, (P - 1) * strideH + R) }
+    /// The width of the zero-bordered input (left padding, input, reachable right padding).
+    var paddedWidth: Int { max(W + padLeft, (Q - 1) * strideW + S) }
 }

@@ -1,0 +1,38 @@
+extension Conv2D {
+    /// Adds the weight (and bias) gradients into `arena.gradients` and returns the input gradient.
+    ///
+    /// Input gradient `[N, C, H, W]`, or an empty `[0]` tensor when `computesInputGradient` is false
+    /// (a model's first layer, where nobody reads it).
+    public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
+        guard let g = geometry else { preconditionFailure("Conv2D.backward called before forward.") }
+        let n = input.batchSize
+        precondition(gradOutput.shape == [n, g.K, g.P, g.Q],
+                     "Conv2D \(summary).backward expects a gradient of shape \([n, g.K, g.P, g.Q]), got \(gradOutput.shape).")
+        guard n > 0 else { return Tensor(shape: computesInputGradient ? input.shape : [0]) }
+        let weight = UnsafePointer(arena.parameters + weightSlot!.offset)
+        let gradWeight = arena.gradients + weightSlot!.offset
+        let gradBias = biasSlot.map { arena.gradients + $0.offset }
+        reserveColumns(for: g)
+        let input = self.input
+        gradOutput.storage.withUnsafeBufferPointer { gy in
+            input.storage.withUnsafeBufferPointer { x in
+                columns.withUnsafeMutableBufferPointer { col in
+                    ConvKernels.backwardWeight(gradWeight, gradBias, gy.baseAddress!, x.baseAddress!,
+                                               col.baseAddress!, n, g)
+                }
+            }
+        }
+        guard computesInputGradient else { return Tensor(shape: [0]) }
+        let count = input.count
+        // backwardInput writes every element (zeroing each sample before folding columns back).
+        let values = [Float](unsafeUninitializedCapacity: count) { gx, initialized in
+            gradOutput.storage.withUnsafeBufferPointer { gy in
+                columns.withUnsafeMutableBufferPointer { col in
+                    ConvKernels.backwardInput(gx.baseAddress!, gy.baseAddress!, weight, col.baseAddress!, n, g)
+                }
+            }
+            initialized = count
+        }
+        return Tensor(shape: input.shape, values: values)
+    }
+}

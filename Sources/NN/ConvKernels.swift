@@ -1,0 +1,317 @@
+/// Convolution kernels: the fast im2col + GEMM path and the direct reference twins.
+///
+/// Shape letters: `N` batch, `C` in-channels, `K` out-channels, `H,W` input, `P,Q` output,
+/// `R,S` filter. Layouts: x `[N,C,H,W]`, weight `[K,C,R,S]`, bias `[K]`, y `[N,K,P,Q]`, and the
+/// per-sample column matrix col `[C·R·S, P·Q]` (row `(c·R + r)·S + s`, column `p·Q + q` holds the
+/// input pixel under filter tap (r, s) of output pixel (p, q), or 0 in the padding).
+///
+/// With that layout, one sample's convolution is a GEMM: `y_n[K×PQ] = weight[K×CRS] · col_n[CRS×PQ]`;
+/// the weight gradient is `gradWeight += gy_n · col_nᵀ`, and the input gradient is
+/// `col2im(weightᵀ · gy_n)`. The fast kernels build col_n a chunk of channels at a time (the
+/// products split along CRS), so each chunk is still in L2 when the GEMM reads it.
+public enum ConvKernels {
+    /// The number of floats of scratch that the fast kernels need for geometry `g`: the column
+    /// matrix of one channel chunk `[chunkRows, PQ]` followed by one zero-bordered sample
+    /// `[C, Hp, Wp]` (zero when the column matrix is the input itself: 1×1 filters, stride 1, no
+    /// padding).
+    public static func columnScratchCount(_ g: ConvGeometry) -> Int {
+        g.isPointwise ? 0 : chunkChannels(g) * g.R * g.S * g.PQ + g.C * g.paddedHeight * g.paddedWidth
+    }
+
+    /// Channels per chunk of the column matrix: chunks of at most about 256 rows (one GEMM depth
+    /// block), of equal size, so a chunk's columns stay in L2 between im2col and the GEMM that
+    /// reads them (or between the GEMM that writes them and col2im).
+    static func chunkChannels(_ g: ConvGeometry) -> Int {
+        let perChunk = max(1, 256 / (g.R * g.S))
+        let chunks = (g.C + perChunk - 1) / perChunk
+        return (g.C + chunks - 1) / chunks
+    }
+
+    // MARK: Fast kernels
+
+    /// Fast forward: y (written) = conv(x, weight) + bias; per sample and channel chunk, im2col
+    /// then a GEMM that accumulates the chunk's taps.
+    ///
+    /// - y: `[N,K,P,Q]` (written). x: `[N,C,H,W]` (read). weight: `[K,C,R,S]` (read).
+    /// - bias: `[K]` (read) or nil. col: `columnScratchCount(g)` floats of scratch (overwritten).
+    public static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                               _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                               _ col: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
+        let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
+        let chunk = chunkChannels(g), padded = col + chunk * taps * g.PQ
+        for n in 0 ..< N {
+            let xn = x + n * inputCount, yn = y + n * outputCount
+            if g.isPointwise {
+                GEMM.multiply(yn, ldc: g.PQ, weight, lda: g.CRS, transA: false, xn, ldb: g.PQ, transB: false,
+                              m: g.K, n: g.PQ, k: g.CRS)
+            } else {
+                pad(padded, xn, g)
+                for c0 in stride(from: 0, to: g.C, by: chunk) {
+                    let channels = c0 ..< min(c0 + chunk, g.C)
+                    unfold(col, padded, g, channels: channels)
+                    // y_n[K×PQ] (+)= weight[:, chunk][K×rows] · col_chunk[rows×PQ]
+                    GEMM.multiply(yn, ldc: g.PQ, weight + c0 * taps, lda: g.CRS, transA: false, col, ldb: g.PQ,
+                                  transB: false, m: g.K, n: g.PQ, k: channels.count * taps, beta: c0 == 0 ? 0 : 1)
+                }
+            }
+            if let bias {
+                for k in 0 ..< g.K {
+                    let row = yn + k * g.PQ, b = bias[k]
+                    for i in 0 ..< g.PQ { row[i] += b }
+                }
+            }
+        }
+    }
+
+    /// Fast weight and bias gradients; per sample and channel chunk, im2col then a GEMM.
+    ///
+    /// - gradWeight: `[K,C,R,S]` (added into). gradBias: `[K]` (added into) or nil.
+    /// - gy: `[N,K,P,Q]` (read). x: `[N,C,H,W]` (read). col: `columnScratchCount(g)` floats (overwritten).
+    public static func backwardWeight(_ gradWeight: UnsafeMutablePointer<Float>, _ gradBias: UnsafeMutablePointer<Float>?,
+                                      _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                      _ col: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
+        let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
+        let chunk = chunkChannels(g), padded = col + chunk * taps * g.PQ
+        for n in 0 ..< N {
+            let xn = x + n * inputCount, gyn = gy + n * outputCount
+            if g.isPointwise {
+                GEMM.multiply(gradWeight, ldc: g.CRS, gyn, lda: g.PQ, transA: false, xn, ldb: g.PQ, transB: true,
+                              m: g.K, n: g.CRS, k: g.PQ, beta: 1)
+                continue
+            }
+            pad(padded, xn, g)
+            for c0 in stride(from: 0, to: g.C, by: chunk) {
+                let channels = c0 ..< min(c0 + chunk, g.C)
+                unfold(col, padded, g, channels: channels)
+                // gradWeight[:, chunk][K×rows] += gy_n[K×PQ] · col_chunkᵀ[PQ×rows]
+                GEMM.multiply(gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: g.PQ,
+                              transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
+            }
+        }
+        if let gradBias {
+            for k in 0 ..< g.K {
+                var sum = 0.0
+                for n in 0 ..< N { sum += Double(vectorSum(gy + n * outputCount + k * g.PQ, g.PQ)) }
+                gradBias[k] += Float(sum)
+            }
+        }
+    }
+
+    /// Fast input gradient: gx (written) = col2im(weightᵀ · gy_n), per sample and channel chunk.
+    ///
+    /// - gx: `[N,C,H,W]` (written). gy: `[N,K,P,Q]` (read). weight: `[K,C,R,S]` (read).
+    /// - col: `columnScratchCount(g)` floats (overwritten).
+    public static func backwardInput(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
+                                     _ weight: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>,
+                                     _ N: Int, _ g: ConvGeometry) {
+        let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
+        let chunk = chunkChannels(g), padded = col + chunk * taps * g.PQ
+        for n in 0 ..< N {
+            let gxn = gx + n * inputCount, gyn = gy + n * outputCount
+            if g.isPointwise {
+                // For 1×1 filters the column-matrix gradient is gx_n itself.
+                GEMM.multiply(gxn, ldc: g.PQ, weight, lda: g.CRS, transA: true, gyn, ldb: g.PQ, transB: false,
+                              m: g.CRS, n: g.PQ, k: g.K)
+                continue
+            }
+            padded.update(repeating: 0, count: g.C * g.paddedHeight * g.paddedWidth)
+            for c0 in stride(from: 0, to: g.C, by: chunk) {
+                let channels = c0 ..< min(c0 + chunk, g.C)
+                // gcol_chunk[rows×PQ] = weight[:, chunk]ᵀ[rows×K] · gy_n[K×PQ]
+                GEMM.multiply(col, ldc: g.PQ, weight + c0 * taps, lda: g.CRS, transA: true, gyn, ldb: g.PQ,
+                              transB: false, m: channels.count * taps, n: g.PQ, k: g.K)
+                fold(padded, col, g, channels: channels)
+            }
+            unpad(gxn, padded, g)
+        }
+    }
+
+    /// Copies one sample into the interior of a zero-bordered buffer, so that the column matrix
+    /// becomes plain strided reads with no bounds tests per pixel.
+    ///
+    /// - padded: `[C, Hp, Wp]` (written: the sample at offset (padTop, padLeft), zeros around it).
+    /// - x: one sample `[C,H,W]` (read).
+    static func pad(_ padded: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry) {
+        let hp = g.paddedHeight, wp = g.paddedWidth
+        padded.update(repeating: 0, count: g.C * hp * wp)
+        for c in 0 ..< g.C {
+            for h in 0 ..< g.H {
+                copy(padded + (c * hp + h + g.padTop) * wp + g.padLeft, x + (c * g.H + h) * g.W, g.W)
+            }
+        }
+    }
+
+    /// The rows of the column matrix for a range of channels.
+    ///
+    /// - col: `[channels.count·R·S, PQ]` (written; row 0 is channel `channels.lowerBound`, tap (0, 0)).
+    /// - padded: the zero-bordered sample `[C, Hp, Wp]` from `pad` (read).
+    static func unfold(_ col: UnsafeMutablePointer<Float>, _ padded: UnsafePointer<Float>, _ g: ConvGeometry,
+                       channels: Range<Int>) {
+        let hp = g.paddedHeight, wp = g.paddedWidth
+        var row = col
+        for c in channels {
+            for r in 0 ..< g.R { for s in 0 ..< g.S {
+                let base = padded + (c * hp + r) * wp + s
+                for p in 0 ..< g.P {
+                    let src = base + p * g.strideH * wp, out = row + p * g.Q
+                    if g.strideW == 1 {
+                        copy(out, src, g.Q)
+                    } else {
+                        for q in 0 ..< g.Q { out[q] = src[q * g.strideW] }
+                    }
+                }
+                row += g.PQ
+            } }
+        }
+    }
+
+    /// Sums the column-matrix gradient of a range of channels into a zero-bordered sample gradient,
+    /// taps on the border included (they are dropped by `unpad`).
+    ///
+    /// - padded: `[C, Hp, Wp]` (added into). gcol: `[channels.count·R·S, PQ]` (read).
+    static func fold(_ padded: UnsafeMutablePointer<Float>, _ gcol: UnsafePointer<Float>, _ g: ConvGeometry,
+                     channels: Range<Int>) {
+        let hp = g.paddedHeight, wp = g.paddedWidth
+        var row = gcol
+        for c in channels {
+            for r in 0 ..< g.R { for s in 0 ..< g.S {
+                let base = padded + (c * hp + r) * wp + s
+                for p in 0 ..< g.P {
+                    let dst = base + p * g.strideH * wp, src = row + p * g.Q
+                    if g.strideW == 1 {
+                        add(dst, src, g.Q)
+                    } else {
+                        for q in 0 ..< g.Q { dst[q * g.strideW] += src[q] }
+                    }
+                }
+                row += g.PQ
+            } }
+        }
+    }
+
+    /// Copies the interior of a zero-bordered sample gradient out.
+    ///
+    /// - gx: one sample `[C,H,W]` (written). padded: `[C, Hp, Wp]` (read).
+    static func unpad(_ gx: UnsafeMutablePointer<Float>, _ padded: UnsafePointer<Float>, _ g: ConvGeometry) {
+        let hp = g.paddedHeight, wp = g.paddedWidth
+        for c in 0 ..< g.C {
+            for h in 0 ..< g.H {
+                copy(gx + (c * g.H + h) * g.W, padded + (c * hp + h + g.padTop) * wp + g.padLeft, g.W)
+            }
+        }
+    }
+
+    /// Copies `count` floats eight at a time: rows here are short (tens of floats), where a call
+    /// to memmove per row costs more than the copy. A ragged end is copied as the last eight
+    /// floats again (overlapping, same values) rather than one by one.
+    @inline(__always)
+    static func copy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
+        guard count >= 8 else {
+            for i in 0 ..< count { dst[i] = src[i] }
+            return
+        }
+        var i = 0
+        while i + 8 <= count {
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
+                                                        as: SIMD8<Float>.self)
+            i += 8
+        }
+        if i < count {
+            let last = count - 8
+            UnsafeMutableRawPointer(dst + last).storeBytes(of: UnsafeRawPointer(src + last).loadUnaligned(as: SIMD8<Float>.self),
+                                                           as: SIMD8<Float>.self)
+        }
+    }
+
+    /// Adds `count` floats of `src` into `dst`, eight at a time; a ragged end is one more vector
+    /// over the last eight floats with the lanes already added masked to zero.
+    @inline(__always)
+    static func add(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
+        guard count >= 8 else {
+            for i in 0 ..< count { dst[i] += src[i] }
+            return
+        }
+        var i = 0
+        while i + 8 <= count {
+            let d = UnsafeMutableRawPointer(dst + i)
+            d.storeBytes(of: d.loadUnaligned(as: SIMD8<Float>.self) + UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
+                         as: SIMD8<Float>.self)
+            i += 8
+        }
+        if i < count {
+            let last = count - 8
+            let done = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .< SIMD8<Int32>(repeating: Int32(i - last))
+            let d = UnsafeMutableRawPointer(dst + last)
+            let v = UnsafeRawPointer(src + last).loadUnaligned(as: SIMD8<Float>.self).replacing(with: 0, where: done)
+            d.storeBytes(of: d.loadUnaligned(as: SIMD8<Float>.self) + v, as: SIMD8<Float>.self)
+        }
+    }
+
+    /// The sum of `count` floats, eight lanes at a time.
+    static func vectorSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var i = 0
+        let raw = UnsafeRawPointer(p)
+        while i + 8 <= count {
+            acc += raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var sum = acc.sum()
+        while i < count { sum += p[i]; i += 1 }
+        return sum
+    }
+
+    // MARK: Reference twins
+
+    /// Direct convolution, the reference: y (written) = conv(x, weight) + bias.
+    public static func forwardReference(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                        _ N: Int, _ g: ConvGeometry) {
+        for n in 0 ..< N { for k in 0 ..< g.K { for p in 0 ..< g.P { for q in 0 ..< g.Q {
+            var sum = Double(bias?[k] ?? 0)
+            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
+                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                sum += Double(x[((n * g.C + c) * g.H + h) * g.W + w]) * Double(weight[((k * g.C + c) * g.R + r) * g.S + s])
+            } } }
+            y[((n * g.K + k) * g.P + p) * g.Q + q] = Float(sum)
+        } } } }
+    }
+
+    /// Reference weight and bias gradients: gradWeight and gradBias are *added into*.
+    public static func backwardWeightReference(_ gradWeight: UnsafeMutablePointer<Float>,
+                                               _ gradBias: UnsafeMutablePointer<Float>?,
+                                               _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                               _ N: Int, _ g: ConvGeometry) {
+        for k in 0 ..< g.K {
+            if let gb = gradBias {
+                var sum = 0.0
+                for n in 0 ..< N { for i in 0 ..< g.PQ { sum += Double(gy[(n * g.K + k) * g.PQ + i]) } }
+                gb[k] += Float(sum)
+            }
+            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
+                var sum = 0.0
+                for n in 0 ..< N { for p in 0 ..< g.P { for q in 0 ..< g.Q {
+                    let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                    guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                    sum += Double(gy[((n * g.K + k) * g.P + p) * g.Q + q]) * Double(x[((n * g.C + c) * g.H + h) * g.W + w])
+                } } }
+                gradWeight[((k * g.C + c) * g.R + r) * g.S + s] += Float(sum)
+            } } }
+        }
+    }
+
+    /// Reference input gradient: gx (written) = transposed convolution of gy with weight.
+    public static func backwardInputReference(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
+                                              _ weight: UnsafePointer<Float>, _ N: Int, _ g: ConvGeometry) {
+        gx.update(repeating: 0, count: N * g.C * g.H * g.W)
+        for n in 0 ..< N { for k in 0 ..< g.K { for p in 0 ..< g.P { for q in 0 ..< g.Q {
+            let d = gy[((n * g.K + k) * g.P + p) * g.Q + q]
+            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
+                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                gx[((n * g.C + c) * g.H + h) * g.W + w] += d * weight[((k * g.C + c) * g.R + r) * g.S + s]
+            } } }
+        } } } }
+    }
+}

@@ -1,0 +1,150 @@
+// The register tiles behind `GEMM.multiply`: a 6×16 micro-kernel (and a 6×8 one for narrow
+// column panels) that multiply one packed A panel by one B panel with SIMD8 FMAs, and their stores
+// into C. Layouts of the packed panels: see GEMM+Packing.swift.
+
+extension GEMM {
+    /// The 6×16 register tile: twelve SIMD8 accumulators, two B vectors and one A broadcast fill
+    /// 15 of the 16 ymm registers, so nothing spills.
+    ///
+    /// - c: the tile's top-left element, row stride `ldc`; `rows×columns` of it are written
+    ///   (alpha·AB + beta·C; C read only when beta != 0).
+    /// - a: one packed A panel `[depth][6]` (read). b: a B panel, 16 floats per k step with
+    ///   `bStride` floats between steps: a packed panel (stride 16) or B itself (stride ldb) (read).
+    @inline(__always)
+    static func microKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                            _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
+                            depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>()
+        var c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
+        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>()
+        var c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
+        var c40 = SIMD8<Float>(), c41 = SIMD8<Float>()
+        var c50 = SIMD8<Float>(), c51 = SIMD8<Float>()
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        // One k step: two B vectors, six A broadcasts, twelve FMAs into independent accumulators.
+        @inline(__always) func step(_ q: UnsafePointer<Float>, _ pb: UnsafeRawPointer, _ offset: Int) {
+            let b0 = pb.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+            let b1 = pb.loadUnaligned(fromByteOffset: offset + 32, as: SIMD8<Float>.self)
+            var av = SIMD8<Float>(repeating: q[0])
+            c00 = c00.addingProduct(av, b0); c01 = c01.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: q[1])
+            c10 = c10.addingProduct(av, b0); c11 = c11.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: q[2])
+            c20 = c20.addingProduct(av, b0); c21 = c21.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: q[3])
+            c30 = c30.addingProduct(av, b0); c31 = c31.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: q[4])
+            c40 = c40.addingProduct(av, b0); c41 = c41.addingProduct(av, b1)
+            av = SIMD8<Float>(repeating: q[5])
+            c50 = c50.addingProduct(av, b0); c51 = c51.addingProduct(av, b1)
+        }
+        // Unrolled by four with constant offsets: one pointer update per four steps. Without it the
+        // loop ran at about 80% of the FMA peak, with it at about 95% (measured on L1-resident panels).
+        let rowBytes = bStride * MemoryLayout<Float>.stride
+        for _ in 0 ..< depth / 4 {
+            step(pa, pb, 0)
+            step(pa + mr, pb, rowBytes)
+            step(pa + 2 * mr, pb, 2 * rowBytes)
+            step(pa + 3 * mr, pb, 3 * rowBytes)
+            pa += 4 * mr
+            pb += 4 * rowBytes
+        }
+        for _ in 0 ..< depth % 4 {
+            step(pa, pb, 0)
+            pa += mr
+            pb += rowBytes
+        }
+        if rows == mr && columns == nr {
+            storeRow(c, c00, c01, alpha: alpha, beta: beta)
+            storeRow(c + ldc, c10, c11, alpha: alpha, beta: beta)
+            storeRow(c + 2 * ldc, c20, c21, alpha: alpha, beta: beta)
+            storeRow(c + 3 * ldc, c30, c31, alpha: alpha, beta: beta)
+            storeRow(c + 4 * ldc, c40, c41, alpha: alpha, beta: beta)
+            storeRow(c + 5 * ldc, c50, c51, alpha: alpha, beta: beta)
+        } else {
+            // An edge tile: park the whole register tile, then write only the part inside C.
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
+                tile[0] = c00; tile[1] = c01; tile[2] = c10; tile[3] = c11
+                tile[4] = c20; tile[5] = c21; tile[6] = c30; tile[7] = c31
+                tile[8] = c40; tile[9] = c41; tile[10] = c50; tile[11] = c51
+                storeEdge(c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
+                          rows: rows, columns: columns, alpha: alpha, beta: beta)
+            }
+        }
+    }
+
+    /// The 6×8 tile for panels with at most eight live columns (n's ragged end): half the work of
+    /// the 6×16 tile, which would compute eight columns that are thrown away. Reads the first eight
+    /// floats of each k step of the B panel; same buffers and contract as `microKernel`.
+    @inline(__always)
+    static func narrowMicroKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                  _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
+                                  depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+        var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>()
+        var c3 = SIMD8<Float>(), c4 = SIMD8<Float>(), c5 = SIMD8<Float>()
+        var pa = a
+        var pb = UnsafeRawPointer(b)
+        @inline(__always) func step(_ q: UnsafePointer<Float>, _ pb: UnsafeRawPointer, _ offset: Int) {
+            let b0 = pb.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+            c0 = c0.addingProduct(SIMD8<Float>(repeating: q[0]), b0)
+            c1 = c1.addingProduct(SIMD8<Float>(repeating: q[1]), b0)
+            c2 = c2.addingProduct(SIMD8<Float>(repeating: q[2]), b0)
+            c3 = c3.addingProduct(SIMD8<Float>(repeating: q[3]), b0)
+            c4 = c4.addingProduct(SIMD8<Float>(repeating: q[4]), b0)
+            c5 = c5.addingProduct(SIMD8<Float>(repeating: q[5]), b0)
+        }
+        let rowBytes = bStride * MemoryLayout<Float>.stride
+        for _ in 0 ..< depth / 4 {
+            step(pa, pb, 0)
+            step(pa + mr, pb, rowBytes)
+            step(pa + 2 * mr, pb, 2 * rowBytes)
+            step(pa + 3 * mr, pb, 3 * rowBytes)
+            pa += 4 * mr
+            pb += 4 * rowBytes
+        }
+        for _ in 0 ..< depth % 4 {
+            step(pa, pb, 0)
+            pa += mr
+            pb += rowBytes
+        }
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
+            let zero = SIMD8<Float>()
+            tile[0] = c0; tile[1] = zero; tile[2] = c1; tile[3] = zero; tile[4] = c2; tile[5] = zero
+            tile[6] = c3; tile[7] = zero; tile[8] = c4; tile[9] = zero; tile[10] = c5; tile[11] = zero
+            storeEdge(c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
+                      rows: rows, columns: columns, alpha: alpha, beta: beta)
+        }
+    }
+
+    /// Writes the `rows×columns` corner of a parked 6×16 tile into C: alpha·tile + beta·C.
+    ///
+    /// - c: row stride `ldc` (written; read when beta != 0). tile: `[6][16]` (read).
+    @inline(never)
+    static func storeEdge(_ c: UnsafeMutablePointer<Float>, ldc: Int, _ tile: UnsafePointer<Float>,
+                          rows: Int, columns: Int, alpha: Float, beta: Float) {
+        for i in 0 ..< rows {
+            let row = c + i * ldc, source = tile + i * nr
+            if beta == 0 {
+                for j in 0 ..< columns { row[j] = alpha * source[j] }
+            } else {
+                for j in 0 ..< columns { row[j] = alpha * source[j] + beta * row[j] }
+            }
+        }
+    }
+
+    /// Writes 16 floats of C: alpha·(v0, v1) + beta·C, reading C only when beta != 0.
+    @inline(__always)
+    static func storeRow(_ c: UnsafeMutablePointer<Float>, _ v0: SIMD8<Float>, _ v1: SIMD8<Float>,
+                         alpha: Float, beta: Float) {
+        let p = UnsafeMutableRawPointer(c)
+        var r0 = v0 * alpha, r1 = v1 * alpha
+        if beta != 0 {
+            let vb = SIMD8<Float>(repeating: beta)
+            r0 = r0.addingProduct(vb, p.loadUnaligned(as: SIMD8<Float>.self))
+            r1 = r1.addingProduct(vb, p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+        }
+        p.storeBytes(of: r0, as: SIMD8<Float>.self)
+        p.storeBytes(of: r1, toByteOffset: 32, as: SIMD8<Float>.self)
+    }
+}

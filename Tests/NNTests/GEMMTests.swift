@@ -1,0 +1,131 @@
+import XCTest
+@testable import NN
+
+final class GEMMTests: XCTestCase {
+    /// Runs fast and reference GEMM on the same random operands and compares them.
+    ///
+    /// Tolerance: the reference accumulates in Double, the fast kernel in Float with FMA over up to
+    /// k terms of O(1) products; float32 summation error grows like k·2⁻²⁴ in the worst case, so
+    /// 1e-6·k (plus 1e-5 of slack for the alpha/beta rounding) bounds it with margin while a real
+    /// indexing bug gives errors of O(1).
+    private func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float = 1, beta: Float = 0,
+                       padding: Int = 0, file: StaticString = #filePath, line: UInt = #line) {
+        let lda = (transA ? m : k) + padding, ldb = (transB ? k : n) + padding, ldc = n + padding
+        let a = randomValues(max((transA ? k : m) * lda, 1), seed: UInt64(m * 31 + k))
+        let b = randomValues(max((transB ? n : k) * ldb, 1), seed: UInt64(n * 17 + k + 5))
+        let c0 = beta == 0 ? [Float](repeating: .nan, count: max(m * ldc, 1))
+                           : randomValues(max(m * ldc, 1), seed: UInt64(m + n))
+        var fast = c0, reference = c0
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                fast.withUnsafeMutableBufferPointer { pc in
+                    GEMM.multiply(pc.baseAddress!, ldc: max(ldc, 1), pa.baseAddress!, lda: max(lda, 1), transA: transA,
+                                  pb.baseAddress!, ldb: max(ldb, 1), transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta)
+                }
+                reference.withUnsafeMutableBufferPointer { pc in
+                    GEMM.multiplyReference(pc.baseAddress!, ldc: max(ldc, 1), pa.baseAddress!, lda: max(lda, 1), transA: transA,
+                                           pb.baseAddress!, ldb: max(ldb, 1), transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta)
+                }
+            }
+        }
+        // Only the m×n window is defined; padding columns keep their initial values in both.
+        var got: [Float] = [], want: [Float] = []
+        for i in 0 ..< m { for j in 0 ..< n { got.append(fast[i * ldc + j]); want.append(reference[i * ldc + j]) } }
+        assertClose(got, want, tolerance: 1e-6 * Float(max(k, 1)) + 1e-5,
+                    "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) alpha \(alpha) beta \(beta)",
+                    file: file, line: line)
+        if padding > 0 {
+            for i in 0 ..< m { for j in n ..< ldc where !(fast[i * ldc + j].isNaN && c0[i * ldc + j].isNaN) {
+                XCTAssertEqual(fast[i * ldc + j], c0[i * ldc + j], "GEMM wrote outside the m×n window at (\(i), \(j))",
+                               file: file, line: line)
+            } }
+        }
+    }
+
+    func testEdgeSizesAllTransposes() {
+        // Sizes around the register tile (6×16) and the depth block (256), including 1 and primes.
+        let sizes = [1, 2, 5, 6, 7, 15, 16, 17, 31, 33]
+        for transA in [false, true] { for transB in [false, true] {
+            for m in sizes { for n in sizes { for k in [1, 3, 16, 37] {
+                check(m: m, n: n, k: k, transA: transA, transB: transB)
+            } } }
+        } }
+    }
+
+    func testBlockBoundaries() {
+        // Crosses KC (256), MC (96) and NC (2048) with remainders in every direction.
+        for transA in [false, true] { for transB in [false, true] {
+            check(m: 97, n: 50, k: 257, transA: transA, transB: transB)
+            check(m: 193, n: 33, k: 513, transA: transA, transB: transB, beta: 1)
+        } }
+        check(m: 7, n: 2049 + 16, k: 300, transA: false, transB: true, alpha: 0.5, beta: -1)
+    }
+
+    func testShallowAndDeepBlockPaths() {
+        // k ≤ 128 takes the row-by-row shallow path, larger k the panel-by-panel deep path; both
+        // across several row blocks (m > 96) and column blocks (n > 512), with ragged and narrow
+        // (≤ 8 columns: 6×8 tile) column panels.
+        for transA in [false, true] { for transB in [false, true] {
+            check(m: 200, n: 1030, k: 100, transA: transA, transB: transB, beta: 1)
+            check(m: 101, n: 524, k: 131, transA: transA, transB: transB, alpha: -1.5, beta: 0.25)
+            check(m: 13, n: 8, k: 129, transA: transA, transB: transB)
+            check(m: 13, n: 3, k: 12, transA: transA, transB: transB, beta: 2)
+        } }
+        // Untransposed B above 256 Ki floats is packed; smaller ones are read in place.
+        for transA in [false, true] {
+            check(m: 20, n: 700, k: 401, transA: transA, transB: false, beta: 1)
+            check(m: 20, n: 2100, k: 127, transA: transA, transB: false)
+        }
+    }
+
+    func testAlphaBetaAndStrides() {
+        for (alpha, beta) in [(Float(1), Float(1)), (2, 0.5), (-0.75, 0), (1, -2)] {
+            for transA in [false, true] { for transB in [false, true] {
+                check(m: 23, n: 41, k: 29, transA: transA, transB: transB, alpha: alpha, beta: beta, padding: 3)
+            } }
+        }
+    }
+
+    func testBetaZeroIgnoresNaNInC() {
+        // check(...) fills C with NaN whenever beta == 0: any read of C would poison the result.
+        check(m: 12, n: 32, k: 8, transA: false, transB: false)
+        check(m: 13, n: 35, k: 300, transA: true, transB: true, padding: 2)
+    }
+
+    func testZeroSizes() {
+        var c: [Float] = [1, 2, 3, 4]
+        let a: [Float] = [1, 2, 3, 4], b: [Float] = [1, 2, 3, 4]
+        // k == 0: C = beta·C.
+        GEMM.multiply(&c, ldc: 2, a, lda: 1, transA: false, b, ldb: 2, transB: false, m: 2, n: 2, k: 0, beta: 2)
+        XCTAssertEqual(c, [2, 4, 6, 8])
+        c = [.nan, .nan, .nan, .nan]
+        GEMM.multiply(&c, ldc: 2, a, lda: 1, transA: false, b, ldb: 2, transB: false, m: 2, n: 2, k: 0)
+        XCTAssertEqual(c, [0, 0, 0, 0])
+        // m == 0 or n == 0: nothing is touched.
+        c = [5, 5, 5, 5]
+        GEMM.multiply(&c, ldc: 2, a, lda: 2, transA: false, b, ldb: 2, transB: false, m: 0, n: 2, k: 2)
+        GEMM.multiply(&c, ldc: 2, a, lda: 2, transA: false, b, ldb: 1, transB: false, m: 2, n: 0, k: 2)
+        XCTAssertEqual(c, [5, 5, 5, 5])
+    }
+
+    func testFixtureFromNumpy() {
+        // Expected values computed independently with numpy in float64:
+        //   A = np.arange(8).reshape(2,4)/4 - 1         # stored k×m = 2×4, used transposed
+        //   B = np.arange(10).reshape(2,5)*0.3 - 0.7    # stored k×n = 2×5
+        //   C = 1.5 * A.T @ B + 0.5 * np.ones((4,5))
+        //   print(', '.join('%.6f' % v for v in C.ravel()))
+        let a: [Float] = (0 ..< 8).map { Float($0) / 4 - 1 }
+        let b: [Float] = (0 ..< 10).map { Float($0) * 0.3 - 0.7 }
+        var c = [Float](repeating: 1, count: 20)
+        GEMM.multiply(&c, ldc: 5, a, lda: 4, transA: true, b, ldb: 5, transB: false, m: 4, n: 5, k: 2,
+                      alpha: 1.5, beta: 0.5)
+        let expected: [Float] = [
+            1.550000, 1.100000, 0.650000, 0.200000, -0.250000,
+            1.587500, 1.362500, 1.137500, 0.912500, 0.687500,
+            1.625000, 1.625000, 1.625000, 1.625000, 1.625000,
+            1.662500, 1.887500, 2.112500, 2.337500, 2.562500,
+        ]
+        // 0.3 and 0.7 are not exact in float32 and the literals carry 6 decimals: 1e-6 relative covers both.
+        assertClose(c, expected, tolerance: 1e-6)
+    }
+}
