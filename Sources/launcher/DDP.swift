@@ -5,6 +5,6 @@ struct DDP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ddp",
         abstract: "SwiftDDP: data-parallel training of convolutional networks over MPI.",
-        subcommands: [Train.self, Gradcheck.self, Bench.self, Selftest.self]
+        subcommands: [Train.self, Eval.self, Predict.self, Gradcheck.self, Bench.self, Selftest.self]
     )
 }
