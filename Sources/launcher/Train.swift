@@ -131,6 +131,9 @@ struct Train: ParsableCommand {
                 // What evaluation needs to prepare inputs as training did.
                 "normalize_mean": config.augmentation.mean.map { "\($0)" }.joined(separator: ","),
                 "normalize_std": config.augmentation.std.map { "\($0)" }.joined(separator: ","),
+                // `ddp eval`/`ddp predict` read these two: MEAN..,STD.. as --normalize takes it, and the labels' names.
+                "normalize": (config.augmentation.mean + config.augmentation.std).map { "\($0)" }.joined(separator: ","),
+                "class_names": String(decoding: try JSONEncoder().encode(train.classNames), as: UTF8.self),
             ]
             let trainer = try DataParallelTrainer(spec: spec, optimizer: optimizer, loss: spec.makeLoss(),
                                                   communicator: communicator, configuration: config)
