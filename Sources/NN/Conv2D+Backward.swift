@@ -23,16 +23,15 @@ extension Conv2D {
             }
         }
         guard computesInputGradient else { return Tensor(shape: [0]) }
-        let count = input.count
         // backwardInput writes every element (zeroing each sample before folding columns back).
-        let values = [Float](unsafeUninitializedCapacity: count) { gx, initialized in
+        gradInput.resize(to: input.shape)
+        gradInput.storage.withUnsafeMutableBufferPointer { gx in
             gradOutput.storage.withUnsafeBufferPointer { gy in
                 columns.withUnsafeMutableBufferPointer { col in
                     ConvKernels.backwardInput(gx.baseAddress!, gy.baseAddress!, weight, col.baseAddress!, n, g)
                 }
             }
-            initialized = count
         }
-        return Tensor(shape: input.shape, values: values)
+        return gradInput
     }
 }

@@ -86,6 +86,10 @@ public struct Conv2D: Layer {
     /// im2col scratch (one channel chunk's column matrix and a zero-bordered copy of one sample),
     /// reused across steps.
     var columns: [Float] = []
+    /// Output and input-gradient buffers, reused across steps (layers after a convolution do not
+    /// keep its output, and layers before it do not keep the gradient they are handed).
+    var output = Tensor(shape: [0])
+    var gradInput = Tensor(shape: [0])
 
     /// - Parameters:
     ///   - filters: output channels K (> 0).
@@ -169,16 +173,16 @@ public struct Conv2D: Layer {
         let weight = UnsafePointer(arena.parameters + weightSlot!.offset)
         let bias = biasSlot.map { UnsafePointer(arena.parameters + $0.offset) }
         reserveColumns(for: g)
-        // Every output element is written by the GEMM (beta 0), so the storage starts uninitialized.
-        let values = [Float](unsafeUninitializedCapacity: count) { y, initialized in
+        // Every output element is written by the GEMM (beta 0), so the old contents do not matter.
+        output.resize(to: [n, g.K, g.P, g.Q])
+        output.storage.withUnsafeMutableBufferPointer { y in
             input.storage.withUnsafeBufferPointer { x in
                 columns.withUnsafeMutableBufferPointer { col in
                     ConvKernels.forward(y.baseAddress!, x.baseAddress!, weight, bias, col.baseAddress!, n, g)
                 }
             }
-            initialized = count
         }
-        return Tensor(shape: [n, g.K, g.P, g.Q], values: values)
+        return output
     }
 
     /// Grows the im2col scratch to what geometry `g` needs; it is kept across steps.

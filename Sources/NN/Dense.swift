@@ -14,6 +14,9 @@ public struct Dense: Layer {
     private var biasSlot: ParameterSlot?
     private var input = Tensor(shape: [0])
     private var inputShape: [Int] = []
+    // Output and input-gradient buffers, reused across steps.
+    private var output = Tensor(shape: [0])
+    private var gradInput = Tensor(shape: [0])
 
     /// - Parameters:
     ///   - units: the number of outputs (> 0).
@@ -55,7 +58,7 @@ public struct Dense: Layer {
                      "Dense(\(units)) expects \(f) input features per sample, got input \(input.shape).")
         inputShape = input.shape
         self.input = input
-        var output = Tensor(shape: [n, units])
+        output.resize(to: [n, units])
         let bias = biasSlot
         output.storage.withUnsafeMutableBufferPointer { y in
             input.storage.withUnsafeBufferPointer { x in
@@ -76,7 +79,7 @@ public struct Dense: Layer {
         let n = input.batchSize, f = w.shape[1]
         precondition(gradOutput.shape == [n, units],
                      "Dense(\(units)).backward expects a gradient of shape \([n, units]), got \(gradOutput.shape).")
-        var gradInput = Tensor(shape: inputShape)
+        gradInput.resize(to: inputShape)
         gradOutput.storage.withUnsafeBufferPointer { gy in
             input.storage.withUnsafeBufferPointer { x in
                 // gradW[U,F] += gyᵀ[U,N] · x[N,F]

@@ -16,6 +16,9 @@ public struct MaxPool2D: Layer {
     private var inputShape: [Int] = []
     // The flat input index of each output's maximum, for backward.
     private var argmax: [Int] = []
+    // Output and input-gradient buffers, kept across steps (nothing downstream keeps them).
+    private var output = Tensor(shape: [0])
+    private var gradInput = Tensor(shape: [0])
 
     /// - Parameters:
     ///   - poolSize: (R, S), each > 0.
@@ -54,12 +57,16 @@ public struct MaxPool2D: Layer {
         geometry = g
         inputShape = input.shape
         let n = input.batchSize
-        var output = Tensor(shape: [n, g.C, g.P, g.Q])
-        argmax = [Int](repeating: 0, count: output.count)
+        output.resize(to: [n, g.C, g.P, g.Q])
+        if argmax.count != output.count { argmax = [Int](repeating: 0, count: output.count) }
         output.storage.withUnsafeMutableBufferPointer { y in
             input.storage.withUnsafeBufferPointer { x in
                 argmax.withUnsafeMutableBufferPointer { a in
-                    MaxPool2D.forward(y.baseAddress!, a.baseAddress!, x.baseAddress!, n * g.C, g)
+                    if g.isPairwise {
+                        MaxPool2D.forwardPairs(y.baseAddress!, a.baseAddress!, x.baseAddress!, n * g.C, g)
+                    } else {
+                        MaxPool2D.forward(y.baseAddress!, a.baseAddress!, x.baseAddress!, n * g.C, g)
+                    }
                 }
             }
         }
@@ -71,11 +78,12 @@ public struct MaxPool2D: Layer {
         let n = inputShape[0]
         precondition(gradOutput.shape == [n, g.C, g.P, g.Q],
                      "MaxPool2D \(summary).backward expects a gradient of shape \([n, g.C, g.P, g.Q]), got \(gradOutput.shape).")
-        var gradInput = Tensor(shape: inputShape)
+        gradInput.resize(to: inputShape)
         gradInput.storage.withUnsafeMutableBufferPointer { gx in
             gradOutput.storage.withUnsafeBufferPointer { gy in
-                // Windows may overlap (stride < pool), so gradients add.
-                for o in gy.indices { gx[argmax[o]] += gy[o] }
+                argmax.withUnsafeBufferPointer { a in
+                    MaxPool2D.backward(gx.baseAddress!, gy.baseAddress!, a.baseAddress!, gx.count, gy.count)
+                }
             }
         }
         return gradInput
@@ -104,6 +112,69 @@ public struct MaxPool2D: Layer {
                     }
                     y[yBase + p * g.Q + q] = x[bestIndex]
                     argmax[yBase + p * g.Q + q] = bestIndex
+                }
+            }
+        }
+    }
+
+    /// Routes each output gradient to its window's maximum.
+    ///
+    /// gx `[inputCount]` (written: zero, plus the gradients routed to it), gy `[outputCount]` (read),
+    /// argmax `[outputCount]` (read: flat indices into gx). Windows may overlap (stride < pool), so
+    /// gradients add.
+    static func backward(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, _ argmax: UnsafePointer<Int>,
+                         _ inputCount: Int, _ outputCount: Int) {
+        gx.update(repeating: 0, count: inputCount)
+        for o in 0 ..< outputCount { gx[argmax[o]] += gy[o] }
+    }
+
+    /// Max pooling for 2×2 windows at stride 2 with no padding (`isPairwise`), eight outputs at a
+    /// time: two 16-float input rows split into even and odd columns give the four taps of eight
+    /// windows. Ties go to the first tap in row-major window order, as in `forwardReference`.
+    ///
+    /// y `[planes, P, Q]` (written), argmax `[planes, P, Q]` (written: flat index into x),
+    /// x `[planes, H, W]` (read).
+    static func forwardPairs(_ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int>,
+                             _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry) {
+        let lanes = SIMD8<Int>(0, 2, 4, 6, 8, 10, 12, 14)
+        for plane in 0 ..< planes {
+            let xBase = plane * g.HW, yBase = plane * g.PQ
+            for p in 0 ..< g.P {
+                let top = xBase + 2 * p * g.W, out = yBase + p * g.Q
+                // Eight outputs at a time; a ragged end repeats the last eight (same values), and rows
+                // of fewer than eight outputs go one by one.
+                var q = 0
+                while g.Q >= 8 && q < g.Q {
+                    q = min(q, g.Q - 8)
+                    let r0 = UnsafeRawPointer(x + top + 2 * q).loadUnaligned(as: SIMD16<Float>.self)
+                    let r1 = UnsafeRawPointer(x + top + g.W + 2 * q).loadUnaligned(as: SIMD16<Float>.self)
+                    // tap: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right; strict > keeps the first.
+                    var best = r0.evenHalf, tap = SIMD8<Int32>(repeating: 0)
+                    let b = r0.oddHalf, c = r1.evenHalf, d = r1.oddHalf
+                    var wins = b .> best
+                    best.replace(with: b, where: wins)
+                    tap.replace(with: 1, where: wins)
+                    wins = c .> best
+                    best.replace(with: c, where: wins)
+                    tap.replace(with: 2, where: wins)
+                    wins = d .> best
+                    best.replace(with: d, where: wins)
+                    tap.replace(with: 3, where: wins)
+                    let t = SIMD8<Int>(truncatingIfNeeded: tap)
+                    let index = SIMD8<Int>(repeating: top + 2 * q) &+ lanes &+ (t & 1) &+ (t &>> 1) &* g.W
+                    UnsafeMutableRawPointer(y + out + q).storeBytes(of: best, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(argmax + out + q).storeBytes(of: index, as: SIMD8<Int>.self)
+                    q += 8
+                }
+                while q < g.Q {
+                    let i0 = top + 2 * q
+                    var bestIndex = i0
+                    if x[i0 + 1] > x[bestIndex] { bestIndex = i0 + 1 }
+                    if x[i0 + g.W] > x[bestIndex] { bestIndex = i0 + g.W }
+                    if x[i0 + g.W + 1] > x[bestIndex] { bestIndex = i0 + g.W + 1 }
+                    y[out + q] = x[bestIndex]
+                    argmax[out + q] = bestIndex
+                    q += 1
                 }
             }
         }

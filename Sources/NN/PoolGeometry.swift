@@ -45,6 +45,11 @@ public struct PoolGeometry: Equatable {
                             padTop: v.before, padLeft: hz.before, P: v.output, Q: hz.output)
     }
 
+    /// True for 2×2 windows at stride 2 that never reach padding, which `MaxPool2D.forwardPairs` serves.
+    var isPairwise: Bool {
+        R == 2 && S == 2 && strideH == 2 && strideW == 2 && padTop == 0 && padLeft == 0 && 2 * P <= H && 2 * Q <= W
+    }
+
     /// The input rows `[start, end)` covered by output row `p` (clipped to the input).
     func rows(_ p: Int) -> Range<Int> {
         let start = p * strideH - padTop

@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
         commandName: "bench",
         abstract: "Measure performance (release builds only).",
         discussion: "Each subcommand validates what it times against a reference first, warms up, times several runs and prints medians.",
-        subcommands: [Kernels.self, BenchAllreduce.self, BenchSteps.self]
+        subcommands: [Kernels.self, BenchAllreduce.self, BenchSteps.self, Throughput.self]
     )
 
     /// Stops with a clear message when the binary was built without optimization.

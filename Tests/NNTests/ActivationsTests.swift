@@ -17,6 +17,38 @@ final class ActivationsTests: XCTestCase {
         checkGradients(model: &model, input: Tensor(shape: [2, 2, 3, 3], values: x))
     }
 
+    func testReLUFastKernelsMatchReference() {
+        // Odd counts exercise the scalar tail; exact zeros and -0 the boundary of both passes.
+        for count in [1, 7, 8, 29, 100] {
+            var x = randomValues(count, seed: UInt64(count))
+            for i in stride(from: 0, to: count, by: 5) { x[i] = 0 }
+            if count > 3 { x[3] = -0.0 }
+            let gy = randomValues(count, seed: UInt64(count) + 100)
+            var y = [Float](repeating: 9, count: count), yRef = y
+            ReLU.forward(&y, x, count)
+            ReLU.forwardReference(&yRef, x, count)
+            // Both select an existing value or 0: exact equality (bit patterns, so -0 counts).
+            XCTAssertEqual(y.map(\.bitPattern), yRef.map(\.bitPattern), "forward, count \(count)")
+            var gx = [Float](repeating: 9, count: count), gxRef = gx
+            ReLU.backward(&gx, gy, y, count)
+            ReLU.backwardReference(&gxRef, gy, y, count)
+            XCTAssertEqual(gx, gxRef, "backward, count \(count)")
+        }
+    }
+
+    func testReLUReusesItsBuffersWithoutChangingEarlierResults() throws {
+        // Results handed out earlier must keep their values when the layer writes its buffers again.
+        var model = try Sequential(inputShape: [3], layers: [ReLU()])
+        let y1 = forwardBatch(&model, Tensor(shape: [1, 3], values: [1, -1, 2]))
+        let g1 = model.backward(Tensor(shape: [1, 3], values: [5, 6, 7]))
+        let y2 = forwardBatch(&model, Tensor(shape: [1, 3], values: [-3, 4, 0]))
+        let g2 = model.backward(Tensor(shape: [1, 3], values: [1, 1, 1]))
+        XCTAssertEqual(y1.storage, [1, 0, 2])
+        XCTAssertEqual(g1.storage, [5, 0, 7])
+        XCTAssertEqual(y2.storage, [0, 4, 0])
+        XCTAssertEqual(g2.storage, [0, 1, 0])
+    }
+
     func testFlattenKeepsValuesAndRestoresTheShape() throws {
         var model = try Sequential(inputShape: [2, 3, 4], layers: [Flatten()])
         let x = Tensor(shape: [2, 2, 3, 4], values: randomValues(48, seed: 2))

@@ -27,6 +27,26 @@ final class MaxPool2DTests: XCTestCase {
         }
     }
 
+    func testPairwiseKernelMatchesReference() throws {
+        // 2x2/stride-2 windows: widths with 8+ outputs (vector path and its ragged end), fewer
+        // (scalar path), odd sizes (a last row/column no window reaches), and values drawn from a
+        // few levels so that ties are common.
+        for (i, input) in [[2, 3, 28, 28], [1, 2, 14, 14], [1, 1, 7, 7], [2, 1, 5, 33], [1, 2, 6, 20]].enumerated() {
+            let g = try MaxPool2D().geometry(for: Array(input.dropFirst()))
+            XCTAssertTrue(g.isPairwise)
+            let planes = input[0] * g.C
+            let x = randomValues(input.reduce(1, *), seed: UInt64(i) + 40).map { ($0 * 3).rounded() }
+            var y = [Float](repeating: 0, count: planes * g.PQ), yRef = y
+            var a = [Int](repeating: -1, count: y.count), aRef = a
+            MaxPool2D.forwardPairs(&y, &a, x, planes, g)
+            MaxPool2D.forwardReference(&yRef, &aRef, x, planes, g)
+            XCTAssertEqual(y, yRef, "input \(input)")
+            XCTAssertEqual(a, aRef, "input \(input)")
+        }
+        // Same padding on odd sizes reaches past the input: not the pairwise kernel's job.
+        XCTAssertFalse(try MaxPool2D(padding: .same).geometry(for: [1, 5, 5]).isPairwise)
+    }
+
     func testBackwardMatchesFiniteDifferences() throws {
         for c in cases {
             var model = try Sequential(inputShape: Array(c.input.dropFirst()),
