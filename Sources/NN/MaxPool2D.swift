@@ -4,7 +4,9 @@
 /// (likewise Q); `same` padding gives `P = ceil(H / strideH)`. Padding never wins the maximum
 /// (it acts as −∞). Backward routes each output's gradient to the input element that held the
 /// maximum; on ties, to the first in row-major window order.
-public struct MaxPool2D: Layer {
+public struct MaxPool2D: PoolingLayer {
+    public static let kind = "maxpool2d"
+
     /// Window height R and width S.
     public let poolSize: (height: Int, width: Int)
     /// Vertical and horizontal stride.
@@ -25,35 +27,12 @@ public struct MaxPool2D: Layer {
     ///   - stride: (vertical, horizontal), each > 0; nil means the pool size (Keras default).
     ///   - padding: `.valid` (default), `.same` or explicit (each side smaller than the window).
     public init(poolSize: (Int, Int) = (2, 2), stride: (Int, Int)? = nil, padding: Padding = .valid) {
-        let stride = stride ?? poolSize
-        precondition(poolSize.0 > 0 && poolSize.1 > 0, "MaxPool2D needs a positive pool size, got \(poolSize).")
-        precondition(stride.0 > 0 && stride.1 > 0, "MaxPool2D needs a positive stride, got \(stride).")
-        self.poolSize = (poolSize.0, poolSize.1)
-        self.stride = (stride.0, stride.1)
+        (self.poolSize, self.stride) = Self.checkedWindow(poolSize: poolSize, stride: stride, layer: "MaxPool2D")
         self.padding = padding
     }
 
-    public var summary: String {
-        "maxpool2d(\(poolSize.height)x\(poolSize.width),s\(stride.height)x\(stride.width),\(padding))"
-    }
-
-    /// The geometry for a per-sample input shape `[C, H, W]`.
-    ///
-    /// - Throws: `ModelError.shapeMismatch` when the input is not 3-D or the window does not fit.
-    public func geometry(for inputShape: [Int]) throws -> PoolGeometry {
-        try PoolGeometry.resolve(inputShape: inputShape, window: (poolSize.height, poolSize.width),
-                                 stride: (stride.height, stride.width), padding: padding, layer: summary)
-    }
-
-    public func outputShape(for inputShape: [Int]) throws -> [Int] {
-        let g = try geometry(for: inputShape)
-        return [g.C, g.P, g.Q]
-    }
-
     public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
-        guard input.shape.count == 4, let g = try? geometry(for: input.sampleShape) else {
-            preconditionFailure("MaxPool2D \(summary) expects input [N, C, H, W] that its window fits, got \(input.shape).")
-        }
+        let g = checkedGeometry(for: input, layer: "MaxPool2D")
         geometry = g
         inputShape = input.shape
         let n = input.batchSize

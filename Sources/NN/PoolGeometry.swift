@@ -62,3 +62,60 @@ public struct PoolGeometry: Equatable {
         return max(start, 0) ..< min(start + S, W)
     }
 }
+
+/// What `MaxPool2D` and `AvgPool2D` share: the window, stride and padding, how they are checked,
+/// described and turned into a geometry. Each pool supplies its kernels.
+public protocol PoolingLayer: Layer {
+    /// The summary's and messages' name: `maxpool2d` or `avgpool2d`.
+    static var kind: String { get }
+    /// Window height R and width S.
+    var poolSize: (height: Int, width: Int) { get }
+    /// Vertical and horizontal stride.
+    var stride: (height: Int, width: Int) { get }
+    /// The padding rule.
+    var padding: Padding { get }
+}
+
+extension PoolingLayer {
+    public var summary: String {
+        "\(Self.kind)(\(poolSize.height)x\(poolSize.width),s\(stride.height)x\(stride.width),\(padding))"
+    }
+
+    /// Checks a pooling layer's hyperparameters and applies the Keras default stride (the pool size).
+    ///
+    /// - Parameters:
+    ///   - poolSize: (R, S), each > 0.
+    ///   - stride: each > 0; nil means the pool size.
+    ///   - layer: the type's name for messages, e.g. `MaxPool2D`.
+    /// - Returns: the window and the stride to use.
+    static func checkedWindow(poolSize: (Int, Int), stride: (Int, Int)?, layer: String)
+        -> (poolSize: (height: Int, width: Int), stride: (height: Int, width: Int)) {
+        let stride = stride ?? poolSize
+        precondition(poolSize.0 > 0 && poolSize.1 > 0, "\(layer) needs a positive pool size, got \(poolSize).")
+        precondition(stride.0 > 0 && stride.1 > 0, "\(layer) needs a positive stride, got \(stride).")
+        return ((poolSize.0, poolSize.1), (stride.0, stride.1))
+    }
+
+    /// The geometry for a per-sample input shape `[C, H, W]`.
+    ///
+    /// - Throws: `ModelError.shapeMismatch` when the input is not 3-D or the window does not fit.
+    public func geometry(for inputShape: [Int]) throws -> PoolGeometry {
+        try PoolGeometry.resolve(inputShape: inputShape, window: (poolSize.height, poolSize.width),
+                                 stride: (stride.height, stride.width), padding: padding, layer: summary)
+    }
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        let g = try geometry(for: inputShape)
+        return [g.C, g.P, g.Q]
+    }
+
+    /// The geometry of a batch `[N, C, H, W]`; a batch the window does not fit is a programmer error.
+    ///
+    /// - Parameter layer: the type's name for the message, e.g. `MaxPool2D`.
+    func checkedGeometry(for input: Tensor, layer: String) -> PoolGeometry {
+        guard input.shape.count == 4, let g = try? geometry(for: input.sampleShape) else {
+            preconditionFailure("\(layer) \(summary) expects input [N, C, H, W] that its window fits, got \(input.shape).")
+        }
+        return g
+    }
+}
