@@ -3,11 +3,14 @@
 #
 #   scripts/bench-scaling.sh [--ranks N] [--model NAME] [--steps S] [--warmup W]
 #                            [--per-rank-batch b] [--global-batch B] [--mode weak|strong|both]
-#                            [--out DIR (default bench-results)] [--ddp PATH] [-- extra ddp bench steps options]
+#                            [--repeats R] [--out DIR (default bench-results)] [--ddp PATH]
+#                            [-- extra ddp bench steps options]
 #
 # weak:   every rank takes b samples per step, so the global batch is b·P (ideal: samples/s ∝ P).
 # strong: the global batch B is fixed and split over P ranks (ideal: step time ∝ 1/P).
-# Efficiency = samples/s at P / (P · samples/s at 1 rank), for both. Ranks beyond the core count
+# Efficiency = samples/s at P / (P · samples/s at 1 rank), for both. With --repeats R the rank
+# counts run in turn R times (1, 2, …, N, 1, 2, …), so a slow spell of a shared machine hits every
+# rank count alike, and each rank count reports its median run (by samples/s). Ranks beyond the core count
 # are run with --oversubscribe and marked "yes" in the oversubscribed column: they share cores, so
 # their efficiency says nothing about a real cluster.
 #
@@ -17,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ranks=$(nproc) model=fmnist-cnn steps=20 warmup=3 per_rank=32 global=64 mode=both out=bench-results ddp=.build/release/ddp
+ranks=$(nproc) model=fmnist-cnn steps=20 warmup=3 per_rank=32 global=64 mode=both out=bench-results ddp=.build/release/ddp repeats=1
 extra=()
 while (($#)); do
     case "$1" in
@@ -28,16 +31,18 @@ while (($#)); do
         --per-rank-batch) per_rank=$2; shift 2 ;;
         --global-batch) global=$2; shift 2 ;;
         --mode) mode=$2; shift 2 ;;
+        --repeats) repeats=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --ddp) ddp=$2; shift 2 ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "bench-scaling: unknown option $1; hint: see --help" >&2; exit 2 ;;
     esac
 done
 case "$mode" in weak|strong|both) ;; *) echo "bench-scaling: --mode must be weak, strong or both, got $mode" >&2; exit 2 ;; esac
 [[ -x "$ddp" ]] || { echo "bench-scaling: $ddp is missing; hint: swift build -c release" >&2; exit 1; }
 (( ranks >= 1 )) || { echo "bench-scaling: --ranks must be at least 1, got $ranks" >&2; exit 2; }
+(( repeats >= 1 )) || { echo "bench-scaling: --repeats must be at least 1, got $repeats" >&2; exit 2; }
 if [[ $mode != weak ]] && (( global < ranks )); then
     echo "bench-scaling: --global-batch $global is smaller than --ranks $ranks" >&2; exit 2
 fi
@@ -53,28 +58,39 @@ modes=()
 [[ $mode != strong ]] && modes+=(weak)
 [[ $mode != weak ]] && modes+=(strong)
 for m in "${modes[@]}"; do
-    for ((p = 1; p <= ranks; p++)); do
-        flags=("${mpirun_flags[@]}")
-        (( p > cores )) && flags+=(--oversubscribe)
-        if [[ $m == weak ]]; then batch=(--per-rank-batch "$per_rank"); else batch=(--batch-size "$global"); fi
-        echo "bench-scaling: $m, $p rank(s)" >&2
-        mpirun "${flags[@]}" -np "$p" "$ddp" bench steps --model "$model" --steps "$steps" --warmup "$warmup" \
-            "${batch[@]}" --label "$m" --csv "$raw" "${extra[@]}" >&2
+    for ((r = 1; r <= repeats; r++)); do
+        for ((p = 1; p <= ranks; p++)); do
+            flags=("${mpirun_flags[@]}")
+            (( p > cores )) && flags+=(--oversubscribe)
+            if [[ $m == weak ]]; then batch=(--per-rank-batch "$per_rank"); else batch=(--batch-size "$global"); fi
+            echo "bench-scaling: $m, $p rank(s), run $r of $repeats" >&2
+            mpirun "${flags[@]}" -np "$p" "$ddp" bench steps --model "$model" --steps "$steps" --warmup "$warmup" \
+                "${batch[@]}" --label "$m" --csv "$raw" "${extra[@]}" >&2
+        done
     done
 done
 
-# Efficiency against the 1-rank row of the same label (samples_per_s is column 11).
+# The median run of each (label, ranks) by samples/s (column 11; the lower middle one for an even
+# count), in the order first run, then efficiency against the 1-rank median of the same label.
+awk -F, 'NR == 1 { print; next }
+         { key = $1 SUBSEP $3; if (!(key in n)) order[++keys] = key; rows[key, ++n[key]] = $0; speed[key, n[key]] = $11 }
+         END { for (k = 1; k <= keys; k++) {
+                   key = order[k]; count = n[key]
+                   for (i = 1; i <= count; i++) idx[i] = i
+                   for (i = 2; i <= count; i++) for (j = i; j > 1 && speed[key, idx[j-1]] > speed[key, idx[j]]; j--) {
+                       t = idx[j]; idx[j] = idx[j-1]; idx[j-1] = t }
+                   print rows[key, idx[int((count + 1) / 2)]] } }' "$raw" |
 awk -F, 'NR == 1 { print $0 ",efficiency"; next }
          { if ($3 == 1) base[$1] = $11; eff = (base[$1] > 0) ? $11 / ($3 * base[$1]) : 0
-           printf "%s,%.3f\n", $0, eff }' "$raw" > "$csv"
-rm -f "$raw"
+           printf "%s,%.3f\n", $0, eff }' > "$csv"
+mv "$raw" "$out/scaling.runs.csv"
 
 echo
 printf "%-7s %-6s %-15s %-7s %-11s %-9s %-11s %-9s %-9s %-10s %-10s %s\n" \
     mode ranks oversubscribed batch samples/s step_ms compute_ms comm_ms blocked hidden_ms hidden_% efficiency
 awk -F, 'NR > 1 { printf "%-7s %-6s %-15s %-7s %-11s %-9s %-11s %-9s %-9s %-10s %-10s %s\n",
                   $1, $3, $5, $6, $11, $12, $13, $14, $15, $16, $17, $19 }' "$csv"
-echo "csv: $csv"
+echo "csv: $csv (every run: $out/scaling.runs.csv)"
 
 if command -v gnuplot >/dev/null 2>&1; then
     gnuplot <<GNUPLOT

@@ -118,7 +118,7 @@ public final class DataParallelTrainer {
         let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
         timeline?.record("forward", lane: .compute, from: forwardStart, to: Timeline.now())
         backward(gradLogits, startBuckets: final)
-        return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: indices.count)
+        return BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: logits, labels: labels), count: indices.count)
     }
 
     /// A training batch through the augmentation, with each sample's key (seed, epoch, index).
@@ -136,7 +136,7 @@ public final class DataParallelTrainer {
         let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys, statisticsReducer: statisticsReducer))
         let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
         model.backward(gradLogits)
-        return BatchTotals(lossSum: lossSum, correct: Batches.correct(logits, labels), count: 1)
+        return BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: logits, labels: labels), count: 1)
     }
 
     /// Deterministic mode, first pass: each sample's loss and the largest gradient magnitude per
@@ -204,19 +204,8 @@ public final class DataParallelTrainer {
     ///
     /// - Returns: loss sum, correct count and sample count over all ranks.
     public func evaluate(_ dataset: Dataset) throws -> BatchTotals {
-        let shard = DistributedSampler.evaluationShard(count: dataset.count, rank: communicator.rank, size: communicator.size)
-        var totals = BatchTotals()
-        var start = shard.lowerBound
-        while start < shard.upperBound {
-            let end = min(start + configuration.evaluationBatchSize, shard.upperBound)
-            let (input, labels) = BatchLoader.makeBatch(dataset: dataset, indices: Array(start ..< end), keys: [],
-                                                        augmentation: evaluationAugmentation)
-            let logits = model.forward(input, context: ForwardContext(training: false))
-            totals += BatchTotals(lossSum: loss.evaluate(logits: logits, labels: labels).sum,
-                                  correct: Batches.correct(logits, labels), count: end - start)
-            start = end
-        }
-        return try totals.reduced(across: communicator)
+        try Evaluation.run(model: &model, loss: loss, dataset: dataset, topK: nil, batchSize: configuration.evaluationBatchSize,
+                           communicator: communicator, preprocessing: evaluationAugmentation)
     }
 
     /// The whole run: verify replicas, broadcast, then for each epoch and step {batch, forward,
@@ -356,19 +345,3 @@ public final class DataParallelTrainer {
     }
 }
 
-/// Scoring a batch.
-enum Batches {
-    /// How many rows of `logits` have their largest value at the label.
-    static func correct(_ logits: Tensor, _ labels: [Int32]) -> Int {
-        let n = logits.batchSize, classes = logits.count / max(n, 1)
-        var hits = 0
-        logits.storage.withUnsafeBufferPointer { z in
-            for i in 0 ..< n {
-                var best = 0
-                for j in 1 ..< classes where z[i * classes + j] > z[i * classes + best] { best = j }
-                if best == Int(labels[i]) { hits += 1 }
-            }
-        }
-        return hits
-    }
-}

@@ -91,7 +91,6 @@ public enum Evaluation {
         precondition(!preprocessing.isRandom, "Evaluation takes a deterministic preprocessing (no flips, shifts, zooms or shears).")
         precondition(model.inputShape == dataset.sampleShape,
                      "The model takes samples of shape \(model.inputShape), the dataset has \(dataset.sampleShape).")
-        let binary = model.outputShape == [1]
         var totals = EvaluationTotals()
         var batch = Tensor(shape: [0])
         var labels: [Int32] = []
@@ -102,11 +101,9 @@ public enum Evaluation {
                                   augmentation: preprocessing)
             let logits = model.forward(batch, context: ForwardContext(training: false))
             totals.lossSum += loss.evaluate(logits: logits, labels: labels).sum
-            if binary {
-                totals.correct += Metrics.binaryCorrectCount(logits: logits, labels: labels)
-            } else {
-                totals.correct += Metrics.correctCount(logits: logits, labels: labels)
-                if let k = topK { totals.topKCorrect += Metrics.topKCorrectCount(logits: logits, labels: labels, k: k) }
+            totals.correct += Metrics.correctPredictions(logits: logits, labels: labels)
+            if let k = topK, model.outputShape != [1] {
+                totals.topKCorrect += Metrics.topKCorrectCount(logits: logits, labels: labels, k: k)
             }
             totals.count += end - start
             start = end

@@ -35,6 +35,7 @@ public final class MPICommunicator: Communicator {
         var flag: Int32 = 0
         try MPICommunicator.check(MPI_Initialized(&flag), "MPI_Initialized")
         if flag == 0 {
+            MPICommunicator.chooseNonBlockingAllreduce()
             var provided: Int32 = 0
             // Serialized, not funneled: an optional progress thread makes MPI calls too, one at a
             // time with the main thread's (every call holds `mpiLock`).
@@ -55,6 +56,22 @@ public final class MPICommunicator: Communicator {
         // Commutative: a + b rounds like b + a, so MPI may combine ranks in any order.
         try MPICommunicator.check(MPI_Op_create(mpiHalfSum, 1, &op), "MPI_Op_create")
         halfSumOp = op
+    }
+
+    /// The environment variable through which Open MPI picks its non-blocking allreduce.
+    public static let allreduceAlgorithmVariable = "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
+
+    /// Makes Open MPI's non-blocking allreduce a ring (reduce-scatter, then allgather) unless the
+    /// user chose an algorithm (`--mca coll_libnbc_iallreduce_algorithm N` or the variable itself).
+    ///
+    /// Open MPI 4.1's libnbc picks, for an in-place `MPI_Iallreduce` (the gradient buckets), a
+    /// binomial reduce to rank 0 followed by a broadcast: rank 0 receives and sums every rank's
+    /// whole bucket while the others wait, then sends the whole result back. The ring splits the
+    /// bucket into P pieces, so each rank sends and receives 2(P−1)/P of it and sums (P−1)/P, the
+    /// same on every rank. On two ranks that halves the summing and balances it. Read at
+    /// `MPI_Init`, so it is set just before; other MPI implementations ignore the variable.
+    static func chooseNonBlockingAllreduce() {
+        setenv(allreduceAlgorithmVariable, "1", 0)
     }
 
     /// Finalizes MPI if this object initialized it and nobody finalized it yet.

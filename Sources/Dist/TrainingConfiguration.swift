@@ -248,34 +248,9 @@ public struct TrainingPosition: Equatable, Codable {
     }
 }
 
-/// Totals of loss, correct predictions and samples (summed over a rank's batches, then ranks).
-public struct BatchTotals: Equatable {
-    public var lossSum = 0.0
-    public var correct = 0
-    public var count = 0
-
-    public init(lossSum: Double = 0, correct: Int = 0, count: Int = 0) {
-        self.lossSum = lossSum
-        self.correct = correct
-        self.count = count
-    }
-
-    public static func += (a: inout BatchTotals, b: BatchTotals) {
-        a.lossSum += b.lossSum
-        a.correct += b.correct
-        a.count += b.count
-    }
-
-    /// Sums the totals over all ranks (a collective).
-    public func reduced(across communicator: Communicator) throws -> BatchTotals {
-        var v = [lossSum, Double(correct), Double(count)]
-        try communicator.allreduce(&v, op: .sum)
-        return BatchTotals(lossSum: v[0], correct: Int(v[1]), count: Int(v[2]))
-    }
-
-    public var meanLoss: Double { count > 0 ? lossSum / Double(count) : 0 }
-    public var accuracy: Double { count > 0 ? Double(correct) / Double(count) : 0 }
-}
+/// Totals of loss, correct predictions and samples (summed over a rank's batches, then ranks):
+/// the training loop and evaluation count with the same type.
+public typealias BatchTotals = EvaluationTotals
 
 /// One progress report: the global figures of the steps since the last report.
 public struct StepProgress: Equatable {

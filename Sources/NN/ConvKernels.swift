@@ -3,7 +3,10 @@
 /// Shape letters: `N` batch, `C` in-channels, `K` out-channels, `H,W` input, `P,Q` output,
 /// `R,S` filter. Layouts: x `[N,C,H,W]`, weight `[K,C,R,S]`, bias `[K]`, y `[N,K,P,Q]`, and the
 /// per-sample column matrix col `[C·R·S, P·Q]` (row `(c·R + r)·S + s`, column `p·Q + q` holds the
-/// input pixel under filter tap (r, s) of output pixel (p, q), or 0 in the padding).
+/// input pixel under filter tap (r, s) of output pixel (p, q), or 0 in the padding). The fast
+/// kernels store its rows `columnStride(g)` floats apart (PQ rounded up to 16) from a 64-byte
+/// boundary, so every row starts on a cache line and the GEMM's 16-float panel loads never split
+/// one (with PQ = 196, three rows in four would otherwise start mid-line).
 ///
 /// With that layout, one sample's convolution is a GEMM: `y_n[K×PQ] = weight[K×CRS] · col_n[CRS×PQ]`;
 /// the weight gradient is `gradWeight += gy_n · col_nᵀ`, and the input gradient is
@@ -11,11 +14,23 @@
 /// products split along CRS), so each chunk is still in L2 when the GEMM reads it.
 public enum ConvKernels {
     /// The number of floats of scratch that the fast kernels need for geometry `g`: the column
-    /// matrix of one channel chunk `[chunkRows, PQ]` followed by one zero-bordered sample
-    /// `[C, Hp, Wp]` (zero when the column matrix is the input itself: 1×1 filters, stride 1, no
-    /// padding).
+    /// matrix of one channel chunk `[chunkRows, columnStride]` followed by one zero-bordered sample
+    /// `[C, Hp, Wp]`, plus 16 floats to start on a 64-byte boundary (zero when the column matrix is
+    /// the input itself: 1×1 filters, stride 1, no padding).
     public static func columnScratchCount(_ g: ConvGeometry) -> Int {
-        g.isPointwise ? 0 : chunkChannels(g) * g.R * g.S * g.PQ + g.C * g.paddedHeight * g.paddedWidth
+        g.isPointwise ? 0 : chunkChannels(g) * g.R * g.S * columnStride(g) + g.C * g.paddedHeight * g.paddedWidth + 16
+    }
+
+    /// The row stride of the column matrix in the scratch: PQ rounded up to whole 64-byte lines.
+    static func columnStride(_ g: ConvGeometry) -> Int { (g.PQ + 15) / 16 * 16 }
+
+    /// The scratch's column matrix and zero-bordered sample: the first 64-byte boundary in
+    /// `scratch`, and the sample after the matrix.
+    static func layout(_ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry)
+        -> (col: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>) {
+        let address = (UInt(bitPattern: scratch) + 63) & ~UInt(63)
+        let col = UnsafeMutablePointer<Float>(bitPattern: address)!
+        return (col, col + chunkChannels(g) * g.R * g.S * columnStride(g))
     }
 
     /// Channels per chunk of the column matrix: chunks of at most about 256 rows (one GEMM depth
@@ -33,12 +48,12 @@ public enum ConvKernels {
     /// then a GEMM that accumulates the chunk's taps.
     ///
     /// - y: `[N,K,P,Q]` (written). x: `[N,C,H,W]` (read). weight: `[K,C,R,S]` (read).
-    /// - bias: `[K]` (read) or nil. col: `columnScratchCount(g)` floats of scratch (overwritten).
+    /// - bias: `[K]` (read) or nil. scratch: `columnScratchCount(g)` floats (overwritten).
     public static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                               _ col: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
+                               _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
         let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
-        let chunk = chunkChannels(g), padded = col + chunk * taps * g.PQ
+        let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         for n in 0 ..< N {
             let xn = x + n * inputCount, yn = y + n * outputCount
             if g.isPointwise {
@@ -50,7 +65,7 @@ public enum ConvKernels {
                     let channels = c0 ..< min(c0 + chunk, g.C)
                     unfold(col, padded, g, channels: channels)
                     // y_n[K×PQ] (+)= weight[:, chunk][K×rows] · col_chunk[rows×PQ]
-                    GEMM.multiply(yn, ldc: g.PQ, weight + c0 * taps, lda: g.CRS, transA: false, col, ldb: g.PQ,
+                    GEMM.multiply(yn, ldc: g.PQ, weight + c0 * taps, lda: g.CRS, transA: false, col, ldb: ldcol,
                                   transB: false, m: g.K, n: g.PQ, k: channels.count * taps, beta: c0 == 0 ? 0 : 1)
                 }
             }
@@ -66,12 +81,12 @@ public enum ConvKernels {
     /// Fast weight and bias gradients; per sample and channel chunk, im2col then a GEMM.
     ///
     /// - gradWeight: `[K,C,R,S]` (added into). gradBias: `[K]` (added into) or nil.
-    /// - gy: `[N,K,P,Q]` (read). x: `[N,C,H,W]` (read). col: `columnScratchCount(g)` floats (overwritten).
+    /// - gy: `[N,K,P,Q]` (read). x: `[N,C,H,W]` (read). scratch: `columnScratchCount(g)` floats (overwritten).
     public static func backwardWeight(_ gradWeight: UnsafeMutablePointer<Float>, _ gradBias: UnsafeMutablePointer<Float>?,
                                       _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                      _ col: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
+                                      _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
         let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
-        let chunk = chunkChannels(g), padded = col + chunk * taps * g.PQ
+        let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         for n in 0 ..< N {
             let xn = x + n * inputCount, gyn = gy + n * outputCount
             if g.isPointwise {
@@ -84,7 +99,7 @@ public enum ConvKernels {
                 let channels = c0 ..< min(c0 + chunk, g.C)
                 unfold(col, padded, g, channels: channels)
                 // gradWeight[:, chunk][K×rows] += gy_n[K×PQ] · col_chunkᵀ[PQ×rows]
-                GEMM.multiply(gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: g.PQ,
+                GEMM.multiply(gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: ldcol,
                               transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
             }
         }
@@ -100,12 +115,12 @@ public enum ConvKernels {
     /// Fast input gradient: gx (written) = col2im(weightᵀ · gy_n), per sample and channel chunk.
     ///
     /// - gx: `[N,C,H,W]` (written). gy: `[N,K,P,Q]` (read). weight: `[K,C,R,S]` (read).
-    /// - col: `columnScratchCount(g)` floats (overwritten).
+    /// - scratch: `columnScratchCount(g)` floats (overwritten).
     public static func backwardInput(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
-                                     _ weight: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>,
+                                     _ weight: UnsafePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
                                      _ N: Int, _ g: ConvGeometry) {
         let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
-        let chunk = chunkChannels(g), padded = col + chunk * taps * g.PQ
+        let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         for n in 0 ..< N {
             let gxn = gx + n * inputCount, gyn = gy + n * outputCount
             if g.isPointwise {
@@ -118,7 +133,7 @@ public enum ConvKernels {
             for c0 in stride(from: 0, to: g.C, by: chunk) {
                 let channels = c0 ..< min(c0 + chunk, g.C)
                 // gcol_chunk[rows×PQ] = weight[:, chunk]ᵀ[rows×K] · gy_n[K×PQ]
-                GEMM.multiply(col, ldc: g.PQ, weight + c0 * taps, lda: g.CRS, transA: true, gyn, ldb: g.PQ,
+                GEMM.multiply(col, ldc: ldcol, weight + c0 * taps, lda: g.CRS, transA: true, gyn, ldb: g.PQ,
                               transB: false, m: channels.count * taps, n: g.PQ, k: g.K)
                 fold(padded, col, g, channels: channels)
             }
@@ -143,7 +158,8 @@ public enum ConvKernels {
 
     /// The rows of the column matrix for a range of channels.
     ///
-    /// - col: `[channels.count·R·S, PQ]` (written; row 0 is channel `channels.lowerBound`, tap (0, 0)).
+    /// - col: `[channels.count·R·S, PQ]`, rows `columnStride(g)` apart (written; row 0 is channel
+    ///   `channels.lowerBound`, tap (0, 0)).
     /// - padded: the zero-bordered sample `[C, Hp, Wp]` from `pad` (read).
     static func unfold(_ col: UnsafeMutablePointer<Float>, _ padded: UnsafePointer<Float>, _ g: ConvGeometry,
                        channels: Range<Int>) {
@@ -160,7 +176,7 @@ public enum ConvKernels {
                         for q in 0 ..< g.Q { out[q] = src[q * g.strideW] }
                     }
                 }
-                row += g.PQ
+                row += columnStride(g)
             } }
         }
     }
@@ -168,7 +184,8 @@ public enum ConvKernels {
     /// Sums the column-matrix gradient of a range of channels into a zero-bordered sample gradient,
     /// taps on the border included (they are dropped by `unpad`).
     ///
-    /// - padded: `[C, Hp, Wp]` (added into). gcol: `[channels.count·R·S, PQ]` (read).
+    /// - padded: `[C, Hp, Wp]` (added into). gcol: `[channels.count·R·S, PQ]`, rows `columnStride(g)`
+    ///   apart (read).
     static func fold(_ padded: UnsafeMutablePointer<Float>, _ gcol: UnsafePointer<Float>, _ g: ConvGeometry,
                      channels: Range<Int>) {
         let hp = g.paddedHeight, wp = g.paddedWidth
@@ -184,7 +201,7 @@ public enum ConvKernels {
                         for q in 0 ..< g.Q { dst[q * g.strideW] += src[q] }
                     }
                 }
-                row += g.PQ
+                row += columnStride(g)
             } }
         }
     }

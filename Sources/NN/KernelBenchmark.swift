@@ -22,6 +22,9 @@ public enum KernelBenchmark {
         public var beta: Float
         /// How many such calls one batch makes (per-sample convolution GEMMs: the batch size).
         public var callsPerBatch: Int
+        /// Row strides of B and C as the layer passes them (the convolutions' column matrix has
+        /// rows padded to whole cache lines); nil: the natural width.
+        public var bStride: Int? = nil, cStride: Int? = nil
         /// Floating-point operations of one call: 2·m·n·k.
         public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
         /// `NN`, `NT`, `TN` or `TT`.
@@ -88,13 +91,17 @@ public enum KernelBenchmark {
             let chunkChannels = g.isPointwise ? g.C : ConvKernels.chunkChannels(g)
             let chunks = (g.C + chunkChannels - 1) / chunkChannels
             let rows = chunkChannels * g.R * g.S, calls = batch * chunks
+            // The column matrix (B of forward and weight gradient, C of input gradient) has rows
+            // `columnStride` apart, except for 1×1 convolutions, which read the input in place.
+            let columns = g.isPointwise ? g.PQ : ConvKernels.columnStride(g)
             cases.append(GEMMCase(name: "\(conv.name) forward", m: g.K, n: g.PQ, k: rows,
-                                  transA: false, transB: false, beta: chunks > 1 ? 1 : 0, callsPerBatch: calls))
+                                  transA: false, transB: false, beta: chunks > 1 ? 1 : 0, callsPerBatch: calls,
+                                  bStride: columns))
             cases.append(GEMMCase(name: "\(conv.name) grad weight", m: g.K, n: rows, k: g.PQ,
-                                  transA: false, transB: true, beta: 1, callsPerBatch: calls))
+                                  transA: false, transB: true, beta: 1, callsPerBatch: calls, bStride: columns))
             if conv.layer.computesInputGradient {
                 cases.append(GEMMCase(name: "\(conv.name) grad input", m: rows, n: g.PQ, k: g.K,
-                                      transA: true, transB: false, beta: 0, callsPerBatch: calls))
+                                      transA: true, transB: false, beta: 0, callsPerBatch: calls, cStride: columns))
             }
         }
         for fc in fashionMNISTDense {
@@ -148,13 +155,16 @@ public enum KernelBenchmark {
     /// - Throws: `BenchmarkError.validationFailed` when the fast kernel is wrong.
     public static func run(_ gemm: GEMMCase, repeats: Int, openBLAS: OpenBLAS?) throws -> GEMMResult {
         let (m, n, k) = (gemm.m, gemm.n, gemm.k)
-        let lda = gemm.transA ? m : k, ldb = gemm.transB ? k : n
-        let a = randomValues(m * k, seed: 1), b = randomValues(k * n, seed: 2)
-        let c0 = randomValues(m * n, seed: 3)
-        var c = c0
+        let lda = gemm.transA ? m : k, ldb = gemm.bStride ?? (gemm.transB ? k : n), ldc = gemm.cStride ?? n
+        // Operands on 64-byte boundaries (as the parameter arena and the column matrices are), so
+        // figures do not depend on where an array's storage happens to start.
+        let a = AlignedValues(randomValues(m * k, seed: 1)), b = AlignedValues(randomValues((gemm.transB ? n : k) * ldb, seed: 2))
+        let c0 = randomValues(m * ldc, seed: 3)
+        let c = AlignedValues(c0)
         var maxError: Float = 0
-        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-            GEMM.multiply(pc.baseAddress!, ldc: n, pa.baseAddress!, lda: lda, transA: gemm.transA,
+        do {
+            let pa = UnsafeBufferPointer(a.buffer), pb = UnsafeBufferPointer(b.buffer), pc = c.buffer
+            GEMM.multiply(pc.baseAddress!, ldc: ldc, pa.baseAddress!, lda: lda, transA: gemm.transA,
                           pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
             // The reference on about 16 rows spread over C (first and last included) keeps validation
             // of the big products under a second; rows are where the blocking over m could go wrong,
@@ -162,17 +172,17 @@ public enum KernelBenchmark {
             var expected = [Float](repeating: 0, count: n)
             for i in Set(stride(from: 0, to: m, by: max(1, m / 16)).map { $0 } + [m - 1]) {
                 expected.withUnsafeMutableBufferPointer { pe in
-                    for j in 0 ..< n { pe[j] = c0[i * n + j] }
+                    for j in 0 ..< n { pe[j] = c0[i * ldc + j] }
                     let rowA = gemm.transA ? pa.baseAddress! + i : pa.baseAddress! + i * lda
                     GEMM.multiplyReference(pe.baseAddress!, ldc: n, rowA, lda: lda, transA: gemm.transA,
                                            pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: 1, n: n, k: k, beta: gemm.beta)
                     for j in 0 ..< n {
-                        let err = abs(pc[i * n + j] - pe[j]) / max(1, abs(pe[j]))
+                        let err = abs(pc[i * ldc + j] - pe[j]) / max(1, abs(pe[j]))
                         maxError = max(maxError, err.isNaN ? .infinity : err)
                     }
                 }
             }
-        } } }
+        }
         // Float accumulation over k terms of O(1) products against a Double reference.
         let tolerance = 1e-6 * Float(k) + 1e-5
         guard maxError <= tolerance else {
@@ -180,22 +190,22 @@ public enum KernelBenchmark {
         }
         // Ours and OpenBLAS are sampled alternately, so a busy neighbour on a shared machine slows
         // both alike instead of whichever happened to run at the time.
-        let times = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-            let cp = pc.baseAddress!
+        let times: [Double] = {
+            let pa = UnsafeBufferPointer(a.buffer), pb = UnsafeBufferPointer(b.buffer), cp = c.buffer.baseAddress!
             var bodies: [() -> Void] = [{
-                GEMM.multiply(cp, ldc: n, pa.baseAddress!, lda: lda, transA: gemm.transA,
+                GEMM.multiply(cp, ldc: ldc, pa.baseAddress!, lda: lda, transA: gemm.transA,
                               pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
             }]
             if let blas = openBLAS {
                 bodies.append {
-                    blas.multiply(cp, ldc: n, pa.baseAddress!, lda: lda, transA: gemm.transA,
+                    blas.multiply(cp, ldc: ldc, pa.baseAddress!, lda: lda, transA: gemm.transA,
                                   pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
                 }
             }
             return medianSeconds(repeats: repeats, bodies)
-        } } }
+        }()
         let ours = times[0], theirs = times.count > 1 ? times[1] : nil
-        blackHole(c[0])
+        blackHole(c.buffer[0])
         return GEMMResult(gemm: gemm, seconds: ours, maxError: maxError, openBLASSeconds: theirs)
     }
 
@@ -281,6 +291,19 @@ public enum KernelBenchmark {
     /// Keeps a result alive so the optimizer cannot drop the work that produced it.
     @inline(never)
     static func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
+
+    /// A copy of some floats on a 64-byte boundary, freed with the object.
+    final class AlignedValues {
+        let buffer: UnsafeMutableBufferPointer<Float>
+
+        init(_ values: [Float]) {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(values.count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+            buffer = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: values.count), count: values.count)
+            _ = buffer.initialize(from: values)
+        }
+
+        deinit { buffer.baseAddress.map { UnsafeMutableRawPointer($0).deallocate() } }
+    }
 
     /// Deterministic operands in [-1, 1).
     static func randomValues(_ count: Int, seed: UInt64) -> [Float] {

@@ -1,5 +1,18 @@
 /// Classification metrics as counts of correct samples, so ranks can sum them and divide once.
 public enum Metrics {
+    /// The number of correct predictions, whatever the model's head: a model with one output
+    /// (`[N, 1]`, sigmoid binary cross-entropy) predicts class 1 where its logit is positive
+    /// (`binaryCorrectCount`); any other predicts the arg max of its logits (`correctCount`).
+    ///
+    /// - Parameters:
+    ///   - logits: `[N, classes]`, or `[N, 1]` for a binary model.
+    ///   - labels: N class indices (0 or 1 for a binary model).
+    public static func correctPredictions(logits: Tensor, labels: [Int32]) -> Int {
+        logits.shape.count == 2 && logits.shape[1] == 1
+            ? binaryCorrectCount(logits: logits, labels: labels)
+            : correctCount(logits: logits, labels: labels)
+    }
+
     /// The number of samples whose highest logit is at their label (ties go to the lowest class
     /// index, like `numpy.argmax`).
     ///

@@ -26,6 +26,16 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(Metrics.topKCorrectCount(logits: z, labels: labels, k: 1), Metrics.correctCount(logits: z, labels: labels))
     }
 
+    /// The training loop and evaluation count through `correctPredictions`: a one-output model is
+    /// thresholded at zero (an arg max over one column would always say class 0), others take
+    /// the arg max.
+    func testCorrectPredictionsFollowsTheModelsHead() {
+        let binary = Tensor(shape: [4, 1], values: [2, -1, 0.5, -3])
+        XCTAssertEqual(Metrics.correctPredictions(logits: binary, labels: [1, 0, 1, 1]), 3)
+        XCTAssertEqual(Metrics.correctPredictions(logits: binary, labels: [1, 1, 1, 1]), 2)
+        XCTAssertEqual(Metrics.correctPredictions(logits: logits, labels: [1, 1, 0, 0]), 3)
+    }
+
     func testBinaryAccuracyThresholdsAtZero() {
         let z = Tensor(shape: [5, 1], values: [2, -1, 0, 0.1, -0.1])
         // 0 is "not > 0", so it predicts class 0.

@@ -121,6 +121,23 @@ final class BadInputTests: XCTestCase {
         try expectFailure(eval(folders), mentions: ["inconsistent image size: \(odd) is 6x6x1 but \(first) is 8x8x1"])
     }
 
+    /// `ddp train` reads its data with the same readers: a truncated training file ends every rank
+    /// with the file named, and the checkpoints in the run's folder stay as they were.
+    func testTrainingOnATruncatedFileEndsEveryRankAndLeavesCheckpointsAlone() throws {
+        let data = idxData { d in
+            let path = "\(d)/train-images-idx3-ubyte"
+            InferenceFixtures.write(Array(InferenceFixtures.bytes(path).dropLast(64)), to: path)
+        }
+        let runs = "\(dir)/runs"
+        try FileManager.default.createDirectory(atPath: runs, withIntermediateDirectories: true)
+        let earlier = "\(runs)/step-00000004.safetensors"
+        try FileManager.default.copyItem(atPath: checkpoint, toPath: earlier)
+        try expectFailure(["train", "--data", data, "--model", "tiny", "--epochs", "1", "--batch-size", "4",
+                           "--checkpoint-dir", runs, "--log-interval", "0"],
+                          mentions: ["truncated file \(data)/train-images-idx3-ubyte: expected 656 bytes, got 592"],
+                          unchanged: [checkpoint, earlier])
+    }
+
     func testMissingSplit() throws {
         let folders = "\(dir)/folders"
         InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
