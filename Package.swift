@@ -32,7 +32,9 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "CCodecs", providers: [.apt(["zlib1g-dev", "libpng-dev"])]),
-        .target(name: "NN", dependencies: ["CCodecs", .product(name: "Yams", package: "Yams")],
+        // One static inline function (a software prefetch), no library to link.
+        .systemLibrary(name: "CPrefetch"),
+        .target(name: "NN", dependencies: ["CCodecs", "CPrefetch", .product(name: "Yams", package: "Yams")],
                 exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Dist", dependencies: ["NN", "CMPI"], exclude: ["README.md"], swiftSettings: simdFlags),
         .executableTarget(name: "launcher",

@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// Single-precision matrix multiplication on row-major matrices.
 ///
 /// `C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C`, where `op(X)` is `X` or its transpose.
@@ -65,6 +67,9 @@ public enum GEMM {
         // An untransposed B of up to 1 MiB stays in L2/L3, so the micro-kernel can read its full
         // panels in place (the rows of one panel, 64 bytes each, fit in L1); packing would only copy it.
         let directB = !transB && k * n <= directLimit
+        // Matrices past the L2-sized threshold come from L3 or memory, where prefetching the next
+        // stretch pays; smaller ones are still in L2 from their last use, where it only costs.
+        let prefetchB = transB && k * n > directLimit, prefetchC = m * n > directLimit
         var jc = 0
         while jc < n {
             let ncb = min(nc, n - jc)
@@ -81,11 +86,11 @@ public enum GEMM {
                     let corner = c + ic * ldc + jc
                     if kcb <= shallowDepth {
                         shallowBlock(corner, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, directB: directB,
-                                     row: pc, column: jc,
+                                     prefetchC: prefetchC, row: pc, column: jc,
                                      height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
                     } else {
                         deepBlock(corner, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, directB: directB,
-                                  row: pc, column: jc,
+                                  prefetchB: prefetchB, row: pc, column: jc,
                                   height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
                     }
                     ic += mcb
@@ -123,7 +128,8 @@ public enum GEMM {
     ///
     /// B is packed when `packsB` (during the first row block); later row blocks reuse the packed
     /// panels. With `directB` (untransposed B small enough to stay in cache) full panels are read
-    /// from B itself, row stride `ldb`, and only a ragged last panel is packed.
+    /// from B itself, row stride `ldb`, and only a ragged last panel is packed. With `prefetchB`
+    /// (a transposed B too large for L2) the next panel's stored rows are prefetched meanwhile.
     ///
     /// - c: the block's top-left element of C, row stride `ldc` (written; read when beta != 0).
     /// - packedA: the packed A block (read). packedB: the packed B block (written when `packsB`, read).
@@ -131,7 +137,8 @@ public enum GEMM {
     @inline(__always)
     static func deepBlock(_ c: UnsafeMutablePointer<Float>, ldc: Int,
                           _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
-                          _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, row: Int, column: Int,
+                          _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, prefetchB: Bool,
+                          row: Int, column: Int,
                           height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float) {
         // Untransposed B is packed row by row for the whole block (sequential reads of B); transposed
         // B panel by panel, just before first use (each panel reads 16 stored rows sequentially).
@@ -148,11 +155,19 @@ public enum GEMM {
             }
             let panel = direct ? b + row * ldb + column + j0 : UnsafePointer(packed)
             let bStride = direct ? ldb : nr
-            var i0 = 0
+            // A transposed B is packed panel by panel from 16 stored rows far apart in memory
+            // (fc1's weight: 12.5 KiB apart), which the hardware prefetcher does not follow; while
+            // this panel's tiles compute, bring the next panel's rows into L2, a share before each tile.
+            let upcoming = packsB && prefetchB ? UpcomingRows(b + (column + j0 + nr) * ldb + row, stride: ldb,
+                                                           rows: min(nr, width - j0 - nr), length: depth,
+                                                           over: (height + mr - 1) / mr) : nil
+            var i0 = 0, tileIndex = 0
             while i0 < height {
+                upcoming?.prefetch(part: tileIndex)
                 tile(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panel, bStride: bStride,
                      depth: depth, rows: min(mr, height - i0), columns: cols, alpha: alpha, beta: beta)
                 i0 += mr
+                tileIndex += 1
             }
             j0 += nr
         }
@@ -167,11 +182,13 @@ public enum GEMM {
 
     /// One MC×NC block of C for a shallow depth block, where loading and storing C costs as much as
     /// the arithmetic: tiles row by row, so six rows of C stream left to right (which the hardware
-    /// prefetcher follows) while the B block stays in L2. Same buffers and flags as `deepBlock`.
+    /// prefetcher follows) while the B block stays in L2; with `prefetchC` (a C too large for L2) the
+    /// next strip's rows of C are prefetched meanwhile. Same buffers and flags as `deepBlock`.
     @inline(__always)
     static func shallowBlock(_ c: UnsafeMutablePointer<Float>, ldc: Int,
                              _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
-                             _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, row: Int, column: Int,
+                             _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, prefetchC: Bool,
+                             row: Int, column: Int,
                              height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float) {
         let fullWidth = width / nr * nr
         if packsB {
@@ -185,8 +202,14 @@ public enum GEMM {
         var i0 = 0
         while i0 < height {
             let rows = min(mr, height - i0)
-            var j0 = 0
+            // C is the main traffic here: while this strip's tiles compute, bring the next strip's
+            // rows of C into L2, a share before each tile.
+            let upcoming = UpcomingRows(c + (i0 + mr) * ldc, stride: ldc, rows: prefetchC ? min(mr, height - i0 - mr) : 0,
+                                        length: width, over: (width + nr - 1) / nr)
+            var j0 = 0, tileIndex = 0
             while j0 < width {
+                upcoming.prefetch(part: tileIndex)
+                tileIndex += 1
                 let cols = min(nr, width - j0)
                 let direct = directB && cols == nr
                 let panel = direct ? b + row * ldb + column + j0 : UnsafePointer(packedB + j0 * depth)
@@ -195,6 +218,36 @@ public enum GEMM {
                 j0 += nr
             }
             i0 += mr
+        }
+    }
+
+    /// Rows of a matrix that the next stretch of work reads, prefetched into L2 in equal parts
+    /// spread over the current stretch (so the requests do not all queue at once).
+    struct UpcomingRows {
+        let start: UnsafeRawPointer
+        let strideBytes: Int, linesPerRow: Int, lines: Int, perPart: Int
+
+        /// - start: the first row's first float. stride: floats between rows. rows: how many rows
+        ///   (none when ≤ 0). length: floats per row. over: how many parts the prefetches split into.
+        @inline(__always)
+        init(_ start: UnsafePointer<Float>, stride: Int, rows: Int, length: Int, over parts: Int) {
+            self.start = UnsafeRawPointer(start)
+            strideBytes = stride * MemoryLayout<Float>.stride
+            linesPerRow = (length + 15) / 16
+            lines = max(rows, 0) * linesPerRow
+            perPart = (lines + max(parts, 1) - 1) / max(parts, 1)
+        }
+
+        /// Prefetches part `part` (0-based) of the lines; parts past the last do nothing.
+        @inline(__always)
+        func prefetch(part: Int) {
+            var line = part * perPart
+            let end = min(line + perPart, lines)
+            while line < end {
+                let (r, l) = line.quotientAndRemainder(dividingBy: linesPerRow)
+                ddp_prefetch_l2(start + r * strideBytes + l * 64)
+                line += 1
+            }
         }
     }
 
