@@ -4,8 +4,9 @@ import Foundation
 ///
 /// With `g = ∇L + λ·θ`: `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²`, and after `t` steps
 /// `θ ← θ − η·(m / (1−β1^t)) / (√v / √(1−β2^t) + ε)`, the form PyTorch's `torch.optim.Adam` uses.
-/// For decoupled weight decay use `AdamW`. Only trainable slots are updated.
-public final class Adam: Optimizer {
+/// For decoupled weight decay use `AdamW`, which shares this implementation. Only trainable slots
+/// are updated.
+public class Adam: Optimizer {
     /// η, the step size of the next step.
     public var learningRate: Float
     /// β1, the first-moment decay, in [0, 1).
@@ -14,8 +15,10 @@ public final class Adam: Optimizer {
     public let beta2: Float
     /// ε, added to the denominator (> 0).
     public let epsilon: Float
-    /// λ, L2 weight decay added to the gradient (≥ 0).
+    /// λ (≥ 0): added to the gradient as `λ·θ` (Adam), or decoupled as `θ ← θ − η·λ·θ` (AdamW).
     public let weightDecay: Float
+    /// Whether `weightDecay` is decoupled from the gradient (AdamW).
+    let decoupled: Bool
     private var moments = AdamMoments()
 
     /// Creates an Adam optimizer, validating every hyperparameter.
@@ -27,8 +30,14 @@ public final class Adam: Optimizer {
     ///   - epsilon: ε > 0.
     ///   - weightDecay: λ ≥ 0, added to the gradient as `λ·θ`.
     /// - Throws: `TrainingConfigError.invalid` naming the first bad hyperparameter and its value.
-    public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0) throws {
+    public convenience init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                            weightDecay: Float = 0) throws {
+        try self.init(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay,
+                      decoupled: false)
+    }
+
+    /// The shared initializer of Adam and AdamW: validates, then stores.
+    init(learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool) throws {
         try OptimizerValidation.learningRate(learningRate)
         try OptimizerValidation.unitInterval(beta1, option: "beta1")
         try OptimizerValidation.unitInterval(beta2, option: "beta2")
@@ -39,17 +48,19 @@ public final class Adam: Optimizer {
         self.beta2 = beta2
         self.epsilon = epsilon
         self.weightDecay = weightDecay
+        self.decoupled = decoupled
     }
 
-    /// `adam(beta1=0.9,beta2=0.999,eps=1e-08,wd=0.0)`; the learning rate is left out.
-    public var summary: String { "adam(beta1=\(beta1),beta2=\(beta2),eps=\(epsilon),wd=\(weightDecay))" }
+    /// `adam(beta1=0.9,beta2=0.999,eps=1e-08,wd=0.0)` (`adamw(…)` for AdamW); the learning rate
+    /// is left out.
+    public var summary: String { "\(decoupled ? "adamw" : "adam")(beta1=\(beta1),beta2=\(beta2),eps=\(epsilon),wd=\(weightDecay))" }
 
     /// Applies one update to the trainable slots of `arena.parameters` from `arena.gradients`.
     ///
     /// - Parameter arena: the model's arenas; gradients must already be averaged over the batch.
     public func step(arena: ParameterArena) {
         moments.step(arena: arena, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
-                     l2: weightDecay, decoupledDecay: 0)
+                     l2: decoupled ? 0 : weightDecay, decoupledDecay: decoupled ? weightDecay : 0)
     }
 
     /// The step count and the buffers `"m"` and `"v"` (arena layout; empty before the first step).

@@ -48,6 +48,28 @@ final class HalfPrecisionTests: XCTestCase {
         }
     }
 
+    /// The routines convert eight at a time and the ragged end one by one: both paths round alike
+    /// (ties, overflow to inf, subnormals, underflow to zero), and the sum too.
+    func testEightWideAndOneByOnePathsAgree() {
+        var g = SplitMix64(seed: 5, keys: [2])
+        var values: [Float] = [1 + 0x1p-11, 1 + 3 * 0x1p-11, 65519, 65520, -1e6, 0x1p-25, 0x1.8p-25, 0x1p-26, 0.1, -0.0]
+        for _ in 0 ..< 1013 {
+            values.append(Float(sign: g.next() % 2 == 0 ? .plus : .minus, exponent: Int(g.next() % 44) - 28,
+                                significand: 1 + Float(g.next() % 1024) / 1024))
+        }
+        let halves = compress(values)
+        let one = values.map { Float16($0).bitPattern }
+        XCTAssertEqual(halves, one)
+        XCTAssertEqual(decompress(halves, scale: 0.25), one.map { Float(Float16(bitPattern: $0)) * 0.25 })
+        var acc = halves
+        let other = compress(values.reversed())
+        HalfPrecision.add(&acc, other, acc.count)
+        let expected = zip(halves, other).map {
+            Float16(Float(Float16(bitPattern: $0)) + Float(Float16(bitPattern: $1))).bitPattern
+        }
+        XCTAssertEqual(acc, expected)
+    }
+
     func testAddRoundsTheFloatSumToHalfAndDecompressScales() {
         var acc = compress([1, 2048, 0.5, -3])
         HalfPrecision.add(&acc, compress([0x1p-11, 1, 0.25, 3]), 4)
