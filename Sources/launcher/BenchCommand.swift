@@ -69,20 +69,20 @@ extension Bench {
             print(blas.map { "OpenBLAS: \($0.path), 1 thread" } ?? "OpenBLAS: not loaded (comparison skipped)")
             print("")
             var rows: [String] = ["kind,name,m,n,k,trans,calls_per_batch,seconds,gflops,percent_of_peak,openblas_seconds,openblas_gflops,speedup_vs_openblas"]
-            let header = pad("GEMM", 18) + pad("m", 6, right: true) + pad("n", 7, right: true) + pad("k", 7, right: true)
-                + pad("op", 4, right: true) + pad("calls", 7, right: true) + pad("median", 11, right: true)
-                + pad("GFLOP/s", 9, right: true) + pad("%peak", 7, right: true)
-                + (blas == nil ? "" : pad("OpenBLAS", 10, right: true) + pad("ours/OB", 9, right: true))
+            let header = BenchOutput.pad("GEMM", 18) + BenchOutput.pad("m", 6, right: true) + BenchOutput.pad("n", 7, right: true) + BenchOutput.pad("k", 7, right: true)
+                + BenchOutput.pad("op", 4, right: true) + BenchOutput.pad("calls", 7, right: true) + BenchOutput.pad("median", 11, right: true)
+                + BenchOutput.pad("GFLOP/s", 9, right: true) + BenchOutput.pad("%peak", 7, right: true)
+                + (blas == nil ? "" : BenchOutput.pad("OpenBLAS", 10, right: true) + BenchOutput.pad("ours/OB", 9, right: true))
             print(header)
             for gemm in KernelBenchmark.fashionMNISTCases(batch: batch) {
                 let r = try KernelBenchmark.run(gemm, repeats: repeats, openBLAS: blas)
-                var line = pad(gemm.name, 18) + pad("\(gemm.m)", 6, right: true) + pad("\(gemm.n)", 7, right: true)
-                    + pad("\(gemm.k)", 7, right: true) + pad(gemm.transposes, 4, right: true)
-                    + pad("\(gemm.callsPerBatch)", 7, right: true) + pad(formatTime(r.seconds), 11, right: true)
-                    + pad(String(format: "%.1f", r.gflops), 9, right: true)
-                    + pad(String(format: "%.0f%%", 100 * r.gflops / peak), 7, right: true)
+                var line = BenchOutput.pad(gemm.name, 18) + BenchOutput.pad("\(gemm.m)", 6, right: true) + BenchOutput.pad("\(gemm.n)", 7, right: true)
+                    + BenchOutput.pad("\(gemm.k)", 7, right: true) + BenchOutput.pad(gemm.transposes, 4, right: true)
+                    + BenchOutput.pad("\(gemm.callsPerBatch)", 7, right: true) + BenchOutput.pad(BenchOutput.formatTime(r.seconds), 11, right: true)
+                    + BenchOutput.pad(String(format: "%.1f", r.gflops), 9, right: true)
+                    + BenchOutput.pad(String(format: "%.0f%%", 100 * r.gflops / peak), 7, right: true)
                 if let theirs = r.openBLASGFlops, let ratio = r.speedupOverOpenBLAS {
-                    line += pad(String(format: "%.1f", theirs), 10, right: true) + pad(String(format: "%.2fx", ratio), 9, right: true)
+                    line += BenchOutput.pad(String(format: "%.1f", theirs), 10, right: true) + BenchOutput.pad(String(format: "%.2fx", ratio), 9, right: true)
                 }
                 print(line)
                 rows.append(["gemm", gemm.name, "\(gemm.m)", "\(gemm.n)", "\(gemm.k)", gemm.transposes, "\(gemm.callsPerBatch)",
@@ -91,35 +91,22 @@ extension Bench {
                              r.speedupOverOpenBLAS.map { "\($0)" } ?? ""].joined(separator: ","))
             }
             print("")
-            print(pad("Conv2D layer", 14) + pad("", 34) + pad("forward", 11, right: true) + pad("GFLOP/s", 9, right: true)
-                  + pad("backward", 11, right: true) + pad("GFLOP/s", 9, right: true))
+            print(BenchOutput.pad("Conv2D layer", 14) + BenchOutput.pad("", 34) + BenchOutput.pad("forward", 11, right: true) + BenchOutput.pad("GFLOP/s", 9, right: true)
+                  + BenchOutput.pad("backward", 11, right: true) + BenchOutput.pad("GFLOP/s", 9, right: true))
             for layer in try KernelBenchmark.runConvolutions(batch: batch, repeats: repeats) {
                 let f = layer.forwardFlops / layer.forwardSeconds / 1e9, b = layer.backwardFlops / layer.backwardSeconds / 1e9
-                print(pad(layer.name, 14) + pad("\(layer.summary) batch \(batch)", 34)
-                      + pad(formatTime(layer.forwardSeconds), 11, right: true) + pad(String(format: "%.1f", f), 9, right: true)
-                      + pad(formatTime(layer.backwardSeconds), 11, right: true) + pad(String(format: "%.1f", b), 9, right: true))
+                print(BenchOutput.pad(layer.name, 14) + BenchOutput.pad("\(layer.summary) batch \(batch)", 34)
+                      + BenchOutput.pad(BenchOutput.formatTime(layer.forwardSeconds), 11, right: true) + BenchOutput.pad(String(format: "%.1f", f), 9, right: true)
+                      + BenchOutput.pad(BenchOutput.formatTime(layer.backwardSeconds), 11, right: true) + BenchOutput.pad(String(format: "%.1f", b), 9, right: true))
                 rows.append(["conv2d-forward", layer.name, "", "", "", "", "\(batch)", "\(layer.forwardSeconds)", "\(f)",
                              "\(100 * f / peak)", "", "", ""].joined(separator: ","))
                 rows.append(["conv2d-backward", layer.name, "", "", "", "", "\(batch)", "\(layer.backwardSeconds)", "\(b)",
                              "\(100 * b / peak)", "", "", ""].joined(separator: ","))
             }
             if let csv {
-                do {
-                    try (rows.joined(separator: "\n") + "\n").write(toFile: csv, atomically: true, encoding: .utf8)
-                } catch {
-                    throw ValidationError("cannot write CSV file \(csv): \(error.localizedDescription)")
-                }
+                try BenchOutput.writeCSV(rows, to: csv)
                 print("\nwrote \(csv)")
             }
-        }
-
-        private func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
-            let fill = String(repeating: " ", count: max(0, width - s.count))
-            return right ? fill + s : s + fill
-        }
-
-        private func formatTime(_ seconds: Double) -> String {
-            seconds >= 1e-3 ? String(format: "%.2f ms", seconds * 1e3) : String(format: "%.1f us", seconds * 1e6)
         }
     }
 }
