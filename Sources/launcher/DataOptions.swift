@@ -48,14 +48,10 @@ struct DataOptions: ParsableArguments {
     /// `--normalize` as (means, stds), one value each when it applies to every channel.
     func normalization() throws -> (mean: [Float], std: [Float])? {
         guard let text = normalize else { return nil }
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0!.isFinite }), parts.count % 2 == 0 else {
-            throw LaunchError("--normalize \(text): expected MEAN,STD or M1,..,MC,S1,..,SC (an even count of numbers)")
+        switch InputNormalization.parse(text) {
+        case let .success(values): return values
+        case let .failure(problem): throw LaunchError("--normalize \(text): \(problem.reason)")
         }
-        let values = parts.map { $0! }, half = values.count / 2
-        let mean = Array(values[..<half]), std = Array(values[half...])
-        guard std.allSatisfy({ $0 > 0 }) else { throw LaunchError("--normalize \(text): every standard deviation must be > 0") }
-        return (mean, std)
     }
 
     /// The augmentation for samples with `channels` channels.

@@ -20,19 +20,37 @@ struct InputNormalization: Equatable {
     ///   - source: where the text came from, for messages (`--normalize`, or the checkpoint).
     /// - Throws: `InferenceError.badNormalization` naming the source and the problem.
     init(_ text: String, channels: Int, source: String) throws {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parts.isEmpty, parts.count % 2 == 0, parts.allSatisfy({ $0?.isFinite == true }) else {
-            throw InferenceError.badNormalization(source: source, value: text, reason: "expected MEAN,STD or M1,..,MC,S1,..,SC (an even count of numbers)")
+        let parsed: (mean: [Float], std: [Float])
+        switch InputNormalization.parse(text) {
+        case let .success(values): parsed = values
+        case let .failure(problem): throw InferenceError.badNormalization(source: source, value: text, reason: problem.reason)
         }
-        let values = parts.map { $0! }, half = values.count / 2
+        let half = parsed.mean.count
         guard half == 1 || half == channels else {
             throw InferenceError.badNormalization(source: source, value: text, reason: "\(half) means for a model with \(channels) channel\(channels == 1 ? "" : "s"); give 1\(channels == 1 ? "" : " or \(channels)")")
         }
-        guard values[half...].allSatisfy({ $0 > 0 }) else {
-            throw InferenceError.badNormalization(source: source, value: text, reason: "every standard deviation must be > 0")
+        mean = half == 1 ? Array(repeating: parsed.mean[0], count: channels) : parsed.mean
+        std = half == 1 ? Array(repeating: parsed.std[0], count: channels) : parsed.std
+    }
+
+    /// Why a normalization text cannot be read, as a phrase for messages.
+    struct SyntaxError: Error, Equatable {
+        let reason: String
+    }
+
+    /// The means and standard deviations of `MEAN,STD` or `M1,..,MC,S1,..,SC` (as many of each),
+    /// before they are matched to a channel count: the one reader of `--normalize` for
+    /// `train`, `eval` and `predict`, and of the value checkpoints record.
+    static func parse(_ text: String) -> Result<(mean: [Float], std: [Float]), SyntaxError> {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.count % 2 == 0, parts.allSatisfy({ $0?.isFinite == true }) else {
+            return .failure(SyntaxError(reason: "expected MEAN,STD or M1,..,MC,S1,..,SC (an even count of numbers)"))
         }
-        mean = half == 1 ? Array(repeating: values[0], count: channels) : Array(values[..<half])
-        std = half == 1 ? Array(repeating: values[1], count: channels) : Array(values[half...])
+        let values = parts.map { $0! }, half = values.count / 2
+        guard values[half...].allSatisfy({ $0 > 0 }) else {
+            return .failure(SyntaxError(reason: "every standard deviation must be > 0"))
+        }
+        return .success((Array(values[..<half]), Array(values[half...])))
     }
 
     /// The normalization to use: the option's, else the checkpoint's recorded one, else nil.
