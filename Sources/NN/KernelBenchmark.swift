@@ -40,6 +40,11 @@ public enum KernelBenchmark {
         public var maxError: Float
         /// Median seconds per call of OpenBLAS, when loaded.
         public var openBLASSeconds: Double?
+        /// The core's FMA peak in GFLOP/s, from the FMA loop timed in turn with this GEMM (so a
+        /// slow or fast spell of a shared machine affects both alike).
+        public var peakGFlops: Double
+        /// The GEMM's speed as a fraction of `peakGFlops`.
+        public var fractionOfPeak: Double { gflops / peakGFlops }
         public var gflops: Double { gemm.flops / seconds / 1e9 }
         public var openBLASGFlops: Double? { openBLASSeconds.map { gemm.flops / $0 / 1e9 } }
         /// Our speed over OpenBLAS's (above 1: ours is faster).
@@ -132,6 +137,10 @@ public enum KernelBenchmark {
         return Double(iterations) * 12 * 8 * 2 / best / 1e9
     }
 
+    /// FMA-loop iterations per peak sample taken beside a GEMM (about 0.1 ms; samples repeat the
+    /// loop until they last 20 ms, like the GEMM's).
+    static let peakIterations = 50_000
+
     /// `acc = acc·x + y` in twelve SIMD8 chains; never inlined, so the loop is what gets timed.
     @inline(never)
     static func fmaLoop(iterations: Int, x: Float, y: Float) -> Float {
@@ -202,11 +211,13 @@ public enum KernelBenchmark {
                                   pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
                 }
             }
+            bodies.append { blackHole(fmaLoop(iterations: peakIterations, x: 0.999_9, y: 1e-4)) }
             return medianSeconds(repeats: repeats, bodies)
         }()
-        let ours = times[0], theirs = times.count > 1 ? times[1] : nil
+        let ours = times[0], theirs = times.count > 2 ? times[1] : nil
+        let peak = Double(peakIterations) * 12 * 8 * 2 / times[times.count - 1] / 1e9
         blackHole(c.buffer[0])
-        return GEMMResult(gemm: gemm, seconds: ours, maxError: maxError, openBLASSeconds: theirs)
+        return GEMMResult(gemm: gemm, seconds: ours, maxError: maxError, openBLASSeconds: theirs, peakGFlops: peak)
     }
 
     /// Times whole Conv2D layers (forward, and backward with its gradient accumulation) at `batch`,

@@ -22,7 +22,7 @@ struct Bench: ParsableCommand {
 
 extension Bench {
     /// `ddp bench kernels`: the GEMM and convolution core against the machine's peak and OpenBLAS.
-    struct Kernels: ParsableCommand {
+    struct Kernels: ParsableCommand, BenchTable {
         static let configuration = CommandConfiguration(
             commandName: "kernels",
             abstract: "Time the GEMM and Conv2D kernels of the Fashion-MNIST benchmark convnet.",
@@ -33,7 +33,9 @@ extension Bench {
             issues at the given batch size (forward, weight-gradient and input-gradient products, with the \
             shapes and transposes the layers pass: per sample for convolutions, per batch for dense layers), \
             it checks the fast GEMM against the reference, warms up, and prints m, n, k, the median time per \
-            call, GFLOP/s and percent of the measured peak. If OpenBLAS (libopenblas.so.0) can be loaded, the \
+            call, GFLOP/s and percent of the peak. The FMA loop is timed again in turn with each GEMM, and a \
+            GEMM's percent is against that sample, so a slow or fast spell of a shared machine affects both \
+            alike. If OpenBLAS (libopenblas.so.0) can be loaded, the \
             same GEMMs run through its cblas_sgemm on one thread, sampled alternately with ours so that load from other \
             processes affects both alike, and the table adds its GFLOP/s and our speed relative to it \
             (ours/OB above 1.0x: ours is faster). Finally it times whole Conv2D layers \
@@ -64,44 +66,50 @@ extension Bench {
         func run() throws {
             try Bench.requireReleaseBuild()
             let peak = KernelBenchmark.measurePeak()
-            print(String(format: "peak (SIMD8 FMA loop, 1 core): %.1f GFLOP/s", peak))
+            print(String(format: "peak (SIMD8 FMA loop, 1 core): %.1f GFLOP/s at the start; %%peak of a GEMM is against the same loop timed in turn with it", peak))
             let blas = noOpenBLAS ? nil : OpenBLAS.load()
             print(blas.map { "OpenBLAS: \($0.path), 1 thread" } ?? "OpenBLAS: not loaded (comparison skipped)")
             print("")
-            var rows: [String] = ["kind,name,m,n,k,trans,calls_per_batch,seconds,gflops,percent_of_peak,openblas_seconds,openblas_gflops,speedup_vs_openblas"]
-            let header = BenchOutput.pad("GEMM", 18) + BenchOutput.pad("m", 6, right: true) + BenchOutput.pad("n", 7, right: true) + BenchOutput.pad("k", 7, right: true)
-                + BenchOutput.pad("op", 4, right: true) + BenchOutput.pad("calls", 7, right: true) + BenchOutput.pad("median", 11, right: true)
-                + BenchOutput.pad("GFLOP/s", 9, right: true) + BenchOutput.pad("%peak", 7, right: true)
-                + (blas == nil ? "" : BenchOutput.pad("OpenBLAS", 10, right: true) + BenchOutput.pad("ours/OB", 9, right: true))
+            var rows: [String] = ["kind,name,m,n,k,trans,calls_per_batch,seconds,gflops,percent_of_peak,openblas_seconds,openblas_gflops,speedup_vs_openblas,peak_gflops"]
+            var peaks: [Double] = []
+            let header = pad("GEMM", 18) + pad("m", 6, right: true) + pad("n", 7, right: true) + pad("k", 7, right: true)
+                + pad("op", 4, right: true) + pad("calls", 7, right: true) + pad("median", 11, right: true)
+                + pad("GFLOP/s", 9, right: true) + pad("%peak", 7, right: true)
+                + (blas == nil ? "" : pad("OpenBLAS", 10, right: true) + pad("ours/OB", 9, right: true))
             print(header)
             for gemm in KernelBenchmark.fashionMNISTCases(batch: batch) {
                 let r = try KernelBenchmark.run(gemm, repeats: repeats, openBLAS: blas)
-                var line = BenchOutput.pad(gemm.name, 18) + BenchOutput.pad("\(gemm.m)", 6, right: true) + BenchOutput.pad("\(gemm.n)", 7, right: true)
-                    + BenchOutput.pad("\(gemm.k)", 7, right: true) + BenchOutput.pad(gemm.transposes, 4, right: true)
-                    + BenchOutput.pad("\(gemm.callsPerBatch)", 7, right: true) + BenchOutput.pad(BenchOutput.formatTime(r.seconds), 11, right: true)
-                    + BenchOutput.pad(String(format: "%.1f", r.gflops), 9, right: true)
-                    + BenchOutput.pad(String(format: "%.0f%%", 100 * r.gflops / peak), 7, right: true)
+                peaks.append(r.peakGFlops)
+                var line = pad(gemm.name, 18) + pad("\(gemm.m)", 6, right: true) + pad("\(gemm.n)", 7, right: true)
+                    + pad("\(gemm.k)", 7, right: true) + pad(gemm.transposes, 4, right: true)
+                    + pad("\(gemm.callsPerBatch)", 7, right: true) + pad(formatTime(r.seconds), 11, right: true)
+                    + pad(String(format: "%.1f", r.gflops), 9, right: true)
+                    + pad(String(format: "%.0f%%", 100 * r.fractionOfPeak), 7, right: true)
                 if let theirs = r.openBLASGFlops, let ratio = r.speedupOverOpenBLAS {
-                    line += BenchOutput.pad(String(format: "%.1f", theirs), 10, right: true) + BenchOutput.pad(String(format: "%.2fx", ratio), 9, right: true)
+                    line += pad(String(format: "%.1f", theirs), 10, right: true) + pad(String(format: "%.2fx", ratio), 9, right: true)
                 }
                 print(line)
                 rows.append(["gemm", gemm.name, "\(gemm.m)", "\(gemm.n)", "\(gemm.k)", gemm.transposes, "\(gemm.callsPerBatch)",
-                             "\(r.seconds)", "\(r.gflops)", "\(100 * r.gflops / peak)",
+                             "\(r.seconds)", "\(r.gflops)", "\(100 * r.fractionOfPeak)",
                              r.openBLASSeconds.map { "\($0)" } ?? "", r.openBLASGFlops.map { "\($0)" } ?? "",
-                             r.speedupOverOpenBLAS.map { "\($0)" } ?? ""].joined(separator: ","))
+                             r.speedupOverOpenBLAS.map { "\($0)" } ?? "", "\(r.peakGFlops)"].joined(separator: ","))
             }
+            // The layers below are compared with the median of the peaks sampled beside the GEMMs.
+            let samePeak = peaks.isEmpty ? peak : peaks.sorted()[peaks.count / 2]
+            print(String(format: "peak timed in turn with the GEMMs: median %.1f GFLOP/s (%.1f–%.1f)", samePeak,
+                         peaks.min() ?? peak, peaks.max() ?? peak))
             print("")
-            print(BenchOutput.pad("Conv2D layer", 14) + BenchOutput.pad("", 34) + BenchOutput.pad("forward", 11, right: true) + BenchOutput.pad("GFLOP/s", 9, right: true)
-                  + BenchOutput.pad("backward", 11, right: true) + BenchOutput.pad("GFLOP/s", 9, right: true))
+            print(pad("Conv2D layer", 14) + pad("", 34) + pad("forward", 11, right: true) + pad("GFLOP/s", 9, right: true)
+                  + pad("backward", 11, right: true) + pad("GFLOP/s", 9, right: true))
             for layer in try KernelBenchmark.runConvolutions(batch: batch, repeats: repeats) {
                 let f = layer.forwardFlops / layer.forwardSeconds / 1e9, b = layer.backwardFlops / layer.backwardSeconds / 1e9
-                print(BenchOutput.pad(layer.name, 14) + BenchOutput.pad("\(layer.summary) batch \(batch)", 34)
-                      + BenchOutput.pad(BenchOutput.formatTime(layer.forwardSeconds), 11, right: true) + BenchOutput.pad(String(format: "%.1f", f), 9, right: true)
-                      + BenchOutput.pad(BenchOutput.formatTime(layer.backwardSeconds), 11, right: true) + BenchOutput.pad(String(format: "%.1f", b), 9, right: true))
+                print(pad(layer.name, 14) + pad("\(layer.summary) batch \(batch)", 34)
+                      + pad(formatTime(layer.forwardSeconds), 11, right: true) + pad(String(format: "%.1f", f), 9, right: true)
+                      + pad(formatTime(layer.backwardSeconds), 11, right: true) + pad(String(format: "%.1f", b), 9, right: true))
                 rows.append(["conv2d-forward", layer.name, "", "", "", "", "\(batch)", "\(layer.forwardSeconds)", "\(f)",
-                             "\(100 * f / peak)", "", "", ""].joined(separator: ","))
+                             "\(100 * f / samePeak)", "", "", ""].joined(separator: ","))
                 rows.append(["conv2d-backward", layer.name, "", "", "", "", "\(batch)", "\(layer.backwardSeconds)", "\(b)",
-                             "\(100 * b / peak)", "", "", ""].joined(separator: ","))
+                             "\(100 * b / samePeak)", "", "", ""].joined(separator: ","))
             }
             if let csv {
                 try BenchOutput.writeCSV(rows, to: csv)

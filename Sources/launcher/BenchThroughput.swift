@@ -4,7 +4,7 @@ import NN
 
 extension Bench {
     /// `ddp bench throughput`: training samples per second of one rank on one thread.
-    struct Throughput: ParsableCommand {
+    struct Throughput: ParsableCommand, BenchTable {
         static let configuration = CommandConfiguration(
             commandName: "throughput",
             abstract: "Time whole training steps of a built-in model on one thread (one rank).",
@@ -81,10 +81,10 @@ extension Bench {
                      ? String(format: " (first conv's input gradient, %.2f MFLOP, skipped)", f.skippedInputGradient / 1e6) : ""))
             print(String(format: "peak RSS before the model was built: %.1f MB", Double(startRSS) / 1e6))
             print("")
-            var header = BenchOutput.pad("batch", 6, right: true) + BenchOutput.pad("samples/s", 11, right: true) + BenchOutput.pad("step", 11, right: true)
-                + BenchOutput.pad("wall step", 11, right: true) + BenchOutput.pad("GFLOP/s", 9, right: true) + BenchOutput.pad("%peak", 7, right: true)
-                + BenchOutput.pad("peak RSS", 10, right: true)
-            if comparable { header += BenchOutput.pad("PyTorch", 9, right: true) + BenchOutput.pad("ours/PT", 9, right: true) }
+            var header = pad("batch", 6, right: true) + pad("samples/s", 11, right: true) + pad("step", 11, right: true)
+                + pad("wall step", 11, right: true) + pad("GFLOP/s", 9, right: true) + pad("%peak", 7, right: true)
+                + pad("peak RSS", 10, right: true)
+            if comparable { header += pad("PyTorch", 9, right: true) + pad("ours/PT", 9, right: true) }
             print(header)
             var rows = ["model,batch,samples_per_second,step_seconds,wall_step_seconds,mflop_per_sample,gflops,percent_of_peak,peak_rss_mb,pytorch_samples_per_second,ratio_vs_pytorch"]
             for batch in sizes {
@@ -93,15 +93,15 @@ extension Bench {
                 let r = try TrainingBenchmark.run(model: &built, classes: 10, batch: batch, warmup: warmup, steps: steps)
                 let gflops = f.total * r.samplesPerSecond / 1e9
                 let rssMB = Double(r.peakResidentBytes) / 1e6
-                var line = BenchOutput.pad("\(batch)", 6, right: true) + BenchOutput.pad(String(format: "%.1f", r.samplesPerSecond), 11, right: true)
-                    + BenchOutput.pad(BenchOutput.formatTime(r.stepSeconds), 11, right: true) + BenchOutput.pad(BenchOutput.formatTime(r.wallStepSeconds), 11, right: true)
-                    + BenchOutput.pad(String(format: "%.1f", gflops), 9, right: true)
-                    + BenchOutput.pad(String(format: "%.1f%%", 100 * gflops / peak), 7, right: true)
-                    + BenchOutput.pad(String(format: "%.0f MB", rssMB), 10, right: true)
+                var line = pad("\(batch)", 6, right: true) + pad(String(format: "%.1f", r.samplesPerSecond), 11, right: true)
+                    + pad(formatTime(r.stepSeconds), 11, right: true) + pad(formatTime(r.wallStepSeconds), 11, right: true)
+                    + pad(String(format: "%.1f", gflops), 9, right: true)
+                    + pad(String(format: "%.1f%%", 100 * gflops / peak), 7, right: true)
+                    + pad(String(format: "%.0f MB", rssMB), 10, right: true)
                 let theirs = comparable ? Throughput.pyTorchSamplesPerSecond[batch] : nil
                 if comparable {
-                    line += BenchOutput.pad(theirs.map { String(format: "%.0f", $0) } ?? "-", 9, right: true)
-                        + BenchOutput.pad(theirs.map { String(format: "%.2fx", r.samplesPerSecond / $0) } ?? "-", 9, right: true)
+                    line += pad(theirs.map { String(format: "%.0f", $0) } ?? "-", 9, right: true)
+                        + pad(theirs.map { String(format: "%.2fx", r.samplesPerSecond / $0) } ?? "-", 9, right: true)
                 }
                 print(line)
                 rows.append([model, "\(batch)", "\(r.samplesPerSecond)", "\(r.stepSeconds)", "\(r.wallStepSeconds)",
