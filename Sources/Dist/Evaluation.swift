@@ -91,6 +91,8 @@ public enum Evaluation {
         precondition(!preprocessing.isRandom, "Evaluation takes a deterministic preprocessing (no flips, shifts, zooms or shears).")
         precondition(model.inputShape == dataset.sampleShape,
                      "The model takes samples of shape \(model.inputShape), the dataset has \(dataset.sampleShape).")
+        // Top-k ranks classes; a one-output (binary) model has none to rank.
+        let ranksClasses = model.outputShape != [1]
         var totals = EvaluationTotals()
         var batch = Tensor(shape: [0])
         var labels: [Int32] = []
@@ -102,7 +104,7 @@ public enum Evaluation {
             let logits = model.forward(batch, context: ForwardContext(training: false))
             totals.lossSum += loss.evaluate(logits: logits, labels: labels).sum
             totals.correct += Metrics.correctPredictions(logits: logits, labels: labels)
-            if let k = topK, model.outputShape != [1] {
+            if let k = topK, ranksClasses {
                 totals.topKCorrect += Metrics.topKCorrectCount(logits: logits, labels: labels, k: k)
             }
             totals.count += end - start

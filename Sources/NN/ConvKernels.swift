@@ -163,7 +163,7 @@ public enum ConvKernels {
     /// - padded: the zero-bordered sample `[C, Hp, Wp]` from `pad` (read).
     static func unfold(_ col: UnsafeMutablePointer<Float>, _ padded: UnsafePointer<Float>, _ g: ConvGeometry,
                        channels: Range<Int>) {
-        let hp = g.paddedHeight, wp = g.paddedWidth
+        let hp = g.paddedHeight, wp = g.paddedWidth, rowStride = columnStride(g)
         var row = col
         for c in channels {
             for r in 0 ..< g.R { for s in 0 ..< g.S {
@@ -176,7 +176,7 @@ public enum ConvKernels {
                         for q in 0 ..< g.Q { out[q] = src[q * g.strideW] }
                     }
                 }
-                row += columnStride(g)
+                row += rowStride
             } }
         }
     }
@@ -188,7 +188,7 @@ public enum ConvKernels {
     ///   apart (read).
     static func fold(_ padded: UnsafeMutablePointer<Float>, _ gcol: UnsafePointer<Float>, _ g: ConvGeometry,
                      channels: Range<Int>) {
-        let hp = g.paddedHeight, wp = g.paddedWidth
+        let hp = g.paddedHeight, wp = g.paddedWidth, rowStride = columnStride(g)
         var row = gcol
         for c in channels {
             for r in 0 ..< g.R { for s in 0 ..< g.S {
@@ -201,7 +201,7 @@ public enum ConvKernels {
                         for q in 0 ..< g.Q { dst[q * g.strideW] += src[q] }
                     }
                 }
-                row += columnStride(g)
+                row += rowStride
             } }
         }
     }

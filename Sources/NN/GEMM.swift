@@ -204,11 +204,11 @@ public enum GEMM {
             let rows = min(mr, height - i0)
             // C is the main traffic here: while this strip's tiles compute, bring the next strip's
             // rows of C into L2, a share before each tile.
-            let upcoming = UpcomingRows(c + (i0 + mr) * ldc, stride: ldc, rows: prefetchC ? min(mr, height - i0 - mr) : 0,
-                                        length: width, over: (width + nr - 1) / nr)
+            let upcoming = prefetchC ? UpcomingRows(c + (i0 + mr) * ldc, stride: ldc, rows: min(mr, height - i0 - mr),
+                                                    length: width, over: (width + nr - 1) / nr) : nil
             var j0 = 0, tileIndex = 0
             while j0 < width {
-                upcoming.prefetch(part: tileIndex)
+                upcoming?.prefetch(part: tileIndex)
                 tileIndex += 1
                 let cols = min(nr, width - j0)
                 let direct = directB && cols == nr

@@ -14,18 +14,13 @@ final class GEMMScratch {
 
     private init() {
         // Eight floats of slack: the vector packing of A writes two floats past a panel's end.
-        a = GEMMScratch.allocate(GEMM.mc * GEMM.kc + 8)
-        b = GEMMScratch.allocate(GEMM.kc * GEMM.nc)
+        a = AlignedMemory.zeroedFloats(GEMM.mc * GEMM.kc + 8)
+        b = AlignedMemory.zeroedFloats(GEMM.kc * GEMM.nc)
     }
 
     deinit {
-        UnsafeMutableRawPointer(a).deallocate()
-        UnsafeMutableRawPointer(b).deallocate()
-    }
-
-    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
-        return raw.initializeMemory(as: Float.self, repeating: 0, count: count)
+        AlignedMemory.free(a)
+        AlignedMemory.free(b)
     }
 
     /// The key of the thread-local slot; its destructor releases a thread's scratch when the thread ends.

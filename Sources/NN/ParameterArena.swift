@@ -54,19 +54,13 @@ public final class ParameterArena {
         }
         self.slots = slots
         self.count = offset
-        parameters = ParameterArena.allocate(count: max(offset, 16))
-        gradients = ParameterArena.allocate(count: max(offset, 16))
+        parameters = AlignedMemory.zeroedFloats(max(offset, 16))
+        gradients = AlignedMemory.zeroedFloats(max(offset, 16))
     }
 
     deinit {
-        UnsafeMutableRawPointer(parameters).deallocate()
-        UnsafeMutableRawPointer(gradients).deallocate()
-    }
-
-    private static func allocate(count: Int) -> UnsafeMutablePointer<Float> {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
-        raw.initializeMemory(as: Float.self, repeating: 0, count: count)
-        return raw.assumingMemoryBound(to: Float.self)
+        AlignedMemory.free(parameters)
+        AlignedMemory.free(gradients)
     }
 
     /// The number of trainable scalars (padding excluded).
