@@ -79,6 +79,14 @@ final class Conv2DTests: XCTestCase {
                                   inputShape: [2, 5, 3])
     }
 
+    func testFastMatchesReferenceForEveryRowLengthAroundTheVectorWidth() throws {
+        // The fast kernels copy and add output rows eight floats at a time with a ragged end that
+        // overlaps the last full vector: rows shorter than, equal to and between multiples of eight.
+        for width in [5, 8, 13, 16, 17, 23, 24, 31] {
+            try checkAgainstReference(Conv2D(filters: 3, kernelSize: (3, 3), padding: .same), inputShape: [2, 3, width])
+        }
+    }
+
     func testFastMatchesReferenceWhenChannelsSplitIntoChunks() throws {
         // The fast kernels build the column matrix ~256 rows at a time: 31 channels of 3×3 taps
         // split into chunks of 16 and 15, 13 channels of 5×5 taps into chunks of 7 and 6.
