@@ -153,13 +153,13 @@ public final class DataParallelTrainer {
         return totals
     }
 
-    /// Runs backward layer by layer in reverse, like `Sequential.backward`, and after each layer
+    /// Runs backward layer by layer in reverse execution order, like `Sequential.backward`, and after each layer
     /// with parameters lets the reducer start the buckets that are now final (unless more
     /// micro-batches are still to add into them); after the others, it lets MPI progress the
     /// reductions in flight.
     private func backward(_ gradLogits: Tensor, startBuckets: Bool) {
         var g = gradLogits
-        for i in model.layers.indices.reversed() {
+        for i in model.executionOrder.reversed() {
             let layerStart = Timeline.now()
             g = model.layers[i].backward(g, arena: model.arena)
             timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())

@@ -164,12 +164,15 @@ extension GEMM {
             p += 1
         }
         if rest > 0 {
-            // The ragged last panel, zero-padded to NR columns.
+            // The ragged last panel, zero-padded to NR columns: each k step is cleared with two
+            // vector stores, then its live columns are copied over them (a conv's 196-pixel rows
+            // leave four, at every depth of every sample's products).
             let tail = dst + fullPanels * nr * depth
             for p in 0 ..< depth {
-                let src = b + (row + p) * ldb + column + fullPanels * nr
-                for jj in 0 ..< rest { tail[p * nr + jj] = src[jj] }
-                for jj in rest ..< nr { tail[p * nr + jj] = 0 }
+                let src = b + (row + p) * ldb + column + fullPanels * nr, out = tail + p * nr
+                UnsafeMutableRawPointer(out).storeBytes(of: SIMD8<Float>(), as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(out).storeBytes(of: SIMD8<Float>(), toByteOffset: 32, as: SIMD8<Float>.self)
+                for jj in 0 ..< rest { out[jj] = src[jj] }
             }
         }
     }

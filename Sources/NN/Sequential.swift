@@ -1,5 +1,8 @@
 /// A model that applies its layers in order; backward runs them in exact reverse.
 ///
+/// One reordering that gives the same numbers is made: a `ReLU` directly followed by a
+/// `MaxPool2D` runs after the pool (see `executionOrder`).
+///
 /// Building the model computes every layer's output shape (throwing on the first layer that cannot
 /// take its input), lays out all parameters in one `ParameterArena`, and binds each layer to its
 /// slots. Slot names are `"<layer index>.<layer kind>.<tensor>"`, e.g. `"0.conv2d.weight"`.
@@ -14,6 +17,13 @@ public struct Sequential {
     public let arena: ParameterArena
     /// The initializer of each arena slot, same order as `arena.slots`.
     public let initializers: [Initializer]
+    /// The order in which forward runs the layers (backward runs it reversed): the layers' order,
+    /// except that a ReLU directly followed by a max pool runs after the pool. The max of
+    /// rectified values is the rectified max (both are monotone), the same window element wins,
+    /// and a gradient reaches it only where that max is positive either way, so outputs and
+    /// gradients are bit for bit those of the written order, while the ReLU passes touch a
+    /// quarter of the values (2×2 pools) in forward and in backward.
+    public let executionOrder: [Int]
 
     /// Builds a model and its arena (parameters zero until `initializeParameters(seed:)`).
     ///
@@ -54,6 +64,23 @@ public struct Sequential {
             next += counts[i]
         }
         self.layers = bound
+        self.executionOrder = Sequential.executionOrder(of: bound)
+    }
+
+    /// The layer indices in execution order: see `executionOrder`.
+    static func executionOrder(of layers: [any Layer]) -> [Int] {
+        var order: [Int] = []
+        var i = 0
+        while i < layers.count {
+            if layers[i] is ReLU, i + 1 < layers.count, layers[i + 1] is MaxPool2D {
+                order += [i + 1, i]
+                i += 2
+            } else {
+                order.append(i)
+                i += 1
+            }
+        }
+        return order
     }
 
     /// The per-sample output shape of the model.
@@ -69,7 +96,7 @@ public struct Sequential {
         }
     }
 
-    /// Runs every layer forward.
+    /// Runs every layer forward, in `executionOrder`.
     ///
     /// - Parameters:
     ///   - input: a batch `[N] + inputShape`.
@@ -80,18 +107,18 @@ public struct Sequential {
                      "The model expects samples of shape \(inputShape), got a batch of shape \(input.shape).")
         precondition(input.batchSize > 0, "Cannot run a model on an empty batch (input \(input.shape)).")
         var x = input
-        for i in layers.indices { x = layers[i].forward(x, arena: arena, context: context) }
+        for i in executionOrder { x = layers[i].forward(x, arena: arena, context: context) }
         return x
     }
 
-    /// Runs every layer backward in reverse, adding parameter gradients into the arena.
+    /// Runs every layer backward in reverse `executionOrder`, adding parameter gradients into the arena.
     ///
     /// - Parameter gradOutput: the loss gradient with respect to the last forward's output.
     /// - Returns: the gradient with respect to the model's input.
     @discardableResult
     public mutating func backward(_ gradOutput: Tensor) -> Tensor {
         var g = gradOutput
-        for i in layers.indices.reversed() { g = layers[i].backward(g, arena: arena) }
+        for i in executionOrder.reversed() { g = layers[i].backward(g, arena: arena) }
         return g
     }
 

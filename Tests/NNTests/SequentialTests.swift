@@ -1,0 +1,50 @@
+import XCTest
+@testable import NN
+
+final class SequentialTests: XCTestCase {
+    func testReLUBeforeMaxPoolRunsAfterThePool() throws {
+        let cnn = try ModelSpec.builtin("fmnist-cnn", inputShape: [1, 28, 28], classes: 10).build()
+        // conv relu pool conv relu pool flatten dense relu dropout dense
+        XCTAssertEqual(cnn.layers.map(\.summary).filter { $0 == "relu" }.count, 3, cnn.summary)
+        XCTAssertEqual(cnn.executionOrder, [0, 2, 1, 3, 5, 4] + Array(6 ..< cnn.layers.count), cnn.summary)
+        let chained = try Sequential(inputShape: [2, 4, 4], layers: [ReLU(), ReLU(), MaxPool2D(), Flatten(), ReLU()])
+        XCTAssertEqual(chained.executionOrder, [0, 2, 1, 3, 4])
+        let averaged = try Sequential(inputShape: [2, 4, 4], layers: [ReLU(), AvgPool2D(), Flatten()])
+        XCTAssertEqual(averaged.executionOrder, [0, 1, 2], "only the max commutes with the ReLU")
+    }
+
+    /// The reordered model against the same layers run one by one in the written order: outputs,
+    /// parameter gradients and input gradients must be identical, bit for bit, including windows
+    /// whose values are all negative (where the written order routes a zero gradient to a zero).
+    func testReorderedReLUAndMaxPoolGiveTheWrittenOrdersNumbersExactly() throws {
+        func layers() -> [any Layer] {
+            [Conv2D(filters: 4, kernelSize: (3, 3), padding: .same), ReLU(), MaxPool2D(),
+             Conv2D(filters: 3, kernelSize: (3, 3), padding: .same), ReLU(), MaxPool2D(poolSize: (3, 3), stride: (2, 2)),
+             Flatten(), Dense(units: 5)]
+        }
+        var fused = try Sequential(inputShape: [2, 9, 10], layers: layers())
+        var plain = try Sequential(inputShape: [2, 9, 10], layers: layers())
+        XCTAssertEqual(fused.executionOrder, [0, 2, 1, 3, 5, 4, 6, 7])
+        fused.initializeParameters(seed: 5)
+        plain.initializeParameters(seed: 5)
+        // Shift the inputs down so that many windows hold no positive value after the first conv.
+        let x = Tensor(shape: [3, 2, 9, 10], values: randomValues(540, seed: 8, low: -1.5, high: 0.7))
+        let context = ForwardContext(training: true)
+
+        let y = fused.forward(x, context: context)
+        var a = x
+        for i in plain.layers.indices { a = plain.layers[i].forward(a, arena: plain.arena, context: context) }
+        XCTAssertEqual(y, a)
+
+        let gy = Tensor(shape: y.shape, values: randomValues(y.count, seed: 9))
+        fused.arena.zeroGradients()
+        plain.arena.zeroGradients()
+        let gx = fused.backward(gy)
+        var g = gy
+        for i in plain.layers.indices.reversed() { g = plain.layers[i].backward(g, arena: plain.arena) }
+        XCTAssertEqual(gx, g)
+        XCTAssertEqual(fused.arena.gradientSnapshot(), plain.arena.gradientSnapshot())
+        XCTAssertTrue(gx.storage.contains { $0 != 0 } && fused.arena.gradientSnapshot().contains { $0 != 0 },
+                      "the comparison must not be between all-zero gradients")
+    }
+}
