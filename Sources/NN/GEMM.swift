@@ -69,7 +69,8 @@ public enum GEMM {
         let directB = !transB && k * n <= directLimit
         // Matrices past the L2-sized threshold come from L3 or memory, where prefetching the next
         // stretch pays; smaller ones are still in L2 from their last use, where it only costs.
-        let prefetchB = transB && k * n > directLimit, prefetchC = m * n > directLimit
+        // (An untransposed B that is not read in place is always past it.)
+        let prefetchB = k * n > directLimit, prefetchC = m * n > directLimit
         var jc = 0
         while jc < n {
             let ncb = min(nc, n - jc)
@@ -129,7 +130,7 @@ public enum GEMM {
     /// B is packed when `packsB` (during the first row block); later row blocks reuse the packed
     /// panels. With `directB` (untransposed B small enough to stay in cache) full panels are read
     /// from B itself, row stride `ldb`, and only a ragged last panel is packed. With `prefetchB`
-    /// (a transposed B too large for L2) the next panel's stored rows are prefetched meanwhile.
+    /// (a B too large for L2) the lines of the next panel are prefetched meanwhile.
     ///
     /// - c: the block's top-left element of C, row stride `ldc` (written; read when beta != 0).
     /// - packedA: the packed A block (read). packedB: the packed B block (written when `packsB`, read).
@@ -140,27 +141,27 @@ public enum GEMM {
                           _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, prefetchB: Bool,
                           row: Int, column: Int,
                           height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float) {
-        // Untransposed B is packed row by row for the whole block (sequential reads of B); transposed
-        // B panel by panel, just before first use (each panel reads 16 stored rows sequentially).
-        if packsB && !transB && !directB {
-            packB(packedB, b, ldb: ldb, transB: false, row: row, column: column, depth: depth, width: width)
-        }
+        // B is packed panel by panel, just before the panel's first use, so the panel is still in L1
+        // for its tiles (packing a whole block first left its panels to come back from L3).
         var j0 = 0
         while j0 < width {
             let cols = min(nr, width - j0)
             let direct = directB && cols == nr
             let packed = packedB + j0 * depth
-            if packsB && !direct && (transB || directB) {
+            if packsB && !direct {
                 packB(packed, b, ldb: ldb, transB: transB, row: row, column: column + j0, depth: depth, width: cols)
             }
             let panel = direct ? b + row * ldb + column + j0 : UnsafePointer(packed)
             let bStride = direct ? ldb : nr
-            // A transposed B is packed panel by panel from 16 stored rows far apart in memory
-            // (fc1's weight: 12.5 KiB apart), which the hardware prefetcher does not follow; while
-            // this panel's tiles compute, bring the next panel's rows into L2, a share before each tile.
-            let upcoming = packsB && prefetchB ? UpcomingRows(b + (column + j0 + nr) * ldb + row, stride: ldb,
-                                                           rows: min(nr, width - j0 - nr), length: depth,
-                                                           over: (height + mr - 1) / mr) : nil
+            // A panel of a large B comes from lines far apart in memory (fc1's weight: 16 stored rows
+            // 12.5 KiB apart when transposed, one line from each of `depth` rows when not), which the
+            // hardware prefetcher does not follow; while this panel's tiles compute, bring the next
+            // panel's lines into L2, a share before each tile.
+            let tiles = (height + mr - 1) / mr, nextColumns = min(nr, width - j0 - nr)
+            let upcoming = !(packsB && prefetchB) ? nil
+                : transB ? UpcomingRows(b + (column + j0 + nr) * ldb + row, stride: ldb, rows: nextColumns, length: depth, over: tiles)
+                : UpcomingRows(b + row * ldb + column + j0 + nr, stride: ldb, rows: nextColumns > 0 ? depth : 0,
+                               length: nextColumns, over: tiles)
             var i0 = 0, tileIndex = 0
             while i0 < height {
                 upcoming?.prefetch(part: tileIndex)
