@@ -1,3 +1,5 @@
+import CPrefetch
+
 // The register tiles behind `GEMM.multiply`: a 6×16 micro-kernel (and a 6×8 one for narrow
 // column panels) that multiply one packed A panel by one B panel with SIMD8 FMAs, and their stores
 // into C. Layouts of the packed panels: see GEMM+Packing.swift.
@@ -20,6 +22,12 @@ extension GEMM {
         var c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
         var c40 = SIMD8<Float>(), c41 = SIMD8<Float>()
         var c50 = SIMD8<Float>(), c51 = SIMD8<Float>()
+        // The tile of C is read (beta != 0) and written only after the k loop: ask for its lines
+        // now, so that they arrive while the loop computes instead of stalling the stores.
+        for i in 0 ..< rows {
+            ddp_prefetch_for_write(c + i * ldc)
+            ddp_prefetch_for_write(c + i * ldc + nr - 1)
+        }
         var pa = a
         var pb = UnsafeRawPointer(b)
         // One k step: two B vectors, six A broadcasts, twelve FMAs into independent accumulators.

@@ -120,6 +120,12 @@ public enum KernelBenchmark {
         return cases
     }
 
+    /// A GEMM that no layer issues, timed after the convnet's for reference: a large square
+    /// product, where panels are long and every block is full, shows what the kernel reaches when
+    /// the shape does not limit it (the convnet's products are short in m or k).
+    public static let squareReference = GEMMCase(name: "square (reference)", m: 1536, n: 1536, k: 1536,
+                                                 transA: false, transB: false, beta: 0, callsPerBatch: 0)
+
     /// Measures one core's single-precision peak in GFLOP/s with a register-resident FMA loop:
     /// twelve independent SIMD8 accumulators (more than FMA latency × FMA ports), no memory traffic.
     ///

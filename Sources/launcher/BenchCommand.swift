@@ -39,7 +39,8 @@ extension Bench {
             same GEMMs run through its cblas_sgemm on one thread, sampled alternately with ours so that load from other \
             processes affects both alike, and the table adds its GFLOP/s and our speed relative to it \
             (ours/OB above 1.0x: ours is faster). Finally it times whole Conv2D layers \
-            forward and backward over the batch. Single-threaded. Times are the thread's CPU time, which on an idle \
+            forward and backward over the batch. A last GEMM row, a 1536×1536×1536 product that no layer \
+            issues, shows what the kernel reaches on a shape that does not limit it. Single-threaded. Times are the thread's CPU time, which on an idle \
             core equals wall time and on a shared core leaves out other processes' time slices (cache and \
             memory-bandwidth contention still show).
             """
@@ -77,12 +78,13 @@ extension Bench {
                 + pad("GFLOP/s", 9, right: true) + pad("%peak", 7, right: true)
                 + (blas == nil ? "" : pad("OpenBLAS", 10, right: true) + pad("ours/OB", 9, right: true))
             print(header)
-            for gemm in KernelBenchmark.fashionMNISTCases(batch: batch) {
+            for gemm in KernelBenchmark.fashionMNISTCases(batch: batch) + [KernelBenchmark.squareReference] {
                 let r = try KernelBenchmark.run(gemm, repeats: repeats, openBLAS: blas)
                 peaks.append(r.peakGFlops)
                 var line = pad(gemm.name, 18) + pad("\(gemm.m)", 6, right: true) + pad("\(gemm.n)", 7, right: true)
                     + pad("\(gemm.k)", 7, right: true) + pad(gemm.transposes, 4, right: true)
-                    + pad("\(gemm.callsPerBatch)", 7, right: true) + pad(formatTime(r.seconds), 11, right: true)
+                    + pad(gemm.callsPerBatch > 0 ? "\(gemm.callsPerBatch)" : "-", 7, right: true)
+                    + pad(formatTime(r.seconds), 11, right: true)
                     + pad(String(format: "%.1f", r.gflops), 9, right: true)
                     + pad(String(format: "%.0f%%", 100 * r.fractionOfPeak), 7, right: true)
                 if let theirs = r.openBLASGFlops, let ratio = r.speedupOverOpenBLAS {
