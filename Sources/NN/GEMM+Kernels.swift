@@ -63,13 +63,15 @@ extension GEMM {
             pa += mr
             pb += rowBytes
         }
-        if rows == mr && columns == nr {
+        if columns == nr {
+            // Full width: whole-vector stores of the live rows (fewer than six at m's ragged end,
+            // which every column panel of a 64-row product reaches).
             storeRow(c, c00, c01, alpha: alpha, beta: beta)
-            storeRow(c + ldc, c10, c11, alpha: alpha, beta: beta)
-            storeRow(c + 2 * ldc, c20, c21, alpha: alpha, beta: beta)
-            storeRow(c + 3 * ldc, c30, c31, alpha: alpha, beta: beta)
-            storeRow(c + 4 * ldc, c40, c41, alpha: alpha, beta: beta)
-            storeRow(c + 5 * ldc, c50, c51, alpha: alpha, beta: beta)
+            if rows > 1 { storeRow(c + ldc, c10, c11, alpha: alpha, beta: beta) }
+            if rows > 2 { storeRow(c + 2 * ldc, c20, c21, alpha: alpha, beta: beta) }
+            if rows > 3 { storeRow(c + 3 * ldc, c30, c31, alpha: alpha, beta: beta) }
+            if rows > 4 { storeRow(c + 4 * ldc, c40, c41, alpha: alpha, beta: beta) }
+            if rows > 5 { storeRow(c + 5 * ldc, c50, c51, alpha: alpha, beta: beta) }
         } else {
             // An edge tile: park the whole register tile, then write only the part inside C.
             withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
@@ -116,6 +118,16 @@ extension GEMM {
             pa += mr
             pb += rowBytes
         }
+        if columns == nr / 2 {
+            // Eight live columns (a width that is 8 more than a multiple of 16): one vector a row.
+            storeHalfRow(c, c0, alpha: alpha, beta: beta)
+            if rows > 1 { storeHalfRow(c + ldc, c1, alpha: alpha, beta: beta) }
+            if rows > 2 { storeHalfRow(c + 2 * ldc, c2, alpha: alpha, beta: beta) }
+            if rows > 3 { storeHalfRow(c + 3 * ldc, c3, alpha: alpha, beta: beta) }
+            if rows > 4 { storeHalfRow(c + 4 * ldc, c4, alpha: alpha, beta: beta) }
+            if rows > 5 { storeHalfRow(c + 5 * ldc, c5, alpha: alpha, beta: beta) }
+            return
+        }
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
             let zero = SIMD8<Float>()
             tile[0] = c0; tile[1] = zero; tile[2] = c1; tile[3] = zero; tile[4] = c2; tile[5] = zero
@@ -139,6 +151,15 @@ extension GEMM {
                 for j in 0 ..< columns { row[j] = alpha * source[j] + beta * row[j] }
             }
         }
+    }
+
+    /// Writes 8 floats of C: alpha·v + beta·C, reading C only when beta != 0.
+    @inline(__always)
+    static func storeHalfRow(_ c: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>, alpha: Float, beta: Float) {
+        let p = UnsafeMutableRawPointer(c)
+        var r = v * alpha
+        if beta != 0 { r = r.addingProduct(SIMD8<Float>(repeating: beta), p.loadUnaligned(as: SIMD8<Float>.self)) }
+        p.storeBytes(of: r, as: SIMD8<Float>.self)
     }
 
     /// Writes 16 floats of C: alpha·(v0, v1) + beta·C, reading C only when beta != 0.

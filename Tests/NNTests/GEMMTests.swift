@@ -43,8 +43,9 @@ final class GEMMTests: XCTestCase {
     }
 
     func testEdgeSizesAllTransposes() {
-        // Sizes around the register tile (6×16) and the depth block (256), including 1 and primes.
-        let sizes = [1, 2, 5, 6, 7, 15, 16, 17, 31, 33]
+        // Sizes around the register tile (6×16, and 6×8 for a last panel of at most eight columns)
+        // and the depth block (256), including 1 and primes.
+        let sizes = [1, 2, 5, 6, 7, 8, 15, 16, 17, 24, 31, 33]
         for transA in [false, true] { for transB in [false, true] {
             for m in sizes { for n in sizes { for k in [1, 3, 16, 37] {
                 check(m: m, n: n, k: k, transA: transA, transB: transB)
@@ -81,7 +82,9 @@ final class GEMMTests: XCTestCase {
     func testAlphaBetaAndStrides() {
         for (alpha, beta) in [(Float(1), Float(1)), (2, 0.5), (-0.75, 0), (1, -2)] {
             for transA in [false, true] { for transB in [false, true] {
+                // Last column panels of 9 and of exactly 8 live columns; the last row tile has 5 rows.
                 check(m: 23, n: 41, k: 29, transA: transA, transB: transB, alpha: alpha, beta: beta, padding: 3)
+                check(m: 23, n: 40, k: 29, transA: transA, transB: transB, alpha: alpha, beta: beta, padding: 3)
             } }
         }
     }
