@@ -29,6 +29,9 @@ public final class DataParallelTrainer {
     public var timeline: Timeline? { get { reducer.timeline } set { reducer.timeline = newValue } }
     /// The lowest arena offset of each layer's parameters (nil for layers without any).
     private let layerOffsets: [Int?]
+    /// What the next optimizer step multiplies the arena's gradients by (1/B when
+    /// `reduceGradients` left the float32 sums in place, else 1).
+    private var updateGradientScale: Float = 1
     /// An MPI error raised while starting a bucket during backward, thrown by `reduceGradients`.
     private var deferredError: Error?
     /// Deterministic mode: the slice scanned by `computeGradients`, summed by `reduceGradients`.
@@ -110,7 +113,10 @@ public final class DataParallelTrainer {
     public func computeGradients<C: Collection>(indices: C, epoch: Int, dataset: Dataset,
                                                 accumulating: Bool = false, final: Bool = true) -> BatchTotals where C.Element == Int {
         if configuration.reduction == .deterministic { return scanSamples(Array(indices), epoch: epoch, dataset: dataset) }
-        if !accumulating { model.arena.zeroGradients() }
+        if !accumulating {
+            model.arena.zeroGradients()
+            updateGradientScale = 1
+        }
         guard !indices.isEmpty else { return BatchTotals() }
         let (input, labels, keys) = trainingBatch(Array(indices), epoch: epoch, dataset: dataset)
         let forwardStart = Timeline.now()
@@ -174,13 +180,20 @@ public final class DataParallelTrainer {
     /// Replaces the gradients with their mean over the global batch (a collective). Waits for the
     /// buckets started during backward and starts the others.
     ///
+    /// With `scalingInUpdate`, the float32 path leaves the summed gradients in the arena and the
+    /// next `applyUpdate` scales them by 1/B as the optimizer reads them: the same update, one pass
+    /// over the gradients fewer. (The training loop and `bench steps` do this; read the arena's
+    /// gradients in between only without it.)
     /// - Throws: `DistError.mpi` when a reduction failed (during backward or now).
-    public func reduceGradients(globalBatchSize: Int) throws {
+    public func reduceGradients(globalBatchSize: Int, scalingInUpdate: Bool = false) throws {
         if let error = deferredError ?? statisticsReducer.takeError() {
             deferredError = nil
             throw error
         }
-        guard configuration.reduction == .deterministic else { return try reducer.reduce(globalBatchSize: globalBatchSize) }
+        guard configuration.reduction == .deterministic else {
+            updateGradientScale = try reducer.reduce(globalBatchSize: globalBatchSize, leavingScale: scalingInUpdate)
+            return
+        }
         // Second pass: recompute each sample's gradient and add it exactly at the agreed scale.
         let slice = exactSlice ?? ([], 0, nil, [Double](repeating: 0, count: reducer.buckets.count))
         exactSlice = nil
@@ -192,10 +205,12 @@ public final class DataParallelTrainer {
         try reducer.finishExact(globalBatchSize: globalBatchSize)
     }
 
-    /// Applies one optimizer step to this replica (identical on every rank).
+    /// Applies one optimizer step to this replica (identical on every rank), scaling the gradients
+    /// if `reduceGradients(globalBatchSize:scalingInUpdate:)` left that to it.
     public func applyUpdate() {
         let stepStart = Timeline.now()
-        optimizer.step(arena: model.arena)
+        optimizer.step(arena: model.arena, gradientScale: updateGradientScale)
+        updateGradientScale = 1
         timeline?.record("optimizer step", lane: .compute, from: stepStart, to: Timeline.now())
     }
 
@@ -268,7 +283,7 @@ public final class DataParallelTrainer {
                                                    accumulating: m > 0, final: m == micro.count - 1)
                     }
                 }
-                try reduceGradients(globalBatchSize: globalCount)
+                try reduceGradients(globalBatchSize: globalCount, scalingInUpdate: true)
                 // One small allreduce per step: the global loss, so every rank sees a NaN at once.
                 let stepTotals = try totals.reduced(across: communicator)
                 guard stepTotals.lossSum.isFinite else {

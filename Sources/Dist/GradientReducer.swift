@@ -123,17 +123,25 @@ public final class GradientReducer {
     private var completedAt: [UInt64?] = []
     private var step = ReductionStatistics()
 
-    /// Replaces every rank's gradients with their mean over the global batch.
+    /// Replaces every rank's gradients with their mean over the global batch, or with their sum
+    /// when `leavingScale` (the caller then scales as it reads them: see the return value).
     ///
     /// A collective: every rank calls it once per step with the same `globalBatchSize`. Starts
     /// whatever buckets `gradientsFinal(from:)` has not started yet.
-    /// - Parameter globalBatchSize: B, the number of samples summed over all ranks this step.
+    /// - Parameters:
+    ///   - globalBatchSize: B, the number of samples summed over all ranks this step.
+    ///   - leavingScale: skip the pass that multiplies the float32 sums by 1/B (the fp16 and exact
+    ///     paths write the mean anyway, at no extra cost).
+    /// - Returns: the factor that still turns the arena's gradients into the mean: 1/B when the
+    ///   scale was left, else 1.
     /// - Throws: `DistError.mpi` when a reduction fails.
-    public func reduce(globalBatchSize: Int) throws {
+    @discardableResult
+    public func reduce(globalBatchSize: Int, leavingScale: Bool = false) throws -> Float {
         precondition(globalBatchSize > 0, "Cannot average gradients over an empty global batch.")
         guard mode == .fast else {
             // The exact path divides by B itself.
-            return try reduceExact(globalBatchSize: globalBatchSize)
+            try reduceExact(globalBatchSize: globalBatchSize)
+            return 1
         }
         try startBuckets { _ in true }
         let waitStart = Timeline.now()
@@ -155,11 +163,14 @@ public final class GradientReducer {
         }
         let scale = Float(1.0 / Double(globalBatchSize))
         let g = arena.gradients
+        var left: Float = 1
         if let halves, !pending.isEmpty {
             let t = Timeline.now()
             for bucket in buckets { HalfPrecision.decompress(g + bucket.lowerBound, halves + bucket.lowerBound, scale: scale, bucket.count) }
             step.conversionSeconds += Double(Timeline.now() - t) / 1e9
             timeline?.record("fp16 decompress", lane: .compute, from: t, to: Timeline.now())
+        } else if leavingScale {
+            left = scale
         } else {
             for i in 0 ..< arena.count { g[i] *= scale }
         }
@@ -169,6 +180,7 @@ public final class GradientReducer {
         pending.removeAll(keepingCapacity: true)
         startedAt.removeAll(keepingCapacity: true)
         completedAt.removeAll(keepingCapacity: true)
+        return left
     }
 
     /// Tells the reducer that backward will no longer write gradients at arena offsets ≥ `offset`,

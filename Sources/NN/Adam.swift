@@ -55,12 +55,15 @@ public class Adam: Optimizer {
     /// is left out.
     public var summary: String { "\(decoupled ? "adamw" : "adam")(beta1=\(beta1),beta2=\(beta2),eps=\(epsilon),wd=\(weightDecay))" }
 
-    /// Applies one update to the trainable slots of `arena.parameters` from `arena.gradients`.
+    /// Applies one update to the trainable slots of `arena.parameters` from
+    /// `gradientScale · arena.gradients`.
     ///
-    /// - Parameter arena: the model's arenas; gradients must already be averaged over the batch.
-    public func step(arena: ParameterArena) {
-        moments.step(arena: arena, learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
-                     l2: decoupled ? 0 : weightDecay, decoupledDecay: decoupled ? weightDecay : 0)
+    /// - Parameters:
+    ///   - arena: the model's arenas.
+    ///   - gradientScale: what turns the arena's gradients into the batch mean (1 if they are it).
+    public func step(arena: ParameterArena, gradientScale: Float) {
+        moments.step(arena: arena, gradientScale: gradientScale, learningRate: learningRate, beta1: beta1, beta2: beta2,
+                     epsilon: epsilon, l2: decoupled ? 0 : weightDecay, decoupledDecay: decoupled ? weightDecay : 0)
     }
 
     /// The step count and the buffers `"m"` and `"v"` (arena layout; empty before the first step).
@@ -85,12 +88,13 @@ struct AdamMoments {
         }
     }
 
-    /// One Adam step over the trainable slots. `l2` is added to the gradient (Adam's weight decay);
-    /// `decoupledDecay` scales θ by `1 − η·λ` before the update (AdamW's).
+    /// One Adam step over the trainable slots, the gradient being `gradientScale · arena.gradients`.
+    /// `l2` is added to the gradient (Adam's weight decay); `decoupledDecay` scales θ by `1 − η·λ`
+    /// before the update (AdamW's).
     ///
     /// theta, grad, m, v are all (arena.count) in the arena layout; theta, m, v are updated in place.
-    mutating func step(arena: ParameterArena, learningRate: Float, beta1: Float, beta2: Float, epsilon: Float,
-                       l2: Float, decoupledDecay: Float) {
+    mutating func step(arena: ParameterArena, gradientScale: Float, learningRate: Float, beta1: Float, beta2: Float,
+                       epsilon: Float, l2: Float, decoupledDecay: Float) {
         if m.isEmpty { m = [Float](repeating: 0, count: arena.count) }
         if v.isEmpty { v = [Float](repeating: 0, count: arena.count) }
         precondition(m.count == arena.count && v.count == arena.count,
@@ -107,8 +111,9 @@ struct AdamMoments {
                 for slot in arena.slots where slot.trainable {
                     AdamMoments.update(theta: arena.parameters + slot.offset, m: mBuffer.baseAddress! + slot.offset,
                                        v: vBuffer.baseAddress! + slot.offset, grad: arena.gradients + slot.offset,
-                                       count: slot.count, beta1: beta1, beta2: beta2, epsilon: epsilon, l2: l2, decay: decay,
-                                       stepSize: stepSize, inverseRootCorrection2: inverseRootCorrection2)
+                                       gradientScale: gradientScale, count: slot.count, beta1: beta1, beta2: beta2,
+                                       epsilon: epsilon, l2: l2, decay: decay, stepSize: stepSize,
+                                       inverseRootCorrection2: inverseRootCorrection2)
                 }
             }
         }
@@ -119,14 +124,14 @@ struct AdamMoments {
     /// theta, m, v are (count), read and written; grad is (count), read.
     @inline(__always)
     static func update(theta: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-                       grad: UnsafePointer<Float>, count: Int, beta1 b1: Float, beta2 b2: Float, epsilon eps: Float,
-                       l2: Float, decay: Float, stepSize: Float, inverseRootCorrection2 r2: Float) {
+                       grad: UnsafePointer<Float>, gradientScale s: Float, count: Int, beta1 b1: Float, beta2 b2: Float,
+                       epsilon eps: Float, l2: Float, decay: Float, stepSize: Float, inverseRootCorrection2 r2: Float) {
         typealias V8 = SIMD8<Float>
         var i = 0
         while i + 8 <= count {
             let p = UnsafeMutableRawPointer(theta + i), mp = UnsafeMutableRawPointer(m + i), vp = UnsafeMutableRawPointer(v + i)
             let th = p.loadUnaligned(as: V8.self)
-            let g = UnsafeRawPointer(grad + i).loadUnaligned(as: V8.self) + l2 * th
+            let g = UnsafeRawPointer(grad + i).loadUnaligned(as: V8.self) * s + l2 * th
             let mi = b1 * mp.loadUnaligned(as: V8.self) + (1 - b1) * g
             let vi = b2 * vp.loadUnaligned(as: V8.self) + (1 - b2) * g * g
             mp.storeBytes(of: mi, as: V8.self)
@@ -135,7 +140,7 @@ struct AdamMoments {
             i += 8
         }
         while i < count {
-            let g = grad[i] + l2 * theta[i]
+            let g = grad[i] * s + l2 * theta[i]
             let mi = b1 * m[i] + (1 - b1) * g
             let vi = b2 * v[i] + (1 - b2) * g * g
             m[i] = mi

@@ -22,14 +22,24 @@ public struct OptimizerState: Equatable {
     }
 }
 
-/// Updates parameters from (already averaged) gradients, one flat loop over the arenas.
+/// Updates parameters from gradients, one flat loop over the arenas.
+///
+/// The gradients are taken as `gradientScale · arena.gradients`: 1 when the arena already holds
+/// the batch mean, 1/B when it holds the sum over B samples (the trainer leaves the sums there and
+/// lets the optimizer scale them as it reads them, which saves a pass over the gradients).
 public protocol Optimizer: AnyObject {
     /// A stable description with hyperparameters, e.g. `sgd(momentum=0.9,nesterov,wd=0.0005)`.
     var summary: String { get }
     /// The learning rate of the next step (schedules set it before each step).
     var learningRate: Float { get set }
-    /// Applies one update to `arena.parameters` from `arena.gradients`.
-    func step(arena: ParameterArena)
+    /// Applies one update to `arena.parameters` from `gradientScale · arena.gradients`
+    /// (the arena's gradients are left as they are).
+    func step(arena: ParameterArena, gradientScale: Float)
     /// The state to broadcast or checkpoint; setting it restores it.
     var state: OptimizerState { get set }
+}
+
+extension Optimizer {
+    /// Applies one update from `arena.gradients` as they are (already averaged over the batch).
+    public func step(arena: ParameterArena) { step(arena: arena, gradientScale: 1) }
 }

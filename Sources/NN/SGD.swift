@@ -48,17 +48,20 @@ public final class SGD: Optimizer {
         return "sgd(" + parts.joined(separator: ",") + ")"
     }
 
-    /// Applies one update to the trainable slots of `arena.parameters` from `arena.gradients`.
+    /// Applies one update to the trainable slots of `arena.parameters` from
+    /// `gradientScale · arena.gradients`.
     ///
-    /// - Parameter arena: the model's arenas; gradients must already be averaged over the batch.
-    public func step(arena: ParameterArena) {
+    /// - Parameters:
+    ///   - arena: the model's arenas.
+    ///   - gradientScale: what turns the arena's gradients into the batch mean (1 if they are it).
+    public func step(arena: ParameterArena, gradientScale s: Float) {
         stepCount += 1
         let lr = learningRate, wd = weightDecay, mu = momentum
         if mu == 0 {
             for slot in arena.slots where slot.trainable {
                 let theta = arena.parameters + slot.offset, grad = arena.gradients + slot.offset
                 for i in 0 ..< slot.count {
-                    theta[i] = theta[i] - lr * grad[i] - lr * wd * theta[i]
+                    theta[i] = theta[i] - lr * (grad[i] * s) - lr * wd * theta[i]
                 }
             }
             return
@@ -72,7 +75,7 @@ public final class SGD: Optimizer {
                 let theta = arena.parameters + slot.offset, grad = arena.gradients + slot.offset
                 let b = buffer.baseAddress! + slot.offset
                 for i in 0 ..< slot.count {
-                    let g = grad[i] + wd * theta[i]
+                    let g = grad[i] * s + wd * theta[i]
                     let bi = mu * b[i] + g
                     b[i] = bi
                     theta[i] -= lr * (nesterov ? g + mu * bi : bi)

@@ -107,10 +107,8 @@ public enum TrainingBenchmark {
             let (sum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
             model.arena.zeroGradients()
             model.backward(gradLogits)
-            // What the reducer does on one rank: the summed gradient becomes the batch mean.
-            let grads = model.arena.gradients
-            for i in 0 ..< model.arena.count { grads[i] *= scale }
-            optimizer.step(arena: model.arena)
+            // As the trainer does: the optimizer turns the summed gradient into the batch mean.
+            optimizer.step(arena: model.arena, gradientScale: scale)
             return sum / Double(batch)
         }
 

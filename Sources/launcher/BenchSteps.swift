@@ -99,7 +99,7 @@ struct BenchSteps: ParsableCommand {
                 let start = Timeline.now()
                 _ = trainer.computeGradients(indices: mine, epoch: epoch, dataset: data)
                 let computed = Timeline.now()
-                try trainer.reduceGradients(globalBatchSize: batch.count)
+                try trainer.reduceGradients(globalBatchSize: batch.count, scalingInUpdate: true)
                 trainer.applyUpdate()
                 if k >= warmup {
                     let s = trainer.reducer.lastStep

@@ -11,7 +11,7 @@ extension Bench {
             discussion: """
             Trains the model on one fixed synthetic batch of 1x28x28 images with random labels (data \
             loading is left out): each step runs forward, softmax cross-entropy, zeroes the gradients, \
-            runs backward, scales the gradients by 1/batch (what the reducer does) and takes an Adam step. \
+            runs backward and takes an Adam step that scales the summed gradients by 1/batch as it reads them (as in training). \
             For each batch size it first runs the warm-up steps and checks that the loss is finite and falls below the first step's \
             on the fixed batch, then times each step with the thread's CPU time and reports the median: \
             samples/s, step time, the model's FLOP per training sample (2 x multiply-accumulates of every \

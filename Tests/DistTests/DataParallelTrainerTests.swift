@@ -58,6 +58,38 @@ final class DataParallelTrainerTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxRelativeDifference(one.0, fast.0), 1e-5)
     }
 
+    /// Leaving the 1/B to the optimizer (what the training loop does) is the same update, bit for
+    /// bit, as scaling the reduced gradients first, for SGD with momentum and for AdamW, on one
+    /// rank and on two.
+    func testScalingInTheUpdateMatchesScalingTheGradients() throws {
+        let data = self.data
+        for ranks in [1, 2] { for adam in [false, true] {
+            func run(scalingInUpdate: Bool) -> [Float]? {
+                values(runRanks(ranks) { c -> [Float] in
+                    var config = TrainingConfiguration()
+                    config.globalBatchSize = 20
+                    let optimizer: any Optimizer = adam ? try AdamW(learningRate: 0.01, weightDecay: 0.1)
+                                                        : try SGD(learningRate: 0.1, momentum: 0.9)
+                    let trainer = try DataParallelTrainer(spec: try ModelSpec.builtin("tiny", inputShape: data.sampleShape,
+                                                                                         classes: data.classCount),
+                                                          optimizer: optimizer, loss: SoftmaxCrossEntropy(),
+                                                          communicator: c, configuration: config)
+                    let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: 20, seed: 2)
+                    let order = sampler.permutation(epoch: 0)
+                    for step in 0 ..< 3 {
+                        let mine = sampler.shard(step: step, order: order, rank: c.rank, size: c.size)
+                        _ = trainer.computeGradients(indices: mine, epoch: 0, dataset: data)
+                        try trainer.reduceGradients(globalBatchSize: 20, scalingInUpdate: scalingInUpdate)
+                        trainer.applyUpdate()
+                    }
+                    return trainer.model.arena.parameterSnapshot()
+                })?[0]
+            }
+            guard let scaled = run(scalingInUpdate: false), let left = run(scalingInUpdate: true) else { return }
+            XCTAssertEqual(left, scaled, "ranks \(ranks), \(adam ? "adamw" : "sgd")")
+        } }
+    }
+
     /// Small buckets start reducing during backward, layer by layer; the result must not change.
     func testOverlappedBucketsMatchOneBucket() {
         guard let whole = train(ranks: 3), let bucketed = train(ranks: 3, bucketCapacity: 100) else { return }
