@@ -3,8 +3,8 @@
 #
 #   scripts/bench-scaling.sh [--ranks N] [--model NAME] [--steps S] [--warmup W]
 #                            [--per-rank-batch b] [--global-batch B] [--mode weak|strong|both]
-#                            [--repeats R] [--out DIR (default bench-results)] [--ddp PATH]
-#                            [-- extra ddp bench steps options]
+#                            [--repeats R] [--independent] [--out DIR (default bench-results)]
+#                            [--ddp PATH] [-- extra ddp bench steps options]
 #
 # weak:   every rank takes b samples per step, so the global batch is b·P (ideal: samples/s ∝ P).
 # strong: the global batch B is fixed and split over P ranks (ideal: step time ∝ 1/P).
@@ -13,6 +13,11 @@
 # rank count alike, and each rank count reports its median run (by samples/s). Ranks beyond the core count
 # are run with --oversubscribe and marked "yes" in the oversubscribed column: they share cores, so
 # their efficiency says nothing about a real cluster.
+# --independent (weak mode): after each weak run on P ≤ cores ranks, P independent one-rank
+# processes run at once with the same per-rank batch (no MPI, no communication, no waiting for each
+# other), reported as mode "independent" with their summed samples/s: the efficiency that P
+# processes reach on this machine with nothing to communicate (shared caches and memory
+# bandwidth, a shared VM's uneven cores), i.e. the ceiling for weak scaling here.
 #
 # Writes DIR/scaling.csv (one row per run, with efficiency), prints a table, and when gnuplot is
 # installed DIR/scaling.png (samples/s and efficiency against ranks). Figures are timings: run on
@@ -21,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ranks=$(nproc) model=fmnist-cnn steps=20 warmup=3 per_rank=32 global=64 mode=both out=bench-results ddp=.build/release/ddp repeats=1
+independent=0
 extra=()
 while (($#)); do
     case "$1" in
@@ -35,7 +41,8 @@ while (($#)); do
         --out) out=$2; shift 2 ;;
         --ddp) ddp=$2; shift 2 ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --independent) independent=1; shift ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "bench-scaling: unknown option $1; hint: see --help" >&2; exit 2 ;;
     esac
 done
@@ -66,6 +73,24 @@ for m in "${modes[@]}"; do
             echo "bench-scaling: $m, $p rank(s), run $r of $repeats" >&2
             mpirun "${flags[@]}" -np "$p" "$ddp" bench steps --model "$model" --steps "$steps" --warmup "$warmup" \
                 "${batch[@]}" --label "$m" --csv "$raw" "${extra[@]}" >&2
+            if [[ $m == weak ]] && (( independent && p > 1 && p <= cores )); then
+                echo "bench-scaling: $p independent one-rank processes at once, run $r of $repeats" >&2
+                parts=()
+                for ((i = 0; i < p; i++)); do
+                    parts+=("$out/independent.$i.csv")
+                    rm -f "$out/independent.$i.csv"
+                    "$ddp" bench steps --model "$model" --steps "$steps" --warmup "$warmup" --per-rank-batch "$per_rank" \
+                        --label independent --csv "$out/independent.$i.csv" "${extra[@]}" >&2 &
+                done
+                wait
+                # One row for the P processes: summed samples/s, the slowest step, the mean compute.
+                awk -F, -v p="$p" 'FNR == 1 { next }
+                    { n++; sps += $11; if ($12 > step) step = $12; compute += $13; split($0, f, ",") }
+                    END { f[3] = p; f[6] = f[6] * p; f[11] = sprintf("%.3f", sps); f[12] = sprintf("%.3f", step)
+                          f[13] = sprintf("%.3f", compute / n); row = f[1]; for (i = 2; i <= 18; i++) row = row "," f[i]
+                          print row }' "${parts[@]}" >> "$raw"
+                rm -f "${parts[@]}"
+            fi
         done
     done
 done
@@ -81,14 +106,15 @@ awk -F, 'NR == 1 { print; next }
                        t = idx[j]; idx[j] = idx[j-1]; idx[j-1] = t }
                    print rows[key, idx[int((count + 1) / 2)]] } }' "$raw" |
 awk -F, 'NR == 1 { print $0 ",efficiency"; next }
-         { if ($3 == 1) base[$1] = $11; eff = (base[$1] > 0) ? $11 / ($3 * base[$1]) : 0
+         { if ($3 == 1) base[$1] = $11; b = ($1 in base) ? base[$1] : base["weak"]  # independent: vs one weak rank
+           eff = (b > 0) ? $11 / ($3 * b) : 0
            printf "%s,%.3f\n", $0, eff }' > "$csv"
 mv "$raw" "$out/scaling.runs.csv"
 
 echo
-printf "%-7s %-6s %-15s %-7s %-11s %-9s %-11s %-9s %-9s %-10s %-10s %s\n" \
+printf "%-12s %-6s %-15s %-7s %-11s %-9s %-11s %-9s %-9s %-10s %-10s %s\n" \
     mode ranks oversubscribed batch samples/s step_ms compute_ms comm_ms blocked hidden_ms hidden_% efficiency
-awk -F, 'NR > 1 { printf "%-7s %-6s %-15s %-7s %-11s %-9s %-11s %-9s %-9s %-10s %-10s %s\n",
+awk -F, 'NR > 1 { printf "%-12s %-6s %-15s %-7s %-11s %-9s %-11s %-9s %-9s %-10s %-10s %s\n",
                   $1, $3, $5, $6, $11, $12, $13, $14, $15, $16, $17, $19 }' "$csv"
 echo "csv: $csv (every run: $out/scaling.runs.csv)"
 
@@ -103,10 +129,10 @@ set xlabel "ranks"
 set xtics 1
 set grid
 set ylabel "samples/s"
-plot for [m in "weak strong"] "$csv" using (strcol(1) eq m ? \$3 : 1/0):11 with linespoints title m
+plot for [m in "weak strong independent"] "$csv" using (strcol(1) eq m ? \$3 : 1/0):11 with linespoints title m
 set ylabel "efficiency vs 1 rank"
 set yrange [0:*]
-plot for [m in "weak strong"] "$csv" using (strcol(1) eq m ? \$3 : 1/0):19 with linespoints title m, 1 with lines dashtype 2 title "ideal"
+plot for [m in "weak strong independent"] "$csv" using (strcol(1) eq m ? \$3 : 1/0):19 with linespoints title m, 1 with lines dashtype 2 title "ideal"
 unset multiplot
 GNUPLOT
     echo "plot: $out/scaling.png"

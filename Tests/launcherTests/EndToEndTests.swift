@@ -201,14 +201,25 @@ final class CommunicationEndToEndTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: out) }
         let script = DDPProcess.packageRoot.appendingPathComponent("scripts/bench-scaling.sh").path
         let r = try DDPProcess.run([script, "--ranks", "2", "--model", "tiny", "--steps", "2", "--warmup", "1",
-                                    "--per-rank-batch", "8", "--global-batch", "16", "--out", out.path,
+                                    "--per-rank-batch", "8", "--global-batch", "16", "--independent", "--out", out.path,
                                     "--ddp", DDPProcess.binary, "--", "--sample-shape", "1,12,12"], timeout: 120)
         XCTAssertFalse(r.timedOut)
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = try String(contentsOfFile: out.appendingPathComponent("scaling.csv").path, encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(lines.count, 5, "header, weak 1-2, strong 1-2: \(lines)")
         XCTAssertTrue(lines[0].hasSuffix(",efficiency"))
-        XCTAssertTrue(lines[1].hasPrefix("weak,tiny,1,") && lines[4].hasPrefix("strong,tiny,2,"), "\(lines)")
+        // Independent processes run only up to the core count.
+        guard ProcessInfo.processInfo.activeProcessorCount >= 2 else {
+            XCTAssertEqual(lines.count, 5, "header, weak 1-2, strong 1-2: \(lines)")
+            return
+        }
+        XCTAssertEqual(lines.count, 6, "header, weak 1-2, 2 independent processes, strong 1-2: \(lines)")
+        XCTAssertTrue(lines[1].hasPrefix("weak,tiny,1,") && lines[5].hasPrefix("strong,tiny,2,"), "\(lines)")
+        // The two independent processes make one row: 2 "ranks", their batches summed, no communication.
+        let independent = lines[3].split(separator: ",").map(String.init)
+        XCTAssertEqual(independent.count, 19, String(lines[3]))
+        XCTAssertEqual(Array(independent[0 ..< 3]) + [independent[5], independent[13]], ["independent", "tiny", "2", "16", "0.000"],
+                       String(lines[3]))
+        XCTAssertGreaterThan(Double(independent[18]) ?? 0, 0, "an efficiency against one weak rank")
         XCTAssertTrue(r.stdout.contains("efficiency"), r.stdout)
     }
 }
