@@ -47,6 +47,10 @@ public struct ReductionStatistics: Equatable {
     public var conversionSeconds = 0.0
     /// Progress polls made while reductions were in flight.
     public var polls = 0
+    /// Seconds spent inside MPI starting buckets and polling them (between layers, or on the
+    /// progress thread), before the final wait: the communication work done on this rank's
+    /// cores while backward runs. Of `hiddenSeconds`, only this part took time from compute.
+    public var mpiCallSeconds = 0.0
 
     /// Communication that overlapped backward: total − blocked.
     public var hiddenSeconds: Double { Swift.max(0, communicationSeconds - blockedSeconds) }
@@ -204,6 +208,8 @@ public final class GradientReducer {
     /// - Throws: `DistError.mpi` when a reduction failed.
     public func progress() throws {
         guard completedAt.contains(nil) else { return }
+        let start = Timeline.now()
+        defer { step.mpiCallSeconds += Double(Timeline.now() - start) / 1e9 }
         step.polls += 1
         for k in completedAt.indices where completedAt[k] == nil {
             if try pending[k].test() { completedAt[k] = pending[k].completedAt ?? Timeline.now() }
@@ -219,11 +225,14 @@ public final class GradientReducer {
                 HalfPrecision.compress(halves + bucket.lowerBound, arena.gradients + bucket.lowerBound, bucket.count)
                 step.conversionSeconds += Double(Timeline.now() - start) / 1e9
                 let view = UnsafeMutableBufferPointer(start: halves + bucket.lowerBound, count: bucket.count)
+                let call = Timeline.now()
                 pending.append(try communicator.startHalfSum(view))
+                step.mpiCallSeconds += Double(Timeline.now() - call) / 1e9
                 step.wireBytes += 2 * bucket.count
             } else {
                 let view = UnsafeMutableBufferPointer(start: arena.gradients + bucket.lowerBound, count: bucket.count)
                 pending.append(try communicator.startAllreduce(view, op: .sum))
+                step.mpiCallSeconds += Double(Timeline.now() - start) / 1e9
                 step.wireBytes += 4 * bucket.count
             }
             startedAt.append(start)
