@@ -73,7 +73,8 @@ extension GEMM {
             if rows > 4 { storeRow(c + 4 * ldc, c40, c41, alpha: alpha, beta: beta) }
             if rows > 5 { storeRow(c + 5 * ldc, c50, c51, alpha: alpha, beta: beta) }
         } else {
-            // An edge tile: park the whole register tile, then write only the part inside C.
+            // Fewer than 16 live columns (n's ragged end): park the whole register tile, then write
+            // only the part inside C.
             withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
                 tile[0] = c00; tile[1] = c01; tile[2] = c10; tile[3] = c11
                 tile[4] = c20; tile[5] = c21; tile[6] = c30; tile[7] = c31
