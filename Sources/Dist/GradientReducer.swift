@@ -154,9 +154,9 @@ public final class GradientReducer {
             completedAt[k] = pending[k].completedAt ?? Timeline.now()
         }
         let waitEnd = Timeline.now()
-        step.blockedSeconds = Double(waitEnd - waitStart) / 1e9
+        step.blockedSeconds = Timeline.seconds(since: waitStart, until: waitEnd)
         if let first = startedAt.first, let last = completedAt.compactMap({ $0 }).max() {
-            step.communicationSeconds = Double(last - first) / 1e9
+            step.communicationSeconds = Timeline.seconds(since: first, until: last)
         }
         if let timeline, !pending.isEmpty {
             timeline.record("wait for reductions", lane: .compute, from: waitStart, to: waitEnd)
@@ -171,7 +171,7 @@ public final class GradientReducer {
         if let halves, !pending.isEmpty {
             let t = Timeline.now()
             for bucket in buckets { HalfPrecision.decompress(g + bucket.lowerBound, halves + bucket.lowerBound, scale: scale, bucket.count) }
-            step.conversionSeconds += Double(Timeline.now() - t) / 1e9
+            step.conversionSeconds += Timeline.seconds(since: t)
             timeline?.record("fp16 decompress", lane: .compute, from: t, to: Timeline.now())
         } else if leavingScale {
             left = scale
@@ -209,7 +209,7 @@ public final class GradientReducer {
     public func progress() throws {
         guard completedAt.contains(nil) else { return }
         let start = Timeline.now()
-        defer { step.mpiCallSeconds += Double(Timeline.now() - start) / 1e9 }
+        defer { step.mpiCallSeconds += Timeline.seconds(since: start) }
         step.polls += 1
         for k in completedAt.indices where completedAt[k] == nil {
             if try pending[k].test() { completedAt[k] = pending[k].completedAt ?? Timeline.now() }
@@ -221,20 +221,20 @@ public final class GradientReducer {
         while pending.count < buckets.count && ready(buckets[pending.count]) {
             let bucket = buckets[pending.count]
             let start = Timeline.now()
+            var call = start
             if let halves {
                 HalfPrecision.compress(halves + bucket.lowerBound, arena.gradients + bucket.lowerBound, bucket.count)
-                step.conversionSeconds += Double(Timeline.now() - start) / 1e9
-                let view = UnsafeMutableBufferPointer(start: halves + bucket.lowerBound, count: bucket.count)
-                let call = Timeline.now()
-                pending.append(try communicator.startHalfSum(view))
-                step.mpiCallSeconds += Double(Timeline.now() - call) / 1e9
+                call = Timeline.now()
+                step.conversionSeconds += Timeline.seconds(since: start, until: call)
+                pending.append(try communicator.startHalfSum(UnsafeMutableBufferPointer(start: halves + bucket.lowerBound,
+                                                                                         count: bucket.count)))
                 step.wireBytes += 2 * bucket.count
             } else {
-                let view = UnsafeMutableBufferPointer(start: arena.gradients + bucket.lowerBound, count: bucket.count)
-                pending.append(try communicator.startAllreduce(view, op: .sum))
-                step.mpiCallSeconds += Double(Timeline.now() - start) / 1e9
+                pending.append(try communicator.startAllreduce(UnsafeMutableBufferPointer(start: arena.gradients + bucket.lowerBound,
+                                                                                          count: bucket.count), op: .sum))
                 step.wireBytes += 4 * bucket.count
             }
+            step.mpiCallSeconds += Timeline.seconds(since: call)
             startedAt.append(start)
             completedAt.append(nil)
         }

@@ -45,6 +45,11 @@ public final class Timeline {
     /// Monotonic nanoseconds.
     public static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
+    /// Seconds from `start` (a `now()` reading) to `end` (now, unless given).
+    public static func seconds(since start: UInt64, until end: UInt64 = now()) -> Double {
+        Double(end - start) / 1e9
+    }
+
     /// Restarts the clock right after a barrier, so every rank's zero is the same moment.
     ///
     /// - Throws: `DistError.mpi` when the barrier fails.

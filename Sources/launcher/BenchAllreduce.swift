@@ -120,7 +120,7 @@ struct BenchAllreduce: ParsableCommand {
             try communicator.barrier()
             let start = Timeline.now()
             try body()
-            times.append(Double(Timeline.now() - start) / 1e9)
+            times.append(Timeline.seconds(since: start))
         }
         try communicator.allreduce(&times, op: .max)
         return times.sorted()[times.count / 2]

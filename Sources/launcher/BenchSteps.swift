@@ -87,12 +87,12 @@ struct BenchSteps: ParsableCommand {
 
             // Per timed step: compute, comm, blocked, hidden, conversion, in MPI (seconds, this rank).
             var sums = [Double](repeating: 0, count: 6)
-            var wall = 0.0
+            var wallStart: UInt64 = 0
             for k in 0 ..< warmup + steps {
                 if k == warmup {
                     try communicator.barrier()
                     trainer.timeline = try commOptions.makeTimeline(communicator)
-                    wall = Double(Timeline.now()) / 1e9
+                    wallStart = Timeline.now()
                 }
                 let epoch = k / sampler.stepsPerEpoch, step = k % sampler.stepsPerEpoch
                 let order = sampler.permutation(epoch: epoch)
@@ -105,7 +105,7 @@ struct BenchSteps: ParsableCommand {
                 trainer.applyUpdate()
                 if k >= warmup {
                     let s = trainer.reducer.lastStep
-                    sums[0] += Double(computed - start) / 1e9
+                    sums[0] += Timeline.seconds(since: start, until: computed)
                     sums[1] += s.communicationSeconds
                     sums[2] += s.blockedSeconds
                     sums[3] += s.hiddenSeconds
@@ -114,7 +114,7 @@ struct BenchSteps: ParsableCommand {
                 }
             }
             try communicator.barrier()
-            wall = Double(Timeline.now()) / 1e9 - wall
+            let wall = Timeline.seconds(since: wallStart)
             try commOptions.save(trainer.timeline)
             // Rank means of the per-step figures; the wall time is the slowest rank's.
             try communicator.allreduce(&sums, op: .sum)
