@@ -167,14 +167,7 @@ extension GEMM {
     @inline(__always)
     static func storeRow(_ c: UnsafeMutablePointer<Float>, _ v0: SIMD8<Float>, _ v1: SIMD8<Float>,
                          alpha: Float, beta: Float) {
-        let p = UnsafeMutableRawPointer(c)
-        var r0 = v0 * alpha, r1 = v1 * alpha
-        if beta != 0 {
-            let vb = SIMD8<Float>(repeating: beta)
-            r0 = r0.addingProduct(vb, p.loadUnaligned(as: SIMD8<Float>.self))
-            r1 = r1.addingProduct(vb, p.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
-        }
-        p.storeBytes(of: r0, as: SIMD8<Float>.self)
-        p.storeBytes(of: r1, toByteOffset: 32, as: SIMD8<Float>.self)
+        storeHalfRow(c, v0, alpha: alpha, beta: beta)
+        storeHalfRow(c + 8, v1, alpha: alpha, beta: beta)
     }
 }
