@@ -17,13 +17,6 @@ public struct Sequential {
     public let arena: ParameterArena
     /// The initializer of each arena slot, same order as `arena.slots`.
     public let initializers: [Initializer]
-    /// The order in which forward runs the layers (backward runs it reversed): the layers' order,
-    /// except that a ReLU directly followed by a max pool runs after the pool. The max of
-    /// rectified values is the rectified max (both are monotone), the same window element wins,
-    /// and a gradient reaches it only where that max is positive either way, so outputs and
-    /// gradients are bit for bit those of the written order, while the ReLU passes touch a
-    /// quarter of the values (2×2 pools) in forward and in backward.
-    public let executionOrder: [Int]
 
     /// Builds a model and its arena (parameters zero until `initializeParameters(seed:)`).
     ///
@@ -64,11 +57,16 @@ public struct Sequential {
             next += counts[i]
         }
         self.layers = bound
-        self.executionOrder = Sequential.executionOrder(of: bound)
     }
 
-    /// The layer indices in execution order: see `executionOrder`.
-    static func executionOrder(of layers: [any Layer]) -> [Int] {
+    /// The order in which forward runs the layers (backward runs it reversed): the layers' order,
+    /// except that a ReLU directly followed by a max pool runs after the pool. The max of
+    /// rectified values is the rectified max (both are monotone), the same window element wins,
+    /// and a gradient reaches it only where that max is positive either way, so outputs and
+    /// gradients are bit for bit those of the written order, while the ReLU passes touch a
+    /// quarter of the values (2×2 pools) in forward and in backward. Derived from `layers` on
+    /// each call (a few type checks), so it follows any change to them.
+    public var executionOrder: [Int] {
         var order: [Int] = []
         var i = 0
         while i < layers.count {
