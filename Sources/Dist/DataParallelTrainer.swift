@@ -29,8 +29,9 @@ public final class DataParallelTrainer {
     public var timeline: Timeline? { get { reducer.timeline } set { reducer.timeline = newValue } }
     /// The lowest arena offset of each layer's parameters (nil for layers without any).
     private let layerOffsets: [Int?]
-    /// What the next optimizer step multiplies the arena's gradients by (1/B when
-    /// `reduceGradients` left the float32 sums in place, else 1).
+    /// What the next optimizer step multiplies the arena's gradients by: set by every fast-mode
+    /// `reduceGradients` (1/B when it left the float32 sums in place, else 1), back to 1 after the
+    /// step.
     private var updateGradientScale: Float = 1
     /// An MPI error raised while starting a bucket during backward, thrown by `reduceGradients`.
     private var deferredError: Error?
@@ -113,10 +114,7 @@ public final class DataParallelTrainer {
     public func computeGradients<C: Collection>(indices: C, epoch: Int, dataset: Dataset,
                                                 accumulating: Bool = false, final: Bool = true) -> BatchTotals where C.Element == Int {
         if configuration.reduction == .deterministic { return scanSamples(Array(indices), epoch: epoch, dataset: dataset) }
-        if !accumulating {
-            model.arena.zeroGradients()
-            updateGradientScale = 1
-        }
+        if !accumulating { model.arena.zeroGradients() }
         guard !indices.isEmpty else { return BatchTotals() }
         let (input, labels, keys) = trainingBatch(Array(indices), epoch: epoch, dataset: dataset)
         let forwardStart = Timeline.now()
