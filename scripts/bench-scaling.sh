@@ -85,9 +85,9 @@ for m in "${modes[@]}"; do
                 wait
                 # One row for the P processes: summed samples/s, the slowest step, the mean compute.
                 awk -F, -v p="$p" 'FNR == 1 { next }
-                    { n++; sps += $11; if ($12 > step) step = $12; compute += $13; split($0, f, ",") }
+                    { n++; sps += $11; if ($12 > step) step = $12; compute += $13; fields = split($0, f, ",") }
                     END { f[3] = p; f[6] = f[6] * p; f[11] = sprintf("%.3f", sps); f[12] = sprintf("%.3f", step)
-                          f[13] = sprintf("%.3f", compute / n); row = f[1]; for (i = 2; i <= 18; i++) row = row "," f[i]
+                          f[13] = sprintf("%.3f", compute / n); row = f[1]; for (i = 2; i <= fields; i++) row = row "," f[i]
                           print row }' "${parts[@]}" >> "$raw"
                 rm -f "${parts[@]}"
             fi
