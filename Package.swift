@@ -11,10 +11,27 @@ let simdFlags: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", "haswell"]),
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
+// The AVX-512 kernels live in a target of their own, compiled for `skylake-avx512` (F, CD, BW, DQ,
+// VL: what every AVX-512 CPU since 2017 has); nothing else may be, since the binary must run on any
+// x86-64-v3 CPU. `KernelPath` picks the target at start-up from the CPU's feature bits.
+let avx512Flags: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "skylake-avx512"]),
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+let kernelTargets: [Target] = [
+    .target(name: "KernelsAVX2", dependencies: ["CPrefetch"], swiftSettings: simdFlags),
+    .target(name: "KernelsAVX512", dependencies: ["CPrefetch"], swiftSettings: avx512Flags),
+]
+let kernelDependencies: [Target.Dependency] = ["KernelsAVX2", "KernelsAVX512"]
 #else
 let simdFlags: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
+// Other architectures: the portable path only (KernelsAVX2's code on the platform's own vectors).
+let kernelTargets: [Target] = [
+    .target(name: "KernelsAVX2", dependencies: ["CPrefetch"], swiftSettings: simdFlags),
+]
+let kernelDependencies: [Target.Dependency] = ["KernelsAVX2"]
 #endif
 
 let package = Package(
@@ -34,7 +51,10 @@ let package = Package(
         .systemLibrary(name: "CCodecs", providers: [.apt(["zlib1g-dev", "libpng-dev"])]),
         // One static inline function (a software prefetch), no library to link.
         .systemLibrary(name: "CPrefetch"),
-        .target(name: "NN", dependencies: ["CCodecs", "CPrefetch", .product(name: "Yams", package: "Yams")],
+        // CPUID and XGETBV as static inline functions, for choosing the kernels' instruction set.
+        .systemLibrary(name: "CCPUFeatures"),
+        .target(name: "NN", dependencies: ["CCodecs", "CPrefetch", "CCPUFeatures",
+                                           .product(name: "Yams", package: "Yams")] + kernelDependencies,
                 exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Dist", dependencies: ["NN", "CMPI"], exclude: ["README.md"], swiftSettings: simdFlags),
         .executableTarget(name: "launcher",
@@ -44,5 +64,5 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: simdFlags),
         .testTarget(name: "DistTests", dependencies: ["Dist", "NN"], swiftSettings: simdFlags),
         .testTarget(name: "launcherTests", dependencies: ["NN"], swiftSettings: simdFlags),
-    ]
+    ] + kernelTargets
 )

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import NN
 
 @main
 struct DDP: ParsableCommand {
@@ -7,4 +9,16 @@ struct DDP: ParsableCommand {
         abstract: "SwiftDDP: data-parallel training of convolutional networks over MPI.",
         subcommands: [Train.self, Eval.self, Predict.self, Gradcheck.self, Bench.self, Selftest.self]
     )
+
+    /// Chooses the kernels' instruction set before any command runs, so that a `DDP_KERNELS` the
+    /// CPU cannot honour stops with a sentence (exit status 2) instead of an illegal instruction.
+    static func main() {
+        do {
+            KernelPath.current = try KernelPath.select(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            Foundation.exit(2)
+        }
+        main(nil)
+    }
 }

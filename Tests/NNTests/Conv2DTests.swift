@@ -16,12 +16,22 @@ final class Conv2DTests: XCTestCase {
     /// Tolerance 1e-4 (relative above 1): the fast path sums in Float (FMA, blocked order), the
     /// reference in Double; with O(1) values the float error is about 1e-7 per term over at most a
     /// few hundred terms here, while an indexing or padding bug gives errors of order 0.1 or more.
+    /// Runs on every kernel path this machine can execute (AVX-512 and AVX2 on an AVX-512 CPU).
     private func checkAgainstReference(_ conv: Conv2D, inputShape: [Int], batch: Int = 2,
                                        file: StaticString = #filePath, line: UInt = #line) throws {
+        for path in KernelPath.runnable {
+            try KernelPath.with(path) {
+                try checkAgainstReference(conv, inputShape: inputShape, batch: batch, path: path, file: file, line: line)
+            }
+        }
+    }
+
+    private func checkAgainstReference(_ conv: Conv2D, inputShape: [Int], batch: Int, path: KernelPath,
+                                       file: StaticString, line: UInt) throws {
         var model = try makeModel(conv, inputShape: inputShape, seed: 10)
         let g = try conv.geometry(for: inputShape)
         let x = Tensor(shape: [batch] + inputShape, values: randomValues(batch * inputShape.reduce(1, *), seed: 3))
-        let label = "\(conv.summary) on \(inputShape)"
+        let label = "\(conv.summary) on \(inputShape), \(path.rawValue) kernels"
 
         let y = model.forward(x, context: ForwardContext(training: true))
         var yRef = [Float](repeating: .nan, count: batch * g.K * g.PQ)

@@ -8,8 +8,20 @@ final class GEMMTests: XCTestCase {
     /// k terms of O(1) products; float32 summation error grows like k·2⁻²⁴ in the worst case, so
     /// 1e-6·k (plus 1e-5 of slack for the alpha/beta rounding) bounds it with margin while a real
     /// indexing bug gives errors of O(1).
+    ///
+    /// Runs on every kernel path this machine can execute (AVX-512 and AVX2 on an AVX-512 CPU).
     private func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float = 1, beta: Float = 0,
                        padding: Int = 0, file: StaticString = #filePath, line: UInt = #line) {
+        for path in KernelPath.runnable {
+            KernelPath.with(path) {
+                check(m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta, padding: padding,
+                      path: path, file: file, line: line)
+            }
+        }
+    }
+
+    private func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float, beta: Float,
+                       padding: Int, path: KernelPath, file: StaticString, line: UInt) {
         let lda = (transA ? m : k) + padding, ldb = (transB ? k : n) + padding, ldc = n + padding
         let a = randomValues(max((transA ? k : m) * lda, 1), seed: UInt64(m * 31 + k))
         let b = randomValues(max((transB ? n : k) * ldb, 1), seed: UInt64(n * 17 + k + 5))
@@ -32,19 +44,19 @@ final class GEMMTests: XCTestCase {
         var got: [Float] = [], want: [Float] = []
         for i in 0 ..< m { for j in 0 ..< n { got.append(fast[i * ldc + j]); want.append(reference[i * ldc + j]) } }
         assertClose(got, want, tolerance: 1e-6 * Float(max(k, 1)) + 1e-5,
-                    "m \(m) n \(n) k \(k) transA \(transA) transB \(transB) alpha \(alpha) beta \(beta)",
+                    "\(path.rawValue): m \(m) n \(n) k \(k) transA \(transA) transB \(transB) alpha \(alpha) beta \(beta)",
                     file: file, line: line)
         if padding > 0 {
             for i in 0 ..< m { for j in n ..< ldc where !(fast[i * ldc + j].isNaN && c0[i * ldc + j].isNaN) {
-                XCTAssertEqual(fast[i * ldc + j], c0[i * ldc + j], "GEMM wrote outside the m×n window at (\(i), \(j))",
+                XCTAssertEqual(fast[i * ldc + j], c0[i * ldc + j], "\(path.rawValue) GEMM wrote outside the m×n window at (\(i), \(j))",
                                file: file, line: line)
             } }
         }
     }
 
     func testEdgeSizesAllTransposes() {
-        // Sizes around the register tile (6×16, and 6×8 for a last panel of at most eight columns)
-        // and the depth block (256), including 1 and primes.
+        // Sizes around the register tiles (AVX2 6×16, AVX-512 16×16, and the half-width tiles for a
+        // last panel of at most eight columns) and the depth block (256), including 1 and primes.
         let sizes = [1, 2, 5, 6, 7, 8, 15, 16, 17, 24, 31, 33]
         for transA in [false, true] { for transB in [false, true] {
             for m in sizes { for n in sizes { for k in [1, 3, 16, 37] {
@@ -87,6 +99,24 @@ final class GEMMTests: XCTestCase {
                 check(m: 23, n: 40, k: 29, transA: transA, transB: transB, alpha: alpha, beta: beta, padding: 3)
             } }
         }
+    }
+
+    func testTallPanelsAroundSixteenRows() {
+        // The AVX-512 tile's 16-row panels: full ones, one row short and one row over, in every
+        // transpose (A packed by 8×8 transposes in two groups, or as 16-float vectors when transposed).
+        for transA in [false, true] { for transB in [false, true] {
+            for m in [32, 47, 49, 64] {
+                check(m: m, n: 196, k: 203, transA: transA, transB: transB, beta: 1)
+            }
+        } }
+    }
+
+    func testEveryRunnablePathIsCompiledAndIncludesTheWidest() {
+        // The tests above run each path in `runnable`; the widest the CPU can run must be one of them.
+        let runnable = KernelPath.runnable
+        XCTAssertFalse(runnable.isEmpty)
+        XCTAssertEqual(try KernelPath.select(environment: [:]), runnable.first)
+        XCTAssertTrue(runnable.allSatisfy(\.isCompiled))
     }
 
     func testBetaZeroIgnoresNaNInC() {

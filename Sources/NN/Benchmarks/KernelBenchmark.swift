@@ -126,44 +126,27 @@ public enum KernelBenchmark {
     public static let squareReference = GEMMCase(name: "square (reference)", m: 1536, n: 1536, k: 1536,
                                                  transA: false, transB: false, beta: 0, callsPerBatch: 0)
 
-    /// Measures one core's single-precision peak in GFLOP/s with a register-resident FMA loop:
-    /// twelve independent SIMD8 accumulators (more than FMA latency × FMA ports), no memory traffic.
+    /// Measures one core's single-precision peak in GFLOP/s on the kernel path in use
+    /// (`KernelPath.current`) with that path's register-resident FMA loop: twelve independent
+    /// vector chains (more than FMA latency × FMA ports), no memory traffic.
     ///
     /// - Parameter repeats: timed runs; the fastest counts.
     public static func measurePeak(repeats: Int = 5) -> Double {
-        let iterations = 4_000_000
+        let path = KernelPath.current, iterations = 4_000_000
         var best = Double.infinity
         var sink: Float = 0
         for _ in 0 ..< max(repeats, 1) + 1 {
             let start = now()
-            sink += fmaLoop(iterations: iterations, x: 0.999_9, y: 1e-4)
+            sink += path.fmaLoop(iterations: iterations, x: 0.999_9, y: 1e-4)
             best = min(best, now() - start)
         }
         blackHole(sink)
-        return Double(iterations) * 12 * 8 * 2 / best / 1e9
+        return Double(iterations) * Double(path.flopsPerFMALoopIteration) / best / 1e9
     }
 
     /// FMA-loop iterations per peak sample taken beside a GEMM (about 0.1 ms; samples repeat the
     /// loop until they last 20 ms, like the GEMM's).
     static let peakIterations = 50_000
-
-    /// `acc = acc·x + y` in twelve SIMD8 chains; never inlined, so the loop is what gets timed.
-    @inline(never)
-    static func fmaLoop(iterations: Int, x: Float, y: Float) -> Float {
-        let vx = SIMD8<Float>(repeating: x), vy = SIMD8<Float>(repeating: y)
-        var a0 = SIMD8<Float>(repeating: 0.1), a1 = SIMD8<Float>(repeating: 0.2), a2 = SIMD8<Float>(repeating: 0.3)
-        var a3 = SIMD8<Float>(repeating: 0.4), a4 = SIMD8<Float>(repeating: 0.5), a5 = SIMD8<Float>(repeating: 0.6)
-        var a6 = SIMD8<Float>(repeating: 0.7), a7 = SIMD8<Float>(repeating: 0.8), a8 = SIMD8<Float>(repeating: 0.9)
-        var a9 = SIMD8<Float>(repeating: 1.0), a10 = SIMD8<Float>(repeating: 1.1), a11 = SIMD8<Float>(repeating: 1.2)
-        for _ in 0 ..< iterations {
-            a0 = vy.addingProduct(a0, vx); a1 = vy.addingProduct(a1, vx); a2 = vy.addingProduct(a2, vx)
-            a3 = vy.addingProduct(a3, vx); a4 = vy.addingProduct(a4, vx); a5 = vy.addingProduct(a5, vx)
-            a6 = vy.addingProduct(a6, vx); a7 = vy.addingProduct(a7, vx); a8 = vy.addingProduct(a8, vx)
-            a9 = vy.addingProduct(a9, vx); a10 = vy.addingProduct(a10, vx); a11 = vy.addingProduct(a11, vx)
-        }
-        let total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) + ((a8 + a9) + (a10 + a11))
-        return total.sum()
-    }
 
     /// Validates one GEMM against the reference, then times it (and OpenBLAS when given).
     ///
@@ -217,12 +200,13 @@ public enum KernelBenchmark {
                                   pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
                 }
             }
-            bodies.append { blackHole(fmaLoop(iterations: peakIterations, x: 0.999_9, y: 1e-4)) }
+            let path = KernelPath.current
+            bodies.append { blackHole(path.fmaLoop(iterations: peakIterations, x: 0.999_9, y: 1e-4)) }
             return medianSeconds(repeats: repeats, bodies)
         }()
         // Bodies in order: ours, OpenBLAS when loaded, the FMA loop.
         let ours = times[0], theirs = openBLAS == nil ? nil : times[1]
-        let peak = Double(peakIterations) * 12 * 8 * 2 / times.last! / 1e9
+        let peak = Double(peakIterations) * Double(KernelPath.current.flopsPerFMALoopIteration) / times.last! / 1e9
         blackHole(c.buffer[0])
         return GEMMResult(gemm: gemm, seconds: ours, maxError: maxError, openBLASSeconds: theirs, peakGFlops: peak)
     }

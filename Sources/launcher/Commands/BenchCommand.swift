@@ -67,7 +67,8 @@ extension Bench {
         func run() throws {
             try Bench.requireReleaseBuild()
             let peak = KernelBenchmark.measurePeak()
-            print(String(format: "peak (SIMD8 FMA loop, 1 core): %.1f GFLOP/s at the start; %%peak of a GEMM is against the same loop timed in turn with it", peak))
+            print("kernels: \(KernelPath.current) (set \(KernelPath.environmentVariable) to choose; runnable here: \(KernelPath.runnable.map(\.rawValue).joined(separator: ", ")))")
+            print(String(format: "peak (the FMA loop of that path, 1 core): %.1f GFLOP/s at the start; %%peak of a GEMM is against the same loop timed in turn with it", peak))
             let blas = noOpenBLAS ? nil : OpenBLAS.load()
             print(blas.map { "OpenBLAS: \($0.path), 1 thread" } ?? "OpenBLAS: not loaded (comparison skipped)")
             print("")

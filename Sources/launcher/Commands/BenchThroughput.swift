@@ -74,7 +74,8 @@ extension Bench {
             let f = TrainingBenchmark.flops(of: built)
             let comparable = model == "fmnist-cnn"
             print("model \(model) (\(built.arena.parameterCount) parameters), synthetic 1x28x28 input, 10 classes, Adam, 1 thread")
-            print(String(format: "peak (SIMD8 FMA loop, 1 core): %.1f GFLOP/s", peak))
+            print("kernels: \(KernelPath.current) (set \(KernelPath.environmentVariable) to choose)")
+            print(String(format: "peak (the FMA loop of that path, 1 core): %.1f GFLOP/s", peak))
             print(String(format: "FLOP per training sample: forward %.2f M + weight gradients %.2f M + input gradients %.2f M = %.2f MFLOP",
                          f.forward / 1e6, f.weightGradient / 1e6, f.inputGradient / 1e6, f.total / 1e6)
                   + (f.skippedInputGradient > 0

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// One thread's packing buffers for `GEMM.multiply`, allocated on the thread's first
+/// One thread's packing buffers for `PackedGEMM.multiply`, allocated on the thread's first
 /// multiplication and freed when the thread ends.
 final class GEMMScratch {
     /// Packed A: MC×KC floats (plus slack), 64-byte aligned.
@@ -13,14 +13,22 @@ final class GEMMScratch {
     let b: UnsafeMutablePointer<Float>
 
     private init() {
-        // Eight floats of slack: the vector packing of A writes two floats past a panel's end.
-        a = AlignedMemory.zeroedFloats(GEMM.mc * GEMM.kc + 8)
-        b = AlignedMemory.zeroedFloats(GEMM.kc * GEMM.nc)
+        // Slack of one vector and eight floats: the vector packing of A writes up to a vector (or a
+        // row of an 8×8 block) past a panel's end.
+        a = Self.zeroedFloats(PackedGEMM.mc * PackedGEMM.kc + PackedGEMM.Lanes.scalarCount + 8)
+        b = Self.zeroedFloats(PackedGEMM.kc * PackedGEMM.nc)
     }
 
     deinit {
-        AlignedMemory.free(a)
-        AlignedMemory.free(b)
+        UnsafeMutableRawPointer(a).deallocate()
+        UnsafeMutableRawPointer(b).deallocate()
+    }
+
+    /// `count` floats set to zero, on a 64-byte boundary (a cache line: whole vector loads of a
+    /// panel never split one); released with `deallocate`.
+    private static func zeroedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        return raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
     }
 
     /// The key of the thread-local slot; its destructor releases a thread's scratch when the thread ends.

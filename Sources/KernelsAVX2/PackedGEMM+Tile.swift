@@ -1,10 +1,25 @@
 import CPrefetch
 
-// The register tiles behind `GEMM.multiply`: a 6×16 micro-kernel (and a 6×8 one for narrow
-// column panels) that multiply one packed A panel by one B panel with SIMD8 FMAs, and their stores
-// into C. Layouts of the packed panels: see GEMM+Packing.swift.
+// The AVX2 + FMA register tile behind `PackedGEMM.multiply` (16 ymm registers of eight floats):
+// a 6×16 micro-kernel (and a 6×8 one for narrow column panels) that multiply one packed A panel by
+// one B panel with SIMD8 FMAs, their stores into C, and the cache blocks sized around them.
+// Layouts of the packed panels: see PackedGEMM+Packing.swift. On other architectures this target
+// is the portable path: the same code on the platform's own 8-float vectors.
 
-extension GEMM {
+extension PackedGEMM {
+    /// The vector type of this target's kernels.
+    public typealias Lanes = SIMD8<Float>
+    /// Rows of C computed per micro-kernel call (one broadcast of A per row per k step).
+    static let mr = 6
+    /// Columns of C computed per micro-kernel call (two SIMD8 vectors).
+    static let nr = 16
+    /// Depth of one packed block: a KC×NR panel of B is 16 KiB, half of a 32 KiB L1.
+    static let kc = 256
+    /// Rows of op(A) packed at once: an MC×KC block of A is 96 KiB, well inside a 512 KiB L2.
+    static let mc = 96
+    /// Columns of C per outer block: an MC×NC block of C (192 KiB) stays in L2 across depth blocks.
+    static let nc = 512
+
     /// The 6×16 register tile: twelve SIMD8 accumulators, two B vectors and one A broadcast fill
     /// 15 of the 16 ymm registers, so nothing spills.
     ///

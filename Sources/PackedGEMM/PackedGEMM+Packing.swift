@@ -1,4 +1,4 @@
-// The packing routines behind `GEMM.multiply`: they copy blocks of op(A) and op(B) into the
+// The packing routines behind `PackedGEMM.multiply`: they copy blocks of op(A) and op(B) into the
 // layouts the micro-kernel reads, absorbing transposes on the way.
 //
 // Packed layouts (both zero-padded to whole panels, 64-byte aligned):
@@ -6,11 +6,11 @@
 //   packed B: ceil(width/NR) panels, each [depth][NR]: panel j holds op(B) columns j·NR ..< j·NR+NR.
 // The micro-kernel reads one A panel and one B panel front to back, so every load is sequential.
 
-extension GEMM {
+extension PackedGEMM {
     /// Packs op(A)[row ..< row+height, column ..< column+depth] into MR-tall panels.
     ///
     /// - dst: packed A, `ceil(height/MR)·MR·depth` floats (written; rows past `height` are zero),
-    ///   plus up to two floats past the end (the scratch has slack for them).
+    ///   plus up to `Lanes.scalarCount` floats past the end (the scratch has slack for them).
     /// - a: A as stored, `m×k` (`k×m` when `transA`), row stride `lda`, `storedWidth` valid floats
     ///   per stored row (k, or m when `transA`) (read).
     static func packA(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
@@ -19,14 +19,14 @@ extension GEMM {
         var i0 = 0
         while i0 < height {
             let rows = min(mr, height - i0)
-            if transA && rows == mr && row + i0 + 8 <= storedWidth {
-                // op(A)[i][p] = a[p·lda + i]: each k step is six contiguous floats, moved as one
-                // eight-float vector (inside the stored row, whose valid width is `storedWidth`);
-                // the two extra floats are overwritten by the next store, or land in the slack.
+            if transA && rows == mr && mr <= Lanes.scalarCount && row + i0 + Lanes.scalarCount <= storedWidth {
+                // op(A)[i][p] = a[p·lda + i]: each k step is MR contiguous floats, moved as one
+                // vector (inside the stored row, whose valid width is `storedWidth`); floats past MR
+                // are overwritten by the next store, or land in the slack.
                 var src = UnsafeRawPointer(a + column * lda + row + i0)
                 let step = lda * MemoryLayout<Float>.stride
                 for _ in 0 ..< depth {
-                    UnsafeMutableRawPointer(out).storeBytes(of: src.loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(out).storeBytes(of: src.loadUnaligned(as: Lanes.self), as: Lanes.self)
                     src += step
                     out += mr
                 }
@@ -40,29 +40,33 @@ extension GEMM {
                     out += mr
                 }
             } else {
-                // op(A)[i][p] = a[i·lda + p]: eight k steps of the panel's rows at a time, transposed
-                // in registers (zero rows fill the 8×8 block, and pad a partial panel). Each k step
-                // is stored as eight floats at a stride of six; the two extra floats land where the
-                // next step's store (or the next panel, or the scratch's slack) overwrites them.
+                // op(A)[i][p] = a[i·lda + p]: eight k steps of eight of the panel's rows at a time,
+                // transposed in registers (zero rows fill the 8×8 block, and pad a partial panel).
+                // Each k step of a group is stored as eight floats at a stride of MR; a last group
+                // of fewer than eight rows writes its extra floats over the next k step's first
+                // group, so the groups go last to first and the first group's stores overwrite them
+                // (past the panel's end they land in the next panel or the scratch's slack).
                 let s0 = a + (row + i0) * lda + column
                 let raw = UnsafeRawPointer(s0), step = lda * MemoryLayout<Float>.stride
                 var p0 = 0
                 while p0 + 8 <= depth {
                     let o = p0 * MemoryLayout<Float>.stride
-                    @inline(__always) func load(_ i: Int) -> SIMD8<Float> {
-                        i < rows ? raw.loadUnaligned(fromByteOffset: o + i * step, as: SIMD8<Float>.self) : SIMD8<Float>()
+                    for g0 in stride(from: (mr - 1) / 8 * 8, through: 0, by: -8) {
+                        @inline(__always) func load(_ i: Int) -> SIMD8<Float> {
+                            g0 + i < rows ? raw.loadUnaligned(fromByteOffset: o + (g0 + i) * step, as: SIMD8<Float>.self)
+                                          : SIMD8<Float>()
+                        }
+                        let t = transpose8x8((load(0), load(1), load(2), load(3), load(4), load(5), load(6), load(7)))
+                        let d = UnsafeMutableRawPointer(out + g0), w = mr * MemoryLayout<Float>.stride
+                        d.storeBytes(of: t.0, as: SIMD8<Float>.self)
+                        d.storeBytes(of: t.1, toByteOffset: w, as: SIMD8<Float>.self)
+                        d.storeBytes(of: t.2, toByteOffset: 2 * w, as: SIMD8<Float>.self)
+                        d.storeBytes(of: t.3, toByteOffset: 3 * w, as: SIMD8<Float>.self)
+                        d.storeBytes(of: t.4, toByteOffset: 4 * w, as: SIMD8<Float>.self)
+                        d.storeBytes(of: t.5, toByteOffset: 5 * w, as: SIMD8<Float>.self)
+                        d.storeBytes(of: t.6, toByteOffset: 6 * w, as: SIMD8<Float>.self)
+                        d.storeBytes(of: t.7, toByteOffset: 7 * w, as: SIMD8<Float>.self)
                     }
-                    let t = transpose8x8((load(0), load(1), load(2), load(3), load(4), load(5),
-                                          SIMD8<Float>(), SIMD8<Float>()))
-                    let d = UnsafeMutableRawPointer(out), w = mr * MemoryLayout<Float>.stride
-                    d.storeBytes(of: t.0, as: SIMD8<Float>.self)
-                    d.storeBytes(of: t.1, toByteOffset: w, as: SIMD8<Float>.self)
-                    d.storeBytes(of: t.2, toByteOffset: 2 * w, as: SIMD8<Float>.self)
-                    d.storeBytes(of: t.3, toByteOffset: 3 * w, as: SIMD8<Float>.self)
-                    d.storeBytes(of: t.4, toByteOffset: 4 * w, as: SIMD8<Float>.self)
-                    d.storeBytes(of: t.5, toByteOffset: 5 * w, as: SIMD8<Float>.self)
-                    d.storeBytes(of: t.6, toByteOffset: 6 * w, as: SIMD8<Float>.self)
-                    d.storeBytes(of: t.7, toByteOffset: 7 * w, as: SIMD8<Float>.self)
                     out += 8 * mr
                     p0 += 8
                 }
@@ -94,7 +98,7 @@ extension GEMM {
                 let step = nr * MemoryLayout<Float>.stride
                 var p0 = 0
                 while p0 + 8 <= depth {
-                    for half in 0 ..< 2 {
+                    for half in 0 ..< nr / 8 {
                         let live = min(max(cols - half * 8, 0), 8)
                         let base = src + half * 8 * ldb + p0
                         let block = live == 8 ? transpose8x8(base, ldb: ldb) : transposePartial8x8(base, ldb: ldb, rows: live)
@@ -132,7 +136,7 @@ extension GEMM {
                           row: Int, column: Int, depth: Int, width: Int) {
         let fullPanels = width / nr, rest = width % nr
         let panelBytes = nr * depth * MemoryLayout<Float>.stride
-        let f = MemoryLayout<Float>.stride
+        let f = MemoryLayout<Float>.stride, lanes = Lanes.scalarCount, laneBytes = lanes * f
         var p = 0
         // Four rows at a time, interleaved: four read streams keep more cache misses in flight.
         while p + 4 <= depth {
@@ -140,14 +144,12 @@ extension GEMM {
             var out = UnsafeMutableRawPointer(dst + p * nr)
             for panel in 0 ..< fullPanels {
                 let o = panel * nr * f
-                out.storeBytes(of: s0.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                out.storeBytes(of: s0.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self), toByteOffset: 32, as: SIMD8<Float>.self)
-                out.storeBytes(of: s0.loadUnaligned(fromByteOffset: stride + o, as: SIMD8<Float>.self), toByteOffset: 64, as: SIMD8<Float>.self)
-                out.storeBytes(of: s0.loadUnaligned(fromByteOffset: stride + o + 32, as: SIMD8<Float>.self), toByteOffset: 96, as: SIMD8<Float>.self)
-                out.storeBytes(of: s0.loadUnaligned(fromByteOffset: 2 * stride + o, as: SIMD8<Float>.self), toByteOffset: 128, as: SIMD8<Float>.self)
-                out.storeBytes(of: s0.loadUnaligned(fromByteOffset: 2 * stride + o + 32, as: SIMD8<Float>.self), toByteOffset: 160, as: SIMD8<Float>.self)
-                out.storeBytes(of: s0.loadUnaligned(fromByteOffset: 3 * stride + o, as: SIMD8<Float>.self), toByteOffset: 192, as: SIMD8<Float>.self)
-                out.storeBytes(of: s0.loadUnaligned(fromByteOffset: 3 * stride + o + 32, as: SIMD8<Float>.self), toByteOffset: 224, as: SIMD8<Float>.self)
+                for r in 0 ..< 4 {
+                    for v in 0 ..< nr / lanes {
+                        out.storeBytes(of: s0.loadUnaligned(fromByteOffset: r * stride + o + v * laneBytes, as: Lanes.self),
+                                       toByteOffset: (r * nr / lanes + v) * laneBytes, as: Lanes.self)
+                    }
+                }
                 out += panelBytes
             }
             p += 4
@@ -157,21 +159,24 @@ extension GEMM {
             var out = UnsafeMutableRawPointer(dst + p * nr)
             for panel in 0 ..< fullPanels {
                 let o = panel * nr * f
-                out.storeBytes(of: src.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                out.storeBytes(of: src.loadUnaligned(fromByteOffset: o + 32, as: SIMD8<Float>.self), toByteOffset: 32, as: SIMD8<Float>.self)
+                for v in 0 ..< nr / lanes {
+                    out.storeBytes(of: src.loadUnaligned(fromByteOffset: o + v * laneBytes, as: Lanes.self),
+                                   toByteOffset: v * laneBytes, as: Lanes.self)
+                }
                 out += panelBytes
             }
             p += 1
         }
         if rest > 0 {
-            // The ragged last panel, zero-padded to NR columns: each k step is cleared with two
-            // vector stores, then its live columns are copied over them (a conv's 196-pixel rows
-            // leave four, at every depth of every sample's products).
+            // The ragged last panel, zero-padded to NR columns: each k step is cleared with vector
+            // stores, then its live columns are copied over them (a conv's 196-pixel rows leave
+            // four, at every depth of every sample's products).
             let tail = dst + fullPanels * nr * depth
             for p in 0 ..< depth {
                 let src = b + (row + p) * ldb + column + fullPanels * nr, out = tail + p * nr
-                UnsafeMutableRawPointer(out).storeBytes(of: SIMD8<Float>(), as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(out).storeBytes(of: SIMD8<Float>(), toByteOffset: 32, as: SIMD8<Float>.self)
+                for v in 0 ..< nr / lanes {
+                    UnsafeMutableRawPointer(out).storeBytes(of: Lanes(), toByteOffset: v * laneBytes, as: Lanes.self)
+                }
                 for jj in 0 ..< rest { out[jj] = src[jj] }
             }
         }

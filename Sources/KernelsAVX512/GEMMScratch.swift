@@ -1,0 +1,1 @@
+../PackedGEMM/GEMMScratch.swift
