@@ -39,6 +39,9 @@ struct Gradcheck: ParsableCommand {
     @Option(help: "Gradient summation on the distributed side: fast or deterministic.")
     var reduction: ReductionMode = .fast
 
+    @Option(help: ArgumentHelp("Deterministic mode: samples per chunk of the global batch (the default 3 gives the default batch of 24 eight chunks: P = 1..8 all compute).", valueName: "c"))
+    var chunkSize = 3
+
     @Option(help: "Floats per gradient bucket (small values exercise reductions overlapped with backward).")
     var bucketFloats = 1 << 20
 
@@ -75,6 +78,7 @@ struct Gradcheck: ParsableCommand {
         if compression != .none && reduction == .deterministic {
             throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly")
         }
+        guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive, got \(chunkSize)") }
         guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
         guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
         guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
@@ -94,6 +98,7 @@ struct Gradcheck: ParsableCommand {
             config.tolerance = effectiveTolerance
             config.compression = compression
             config.reduction = reduction
+            config.chunkSize = chunkSize
             config.bucketCapacity = bucketFloats
             let report = try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
                                                makeOptimizer: { try SGD(learningRate: learningRate, momentum: momentum) },
