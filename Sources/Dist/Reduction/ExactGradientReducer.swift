@@ -59,6 +59,9 @@ public final class ExactGradientReducer {
     /// Per slot: 2^e of the current attempt, and this rank's largest |term| so far.
     private var scales: [Double]
     private var maxima: [Float]
+    /// Per slot: no term added this attempt yet (its accumulators hold stale values until the
+    /// first term is written over them, or they are cleared before the slot's bucket is sent).
+    private var fresh: [Bool]
     private var pending: [PendingReduction] = []
     private var step = ExactReductionStatistics()
 
@@ -73,6 +76,7 @@ public final class ExactGradientReducer {
         exponents = [Int?](repeating: nil, count: arena.slots.count)
         scales = [Double](repeating: 1, count: arena.slots.count)
         maxima = [Float](repeating: 0, count: arena.slots.count)
+        fresh = [Bool](repeating: true, count: arena.slots.count)
         sums = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(arena.count, 1))
         sums.initialize(repeating: 0, count: Swift.max(arena.count, 1))
     }
@@ -102,17 +106,20 @@ public final class ExactGradientReducer {
             let e = 52 - ExactGradientReducer.headroomBits - termBits - (exponents[s] ?? 0)
             scales[s] = Double(sign: .plus, exponent: e, significand: 1)
             maxima[s] = 0
+            fresh[s] = true
         }
-        sums.update(repeating: 0, count: arena.count)
     }
 
     /// Adds the gradients of slots `slots` (arena slot indices) to the accumulators at the agreed
-    /// scales and clears them in the arena, for the next chunk's backward. Local.
-    public func accumulate(slots: Range<Int>) {
+    /// scales and clears them in the arena for the next chunk's backward (unless `clearing` is
+    /// false: the step's last chunk on this rank, whose gradients `finish` overwrites). Local.
+    public func accumulate(slots: Range<Int>, clearing: Bool = true) {
         let start = Timeline.now()
         for s in slots where arena.slots[s].trainable {
             let slot = arena.slots[s]
-            let m = ExactSum.accumulate(sums + slot.offset, clearing: arena.gradients + slot.offset, scale: scales[s], slot.count)
+            let m = ExactSum.accumulate(sums + slot.offset, clearing: arena.gradients + slot.offset, scale: scales[s], slot.count,
+                                        first: fresh[s], clear: clearing)
+            fresh[s] = false
             if !(m <= maxima[s]) { maxima[s] = m }
         }
         step.accumulateSeconds += Timeline.seconds(since: start)
@@ -126,11 +133,21 @@ public final class ExactGradientReducer {
         guard communicator.size > 1 else { return }
         while pending.count < buckets.count && buckets[pending.count].lowerBound >= offset {
             let bucket = buckets[pending.count]
+            clearFresh(in: bucket)
             pending.append(try communicator.startAllreduce(UnsafeMutableBufferPointer(start: sums + bucket.lowerBound,
                                                                                       count: bucket.count), op: .sum))
             step.wireBytes += 8 * bucket.count
         }
         for p in pending { _ = try p.test() }
+    }
+
+    /// Zeroes the accumulators of slots in `range` that received no term this attempt (padding
+    /// between slots is never written and stays zero).
+    private func clearFresh(in range: Range<Int>) {
+        for (s, slot) in arena.slots.enumerated() where fresh[s] && range.contains(slot.offset) {
+            sums.advanced(by: slot.offset).update(repeating: 0, count: slot.count)
+            fresh[s] = false
+        }
     }
 
     /// Ends an attempt (a collective): sums the accumulators over the ranks, agrees on the largest
@@ -142,6 +159,7 @@ public final class ExactGradientReducer {
     public func finish(globalBatchSize: Int) throws -> Bool {
         precondition(globalBatchSize > 0, "Cannot average gradients over an empty global batch.")
         try sumsFinal(from: 0)
+        clearFresh(in: 0 ..< arena.count) // one rank: nothing was sent
         let start = Timeline.now()
         // NaN would make the max order-dependent; +inf marks a non-finite tensor as well.
         var most = maxima.map { $0.isNaN ? Double.infinity : Double($0) }

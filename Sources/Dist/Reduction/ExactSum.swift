@@ -12,28 +12,47 @@ import Glibc
 /// rounded term and every partial sum stays at or below 2^53 in magnitude, where Double holds
 /// integers exactly; sums of integers then do not depend on their order.
 public enum ExactSum {
-    /// Adds round(g · scale) into `sums`, clears `gradients`, and returns the largest |g|
+    /// Adds round(g · scale) into `sums`, clears `gradients` (unless `clear` is false: the last
+    /// chunk's gradients are overwritten by the mean anyway), and returns the largest |g|
     /// (+inf when an element is infinite, NaN when one is NaN).
     ///
     /// The magnitude is tracked on the bit patterns (|g| as an unsigned integer orders like the
     /// value, and NaN patterns lie above +inf), which vectorizes as an integer max.
+    ///
+    /// With `first`, `sums` is written instead of added into (its old contents are ignored): the
+    /// first term of a sum skips a pass that clears it and a read of it, since the pass is bound by
+    /// memory traffic.
     public static func accumulate(_ sums: UnsafeMutablePointer<Double>, clearing gradients: UnsafeMutablePointer<Float>,
-                                  scale: Double, _ n: Int) -> Float {
+                                  scale: Double, _ n: Int, first: Bool = false, clear: Bool = true) -> Float {
+        switch (first, clear) {
+        case (true, true): return accumulate(sums, gradients, scale, n, first: true, clear: true)
+        case (true, false): return accumulate(sums, gradients, scale, n, first: true, clear: false)
+        case (false, true): return accumulate(sums, gradients, scale, n, first: false, clear: true)
+        case (false, false): return accumulate(sums, gradients, scale, n, first: false, clear: false)
+        }
+    }
+
+    /// One loop per combination of the flags (constants once inlined).
+    @inline(__always)
+    private static func accumulate(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafeMutablePointer<Float>,
+                                   _ scale: Double, _ n: Int, first: Bool, clear: Bool) -> Float {
         var most: UInt32 = 0
         let raw = UnsafeMutableRawPointer(gradients).assumingMemoryBound(to: UInt32.self)
         for i in 0 ..< n {
             let bits = raw[i]
             most = Swift.max(most, bits & 0x7FFF_FFFF)
-            sums[i] += (Double(Float(bitPattern: bits)) * scale).rounded(.toNearestOrEven)
-            raw[i] = 0
+            let q = (Double(Float(bitPattern: bits)) * scale).rounded(.toNearestOrEven)
+            sums[i] = first ? q : sums[i] + q
+            if clear { raw[i] = 0 }
         }
         return Float(bitPattern: most)
     }
 
     /// The plain twin of `accumulate`: Int64 arithmetic and a float max, element by element.
     public static func accumulateReference(_ sums: UnsafeMutablePointer<Double>, clearing gradients: UnsafeMutablePointer<Float>,
-                                           scale: Double, _ n: Int) -> Float {
+                                           scale: Double, _ n: Int, first: Bool = false, clear: Bool = true) -> Float {
         var most: Float = 0
+        if first { sums.update(repeating: 0, count: n) }
         for i in 0 ..< n {
             let g = gradients[i]
             if g.isNaN { most = .nan } else if !most.isNaN { most = Swift.max(most, abs(g)) }
@@ -44,7 +63,7 @@ public enum ExactSum {
             } else {
                 sums[i] += scaled
             }
-            gradients[i] = 0
+            if clear { gradients[i] = 0 }
         }
         return most
     }

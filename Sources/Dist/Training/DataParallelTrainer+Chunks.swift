@@ -146,7 +146,7 @@ extension DataParallelTrainer {
             }
             for j in grads.indices {
                 grads[j] = chunkLayers[j][i].backward(grads[j], arena: arena)
-                if let slots = layerSlots[i] { exactReducer!.accumulate(slots: slots) }
+                if let slots = layerSlots[i] { exactReducer!.accumulate(slots: slots, clearing: !final || j < grads.count - 1) }
             }
             timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
             if final, let offset = layerOffsets(i) {
