@@ -157,13 +157,17 @@ final class GradientCheckTests: XCTestCase {
 }
 
 final class TrainingConfigurationTests: XCTestCase {
-    func testBatchStatisticsRejectDeterministicMode() {
+    /// Deterministic mode runs every rank through every layer (idle ranks too), so synchronized
+    /// layers accept a split last batch smaller than the ranks there; fast mode rejects it.
+    func testDeterministicModeAcceptsEmptySlicesWithSynchronizedLayers() {
         var config = TrainingConfiguration()
+        config.globalBatchSize = 32
+        config.lastBatch = .split
         config.reduction = .deterministic
-        XCTAssertThrowsError(try config.validate(layerSummaries: ["conv2d(8,3x3,s1x1,same)", "batchnorm2d(m0.1,eps1e-05)"], ranks: 2, trainingSamples: 100)) {
-            guard case .invalidConfiguration(option: "reduction", _)? = $0 as? DistError else { return XCTFail("\($0)") }
-        }
-        XCTAssertNoThrow(try config.validate(layerSummaries: ["dense(4)"], ranks: 2, trainingSamples: 100))
+        let layers = ["conv2d(8,3x3,s1x1,same)", "batchnorm2d(m0.1,eps1e-05,sync)"]
+        XCTAssertNoThrow(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
+        config.reduction = .fast
+        XCTAssertThrowsError(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
     }
 
     func testSynchronizedLayersRejectEmptySlices() {

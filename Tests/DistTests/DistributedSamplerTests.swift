@@ -44,6 +44,17 @@ final class DistributedSamplerTests: XCTestCase {
         XCTAssertEqual(DistributedSampler(datasetCount: 5, globalBatchSize: 2, seed: 9, shuffle: false).permutation(epoch: 4), [0, 1, 2, 3, 4])
     }
 
+    /// Chunks depend on the batch and the chunk size only; the ranks' chunk runs tile them in order.
+    func testChunksTileTheBatchAndRanksTakeWholeChunks() {
+        XCTAssertEqual(DistributedSampler.chunks(count: 10, chunkSize: 4), [0 ..< 4, 4 ..< 8, 8 ..< 10])
+        XCTAssertEqual(DistributedSampler.chunks(count: 0, chunkSize: 4), [])
+        for size in 1 ... 8 {
+            let runs = (0 ..< size).map { DistributedSampler.chunkShard(count: 20, chunkSize: 4, rank: $0, size: size) }
+            XCTAssertEqual(runs.flatMap { Array($0) }, Array(0 ..< 5), "P=\(size)")
+        }
+        XCTAssertEqual(DistributedSampler.chunkShard(count: 20, chunkSize: 4, rank: 7, size: 8), 5 ..< 5, "more ranks than chunks: idle")
+    }
+
     func testSliceSizesDifferByAtMostOneAndFirstRanksTakeTheExtra() {
         for count in [0, 1, 7, 64, 65, 99] {
             for size in 1 ... 8 {

@@ -41,6 +41,13 @@ public protocol Communicator: AnyObject {
     /// - Throws: `DistError.mpi` when the collective cannot start.
     func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp) throws -> PendingReduction
 
+    /// Starts combining a Double buffer across ranks and returns at once (the exact reduction's
+    /// integer-valued sums). Same rules as the Float version.
+    ///
+    /// - Returns: the pending reduction; call `wait()` before reading the buffer.
+    /// - Throws: `DistError.mpi` when the collective cannot start.
+    func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReductionOp) throws -> PendingReduction
+
     /// Starts summing IEEE binary16 values (as `UInt16` bit patterns) across ranks and returns at
     /// once; each pairwise sum is done in Float32 and rounded to half (`HalfPrecision.add`).
     ///

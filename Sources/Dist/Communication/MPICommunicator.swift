@@ -153,6 +153,20 @@ public final class MPICommunicator: Communicator {
         return pending
     }
 
+    public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReductionOp) throws -> PendingReduction {
+        let pending = MPIPendingReduction(lock: mpiLock)
+        try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 8) { p, n in
+            var request: MPI_Request? = cmpi_request_null()
+            try locked {
+                try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_double(), MPICommunicator.mpiOp(op), comm, &request),
+                                          "MPI_Iallreduce")
+            }
+            pending.requests.append(request)
+        }
+        track(pending)
+        return pending
+    }
+
     public func startHalfSum(_ buffer: UnsafeMutableBufferPointer<UInt16>) throws -> PendingReduction {
         let pending = MPIPendingReduction(lock: mpiLock)
         try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 2) { p, n in

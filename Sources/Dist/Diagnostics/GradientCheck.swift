@@ -20,6 +20,9 @@ public struct GradientCheckConfiguration {
     public var tolerance = 1e-4
     /// Fast or deterministic reduction on the distributed side.
     public var reduction: ReductionMode = .fast
+    /// Deterministic mode: samples per chunk, on both sides (the default 3 cuts the default
+    /// batch of 24 into 8 chunks, so P = 1 … 8 all compute some).
+    public var chunkSize = 3
     /// Floats per gradient bucket on the distributed side (small values test overlapped buckets).
     public var bucketCapacity = 1 << 20
     /// The wire format on the distributed side (fp16 needs a looser tolerance: see `tolerance(for:)`).
@@ -81,7 +84,7 @@ public struct GradientCheckReport {
         func e(_ x: Double) -> String { String(format: "%.2e", x) }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
         let nameWidth = max(20, (rows.map(\.name.count).max() ?? 0) + 2)
-        var lines = ["gradient check: model \(modelName), \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(c.globalBatchSize), \(c.steps) step\(c.steps == 1 ? "" : "s"), seed \(c.seed), reduction \(c.reduction.rawValue)\(c.compression == .fp16 ? ", fp16 wire" : "")",
+        var lines = ["gradient check: model \(modelName), \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(c.globalBatchSize), \(c.steps) step\(c.steps == 1 ? "" : "s"), seed \(c.seed), reduction \(c.reduction.rawValue)\(c.reduction == .deterministic ? " (chunks of \(c.chunkSize))" : "")\(c.compression == .fp16 ? ", fp16 wire" : "")",
                      "errors of \(ranks)-rank data-parallel vs one replica on the whole batch; relative = abs / the tensor's max |value|; tolerance \(e(c.tolerance)) relative",
                      pad("tensor", nameWidth) + pad("shape", 16) + pad("grad abs", 11) + pad("grad rel", 11) + pad("param abs", 11) + "param rel"]
         for r in rows {
@@ -118,6 +121,7 @@ public enum GradientCheck {
         options.globalBatchSize = c.globalBatchSize
         options.seed = c.seed
         options.reduction = c.reduction
+        options.chunkSize = c.chunkSize
         options.bucketCapacity = c.bucketCapacity
         options.compression = c.compression
         options.verifiedOptions = [("steps", "\(c.steps)"), ("tolerance", "\(c.tolerance)"), ("compression", c.compression.rawValue)]
@@ -146,11 +150,10 @@ public enum GradientCheck {
             let epoch = k / sampler.stepsPerEpoch, step = k % sampler.stepsPerEpoch
             let order = sampler.permutation(epoch: epoch)
             let batch = sampler.globalBatch(step: step, order: order)
-            let mine = sampler.shard(step: step, order: order, rank: communicator.rank, size: communicator.size)
-            _ = distributed.computeGradients(indices: mine, epoch: epoch, dataset: dataset)
+            _ = distributed.computeGradients(globalBatch: batch, epoch: epoch, dataset: dataset)
             try distributed.reduceGradients(globalBatchSize: batch.count)
             if let reference {
-                _ = reference.computeGradients(indices: batch, epoch: epoch, dataset: dataset)
+                _ = reference.computeGradients(globalBatch: batch, epoch: epoch, dataset: dataset)
                 try reference.reduceGradients(globalBatchSize: batch.count)
                 for (i, slot) in slots.enumerated() {
                     let e = relativeError(distributed.model.arena.gradients + slot.offset, reference.model.arena.gradients + slot.offset, slot.count)

@@ -11,11 +11,13 @@ import NN
 extension DataParallelTrainer {
     /// Averages the running statistics of batch-norm layers that are not synchronized (each rank
     /// saw only its own slices), so evaluation and checkpoints use the same figures on every rank.
-    /// Synchronized layers already agree. A collective (a no-op on one rank).
+    /// Synchronized layers already agree, and so does every layer in deterministic mode (each
+    /// step applies every chunk's statistics in chunk order on every rank). A collective (a no-op
+    /// on one rank).
     ///
     /// - Throws: `DistError.mpi` when the allreduce fails.
     public func averageBatchStatistics() throws {
-        guard communicator.size > 1 else { return }
+        guard communicator.size > 1, configuration.reduction == .fast else { return }
         let arena = model.arena
         let local = model.layerSummaries.enumerated().filter { $0.element.hasPrefix("batchnorm") && !$0.element.contains(",sync") }
         let slots = arena.slots.filter { slot in
@@ -44,7 +46,8 @@ extension DataParallelTrainer {
         guard communicator.isRoot else { return }
         let record = CheckpointRecord(globalBatch: configuration.globalBatchSize, accumulate: configuration.accumulationSteps,
                                       seed: "\(configuration.seed)", trainingSamples: trainingSamples, position: position,
-                                      options: configuration.recordedOptions)
+                                      options: configuration.recordedOptions, chunkSize: exactReducer.map { _ in configuration.chunkSize },
+                                      exactExponents: exactReducer?.exponentsByName)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let metadata = TrainingMetadata(step: position.step, epoch: position.epoch, rngState: configuration.seed,
@@ -98,7 +101,12 @@ extension DataParallelTrainer {
         guard record.trainingSamples == trainingSamples else {
             throw mismatch("the training set differs: the checkpoint has \(record.trainingSamples) samples, this run has \(trainingSamples); hint: pass the same --data and --validation-split")
         }
+        if exactReducer != nil, let saved = record.chunkSize, saved != configuration.chunkSize {
+            throw mismatch("--chunk-size differs: the checkpoint has \(saved), this run has \(configuration.chunkSize) (deterministic results depend on it); hint: pass --chunk-size \(saved)")
+        }
         let (_, state) = try Checkpoint.load(from: file, into: model.arena)
+        // The exact sums' scales continue those of the run that wrote it (so does the rounding).
+        if let exactReducer { exactReducer.restoreExponents(record.exactExponents ?? [:]) }
         if let state { optimizer.state = state }
         return (record.position, file)
     }
@@ -114,6 +122,11 @@ struct CheckpointRecord: Codable {
     var position: TrainingPosition
     /// The launcher's options, for people reading the file.
     var options: [String: String]
+    /// Deterministic mode: the chunk size (nil in fast mode).
+    var chunkSize: Int?
+    /// Deterministic mode: each tensor's agreed exponent of its largest chunk gradient
+    /// (`ExactGradientReducer.exponents`), so a resumed run rounds like an uninterrupted one.
+    var exactExponents: [String: Int]?
 }
 
 /// The first difference between two model specs, in words.

@@ -34,9 +34,16 @@ public final class DataParallelTrainer {
     /// step.
     private var updateGradientScale: Float = 1
     /// An MPI error raised while starting a bucket during backward, thrown by `reduceGradients`.
-    private var deferredError: Error?
-    /// Deterministic mode: the slice scanned by `computeGradients`, summed by `reduceGradients`.
-    private var exactSlice: (indices: [Int], epoch: Int, dataset: Dataset?, maxima: [Double])?
+    var deferredError: Error?
+    /// Deterministic mode: sums each chunk's gradient exactly (nil in fast mode).
+    public let exactReducer: ExactGradientReducer?
+    /// Deterministic mode: the arena slot indices of each layer's parameters (nil for layers without).
+    let layerSlots: [Range<Int>?]
+    /// Deterministic mode: one copy of the model's layers per chunk this rank computes at once
+    /// (their own activations and caches; parameters stay in the one arena).
+    var chunkLayers: [[any Layer]] = []
+    /// Deterministic mode: the step in progress (its micro-batches, for a redo, and batch statistics).
+    var exactStep = ExactStep()
     /// The training augmentation's deterministic part (rescale, normalization) for evaluation.
     let evaluationAugmentation: Augmentation
     /// The training set's size, recorded in checkpoints.
@@ -68,10 +75,17 @@ public final class DataParallelTrainer {
         statisticsReducer = CommunicatorStatisticsReducer(communicator: communicator)
         // Slot names start with the layer's index ("3.dense.weight").
         var offsets = [Int?](repeating: nil, count: model.layers.count)
-        for slot in model.arena.slots {
-            if let i = Int(slot.name.prefix { $0 != "." }), i < offsets.count { offsets[i] = min(offsets[i] ?? .max, slot.offset) }
+        var slotRanges = [Range<Int>?](repeating: nil, count: model.layers.count)
+        for (s, slot) in model.arena.slots.enumerated() {
+            if let i = Int(slot.name.prefix { $0 != "." }), i < offsets.count {
+                offsets[i] = min(offsets[i] ?? .max, slot.offset)
+                slotRanges[i] = (slotRanges[i]?.lowerBound ?? s) ..< s + 1
+            }
         }
         layerOffsets = offsets
+        layerSlots = slotRanges
+        exactReducer = configuration.reduction == .deterministic
+            ? ExactGradientReducer(arena: model.arena, communicator: communicator, buckets: reducer.buckets) : nil
     }
 
     /// The fingerprint this rank compares with rank 0's.
@@ -101,9 +115,8 @@ public final class DataParallelTrainer {
     /// Gradient accumulation calls it once per micro-batch: the first with `accumulating: false`,
     /// the others with `true`, and only the last with `final: true`, so the reducer starts no
     /// bucket before every micro-batch has added into it.
-    /// In deterministic mode the samples run one by one and only their loss and the largest
-    /// gradient magnitudes are kept; `reduceGradients` then adds their gradients exactly (pass all
-    /// of a step's samples in one call).
+    /// Fast mode only: deterministic mode computes whole chunks of the global batch
+    /// (`computeGradients(globalBatch:epoch:dataset:accumulating:final:)`).
     /// - Parameters:
     ///   - indices: dataset indices of this rank's slice (may be empty).
     ///   - epoch: the epoch, for the per-sample keys.
@@ -113,7 +126,8 @@ public final class DataParallelTrainer {
     /// - Returns: the slice's loss sum, correct count and size.
     public func computeGradients<C: Collection>(indices: C, epoch: Int, dataset: Dataset,
                                                 accumulating: Bool = false, final: Bool = true) -> BatchTotals where C.Element == Int {
-        if configuration.reduction == .deterministic { return scanSamples(Array(indices), epoch: epoch, dataset: dataset) }
+        precondition(configuration.reduction == .fast,
+                     "computeGradients(indices:) takes a rank's slice, which deterministic mode does not use; pass the global batch to computeGradients(globalBatch:).")
         if !accumulating { model.arena.zeroGradients() }
         guard !indices.isEmpty else { return BatchTotals() }
         let (input, labels, keys) = trainingBatch(Array(indices), epoch: epoch, dataset: dataset)
@@ -126,35 +140,11 @@ public final class DataParallelTrainer {
     }
 
     /// A training batch through the augmentation, with each sample's key (seed, epoch, index).
-    private func trainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset) -> (Tensor, [Int32], [UInt64]) {
+    func trainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset) -> (Tensor, [Int32], [UInt64]) {
         let keys = indices.map { DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: $0) }
         let (input, labels) = BatchLoader.makeBatch(dataset: dataset, indices: indices, keys: keys,
                                                     augmentation: configuration.augmentation)
         return (input, labels, keys)
-    }
-
-    /// Forward and backward of one sample alone (a batch of one), its gradient left in the arena.
-    private func sampleGradient(_ index: Int, epoch: Int, dataset: Dataset) -> BatchTotals {
-        model.arena.zeroGradients()
-        let (input, labels, keys) = trainingBatch([index], epoch: epoch, dataset: dataset)
-        let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys, statisticsReducer: statisticsReducer))
-        let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
-        model.backward(gradLogits)
-        return BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: logits, labels: labels), count: 1)
-    }
-
-    /// Deterministic mode, first pass: each sample's loss and the largest gradient magnitude per
-    /// bucket (the exact sum's scale must be agreed before any sample is added).
-    private func scanSamples(_ indices: [Int], epoch: Int, dataset: Dataset) -> BatchTotals {
-        var totals = BatchTotals()
-        var maxima = [Double](repeating: 0, count: reducer.buckets.count)
-        for index in indices {
-            totals += sampleGradient(index, epoch: epoch, dataset: dataset)
-            for (b, m) in reducer.bucketMaxima().enumerated() { maxima[b] = max(maxima[b], m) }
-        }
-        model.arena.zeroGradients()
-        exactSlice = (indices, epoch, dataset, maxima)
-        return totals
     }
 
     /// Runs backward layer by layer in reverse execution order, like `Sequential.backward`, and after each layer
@@ -192,15 +182,8 @@ public final class DataParallelTrainer {
             updateGradientScale = try reducer.reduce(globalBatchSize: globalBatchSize, leavingScale: scalingInUpdate)
             return
         }
-        // Second pass: recompute each sample's gradient and add it exactly at the agreed scale.
-        let slice = exactSlice ?? ([], 0, nil, [Double](repeating: 0, count: reducer.buckets.count))
-        exactSlice = nil
-        try reducer.beginExact(localMaxima: slice.maxima, globalBatchSize: globalBatchSize)
-        for index in slice.indices {
-            _ = sampleGradient(index, epoch: slice.epoch, dataset: slice.dataset!)
-            reducer.accumulateExact()
-        }
-        try reducer.finishExact(globalBatchSize: globalBatchSize)
+        try reduceExactly(globalBatchSize: globalBatchSize)
+        updateGradientScale = 1
     }
 
     /// Applies one optimizer step to this replica (identical on every rank), scaling the gradients
@@ -239,7 +222,7 @@ public final class DataParallelTrainer {
     public func fit(training: Dataset, validation: Dataset? = nil, test: Dataset? = nil,
                     from start: TrainingPosition = TrainingPosition(),
                     onEvent: (TrainingEvent) -> Void = { _ in }) throws -> TrainingResult {
-        let (rank, size) = (communicator.rank, communicator.size)
+        let size = communicator.size
         let digest = try synchronize(dataset: training)
         try configuration.validate(ranks: size, trainingSamples: training.count)
         try configuration.validate(layerSummaries: model.layerSummaries, ranks: size, trainingSamples: training.count)
@@ -271,15 +254,9 @@ public final class DataParallelTrainer {
                 let micro = Array(step * microPerStep ..< min((step + 1) * microPerStep, sampler.stepsPerEpoch))
                 let globalCount = micro.reduce(0) { $0 + sampler.globalBatch(step: $1, order: order).count }
                 var totals = BatchTotals()
-                if configuration.reduction == .deterministic {
-                    let mine = micro.flatMap { sampler.shard(step: $0, order: order, rank: rank, size: size) }
-                    totals = computeGradients(indices: mine, epoch: epoch, dataset: training)
-                } else {
-                    for (m, s) in micro.enumerated() {
-                        let mine = sampler.shard(step: s, order: order, rank: rank, size: size)
-                        totals += computeGradients(indices: mine, epoch: epoch, dataset: training,
-                                                   accumulating: m > 0, final: m == micro.count - 1)
-                    }
+                for (m, s) in micro.enumerated() {
+                    totals += computeGradients(globalBatch: sampler.globalBatch(step: s, order: order), epoch: epoch, dataset: training,
+                                               accumulating: m > 0, final: m == micro.count - 1)
                 }
                 try reduceGradients(globalBatchSize: globalCount, scalingInUpdate: true)
                 // One small allreduce per step: the global loss, so every rank sees a NaN at once.

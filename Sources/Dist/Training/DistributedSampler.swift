@@ -111,6 +111,27 @@ public struct DistributedSampler {
         return start ..< start + base + (rank < extra ? 1 : 0)
     }
 
+    /// The fixed chunks of a global batch of `count` samples in deterministic mode: positions
+    /// `0 ..< c`, `c ..< 2c`, … of the batch (the last one shorter), whatever the number of ranks.
+    ///
+    /// - Parameters:
+    ///   - count: the global batch's size.
+    ///   - chunkSize: c (> 0).
+    /// - Returns: ranges within `0 ..< count` that tile it in order.
+    public static func chunks(count: Int, chunkSize: Int) -> [Range<Int>] {
+        precondition(chunkSize > 0, "A chunk needs a positive size, got \(chunkSize).")
+        return stride(from: 0, to: count, by: chunkSize).map { $0 ..< min($0 + chunkSize, count) }
+    }
+
+    /// The chunks rank `rank` of `size` computes in deterministic mode: a contiguous run of whole
+    /// chunks (`slice(count:rank:size:)` over the chunks), possibly none when there are fewer
+    /// chunks than ranks.
+    ///
+    /// - Returns: indices into `chunks(count:chunkSize:)`.
+    public static func chunkShard(count: Int, chunkSize: Int, rank: Int, size: Int) -> Range<Int> {
+        slice(count: chunks(count: count, chunkSize: chunkSize).count, rank: rank, size: size)
+    }
+
     /// Rank `rank`'s part of an evaluation set: contiguous, and the parts of all ranks cover each
     /// sample exactly once (no padding, so counts reduced over ranks are exact).
     public static func evaluationShard(count: Int, rank: Int, size: Int) -> Range<Int> {

@@ -18,6 +18,11 @@ public struct TrainingConfiguration {
     public var lastBatch: LastBatchPolicy = .drop
     /// Fast or bitwise-reproducible gradient summation.
     public var reduction: ReductionMode = .fast
+    /// Deterministic mode: samples per chunk, the unit a rank computes with batched kernels and
+    /// whose gradient is summed exactly. Chunks do not depend on the number of ranks, so neither do
+    /// the results; they do depend on this size (and so do unsynchronized batch statistics, taken
+    /// per chunk). A rank takes whole chunks: a global batch of fewer than P chunks leaves ranks idle.
+    public var chunkSize = 16
     /// Floats per gradient bucket.
     public var bucketCapacity = 1 << 20
     /// The wire format of the fast reduction (fp16 halves the bytes; needs `reduction` fast).
@@ -53,7 +58,7 @@ public struct TrainingConfiguration {
     /// The items replica verification compares, this configuration's own first.
     public var fingerprintOptions: [(String, String)] {
         [("epochs", "\(epochs)"), ("global batch", "\(globalBatchSize)"), ("accumulate", "\(accumulationSteps)"),
-         ("seed", "\(seed)"), ("shuffle", "\(shuffle)"), ("last batch", lastBatch.rawValue), ("reduction", reduction.rawValue),
+         ("seed", "\(seed)"), ("shuffle", "\(shuffle)"), ("last batch", lastBatch.rawValue), ("reduction", reduction.rawValue), ("chunk size", "\(chunkSize)"),
          ("max steps per epoch", maxStepsPerEpoch.map(String.init) ?? "all")] + verifiedOptions
             + [("schedule", schedule.map(\.description) ?? "none")]
     }
@@ -92,6 +97,9 @@ public struct TrainingConfiguration {
         guard evaluationBatchSize > 0 else {
             throw DistError.invalidConfiguration(option: "evaluation batch size", reason: "must be positive, got \(evaluationBatchSize)")
         }
+        guard chunkSize > 0 else {
+            throw DistError.invalidConfiguration(option: "chunk size", reason: "must be positive, got \(chunkSize)")
+        }
         guard bucketCapacity > 0 else {
             throw DistError.invalidConfiguration(option: "bucket capacity", reason: "must be positive, got \(bucketCapacity)")
         }
@@ -115,16 +123,12 @@ public struct TrainingConfiguration {
 
     /// Checks the options against the model's layers (by their summaries).
     ///
-    /// Batch statistics (`batchnorm…`) change when samples run one at a time, as deterministic
-    /// mode does; synchronized layers (`…,sync…`) make forward a collective, so no rank may have
-    /// an empty slice, which a split last batch smaller than the ranks would give.
+    /// In fast mode, synchronized layers (`…,sync…`) make forward a collective, so no rank may have
+    /// an empty slice, which a split last batch smaller than the ranks would give. (Deterministic
+    /// mode runs every rank through every layer, with or without chunks.)
     /// - Throws: `DistError.invalidConfiguration` naming the option.
     public func validate(layerSummaries: [String], ranks: Int, trainingSamples: Int) throws {
-        let batchStatistics = layerSummaries.first { $0.hasPrefix("batchnorm") }
-        if let layer = batchStatistics, reduction == .deterministic {
-            throw DistError.invalidConfiguration(option: "reduction",
-                                                 reason: "deterministic mode runs samples one at a time, which changes the batch statistics of \(layer); hint: use the fast reduction")
-        }
+        guard reduction == .fast else { return }
         let remainder = trainingSamples % globalBatchSize
         if let layer = layerSummaries.first(where: { $0.contains(",sync") }), lastBatch == .split, remainder > 0, remainder < ranks {
             throw DistError.invalidConfiguration(option: "last batch",

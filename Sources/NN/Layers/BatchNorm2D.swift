@@ -88,29 +88,13 @@ public struct BatchNorm2D: Layer {
         var variance = [Double](repeating: 0, count: c)
         if context.training {
             // Per-channel count, sum and sum of squares, summed across replicas when synchronized.
-            var stats = [Double](repeating: 0, count: 3 * c)
-            input.storage.withUnsafeBufferPointer { x in
-                for i in 0 ..< n { for k in 0 ..< c {
-                    let base = (i * c + k) * spatial
-                    var s = 0.0, s2 = 0.0
-                    for j in base ..< base + spatial { let v = Double(x[j]); s += v; s2 += v * v }
-                    stats[c + k] += s
-                    stats[2 * c + k] += s2
-                } }
-            }
-            for k in 0 ..< c { stats[k] = Double(n * spatial) }
+            var stats = batchStatistics(of: input)
             if let reducer { stats.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0) } }
             count = Int(stats[0].rounded())
             precondition(count > 0, "BatchNorm2D needs at least one element per channel in training, got input \(input.shape).")
-            let m = Double(count)
-            for k in 0 ..< c {
-                mean[k] = stats[c + k] / m
-                variance[k] = max(stats[2 * c + k] / m - mean[k] * mean[k], 0)
-                let unbiased = count > 1 ? variance[k] * m / (m - 1) : variance[k]
-                let rm = arena.parameters + rMean.offset, rv = arena.parameters + rVar.offset
-                rm[k] = Float((1 - momentum) * Double(rm[k]) + momentum * mean[k])
-                rv[k] = Float((1 - momentum) * Double(rv[k]) + momentum * unbiased)
-            }
+            (mean, variance) = BatchNorm2D.meanAndVariance(statistics: stats)
+            lastBatchStatistics = (mean, variance, count)
+            updateRunningStatistics(mean: mean, variance: variance, count: count, arena: arena)
         } else {
             for k in 0 ..< c {
                 mean[k] = Double(arena.parameters[rMean.offset + k])
@@ -138,15 +122,76 @@ public struct BatchNorm2D: Layer {
         return output
     }
 
-    public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
-        guard let gamma = gammaSlot, let beta = betaSlot, !inverseStd.isEmpty else {
-            preconditionFailure("BatchNorm2D.backward called before forward.")
+    /// The batch statistics of the last training forward: per-channel mean and biased variance
+    /// (the global batch's when synchronized), and the element count per channel; nil before one.
+    public private(set) var lastBatchStatistics: (mean: [Double], variance: [Double], count: Int)?
+
+    /// Per-channel element count, sum and sum of squares of a batch, in this order (`3·C` values,
+    /// summed in Double over samples then positions, in index order): what training forward
+    /// normalizes with, before any sum across replicas.
+    ///
+    /// - Parameter input: `[N, C, H, W]` or `[N, C]`.
+    public func batchStatistics(of input: Tensor) -> [Double] {
+        let c = input.shape[1], n = input.batchSize
+        let spatial = input.shape.dropFirst(2).reduce(1, *)
+        var stats = [Double](repeating: 0, count: 3 * c)
+        input.storage.withUnsafeBufferPointer { x in
+            for i in 0 ..< n { for k in 0 ..< c {
+                let base = (i * c + k) * spatial
+                var s = 0.0, s2 = 0.0
+                for j in base ..< base + spatial { let v = Double(x[j]); s += v; s2 += v * v }
+                stats[c + k] += s
+                stats[2 * c + k] += s2
+            } }
         }
+        for k in 0 ..< c { stats[k] = Double(n * spatial) }
+        return stats
+    }
+
+    /// Per-channel mean and biased variance from `batchStatistics(of:)`-style values (count, sum,
+    /// sum of squares; possibly summed over replicas or chunks): what training forward normalizes with.
+    public static func meanAndVariance(statistics stats: [Double]) -> (mean: [Double], variance: [Double]) {
+        let c = stats.count / 3
+        var mean = [Double](repeating: 0, count: c), variance = [Double](repeating: 0, count: c)
+        let m = Double(Int(stats[0].rounded()))
+        for k in 0 ..< c {
+            mean[k] = stats[c + k] / m
+            variance[k] = max(stats[2 * c + k] / m - mean[k] * mean[k], 0)
+        }
+        return (mean, variance)
+    }
+
+    /// Moves the running statistics toward a batch's: `running = (1 − momentum) · running +
+    /// momentum · batch`, the unbiased variance (`variance · count / (count − 1)`) for `running_var`.
+    ///
+    /// - Parameters:
+    ///   - mean: per-channel batch mean.
+    ///   - variance: per-channel biased batch variance.
+    ///   - count: elements per channel the statistics were taken over.
+    ///   - arena: where the running statistics live.
+    public func updateRunningStatistics(mean: [Double], variance: [Double], count: Int, arena: ParameterArena) {
+        guard let rMean = runningMeanSlot, let rVar = runningVarSlot else {
+            preconditionFailure("BatchNorm2D.updateRunningStatistics called before the layer was bound to an arena.")
+        }
+        let m = Double(count)
+        let rm = arena.parameters + rMean.offset, rv = arena.parameters + rVar.offset
+        for k in 0 ..< rMean.count {
+            let unbiased = count > 1 ? variance[k] * m / (m - 1) : variance[k]
+            rm[k] = Float((1 - momentum) * Double(rm[k]) + momentum * mean[k])
+            rv[k] = Float((1 - momentum) * Double(rv[k]) + momentum * unbiased)
+        }
+    }
+
+    /// Backward's two per-channel sums over a batch's output gradient: `Σ gy` (first `C`), then
+    /// `Σ gy · x̂` (next `C`), with x̂ the normalized input of the last forward; before any sum
+    /// across replicas.
+    ///
+    /// - Parameter gradOutput: the gradient of the last forward's output.
+    public func backwardSums(of gradOutput: Tensor) -> [Double] {
         precondition(gradOutput.shape == normalized.shape,
                      "BatchNorm2D.backward expects a gradient of shape \(normalized.shape), got \(gradOutput.shape).")
-        let c = gamma.count, n = gradOutput.batchSize
+        let c = gradOutput.shape[1], n = gradOutput.batchSize
         let spatial = gradOutput.shape.dropFirst(2).reduce(1, *)
-        // sums[k] = Σ gy, sums[c + k] = Σ gy · x̂ over the channel's elements.
         var sums = [Double](repeating: 0, count: 2 * c)
         gradOutput.storage.withUnsafeBufferPointer { gy in
             normalized.storage.withUnsafeBufferPointer { xh in
@@ -159,6 +204,19 @@ public struct BatchNorm2D: Layer {
                 } }
             }
         }
+        return sums
+    }
+
+    public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
+        guard let gamma = gammaSlot, let beta = betaSlot, !inverseStd.isEmpty else {
+            preconditionFailure("BatchNorm2D.backward called before forward.")
+        }
+        precondition(gradOutput.shape == normalized.shape,
+                     "BatchNorm2D.backward expects a gradient of shape \(normalized.shape), got \(gradOutput.shape).")
+        let c = gamma.count, n = gradOutput.batchSize
+        let spatial = gradOutput.shape.dropFirst(2).reduce(1, *)
+        // sums[k] = Σ gy, sums[c + k] = Σ gy · x̂ over the channel's elements.
+        var sums = backwardSums(of: gradOutput)
         // The parameter gradients stay local: the data-parallel reduction sums them over ranks.
         let gGamma = arena.gradients + gamma.offset, gBeta = arena.gradients + beta.offset
         for k in 0 ..< c {

@@ -32,6 +32,12 @@ struct BenchSteps: ParsableCommand {
     @Option(help: "The global batch, split over the ranks (strong scaling).")
     var batchSize: Int?
 
+    @Option(help: "Gradient summation: fast or deterministic (fixed chunks summed exactly).")
+    var reduction: ReductionMode = .fast
+
+    @Option(help: ArgumentHelp("Deterministic mode: samples per chunk of the global batch.", valueName: "c"))
+    var chunkSize = 16
+
     @Option(help: "Timed steps.")
     var steps = 20
 
@@ -61,6 +67,7 @@ struct BenchSteps: ParsableCommand {
         if let b = perRankBatch, b <= 0 { throw ValidationError("--per-rank-batch must be positive, got \(b)") }
         if let b = batchSize, b <= 0 { throw ValidationError("--batch-size must be positive, got \(b)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive, got \(chunkSize)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
         guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
         guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
@@ -69,13 +76,15 @@ struct BenchSteps: ParsableCommand {
     func run() throws {
         try launch.relaunchIfRequested()
         RankSession.run { communicator in
-            let (rank, p) = (communicator.rank, communicator.size)
+            let p = communicator.size
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let globalBatch = batchSize ?? (perRankBatch ?? 32) * p
             let data = SyntheticPatterns.make(count: globalBatch * 4, shape: parsedShape!, classes: classes, seed: 7)
             let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
             var config = TrainingConfiguration()
             config.globalBatchSize = globalBatch
+            config.reduction = reduction
+            config.chunkSize = chunkSize
             try commOptions.validate(reduction: config.reduction)
             commOptions.apply(to: &config)
             try config.validate(ranks: p, trainingSamples: data.count)
@@ -88,6 +97,7 @@ struct BenchSteps: ParsableCommand {
             // Per timed step: compute, comm, blocked, hidden, conversion, in MPI (seconds, this rank).
             var sums = [Double](repeating: 0, count: 6)
             var wallStart: UInt64 = 0
+            var redone = 0 // deterministic mode: timed steps computed twice (scales that did not fit)
             for k in 0 ..< warmup + steps {
                 if k == warmup {
                     try communicator.barrier()
@@ -97,13 +107,17 @@ struct BenchSteps: ParsableCommand {
                 let epoch = k / sampler.stepsPerEpoch, step = k % sampler.stepsPerEpoch
                 let order = sampler.permutation(epoch: epoch)
                 let batch = sampler.globalBatch(step: step, order: order)
-                let mine = sampler.shard(step: step, order: order, rank: rank, size: p)
                 let start = Timeline.now()
-                _ = trainer.computeGradients(indices: mine, epoch: epoch, dataset: data)
+                _ = trainer.computeGradients(globalBatch: batch, epoch: epoch, dataset: data)
                 let computed = Timeline.now()
                 try trainer.reduceGradients(globalBatchSize: batch.count, scalingInUpdate: true)
                 trainer.applyUpdate()
-                if k >= warmup {
+                if k >= warmup, let exact = trainer.exactReducer?.lastStep {
+                    sums[0] += Timeline.seconds(since: start, until: computed)
+                    sums[2] += exact.blockedSeconds
+                    sums[4] += exact.accumulateSeconds
+                    redone += exact.attempts - 1
+                } else if k >= warmup {
                     let s = trainer.reducer.lastStep
                     sums[0] += Timeline.seconds(since: start, until: computed)
                     sums[1] += s.communicationSeconds
@@ -127,7 +141,8 @@ struct BenchSteps: ParsableCommand {
                                          samplesPerSecond: Double(globalBatch * steps) / walls[0],
                                          stepSeconds: walls[0] / Double(steps), computeSeconds: sums[0] / n,
                                          commSeconds: sums[1] / n, blockedSeconds: sums[2] / n, hiddenSeconds: sums[3] / n,
-                                         conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n)
+                                         conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n,
+                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(redone) of \(steps) steps redone)" : "fast")
             if communicator.isRoot {
                 printLine(result.summary)
                 if let csv { try result.append(to: csv) }
@@ -154,15 +169,18 @@ struct StepBenchResult {
     var hiddenSeconds: Double
     var conversionSeconds: Double
     var mpiCallSeconds: Double
+    /// The summation mode, in words (the deterministic mode's conversion time is the integer
+    /// accumulation's, and its blocked time the wait for the sums).
+    var reduction = "fast"
 
     var oversubscribed: Bool { ranks > cores }
     var hiddenPercent: Double { commSeconds > 0 ? 100 * hiddenSeconds / commSeconds : 0 }
 
     var summary: String {
-        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), fp16 conversion %.2f ms",
-               label, model, ranks, ranks == 1 ? "" : "s", oversubscribed ? " (oversubscribed)" : "", globalBatch, steps,
+        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms",
+               label, model, ranks, ranks == 1 ? "" : "s", oversubscribed ? " (oversubscribed)" : "", globalBatch, reduction, steps,
                samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, mpiCallSeconds * 1000, commSeconds * 1000,
-               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, conversionSeconds * 1000)
+               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction == "fast" ? "fp16" : "integer", conversionSeconds * 1000)
     }
 
     static let csvHeader = "label,model,ranks,cores,oversubscribed,global_batch,per_rank_batch,steps,compression,bucket_mb,samples_per_s,step_ms,compute_ms,comm_ms,blocked_ms,hidden_ms,hidden_pct,conversion_ms"

@@ -15,7 +15,7 @@ struct Gradcheck: ParsableCommand {
         summation-order noise (each way adds the batch in a different order) with margin; bugs \
         give errors of order 1. With --compression fp16 the default is 1e-2: each rank's sum is \
         rounded to half precision (11-bit significand, relative error 2^-11 ≈ 4.9e-4) and the \
-        reduction rounds again after each addition of a rank. Uses synthetic data, so it needs no files.
+        reduction rounds again after each addition of a rank. Uses synthetic data, so it needs no files.         With --reduction deterministic the global batch is cut into chunks of --chunk-size samples         on both sides, and --tolerance 0 holds for any P. --rounding prints instead (rank 0) how         far the fast mode's float32 sums (emulating 1, 2 and 8 ranks) and the deterministic mode's         exact sums lie from a float64 sum of the per-sample gradients.
         """)
 
     @OptionGroup var launch: LaunchOptions
@@ -38,6 +38,12 @@ struct Gradcheck: ParsableCommand {
 
     @Option(help: "Gradient summation on the distributed side: fast or deterministic.")
     var reduction: ReductionMode = .fast
+
+    @Option(help: ArgumentHelp("Deterministic mode: samples per chunk of the global batch (the default 3 gives the default batch of 24 eight chunks: P = 1..8 all compute).", valueName: "c"))
+    var chunkSize = 3
+
+    @Flag(help: "Print the rounding errors of the fast and deterministic sums against a float64 sum of per-sample gradients instead (no batch norm).")
+    var rounding = false
 
     @Option(help: "Floats per gradient bucket (small values exercise reductions overlapped with backward).")
     var bucketFloats = 1 << 20
@@ -75,6 +81,7 @@ struct Gradcheck: ParsableCommand {
         if compression != .none && reduction == .deterministic {
             throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly")
         }
+        guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive, got \(chunkSize)") }
         guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
         guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
         guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
@@ -87,6 +94,13 @@ struct Gradcheck: ParsableCommand {
             if progressThread > 0 && communicator.size > 1 { try communicator.startProgressThread(interval: Double(progressThread) / 1e6) }
             let data = SyntheticPatterns.make(count: samples, shape: parsedShape!, classes: classes, seed: modelOptions.seed &+ 7)
             let spec = try modelOptions.spec(for: data)
+            if rounding {
+                guard communicator.isRoot else { return }
+                let report = try RoundingCheck.run(spec: spec, dataset: data, globalBatchSize: batch, ranks: [1, 2, 8],
+                                                   chunkSize: chunkSize, seed: modelOptions.seed)
+                printLine(report.table)
+                return
+            }
             var config = GradientCheckConfiguration()
             config.globalBatchSize = batch
             config.steps = steps
@@ -94,6 +108,7 @@ struct Gradcheck: ParsableCommand {
             config.tolerance = effectiveTolerance
             config.compression = compression
             config.reduction = reduction
+            config.chunkSize = chunkSize
             config.bucketCapacity = bucketFloats
             let report = try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
                                                makeOptimizer: { try SGD(learningRate: learningRate, momentum: momentum) },

@@ -31,8 +31,11 @@ struct Train: ParsableCommand {
     @Option(help: "What to do with the last short batch of an epoch: drop or split.")
     var lastBatch: LastBatchPolicy = .drop
 
-    @Option(help: "Gradient summation: fast, or deterministic (exact per-sample sums: bit for bit what one rank computes; about 2x the compute).")
+    @Option(help: "Gradient summation: fast, or deterministic (fixed chunks of the global batch summed exactly: bit for bit the same on any number of ranks).")
     var reduction: ReductionMode = .fast
+
+    @Option(help: ArgumentHelp("Deterministic mode: samples per chunk of the global batch (results depend on it, not on the ranks; a rank takes whole chunks).", valueName: "c"))
+    var chunkSize = 16
 
     @Option(help: "Stop each epoch after this many optimizer steps.")
     var maxSteps: Int?
@@ -72,6 +75,7 @@ struct Train: ParsableCommand {
         guard batchSize > 0 else { throw LaunchError("--batch-size must be positive, got \(batchSize)") }
         guard accumulate > 0 else { throw LaunchError("--accumulate must be positive, got \(accumulate)") }
         try commOptions.validate(reduction: reduction)
+        guard chunkSize > 0 else { throw LaunchError("--chunk-size must be positive, got \(chunkSize)") }
         guard logInterval >= 0 else { throw LaunchError("--log-interval must be 0 or more, got \(logInterval)") }
         if let m = maxSteps, m <= 0 { throw LaunchError("--max-steps must be positive, got \(m)") }
         if let m = stopAfter, m <= 0 { throw LaunchError("--stop-after must be positive, got \(m)") }
@@ -104,6 +108,7 @@ struct Train: ParsableCommand {
             config.seed = modelOptions.seed
             config.lastBatch = lastBatch
             config.reduction = reduction
+            config.chunkSize = chunkSize
             config.maxStepsPerEpoch = maxSteps
             config.stopAfterSteps = stopAfter
             commOptions.apply(to: &config)

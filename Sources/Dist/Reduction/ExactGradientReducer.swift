@@ -1,0 +1,195 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NN
+
+/// What the last step's exact reduction did on this rank.
+public struct ExactReductionStatistics: Equatable {
+    /// Attempts the step took: 1, or 2 when the agreed scales did not fit the gradients (the first
+    /// step of a run, or magnitudes that moved by more than the headroom) and the step was redone.
+    public var attempts = 0
+    /// Bytes this rank handed to the allreduce (8 per gradient element per attempt).
+    public var wireBytes = 0
+    /// Seconds `finish` was blocked (the maxima's allreduce and the wait for the sums).
+    public var blockedSeconds = 0.0
+    /// Seconds spent turning chunk gradients into integers and adding them.
+    public var accumulateSeconds = 0.0
+
+    public init() {}
+}
+
+/// Sums a step's chunk gradients exactly: each chunk's float gradient is turned into integers at a
+/// per-tensor power-of-two scale agreed before the step, added into Double accumulators (integers
+/// below 2^53 are exact in Double, so the order of additions cannot change a bit), allreduced in
+/// buckets (started during the last chunk's backward, like the fast path), and rounded once to the
+/// mean at the end.
+///
+/// The scale of tensor s is 2^e with e = 52 − h − ⌈log2 T⌉ − E_s, where T bounds the terms (chunks)
+/// per step, h = `headroomBits`, and E_s is the exponent of the largest |chunk gradient| of tensor s
+/// the ranks agreed on after the previous step. Any term then stays below 2^(53 − ⌈log2 T⌉) as long
+/// as this step's largest magnitude is below 2^(E_s + h + 1), and so does any sum of T terms below
+/// 2^53. After the sums, a max-allreduce of this step's largest magnitudes checks that bound on
+/// every rank; when it fails (an overflow, never silent), or when magnitudes fell so far that the
+/// integers would keep fewer bits than float32 (`shrinkBits`), or on the first step (no agreed
+/// exponent yet), `finish` returns false and the caller recomputes the step at the measured scales:
+/// the same chunks give the same gradients, so the second attempt fits. Every decision is taken
+/// on global values that do not depend on the number of ranks, so neither do the results.
+///
+/// Rounding: each term loses at most 2^-(e+1); T terms at most T · 2^-(e+1) ≈ 2^(E_s + h − 52) of
+/// the tensor's scale, some 2^-47 of its largest magnitude with h = 4: far below float32's 2^-24.
+public final class ExactGradientReducer {
+    /// Bits of growth of a tensor's largest gradient magnitude, step to step, that fit without a redo.
+    public static let headroomBits = 4
+    /// Bits a tensor's largest magnitude may fall below the agreed one before the step is redone
+    /// (beyond that the integers would keep fewer bits than float32 for it).
+    public static let shrinkBits = 12
+
+    /// The arena ranges reduced as one (`GradientReducer`'s plan: last layers first).
+    public let buckets: [Range<Int>]
+    /// Per arena slot: the exponent of the largest |chunk gradient| agreed after the last step
+    /// (nil: not known yet, or not trainable). A checkpoint records them, so a resumed run scales
+    /// like the run that wrote it.
+    public private(set) var exponents: [Int?]
+    /// The last completed step's figures on this rank.
+    public private(set) var lastStep = ExactReductionStatistics()
+    private let arena: ParameterArena
+    private let communicator: Communicator
+    /// Integer-valued accumulators, arena layout.
+    private let sums: UnsafeMutablePointer<Double>
+    /// Per slot: 2^e of the current attempt, and this rank's largest |term| so far.
+    private var scales: [Double]
+    private var maxima: [Float]
+    /// Per slot: no term added this attempt yet (its accumulators hold stale values until the
+    /// first term is written over them, or they are cleared before the slot's bucket is sent).
+    private var fresh: [Bool]
+    private var pending: [PendingReduction] = []
+    private var step = ExactReductionStatistics()
+
+    /// - Parameters:
+    ///   - arena: the gradients (each chunk's backward adds into it; `accumulate` clears it).
+    ///   - communicator: the ranks.
+    ///   - buckets: arena ranges tiling the arena, in the order backward finishes them.
+    public init(arena: ParameterArena, communicator: Communicator, buckets: [Range<Int>]) {
+        self.arena = arena
+        self.communicator = communicator
+        self.buckets = buckets
+        exponents = [Int?](repeating: nil, count: arena.slots.count)
+        scales = [Double](repeating: 1, count: arena.slots.count)
+        maxima = [Float](repeating: 0, count: arena.slots.count)
+        fresh = [Bool](repeating: true, count: arena.slots.count)
+        sums = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(arena.count, 1))
+        sums.initialize(repeating: 0, count: Swift.max(arena.count, 1))
+    }
+
+    deinit { sums.deallocate() }
+
+    /// The agreed exponents by slot name (what a checkpoint records).
+    public var exponentsByName: [String: Int] {
+        var named: [String: Int] = [:]
+        for (slot, e) in zip(arena.slots, exponents) { if let e { named[slot.name] = e } }
+        return named
+    }
+
+    /// Takes the exponents a checkpoint recorded (slots it does not name become unknown).
+    public func restoreExponents(_ named: [String: Int]) {
+        exponents = arena.slots.map { named[$0.name] }
+    }
+
+    /// Starts an attempt at a step: clears the accumulators and fixes each tensor's scale.
+    ///
+    /// - Parameter terms: the most chunks any element can receive this step (the same on every rank).
+    public func begin(terms: Int) {
+        precondition(terms > 0, "An exact sum needs at least one term, got \(terms).")
+        precondition(pending.isEmpty, "ExactGradientReducer.begin called with \(pending.count) reductions still in flight.")
+        let termBits = Int(Double(terms).log2Ceiling)
+        for s in arena.slots.indices {
+            let e = 52 - ExactGradientReducer.headroomBits - termBits - (exponents[s] ?? 0)
+            scales[s] = Double(sign: .plus, exponent: e, significand: 1)
+            maxima[s] = 0
+            fresh[s] = true
+        }
+    }
+
+    /// Adds the gradients of slots `slots` (arena slot indices) to the accumulators at the agreed
+    /// scales and clears them in the arena for the next chunk's backward (unless `clearing` is
+    /// false: the step's last chunk on this rank, whose gradients `finish` overwrites). Local.
+    public func accumulate(slots: Range<Int>, clearing: Bool = true) {
+        let start = Timeline.now()
+        for s in slots where arena.slots[s].trainable {
+            let slot = arena.slots[s]
+            let m = ExactSum.accumulate(sums + slot.offset, clearing: arena.gradients + slot.offset, scale: scales[s], slot.count,
+                                        first: fresh[s], clear: clearing)
+            fresh[s] = false
+            if !(m <= maxima[s]) { maxima[s] = m }
+        }
+        step.accumulateSeconds += Timeline.seconds(since: start)
+    }
+
+    /// Tells the reducer that no chunk will add to accumulators at offsets ≥ `offset` any more this
+    /// attempt, so the buckets lying there start reducing (non-blocking), in bucket order.
+    ///
+    /// - Throws: `DistError.mpi` when a reduction cannot start.
+    public func sumsFinal(from offset: Int) throws {
+        guard communicator.size > 1 else { return }
+        while pending.count < buckets.count && buckets[pending.count].lowerBound >= offset {
+            let bucket = buckets[pending.count]
+            clearFresh(in: bucket)
+            pending.append(try communicator.startAllreduce(UnsafeMutableBufferPointer(start: sums + bucket.lowerBound,
+                                                                                      count: bucket.count), op: .sum))
+            step.wireBytes += 8 * bucket.count
+        }
+        for p in pending { _ = try p.test() }
+    }
+
+    /// Zeroes the accumulators of slots in `range` that received no term this attempt (padding
+    /// between slots is never written and stays zero).
+    private func clearFresh(in range: Range<Int>) {
+        for (s, slot) in arena.slots.enumerated() where fresh[s] && range.contains(slot.offset) {
+            sums.advanced(by: slot.offset).update(repeating: 0, count: slot.count)
+            fresh[s] = false
+        }
+    }
+
+    /// Ends an attempt (a collective): sums the accumulators over the ranks, agrees on the largest
+    /// magnitudes, and either writes the mean over `globalBatchSize` samples to the gradients
+    /// (returns true) or asks for the step to be recomputed at the measured scales (returns false,
+    /// leaving the gradients cleared).
+    ///
+    /// - Throws: `DistError.mpi` when a reduction fails.
+    public func finish(globalBatchSize: Int) throws -> Bool {
+        precondition(globalBatchSize > 0, "Cannot average gradients over an empty global batch.")
+        try sumsFinal(from: 0)
+        clearFresh(in: 0 ..< arena.count) // one rank: nothing was sent
+        let start = Timeline.now()
+        // NaN would make the max order-dependent; +inf marks a non-finite tensor as well.
+        var most = maxima.map { $0.isNaN ? Double.infinity : Double($0) }
+        try communicator.allreduce(&most, op: .max)
+        for p in pending { try p.wait() }
+        pending.removeAll(keepingCapacity: true)
+        step.blockedSeconds += Timeline.seconds(since: start)
+        step.attempts += 1
+        var fits = true
+        for s in arena.slots.indices where arena.slots[s].trainable {
+            // A zero maximum says nothing about the scale; a non-finite one cannot be fixed by
+            // another attempt (the gradients are NaN or inf: the sums carry them through).
+            guard most[s].isFinite, most[s] > 0 else { continue }
+            let measured = Int(most[s].exponent)
+            if let agreed = exponents[s] {
+                if measured > agreed + ExactGradientReducer.headroomBits || measured < agreed - ExactGradientReducer.shrinkBits { fits = false }
+            } else {
+                fits = false
+            }
+            exponents[s] = measured
+        }
+        guard fits else {
+            precondition(step.attempts < 3, "The exact reduction did not fit the scales it measured on the attempt before; the chunk gradients changed between attempts.")
+            return false
+        }
+        for (s, slot) in arena.slots.enumerated() where slot.trainable {
+            ExactSum.writeMean(arena.gradients + slot.offset, sums + slot.offset, scale: scales[s], count: globalBatchSize, slot.count)
+        }
+        lastStep = step
+        step = ExactReductionStatistics()
+        return true
+    }
+}

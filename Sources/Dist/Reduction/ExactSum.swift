@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The kernels of the exact (deterministic) reduction: float gradients turned into integers at a
+/// fixed power-of-two scale and added into Double accumulators that hold integers exactly.
+///
+/// Buffers: `sums` is Double, integer-valued, added into; `gradients` is Float, read and then
+/// cleared (set to 0) so the next chunk's backward adds into zeros; `n` elements each.
+/// `scale` is 2^e: `Double(g) · scale` is exact (a power of two times a float), and rounding it
+/// to the nearest integer (ties to even) is the only rounding. The caller chooses e so every
+/// rounded term and every partial sum stays at or below 2^53 in magnitude, where Double holds
+/// integers exactly; sums of integers then do not depend on their order.
+public enum ExactSum {
+    /// Adds round(g · scale) into `sums`, clears `gradients` (unless `clear` is false: the last
+    /// chunk's gradients are overwritten by the mean anyway), and returns the largest |g|
+    /// (+inf when an element is infinite, NaN when one is NaN).
+    ///
+    /// The magnitude is tracked on the bit patterns (|g| as an unsigned integer orders like the
+    /// value, and NaN patterns lie above +inf), which vectorizes as an integer max.
+    ///
+    /// With `first`, `sums` is written instead of added into (its old contents are ignored): the
+    /// first term of a sum skips a pass that clears it and a read of it, since the pass is bound by
+    /// memory traffic.
+    public static func accumulate(_ sums: UnsafeMutablePointer<Double>, clearing gradients: UnsafeMutablePointer<Float>,
+                                  scale: Double, _ n: Int, first: Bool = false, clear: Bool = true) -> Float {
+        switch (first, clear) {
+        case (true, true): return accumulate(sums, gradients, scale, n, first: true, clear: true)
+        case (true, false): return accumulate(sums, gradients, scale, n, first: true, clear: false)
+        case (false, true): return accumulate(sums, gradients, scale, n, first: false, clear: true)
+        case (false, false): return accumulate(sums, gradients, scale, n, first: false, clear: false)
+        }
+    }
+
+    /// One loop per combination of the flags (constants once inlined).
+    @inline(__always)
+    private static func accumulate(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafeMutablePointer<Float>,
+                                   _ scale: Double, _ n: Int, first: Bool, clear: Bool) -> Float {
+        var most: UInt32 = 0
+        let raw = UnsafeMutableRawPointer(gradients).assumingMemoryBound(to: UInt32.self)
+        for i in 0 ..< n {
+            let bits = raw[i]
+            most = Swift.max(most, bits & 0x7FFF_FFFF)
+            let q = (Double(Float(bitPattern: bits)) * scale).rounded(.toNearestOrEven)
+            sums[i] = first ? q : sums[i] + q
+            if clear { raw[i] = 0 }
+        }
+        return Float(bitPattern: most)
+    }
+
+    /// The plain twin of `accumulate`: Int64 arithmetic and a float max, element by element.
+    public static func accumulateReference(_ sums: UnsafeMutablePointer<Double>, clearing gradients: UnsafeMutablePointer<Float>,
+                                           scale: Double, _ n: Int, first: Bool = false, clear: Bool = true) -> Float {
+        var most: Float = 0
+        if first { sums.update(repeating: 0, count: n) }
+        for i in 0 ..< n {
+            let g = gradients[i]
+            if g.isNaN { most = .nan } else if !most.isNaN { most = Swift.max(most, abs(g)) }
+            let scaled = Double(g) * scale
+            if scaled.isFinite && sums[i].isFinite {
+                let q = Int64(scaled.rounded(.toNearestOrEven))
+                sums[i] = Double(Int64(sums[i]) + q)
+            } else {
+                sums[i] += scaled
+            }
+            if clear { gradients[i] = 0 }
+        }
+        return most
+    }
+
+    /// Writes `sums[i] / scale / count` to `gradients` (the mean over `count` samples, rounded
+    /// once to Float32 from the exact Double quotient's rounding).
+    public static func writeMean(_ gradients: UnsafeMutablePointer<Float>, _ sums: UnsafePointer<Double>,
+                                 scale: Double, count: Int, _ n: Int) {
+        let down = 1 / scale, b = Double(count)
+        for i in 0 ..< n { gradients[i] = Float(sums[i] * down / b) }
+    }
+}

@@ -1,0 +1,102 @@
+import XCTest
+@testable import Dist
+@testable import NN
+
+final class ExactSumTests: XCTestCase {
+    /// The fast kernel adds the same integers and reports the same largest magnitude as its plain
+    /// Int64 twin, for a first term and for a later one, and clears the gradients.
+    func testAccumulateMatchesTheReference() {
+        var g = SplitMix64(seed: 3, keys: [1])
+        let n = 203
+        let values: [Float] = (0 ..< n).map { i in Float(bitPattern: UInt32(truncatingIfNeeded: g.next()) & 0xBFFF_FFFF) * (i % 2 == 0 ? 1 : -1) }
+        for first in [true, false] {
+            var fast = [Double](repeating: 7, count: n), plain = fast
+            var a = values, b = values
+            let scale = Double(sign: .plus, exponent: 20, significand: 1)
+            let mostFast = ExactSum.accumulate(&fast, clearing: &a, scale: scale, n, first: first)
+            let mostPlain = ExactSum.accumulateReference(&plain, clearing: &b, scale: scale, n, first: first)
+            XCTAssertEqual(fast, plain, "first: \(first)")
+            XCTAssertEqual(mostFast, mostPlain)
+            XCTAssertEqual(a, [Float](repeating: 0, count: n))
+        }
+    }
+
+    /// NaN and infinity show in the returned magnitude (so the reducer never mistakes them for a fit).
+    func testNonFiniteValuesShowInTheMagnitude() {
+        var sums = [Double](repeating: 0, count: 3)
+        var withNaN: [Float] = [1, .nan, -2]
+        XCTAssertTrue(ExactSum.accumulate(&sums, clearing: &withNaN, scale: 1, 3).isNaN)
+        var withInf: [Float] = [1, -.infinity, 2]
+        XCTAssertEqual(ExactSum.accumulate(&sums, clearing: &withInf, scale: 1, 3), .infinity)
+    }
+}
+
+final class ExactGradientReducerTests: XCTestCase {
+    /// One attempt on `ranks` ranks: rank r adds terms r, r + P, … of `terms` (each an arena's
+    /// worth of gradients); returns whether it fit and the gradients after.
+    func attempt(_ reducers: [ExactGradientReducer], _ arenas: [ParameterArena], terms: [[Float]], communicators: [InProcessCommunicator]) -> [(Bool, [Float])]? {
+        let p = reducers.count
+        let results = runRanks(p) { c -> (Bool, [Float]) in
+            let (reducer, arena) = (reducers[c.rank], arenas[c.rank])
+            reducer.begin(terms: terms.count)
+            for t in stride(from: c.rank, to: terms.count, by: p) {
+                for (i, v) in terms[t].enumerated() { arena.gradients[i] = v }
+                reducer.accumulate(slots: 0 ..< arena.slots.count)
+            }
+            let fit = try reducer.finish(globalBatchSize: terms.count)
+            return (fit, Array(arena.gradientSnapshot().prefix(terms[0].count)))
+        }
+        return values(results)
+    }
+
+    func makeRanks(_ p: Int, count: Int) -> ([ExactGradientReducer], [ParameterArena], [InProcessCommunicator]) {
+        let communicators = InProcessCommunicator.group(size: p, timeout: 30)
+        let arenas = (0 ..< p).map { _ in ParameterArena(tensors: [("w", [count], true)]) }
+        let reducers = (0 ..< p).map { ExactGradientReducer(arena: arenas[$0], communicator: communicators[$0], buckets: [0 ..< arenas[$0].count]) }
+        return (reducers, arenas, communicators)
+    }
+
+    /// The first step has no agreed scale: it asks for a redo, and the redo at the measured scale fits.
+    func testFirstStepIsRedoneAtTheMeasuredScale() {
+        let terms: [[Float]] = [[0.25, -3e-3, 1e-7], [0.5, 1e-3, 0]]
+        let (reducers, arenas, communicators) = makeRanks(1, count: 3)
+        guard let first = attempt(reducers, arenas, terms: terms, communicators: communicators),
+              let second = attempt(reducers, arenas, terms: terms, communicators: communicators) else { return }
+        XCTAssertFalse(first[0].0)
+        XCTAssertTrue(second[0].0)
+        let expected = (0 ..< 3).map { Float((Double(terms[0][$0]) + Double(terms[1][$0])) / 2) }
+        XCTAssertEqual(second[0].1, expected)
+    }
+
+    /// Gradients that grow past the headroom are caught (a redo, never a silently wrong sum), and
+    /// the redo gives the exact mean.
+    func testGrowthBeyondTheHeadroomIsDetected() {
+        let (reducers, arenas, communicators) = makeRanks(2, count: 2)
+        let small: [[Float]] = [[1, 0.5], [0.75, -1]]
+        _ = attempt(reducers, arenas, terms: small, communicators: communicators)
+        guard let settled = attempt(reducers, arenas, terms: small, communicators: communicators) else { return }
+        XCTAssertTrue(settled[0].0)
+        // 2^40 times larger: far past the 2^4 of headroom, and past 2^53 if it were summed anyway.
+        let large: [[Float]] = [[0x1p40, 3], [0x1p40, -0x1p39]]
+        guard let overflow = attempt(reducers, arenas, terms: large, communicators: communicators),
+              let redo = attempt(reducers, arenas, terms: large, communicators: communicators) else { return }
+        XCTAssertEqual(overflow.map(\.0), [false, false], "every rank sees the overflow")
+        XCTAssertEqual(redo.map(\.0), [true, true])
+        XCTAssertEqual(redo[0].1, [0x1p40, Float((3.0 - 0x1p39) / 2)])
+    }
+
+    /// However the terms are split among ranks, the sums carry the same bits.
+    func testSumsDoNotDependOnTheNumberOfRanks() {
+        var g = SplitMix64(seed: 5, keys: [2])
+        let terms: [[Float]] = (0 ..< 8).map { _ in (0 ..< 50).map { _ in Float(Int64(bitPattern: g.next()) % 1_000_000) * 1e-6 } }
+        var results: [[Float]] = []
+        for p in 1 ... 4 {
+            let (reducers, arenas, communicators) = makeRanks(p, count: 50)
+            _ = attempt(reducers, arenas, terms: terms, communicators: communicators)
+            guard let r = attempt(reducers, arenas, terms: terms, communicators: communicators) else { return }
+            XCTAssertTrue(r[0].0)
+            results.append(r[0].1)
+        }
+        for (p, r) in results.enumerated() { XCTAssertEqual(r, results[0], "P=\(p + 1)") }
+    }
+}
