@@ -17,6 +17,8 @@ targets=(safetensors checkpoint idx cifar png pnm model-yaml model-json normaliz
 binary=.build-fuzz/release/ddp-fuzz
 
 build() {
+    # DDP_FUZZ_SKIP_BUILD=1: run the binary already built (long campaigns while the sources change).
+    [[ "${DDP_FUZZ_SKIP_BUILD:-}" == 1 && -x $binary ]] && return 0
     # The target exists in the manifest only with SWIFTDDP_FUZZ=1; its own scratch path keeps the
     # instrumented build apart from .build and .build-test.
     SWIFTDDP_FUZZ=1 swift build -c release -Xswiftc -enable-testing -Xswiftc -sanitize=fuzzer,address \

@@ -164,6 +164,10 @@ final class TrainingCheckpoints {
         } catch {
             throw CheckpointError.writeFailed(path: policy.directory, operation: "mkdir", reason: "\(error.localizedDescription)")
         }
+        // A writer killed mid-write leaves `<name>.tmp`; only renamed files are checkpoints.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: policy.directory)) ?? [] where name.hasSuffix(".safetensors.tmp") {
+            try? FileManager.default.removeItem(atPath: path(name))
+        }
     }
 
     static func stepName(_ step: Int) -> String { String(format: "step-%08d.safetensors", step) }
