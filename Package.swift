@@ -66,3 +66,10 @@ let package = Package(
         .testTarget(name: "launcherTests", dependencies: ["NN"], swiftSettings: simdFlags),
     ] + kernelTargets
 )
+
+// Fuzz targets (libFuzzer, one binary, `DDP_FUZZ_TARGET` picks the reader): declared only when
+// scripts/fuzz.sh builds them with -sanitize=fuzzer, so other builds never link libFuzzer's main.
+if Context.environment["SWIFTDDP_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(name: "ddp-fuzz", dependencies: ["NN", "Dist"], path: "Fuzz/Sources",
+                                             swiftSettings: simdFlags))
+}

@@ -20,6 +20,8 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
     case nonFiniteParameters(step: Int, parameter: String)
     /// A checkpoint does not fit this run; the message names what differs.
     case checkpointMismatch(path: String, reason: String)
+    /// Ranks stopped meeting in a collective for longer than the stall timeout.
+    case stall(StallReport, timeout: Double)
 
     public var description: String {
         switch self {
@@ -43,6 +45,8 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
             return "parameter \(parameter) became NaN or infinite by step \(step) of the run; no checkpoint was written from this state; hint: lower --lr"
         case let .checkpointMismatch(path, reason):
             return "cannot resume from \(path): \(reason)"
+        case let .stall(report, timeout):
+            return "\(report.description); hint: a rank is stuck or much slower than the others; if it was only slow, raise --stall-timeout (now \(timeout) s)"
         }
     }
 }

@@ -27,6 +27,10 @@ enum RankSession {
             try body(communicator)
             try communicator.finalize()
             exit(0)
+        } catch is TrainingStopped {
+            // Every rank stopped after the same step (a collective decision); the message is printed.
+            try? communicator.finalize()
+            exit(StopSignals.exitCode)
         } catch {
             let (rank, size) = (communicator.rank, communicator.size)
             printError("[rank \(rank)/\(size)] error: \(describe(error))")

@@ -25,6 +25,26 @@ public final class MPICommunicator: Communicator {
     private var progressStop = false
     private var progressEnded: DispatchSemaphore?
 
+    /// Seconds a rank may wait in one collective before the stall inspector asks the other ranks
+    /// where they are; nil waits forever (the plain blocking MPI calls). See `StallReport`.
+    public var stallTimeout: Double?
+    /// What the ranks are doing, for stall messages (`epoch 1 step 4`); the trainer sets it at
+    /// each step.
+    public var phase = "" {
+        didSet { runTestHooks() }
+    }
+    /// The stall inspector's side channel: a duplicate of the world communicator on which queries
+    /// and answers travel as point-to-point messages, apart from the collectives.
+    private var sideComm: MPI_Comm?
+    /// The receive posted for the next query (under `mpiLock`), and its one-byte buffer.
+    private var queryRequest: MPI_Request?
+    private let queryBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+    /// Answers being sent, with their buffers (freed once sent).
+    private var answersInFlight: [(request: MPI_Request?, buffer: UnsafeMutableRawPointer)] = []
+    /// Collectives this rank has started (the same count on every rank), and the one it waits in.
+    private var collectivesStarted = 0
+    private var waitingIn: (number: Int, label: String)?
+
     /// MPI counts are 32-bit: larger buffers go in chunks of this many elements.
     static let maxChunk = 1 << 30
 
@@ -56,6 +76,13 @@ public final class MPICommunicator: Communicator {
         // Commutative: a + b rounds like b + a, so MPI may combine ranks in any order.
         try MPICommunicator.check(MPI_Op_create(mpiHalfSum, 1, &op), "MPI_Op_create")
         halfSumOp = op
+        if size > 1 {
+            var side: MPI_Comm? = cmpi_comm_null()
+            try MPICommunicator.check(MPI_Comm_dup(comm, &side), "MPI_Comm_dup")
+            try MPICommunicator.check(MPI_Comm_set_errhandler(side, cmpi_errors_return()), "MPI_Comm_set_errhandler")
+            sideComm = side
+            try postQueryReceive()
+        }
     }
 
     /// The environment variable through which Open MPI picks its non-blocking allreduce.
@@ -79,6 +106,7 @@ public final class MPICommunicator: Communicator {
     /// - Throws: `DistError.mpi` when MPI_Finalize fails.
     public func finalize() throws {
         stopProgressThread()
+        closeSideChannel()
         guard initializedHere else { return }
         var finalized: Int32 = 0
         MPI_Finalized(&finalized)
@@ -120,14 +148,35 @@ public final class MPICommunicator: Communicator {
 
     private func allreduce(_ base: UnsafeMutableRawPointer?, count: Int, stride: Int, type: MPI_Datatype, op: ReductionOp) throws {
         try chunked(base, count: count, stride: stride) { p, n in
-            try locked { try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), p, n, type, MPICommunicator.mpiOp(op), comm), "MPI_Allreduce") }
+            try collective("allreduce", function: "MPI_Allreduce",
+                           blocking: { MPI_Allreduce(cmpi_in_place(), p, n, type, MPICommunicator.mpiOp(op), comm) },
+                           nonBlocking: { MPI_Iallreduce(cmpi_in_place(), p, n, type, MPICommunicator.mpiOp(op), comm, $0) })
         }
     }
 
     private func broadcast(_ base: UnsafeMutableRawPointer?, count: Int, stride: Int, type: MPI_Datatype, root: Int) throws {
         precondition(root >= 0 && root < size, "broadcast root \(root) is outside 0..<\(size).")
         try chunked(base, count: count, stride: stride) { p, n in
-            try locked { try MPICommunicator.check(MPI_Bcast(p, n, type, Int32(root), comm), "MPI_Bcast") }
+            try collective("broadcast", function: "MPI_Bcast", blocking: { MPI_Bcast(p, n, type, Int32(root), comm) },
+                           nonBlocking: { MPI_Ibcast(p, n, type, Int32(root), comm, $0) })
+        }
+    }
+
+    /// Runs one blocking collective: the plain MPI call when there is no stall timeout, else its
+    /// non-blocking twin, waited on by the stall inspector.
+    private func collective(_ kind: String, function: String, blocking: () -> Int32,
+                            nonBlocking: (UnsafeMutablePointer<MPI_Request?>) -> Int32) throws {
+        let (number, label) = locked { startCollective(kind) }
+        guard stallTimeout != nil, sideComm != nil else {
+            try locked { try MPICommunicator.check(blocking(), function) }
+            return
+        }
+        var request: MPI_Request? = cmpi_request_null()
+        try locked { try MPICommunicator.check(nonBlocking(&request), "MPI_I" + function.dropFirst(4).lowercased()) }
+        try awaitCollective(number: number, label: label) {
+            var flag: Int32 = 0
+            try MPICommunicator.check(MPI_Test(&request, &flag, cmpi_status_ignore()), "MPI_Test")
+            return flag != 0
         }
     }
 
@@ -140,7 +189,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp) throws -> PendingReduction {
-        let pending = MPIPendingReduction(lock: mpiLock)
+        let pending = MPIPendingReduction(lock: mpiLock, owner: self, position: locked { startCollective("gradient reduction") })
         try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 4) { p, n in
             var request: MPI_Request? = cmpi_request_null()
             try locked {
@@ -168,7 +217,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func startHalfSum(_ buffer: UnsafeMutableBufferPointer<UInt16>) throws -> PendingReduction {
-        let pending = MPIPendingReduction(lock: mpiLock)
+        let pending = MPIPendingReduction(lock: mpiLock, owner: self, position: locked { startCollective("gradient reduction") })
         try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 2) { p, n in
             var request: MPI_Request? = cmpi_request_null()
             try locked {
@@ -208,13 +257,194 @@ public final class MPICommunicator: Communicator {
     }
 
     public func barrier() throws {
-        try locked { try MPICommunicator.check(MPI_Barrier(comm), "MPI_Barrier") }
+        try collective("barrier", function: "MPI_Barrier", blocking: { MPI_Barrier(comm) },
+                       nonBlocking: { MPI_Ibarrier(comm, $0) })
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
         mpiLock.lock()
         defer { mpiLock.unlock() }
         return try body()
+    }
+
+    // MARK: Stall inspector
+
+    /// Tags of the side channel's messages.
+    private static let queryTag: Int32 = 0x57A1, answerTag: Int32 = 0x57A2
+    /// An answer: the newest collective started and the one waited in (-1: none), as Int64, then
+    /// the label's UTF-8 bytes, zero-padded.
+    private static let answerSize = 256
+
+    /// Numbers the next collective (under `mpiLock`) and names it after the current phase.
+    private func startCollective(_ kind: String) -> (number: Int, label: String) {
+        collectivesStarted += 1
+        return (collectivesStarted, phase.isEmpty ? kind : "\(kind) of \(phase)")
+    }
+
+    /// Seconds on a monotonic clock.
+    private static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// Waits until `testHoldingLock` (called under `mpiLock`) reports the collective complete,
+    /// answering other ranks' queries meanwhile. After `stallTimeout` seconds it asks every other
+    /// rank where it is; if any has not joined, it throws `DistError.stall` naming them, else it
+    /// waits another `stallTimeout`.
+    func awaitCollective(number: Int, label: String, testHoldingLock: () throws -> Bool) throws {
+        guard let timeout = stallTimeout else { return }
+        let start = MPICommunicator.now()
+        var deadline = start + timeout
+        locked { waitingIn = (number, label) }
+        defer { locked { waitingIn = nil } }
+        var polls = 0
+        while true {
+            let done: Bool = try locked {
+                try serveQueriesHoldingLock()
+                return try testHoldingLock()
+            }
+            if done { return }
+            // Spin briefly (most collectives end within microseconds), then poll gently: a
+            // rank waiting for a slow one should leave the cores to it.
+            polls += 1
+            if polls > 1000 { usleep(polls > 20000 ? 1000 : 50) }
+            let now = MPICommunicator.now()
+            if now >= deadline {
+                let report = try inspect(number: number, label: label, waited: now - start, timeout: timeout)
+                if !report.missing.isEmpty { throw DistError.stall(report, timeout: timeout) }
+                deadline = now + timeout
+            }
+        }
+    }
+
+    /// Posts the receive of the next query (under `mpiLock`, or in `init`).
+    private func postQueryReceive() throws {
+        var request: MPI_Request? = cmpi_request_null()
+        try MPICommunicator.check(MPI_Irecv(queryBuffer, 1, cmpi_byte(), cmpi_any_source(), MPICommunicator.queryTag, sideComm, &request),
+                                  "MPI_Irecv")
+        queryRequest = request
+    }
+
+    /// Answers every query that has arrived with this rank's position, and releases answers
+    /// already sent. Called under `mpiLock` while this rank waits in a collective.
+    private func serveQueriesHoldingLock() throws {
+        guard sideComm != nil else { return }
+        while true {
+            var flag: Int32 = 0
+            var status = MPI_Status()
+            try MPICommunicator.check(MPI_Test(&queryRequest, &flag, &status), "MPI_Test")
+            guard flag != 0 else { break }
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: MPICommunicator.answerSize, alignment: 8)
+            buffer.initializeMemory(as: UInt8.self, repeating: 0, count: MPICommunicator.answerSize)
+            buffer.storeBytes(of: Int64(collectivesStarted), toByteOffset: 0, as: Int64.self)
+            buffer.storeBytes(of: Int64(waitingIn?.number ?? -1), toByteOffset: 8, as: Int64.self)
+            let label = Array((waitingIn?.label ?? phase).utf8.prefix(MPICommunicator.answerSize - 16))
+            label.withUnsafeBytes { (buffer + 16).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            var request: MPI_Request? = cmpi_request_null()
+            try MPICommunicator.check(MPI_Isend(buffer, Int32(MPICommunicator.answerSize), cmpi_byte(), status.MPI_SOURCE,
+                                                MPICommunicator.answerTag, sideComm, &request), "MPI_Isend")
+            answersInFlight.append((request, buffer))
+            try postQueryReceive()
+        }
+        try answersInFlight.removeAll { entry in
+            var flag: Int32 = 0
+            var request = entry.request
+            try MPICommunicator.check(MPI_Test(&request, &flag, cmpi_status_ignore()), "MPI_Test")
+            if flag != 0 { entry.buffer.deallocate() }
+            return flag != 0
+        }
+    }
+
+    /// Asks every other rank where it is and collects the answers for up to a few seconds
+    /// (serving their queries meanwhile); ranks that do not answer are reported as such.
+    private func inspect(number: Int, label: String, waited: Double, timeout: Double) throws -> StallReport {
+        let others = (0 ..< size).filter { $0 != rank }
+        var one: UInt8 = 1
+        var answers: [Int: StallReport.Position?] = [:]
+        let buffers = others.map { _ in UnsafeMutableRawPointer.allocate(byteCount: MPICommunicator.answerSize, alignment: 8) }
+        defer { buffers.forEach { $0.deallocate() } }
+        var receives: [MPI_Request?] = []
+        try locked {
+            for (i, r) in others.enumerated() {
+                var receive: MPI_Request? = cmpi_request_null()
+                try MPICommunicator.check(MPI_Irecv(buffers[i], Int32(MPICommunicator.answerSize), cmpi_byte(), Int32(r),
+                                                    MPICommunicator.answerTag, sideComm, &receive), "MPI_Irecv")
+                receives.append(receive)
+                var send: MPI_Request? = cmpi_request_null()
+                try MPICommunicator.check(MPI_Isend(&one, 1, cmpi_byte(), Int32(r), MPICommunicator.queryTag, sideComm, &send), "MPI_Isend")
+                // One byte goes out eagerly; nobody needs to know when.
+                MPI_Request_free(&send)
+            }
+        }
+        let patience = min(max(timeout, 1), 5)
+        let giveUp = MPICommunicator.now() + patience
+        while answers.count < others.count && MPICommunicator.now() < giveUp {
+            try locked {
+                try serveQueriesHoldingLock()
+                for (i, r) in others.enumerated() where answers[r] == nil {
+                    var flag: Int32 = 0
+                    try MPICommunicator.check(MPI_Test(&receives[i], &flag, cmpi_status_ignore()), "MPI_Test")
+                    guard flag != 0 else { continue }
+                    let started = Int(buffers[i].load(fromByteOffset: 0, as: Int64.self))
+                    let waiting = Int(buffers[i].load(fromByteOffset: 8, as: Int64.self))
+                    let text = UnsafeRawBufferPointer(start: buffers[i] + 16, count: MPICommunicator.answerSize - 16)
+                    let label = String(decoding: text.prefix { $0 != 0 }, as: UTF8.self)
+                    answers[r] = .some(StallReport.Position(started: started, waiting: waiting >= 0 ? waiting : nil, label: label))
+                }
+            }
+            usleep(1000)
+        }
+        try locked {
+            for (i, r) in others.enumerated() where answers[r] == nil {
+                answers[r] = .some(nil)
+                MPI_Cancel(&receives[i])
+                MPI_Request_free(&receives[i])
+            }
+        }
+        return StallReport(rank: rank, size: size, collective: number, label: label, waited: waited, answers: answers)
+    }
+
+    /// Cancels the posted query receive and frees the side channel (at `finalize`).
+    private func closeSideChannel() {
+        guard sideComm != nil else { return }
+        locked {
+            if queryRequest != cmpi_request_null() {
+                MPI_Cancel(&queryRequest)
+                MPI_Wait(&queryRequest, cmpi_status_ignore())
+            }
+            for var entry in answersInFlight {
+                MPI_Wait(&entry.request, cmpi_status_ignore())
+                entry.buffer.deallocate()
+            }
+            answersInFlight.removeAll()
+            MPI_Comm_free(&sideComm)
+            sideComm = nil
+        }
+    }
+
+    /// The environment variable through which tests make one rank hang: `RANK:PHASE`, e.g.
+    /// `1:epoch 1 step 3`. Read only by the test suite; no option sets it.
+    public static let testStallVariable = "DDP_TEST_STALL"
+    /// The environment variable through which tests kill one rank (SIGKILL) once:
+    /// `RANK:PHASE:MARKER`; the rank creates the file MARKER first and is not killed again while
+    /// it exists (a restarted job passes the same phase again). Read only by the test suite.
+    public static let testKillVariable = "DDP_TEST_KILL"
+    /// The environment variable through which tests send one rank SIGTERM: `RANK:PHASE`.
+    public static let testSignalVariable = "DDP_TEST_SIGNAL"
+
+    /// Hangs or kills this rank when a test's environment variable names it and the phase just set.
+    private func runTestHooks() {
+        let environment = ProcessInfo.processInfo.environment
+        if let fields = environment[MPICommunicator.testStallVariable]?.split(separator: ":", maxSplits: 1).map(String.init),
+           fields.count == 2, Int(fields[0]) == rank, fields[1] == phase {
+            while true { sleep(3600) }
+        }
+        if let fields = environment[MPICommunicator.testSignalVariable]?.split(separator: ":", maxSplits: 1).map(String.init),
+           fields.count == 2, Int(fields[0]) == rank, fields[1] == phase {
+            kill(getpid(), SIGTERM)
+        }
+        if let fields = environment[MPICommunicator.testKillVariable]?.split(separator: ":", maxSplits: 2).map(String.init),
+           fields.count == 3, Int(fields[0]) == rank, fields[1] == phase, !FileManager.default.fileExists(atPath: fields[2]) {
+            FileManager.default.createFile(atPath: fields[2], contents: Data("killed".utf8))
+            kill(getpid(), SIGKILL)
+        }
     }
 
     // MARK: Progress thread
@@ -285,6 +515,10 @@ final class MPIPendingReduction: PendingReduction {
     private let lock: NSLock
     private var progressError: Error?
     private var seenComplete: UInt64?
+    /// The communicator whose stall inspector waits for this reduction.
+    private weak var owner: MPICommunicator?
+    /// The reduction's collective number and label, for stall messages.
+    private let position: (number: Int, label: String)
 
     var completedAt: UInt64? {
         lock.lock()
@@ -292,9 +526,22 @@ final class MPIPendingReduction: PendingReduction {
         return seenComplete
     }
 
-    init(lock: NSLock) { self.lock = lock }
+    init(lock: NSLock, owner: MPICommunicator, position: (number: Int, label: String)) {
+        self.lock = lock
+        self.owner = owner
+        self.position = position
+    }
 
     func wait() throws {
+        if let owner, owner.stallTimeout != nil {
+            // Polled under the lock one test at a time, so the progress thread and the inspector's
+            // answers to other ranks go on between tests.
+            try owner.awaitCollective(number: position.number, label: position.label) {
+                if let e = progressError { throw e }
+                return try testRequests()
+            }
+            return
+        }
         lock.lock()
         defer { lock.unlock() }
         if let e = progressError { throw e }

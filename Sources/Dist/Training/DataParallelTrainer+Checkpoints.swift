@@ -91,6 +91,7 @@ extension DataParallelTrainer {
         do { record = try JSONDecoder().decode(CheckpointRecord.self, from: Data(optionsJSON.utf8)) } catch {
             throw mismatch("its training record cannot be read: \(error)")
         }
+        if let problem = record.problem { throw mismatch("its training record is invalid: \(problem)") }
         guard record.seed == "\(configuration.seed)" else {
             throw mismatch("--seed differs: the checkpoint has \(record.seed), this run has \(configuration.seed) (the sample order depends on it)")
         }
@@ -127,6 +128,22 @@ struct CheckpointRecord: Codable {
     /// Deterministic mode: each tensor's agreed exponent of its largest chunk gradient
     /// (`ExactGradientReducer.exponents`), so a resumed run rounds like an uninterrupted one.
     var exactExponents: [String: Int]?
+
+    /// What makes a decoded record unusable (a count out of range that would trap or overflow
+    /// later), or nil when it is sound.
+    var problem: String? {
+        let limit = 1 << 48
+        guard (1 ... limit).contains(globalBatch), (1 ... limit).contains(accumulate) else {
+            return "globalBatch \(globalBatch) and accumulate \(accumulate) must be in 1...\(limit)"
+        }
+        guard (0 ... limit).contains(trainingSamples) else { return "trainingSamples \(trainingSamples) is not in 0...\(limit)" }
+        let p = position
+        guard [p.epoch, p.stepInEpoch, p.step, p.epochsWithoutImprovement].allSatisfy({ (0 ... limit).contains($0) }) else {
+            return "epoch \(p.epoch), stepInEpoch \(p.stepInEpoch), step \(p.step) and epochsWithoutImprovement \(p.epochsWithoutImprovement) must be in 0...\(limit)"
+        }
+        guard p.stepInEpoch <= p.step else { return "stepInEpoch \(p.stepInEpoch) exceeds step \(p.step)" }
+        return nil
+    }
 }
 
 /// The first difference between two model specs, in words.
@@ -159,6 +176,10 @@ final class TrainingCheckpoints {
             try FileManager.default.createDirectory(atPath: policy.directory, withIntermediateDirectories: true)
         } catch {
             throw CheckpointError.writeFailed(path: policy.directory, operation: "mkdir", reason: "\(error.localizedDescription)")
+        }
+        // A writer killed mid-write leaves `<name>.tmp`; only renamed files are checkpoints.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: policy.directory)) ?? [] where name.hasSuffix(".safetensors.tmp") {
+            try? FileManager.default.removeItem(atPath: path(name))
         }
     }
 

@@ -238,7 +238,7 @@ public final class DataParallelTrainer {
         var lastSaved = position.step // the checkpoint resumed from needs no copy
 
         var history: [EpochMetrics] = []
-        var stoppedEarly = false
+        var stoppedEarly = false, interrupted = false
         epochs: while position.epoch < configuration.epochs {
             let epoch = position.epoch
             let started = Date()
@@ -249,6 +249,7 @@ public final class DataParallelTrainer {
                 if let stop = configuration.stopAfterSteps, position.step >= stop { break epochs }
                 let stepStarted = Date()
                 let step = position.stepInEpoch
+                (communicator as? MPICommunicator)?.phase = "epoch \(epoch + 1) step \(step + 1)" // for stall messages
                 if let schedule = configuration.schedule { optimizer.learningRate = schedule.learningRate(at: position.step) }
                 // The step's micro-batches: sampler batches step·N ..< (step+1)·N (fewer at a split end).
                 let micro = Array(step * microPerStep ..< min((step + 1) * microPerStep, sampler.stepsPerEpoch))
@@ -260,13 +261,15 @@ public final class DataParallelTrainer {
                 }
                 try reduceGradients(globalBatchSize: globalCount, scalingInUpdate: true)
                 // One small allreduce per step: the global loss, so every rank sees a NaN at once.
-                let stepTotals = try totals.reduced(across: communicator)
+                let (stepTotals, stopVotes) = try totals.reduced(across: communicator, stopVote: configuration.stopRequested?() == true)
                 guard stepTotals.lossSum.isFinite else {
                     throw DistError.nonFiniteLoss(epoch: epoch, step: step + 1, value: stepTotals.lossSum)
                 }
                 applyUpdate()
                 position.stepInEpoch += 1
                 position.step += 1
+                // Checkpointed below, like --stop-after; at an epoch's last step the epoch ends first.
+                if stopVotes > 0 && position.stepInEpoch < steps { interrupted = true; break epochs }
                 epochTotals += stepTotals
                 windowTotals += stepTotals
                 stepsRun += 1
@@ -322,6 +325,9 @@ public final class DataParallelTrainer {
         try averageBatchStatistics()
         if let checkpoints, lastSaved != position.step {
             try saveCheckpoint(checkpoints, position: position, onEvent: onEvent)
+        }
+        if interrupted {
+            return TrainingResult(epochs: history, test: nil, stoppedEarly: false, interrupted: true, position: position)
         }
         let testTotals = try test.map { try evaluate($0) }
         var final = history.last ?? EpochMetrics(epoch: position.epoch, step: position.step, trainLoss: 0, trainAccuracy: 0,

@@ -35,6 +35,20 @@ public struct EvaluationTotals: Equatable, Codable {
         return EvaluationTotals(lossSum: v[0], correct: Int(v[1]), topKCorrect: Int(v[2]), count: Int(v[3]))
     }
 
+    /// Sums the totals over all ranks and counts the ranks that vote to stop, in the same one
+    /// allreduce (a collective).
+    ///
+    /// - Parameters:
+    ///   - communicator: the ranks.
+    ///   - stopVote: whether this rank asks to stop.
+    /// - Returns: the summed totals and the number of ranks that voted to stop.
+    /// - Throws: `DistError.mpi` when the allreduce fails.
+    public func reduced(across communicator: Communicator, stopVote: Bool) throws -> (totals: EvaluationTotals, stopVotes: Int) {
+        var v = [lossSum, Double(correct), Double(topKCorrect), Double(count), stopVote ? 1 : 0]
+        try communicator.allreduce(&v, op: .sum)
+        return (EvaluationTotals(lossSum: v[0], correct: Int(v[1]), topKCorrect: Int(v[2]), count: Int(v[3])), Int(v[4]))
+    }
+
     /// The mean loss per sample (0 for no samples).
     public var meanLoss: Double { count > 0 ? lossSum / Double(count) : 0 }
     /// The top-1 accuracy (0 for no samples).

@@ -36,6 +36,9 @@ public struct TrainingConfiguration {
     /// Stop the whole run after this many optimizer steps in total (nil: run every epoch). A
     /// checkpoint is written at the stop when checkpoints are on.
     public var stopAfterSteps: Int?
+    /// Asked once per step: whether this rank wants the run to stop (a signal arrived). The ranks
+    /// vote in the step's loss allreduce, so all stop after the same step, with a checkpoint.
+    public var stopRequested: (() -> Bool)?
     /// The learning rate of each step (nil: leave the optimizer's rate as it is).
     public var schedule: LearningRateSchedule?
     /// How training samples are transformed; evaluation applies only its rescale and normalization.
@@ -226,6 +229,8 @@ public struct TrainingResult {
     public var test: BatchTotals?
     /// Whether early stopping ended the run.
     public var stoppedEarly: Bool
+    /// Whether a stop request (`TrainingConfiguration.stopRequested`) ended the run at a step boundary.
+    public var interrupted = false
     /// Where the run stands at its end.
     public var position: TrainingPosition
 }

@@ -92,7 +92,19 @@ extension Checkpoint {
     ///   (naming it, the expected and the found shape), or unparsable metadata.
     public static func load(from path: String, into arena: ParameterArena) throws
         -> (metadata: TrainingMetadata, optimizer: OptimizerState?) {
-        let checkpoint = try read(from: path)
+        try load(try read(from: path), into: arena)
+    }
+
+    /// Loads a checkpoint already read (see `load(from:into:)`) into an arena.
+    ///
+    /// - Parameters:
+    ///   - checkpoint: the decoded file.
+    ///   - arena: receives every slot's parameters.
+    /// - Returns: the metadata and the optimizer state, as `load(from:into:)`.
+    /// - Throws: `CheckpointError`, as `load(from:into:)`.
+    public static func load(_ checkpoint: Checkpoint, into arena: ParameterArena) throws
+        -> (metadata: TrainingMetadata, optimizer: OptimizerState?) {
+        let path = checkpoint.path
         let parameters = try arena.slots.map { try checkpoint.tensor(named: $0.name, shape: $0.shape) }
         let meta = checkpoint.metadata
         func integer<T: FixedWidthInteger>(_ key: String, _ type: T.Type) throws -> T {

@@ -129,6 +129,18 @@ public struct Checkpoint {
         } catch {
             throw CheckpointError.readFailed(path: path, reason: error.localizedDescription)
         }
+        return try decode(bytes, path: path)
+    }
+
+    /// Validates and decodes the bytes of a safetensors file (what `read(from:)` does once the
+    /// file is read).
+    ///
+    /// - Parameters:
+    ///   - bytes: the whole file.
+    ///   - path: where the bytes came from, for messages.
+    /// - Returns: every tensor and the metadata.
+    /// - Throws: `CheckpointError`, as `read(from:)`.
+    public static func decode(_ bytes: [UInt8], path: String) throws -> Checkpoint {
         let header = try SafetensorsHeader.decode(bytes, path: path)
         var tensors: [String: Tensor] = [:]
         for info in header.tensors {

@@ -50,7 +50,16 @@ public final class ParameterArena {
             precondition(seen.insert(name).inserted, "Parameter name \(name) is used twice.")
             precondition(shape.allSatisfy { $0 > 0 }, "Parameter \(name) has an empty shape \(shape).")
             slots.append(ParameterSlot(name: name, offset: offset, shape: shape, trainable: trainable))
-            offset += (shape.reduce(1, *) + 15) / 16 * 16
+            // Overflow-checked: a size that wraps would allocate a small arena and write past it.
+            // Model descriptions from files are bounded first (`ModelSpec.maxParameterCount`).
+            var count = 1
+            for extent in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+                precondition(!overflow && product <= Int.max - 16 - offset,
+                             "Parameter \(name) of shape \(shape) at offset \(offset) does not fit in an arena.")
+                count = product
+            }
+            offset += (count + 15) / 16 * 16
         }
         self.slots = slots
         self.count = offset

@@ -37,30 +37,52 @@ public enum LayerSpec: Equatable {
         }
     }
 
+    /// The largest kernel, stride, pool or padding extent a description may give (and the largest
+    /// input extent): far beyond any real image, and small enough that no shape arithmetic on it
+    /// can overflow.
+    public static let maxExtent = 1 << 16
+    /// The largest `filters` or `units` a description may give.
+    public static let maxWidth = 1 << 20
+
     /// Checks the hyperparameters without building anything.
     ///
     /// - Throws: `ModelError.invalidHyperparameter` naming the value out of range.
     public func validate() throws {
         func fail(_ reason: String) -> ModelError { ModelError.invalidHyperparameter(layer: typeName, reason: reason) }
         func isPair(_ v: [Int]) -> Bool { v.count == 2 && v.allSatisfy { $0 > 0 } }
+        func checkPair(_ name: String, _ v: [Int]) throws {
+            guard isPair(v) else { throw fail("\(name) must be two positive sizes, got \(v)") }
+            guard v.allSatisfy({ $0 <= LayerSpec.maxExtent }) else {
+                throw fail("\(name) \(v) exceeds the largest size \(LayerSpec.maxExtent); hint: is a digit too many?")
+            }
+        }
         func checkPadding(_ p: Padding) throws {
             if case let .explicit(t, b, l, r) = p, [t, b, l, r].contains(where: { $0 < 0 }) {
                 throw fail("padding must be non-negative, got [\(t), \(b), \(l), \(r)]")
             }
+            if case let .explicit(t, b, l, r) = p, [t, b, l, r].contains(where: { $0 > LayerSpec.maxExtent }) {
+                throw fail("padding [\(t), \(b), \(l), \(r)] exceeds the largest size \(LayerSpec.maxExtent); hint: is a digit too many?")
+            }
+        }
+        func checkWidth(_ name: String, _ n: Int) throws {
+            guard n > 0 else { throw fail("\(name) must be positive, got \(n)") }
+            guard n <= LayerSpec.maxWidth else {
+                throw fail("\(name) \(n) exceeds the largest width \(LayerSpec.maxWidth); hint: is a digit too many?")
+            }
         }
         switch self {
         case let .conv2d(filters, kernel, stride, padding, _):
-            guard filters > 0 else { throw fail("filters must be positive, got \(filters)") }
-            guard isPair(kernel) else { throw fail("kernel must be two positive sizes, got \(kernel)") }
-            guard isPair(stride) else { throw fail("stride must be two positive sizes, got \(stride)") }
+            try checkWidth("filters", filters)
+            try checkPair("kernel", kernel)
+            try checkPair("stride", stride)
             try checkPadding(padding)
         case let .dense(units, _):
-            guard units > 0 else { throw fail("units must be positive, got \(units)") }
+            try checkWidth("units", units)
         case .relu, .flatten:
             break
         case let .maxPool2d(pool, stride, padding), let .avgPool2d(pool, stride, padding):
-            guard isPair(pool) else { throw fail("pool must be two positive sizes, got \(pool)") }
-            guard isPair(stride) else { throw fail("stride must be two positive sizes, got \(stride)") }
+            try checkPair("pool", pool)
+            try checkPair("stride", stride)
             try checkPadding(padding)
         case let .dropout(rate):
             guard rate >= 0 && rate < 1 else { throw fail("rate must be in [0, 1), got \(rate)") }

@@ -46,22 +46,68 @@ public struct ModelSpec: Equatable {
     ///
     /// - Throws: `ModelError.invalidHyperparameter` or `ModelError.shapeMismatch` (with the layer's
     ///   index) for the first layer that cannot be built or does not fit its input.
-    public func outputShapes() throws -> [[Int]] {
+    public func outputShapes() throws -> [[Int]] { try measure().shapes }
+
+    /// The number of parameters (trainable or not, padding excluded) the built model will hold,
+    /// computed without allocating them.
+    ///
+    /// - Throws: the errors of `outputShapes()`.
+    public func parameterCount() throws -> Int { try measure().parameters }
+
+    /// Every layer's per-sample output shape and the parameter count, each checked against the
+    /// limits before anything is allocated.
+    private func measure() throws -> (shapes: [[Int]], parameters: Int) {
         var shape = inputShape, shapes: [[Int]] = []
         guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
             throw ModelError.shapeMismatch(layer: "input", index: -1, inputShape: inputShape,
                                            reason: "the input shape must have positive extents")
         }
+        guard let inputCount = ModelSpec.checkedCount(inputShape), inputCount <= ModelSpec.maxActivationCount else {
+            throw ModelError.shapeMismatch(layer: "input", index: -1, inputShape: inputShape,
+                                           reason: "the input shape must have at most \(ModelSpec.maxActivationCount) values; hint: is a digit too many?")
+        }
+        var parameters = 0
         for (i, spec) in layers.enumerated() {
             let layer = try spec.makeLayer(index: i)
+            let input = shape
             do {
                 shape = try layer.outputShape(for: shape)
             } catch let ModelError.shapeMismatch(name, _, input, reason) {
                 throw ModelError.shapeMismatch(layer: name, index: i, inputShape: input, reason: reason)
             }
+            // Sizes are checked before anything is allocated: a description from a file or a
+            // checkpoint must end in an error, not in a failed allocation or an overflow.
+            guard let count = ModelSpec.checkedCount(shape), count <= ModelSpec.maxActivationCount else {
+                throw ModelError.shapeMismatch(layer: layer.summary, index: i, inputShape: input,
+                                               reason: "its output \(shape) has more than \(ModelSpec.maxActivationCount) values per sample; hint: use a smaller layer or a larger stride")
+            }
+            for tensor in layer.parameterSpecs(for: input) {
+                guard let n = ModelSpec.checkedCount(tensor.shape), case let (sum, false) = parameters.addingReportingOverflow(n),
+                      sum <= ModelSpec.maxParameterCount else {
+                    throw ModelError.invalidHyperparameter(layer: "layer \(i) (\(layer.summary))",
+                                                           reason: "the model needs more than \(ModelSpec.maxParameterCount) parameters; hint: use fewer filters or units")
+                }
+                parameters = sum
+            }
             shapes.append(shape)
         }
-        return shapes
+        return (shapes, parameters)
+    }
+
+    /// The most parameters (trainable or not) a model may have: each arena holds this many floats
+    /// at most (4 GiB), far beyond the built-in models and small enough to allocate.
+    public static let maxParameterCount = 1 << 30
+    /// The most values one layer's per-sample output may have.
+    public static let maxActivationCount = 1 << 28
+
+    /// The product of `shape`, or nil when it is negative or overflows.
+    static func checkedCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for extent in shape {
+            guard extent >= 0, case let (product, false) = count.multipliedReportingOverflow(by: extent) else { return nil }
+            count = product
+        }
+        return count
     }
 
     /// Checks that the model's output fits its loss: `[classes]` for softmax cross-entropy (any

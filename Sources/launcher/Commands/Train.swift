@@ -18,6 +18,7 @@ struct Train: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var optimizerOptions: OptimizerOptions
     @OptionGroup var commOptions: CommOptions
+    @OptionGroup var faultOptions: FaultOptions
 
     @Option(help: "Passes over the training set.")
     var epochs = 1
@@ -97,8 +98,11 @@ struct Train: ParsableCommand {
 
     func run() throws {
         if launch.ranks != nil && MPIRelaunch.launcherSize() == nil { TrainingOutput.exportProgressStyle() }
+        if try faultOptions.superviseIfRequested(launch: launch, checkpointDir: checkpointDir, metrics: metrics) { return }
         try launch.relaunchIfRequested()
+        StopSignals.install { _ in printError("stop requested: stopping after the current step (a second signal stops at once)") }
         RankSession.run { communicator in
+            faultOptions.apply(to: communicator)
             let (train, validation, test) = try dataOptions.load(rank: communicator.rank, seed: modelOptions.seed)
             let spec = try modelOptions.spec(for: train)
             var config = TrainingConfiguration()
@@ -116,6 +120,7 @@ struct Train: ParsableCommand {
             config.monitor = monitor
             config.earlyStoppingPatience = earlyStoppingPatience
             config.earlyStoppingMinDelta = minDelta
+            config.stopRequested = { StopSignals.requested }
             config.checkpoints = checkpointDir.map { CheckpointPolicy(directory: $0, everySteps: checkpointEvery, keepLast: keepLast) }
             let output = try TrainingOutput(isRoot: communicator.isRoot, metricsPath: metrics, epochs: epochs)
             // A terminal gets a bar redrawn every step; logs and pipes a line every --log-interval steps.
@@ -151,9 +156,15 @@ struct Train: ParsableCommand {
                 start = restored.position
                 output.line("resume: \(restored.path) (epoch \(start.epoch + 1), step \(start.stepInEpoch) of the epoch, \(start.step) steps in all)")
             }
-            try trainer.fit(training: train, validation: validation, test: test, from: start) { event in
+            let result = try trainer.fit(training: train, validation: validation, test: test, from: start) { event in
                 output.handle(event, modelName: spec.name, batchSize: batchSize, accumulate: accumulate, monitor: monitor,
                               patience: earlyStoppingPatience)
+            }
+            if result.interrupted {
+                let p = result.position
+                let saved = checkpointDir.map { "checkpoint written to \($0); continue with --resume \($0)" } ?? "no --checkpoint-dir, nothing saved"
+                output.line("stopped by a signal after step \(p.stepInEpoch) of epoch \(p.epoch + 1) (\(p.step) steps in all): \(saved); exit status \(StopSignals.exitCode)")
+                throw TrainingStopped(description: "stopped by a signal")
             }
             if let path = try commOptions.save(trainer.timeline), communicator.isRoot {
                 output.line("timeline: rank 0 wrote \(path); every rank writes its own")

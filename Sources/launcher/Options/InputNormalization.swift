@@ -34,23 +34,13 @@ struct InputNormalization: Equatable {
     }
 
     /// Why a normalization text cannot be read, as a phrase for messages.
-    struct SyntaxError: Error, Equatable {
-        let reason: String
-    }
+    typealias SyntaxError = NormalizationText.SyntaxError
 
     /// The means and standard deviations of `MEAN,STD` or `M1,..,MC,S1,..,SC` (as many of each),
-    /// before they are matched to a channel count: the one reader of `--normalize` for
-    /// `train`, `eval` and `predict`, and of the value checkpoints record.
+    /// before they are matched to a channel count: `NormalizationText.parse`, the one reader of
+    /// `--normalize` for `train`, `eval` and `predict`, and of the value checkpoints record.
     static func parse(_ text: String) -> Result<(mean: [Float], std: [Float]), SyntaxError> {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parts.isEmpty, parts.count % 2 == 0, parts.allSatisfy({ $0?.isFinite == true }) else {
-            return .failure(SyntaxError(reason: "expected MEAN,STD or M1,..,MC,S1,..,SC (an even count of numbers)"))
-        }
-        let values = parts.map { $0! }, half = values.count / 2
-        guard values[half...].allSatisfy({ $0 > 0 }) else {
-            return .failure(SyntaxError(reason: "every standard deviation must be > 0"))
-        }
-        return .success((Array(values[..<half]), Array(values[half...])))
+        NormalizationText.parse(text)
     }
 
     /// The normalization to use: the option's, else the checkpoint's recorded one, else nil.

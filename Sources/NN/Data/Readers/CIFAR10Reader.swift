@@ -17,7 +17,11 @@ public enum CIFAR10Reader {
     /// - Throws: `DataError` for a missing or unreadable file, a size that is not a whole number of
     ///   records, or a label above 9.
     public static func readBatch(path: String) throws -> InMemoryDataset {
-        let bytes = try FileBytes.read(path, missingHint: missingHint)
+        try parseBatch(try FileBytes.read(path, missingHint: missingHint), path: path)
+    }
+
+    /// `readBatch(path:)` on bytes already read (and inflated).
+    static func parseBatch(_ bytes: [UInt8], path: String) throws -> InMemoryDataset {
         let records = bytes.count / recordSize
         guard bytes.count % recordSize == 0, records > 0 else {
             throw DataError.truncated(path: path, expected: (records + 1) * recordSize, got: bytes.count)

@@ -81,7 +81,11 @@ public enum IDXReader {
 
     /// Parses the header, checks the magic number and the length, and returns extents and data.
     static func read(path: String, dimensions: Int, what: String) throws -> (dims: [Int], data: [UInt8]) {
-        let bytes = try FileBytes.read(path, missingHint: missingHint)
+        try parse(try FileBytes.read(path, missingHint: missingHint), path: path, dimensions: dimensions, what: what)
+    }
+
+    /// `read(path:dimensions:what:)` on bytes already read (and inflated).
+    static func parse(_ bytes: [UInt8], path: String, dimensions: Int, what: String) throws -> (dims: [Int], data: [UInt8]) {
         let expectedMagic = String(format: "0x%08X (%@)", 0x800 + dimensions, what)
         guard bytes.count >= 4 else { throw DataError.truncated(path: path, expected: 4 + 4 * dimensions, got: bytes.count) }
         let magic = bytes[0 ..< 4].reduce(0) { $0 << 8 | Int($1) }
@@ -91,6 +95,10 @@ public enum IDXReader {
         let headerSize = 4 + 4 * dimensions
         guard bytes.count >= headerSize else { throw DataError.truncated(path: path, expected: headerSize, got: bytes.count) }
         let dims = (0 ..< dimensions).map { d in bytes[4 + 4 * d ..< 8 + 4 * d].reduce(0) { $0 << 8 | Int($1) } }
+        // Images without pixels would make every sample empty (and a huge count cost nothing to claim).
+        if dimensions > 1, dims.dropFirst().contains(0) {
+            throw DataError.badImage(path: path, reason: "the IDX header gives samples of shape \(Array(dims.dropFirst())), with no pixels")
+        }
         // A corrupt header can claim more bytes than an Int holds; that is a truncated file too.
         var payload = 1
         for d in dims {

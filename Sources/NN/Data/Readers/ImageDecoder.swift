@@ -31,7 +31,11 @@ public enum ImageDecoder {
     /// - Throws: `DataError.badImage` naming the file and the problem, or a reading error.
     public static func decode(path: String, channels: Int? = nil) throws -> Image {
         precondition(channels == nil || channels == 1 || channels == 3, "Images convert to 1 or 3 channels, not \(channels!).")
-        let bytes = try FileBytes.readRaw(path, missingHint: "check the path")
+        return try decode(try FileBytes.readRaw(path, missingHint: "check the path"), path: path, channels: channels)
+    }
+
+    /// `decode(path:channels:)` on bytes already read.
+    static func decode(_ bytes: [UInt8], path: String, channels: Int?) throws -> Image {
         let image: Image
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
             image = try decodePNG(bytes, path: path)

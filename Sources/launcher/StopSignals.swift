@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+
+/// Graceful stop: SIGINT, SIGTERM or SIGUSR1 asks the run to stop at the next step boundary,
+/// where every rank agrees (the request rides on the step's loss allreduce), rank 0 writes a
+/// checkpoint and every rank exits with `exitCode`; a second signal ends the process at once.
+///
+/// SIGUSR1 is there for `mpirun`, which forwards it to every rank (SIGINT and SIGTERM make mpirun
+/// kill the ranks instead); `ddp train --np N` turns a Ctrl-C or SIGTERM into a SIGUSR1 to mpirun.
+enum StopSignals {
+    /// The exit status of a run stopped by a signal after its checkpoint (EX_TEMPFAIL: try again
+    /// later, with `--resume`).
+    static let exitCode: Int32 = 75
+    /// The signals that ask for a stop.
+    static let signals: [Int32] = [SIGINT, SIGTERM, SIGUSR1]
+
+    private static let lock = NSLock()
+    private static var received = 0
+    private static var sources: [DispatchSourceSignal] = []
+
+    /// Whether a stop was asked for.
+    static var requested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return received > 0
+    }
+
+    /// Starts handling the signals: the first is recorded (and `onFirst` runs), the second ends
+    /// the process with status 128 + the signal's number.
+    ///
+    /// - Parameter onFirst: what to do at the first signal (print a line, forward it).
+    static func install(onFirst: @escaping (Int32) -> Void = { _ in }, onSecond: ((Int32) -> Void)? = nil) {
+        for number in signals {
+            // Dispatch sees the signal only when its default action (ending the process) is off.
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                lock.lock()
+                received += 1
+                let count = received
+                lock.unlock()
+                if count == 1 {
+                    onFirst(number)
+                } else if let onSecond {
+                    onSecond(number)
+                } else {
+                    printError("stopping at once (a second signal)")
+                    _exit(128 + number)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+/// Thrown on every rank when a stop request ended training at a step boundary; `RankSession`
+/// finalizes and exits with `StopSignals.exitCode`.
+struct TrainingStopped: Error, CustomStringConvertible {
+    let description: String
+}

@@ -1,0 +1,146 @@
+import Foundation
+import NN
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Faults a long distributed run meets: a rank that hangs (the stall inspector names it and the
+/// job ends), a signal (every rank stops after the same step with a checkpoint, and `--resume`
+/// continues bit for bit), a rank killed mid-run (`--max-restarts` resumes from the newest
+/// checkpoint, and the result equals an uninterrupted run's bit for bit), and kills or a full disk
+/// while checkpoints are written. Runs use the deterministic reduction, so 2 and 4 ranks give the
+/// same bits as one.
+final class FaultTests: XCTestCase {
+    override func setUpWithError() throws { try DDPProcess.requireBinary() }
+
+    func temporaryDirectory() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ddp-faults-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+
+    /// 2 epochs of 8 steps (256 synthetic samples, batch 32) of an mlp, deterministic reduction.
+    let run = ["train", "--synthetic-samples", "256", "--model", "mlp", "--batch-size", "32", "--log-interval", "0",
+               "--epochs", "2", "--reduction", "deterministic", "--optimizer", "sgd", "--lr", "0.05"]
+
+    /// `mpirun -np ranks ddp <arguments>` with extra environment variables for the ranks.
+    func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String], timeout: Double) throws -> DDPProcess.Outcome {
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        return try DDPProcess.run(["/usr/bin/env", "mpirun"] + DDPProcess.mpirunFlags + ["-np", "\(ranks)", DDPProcess.binary] + arguments,
+                                  environment: env, timeout: timeout)
+    }
+
+    /// `ddp <arguments>` with extra environment variables.
+    func ddp(_ arguments: [String], environment: [String: String] = [:], timeout: Double) throws -> DDPProcess.Outcome {
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        return try DDPProcess.bare(arguments, environment: env, timeout: timeout)
+    }
+
+    /// The model's tensors in a checkpoint (optimizer buffers included: they must match too).
+    func tensors(_ path: String) throws -> [String: [Float]] {
+        let checkpoint = try Checkpoint.read(from: path)
+        return checkpoint.tensors.mapValues(\.storage)
+    }
+
+    /// Processes whose command line contains `marker` (a unique path of the test).
+    func processes(containing marker: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return names.filter { Int($0) != nil }.compactMap { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let line = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            return line.contains(marker) ? "\(pid): \(line)" : nil
+        }
+    }
+
+    /// The reference: the whole run uninterrupted on one rank.
+    func reference(in dir: String) throws -> [String: [Float]] {
+        let whole = try DDPProcess.bare(run + ["--checkpoint-dir", dir + "/whole"], timeout: 120)
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        return try tensors(dir + "/whole/step-00000016.safetensors")
+    }
+
+    // MARK: stall inspector
+
+    func testStalledRankIsNamedAndTheJobEndsWithoutLeavingProcesses() throws {
+        let dir = try temporaryDirectory()
+        let r = try mpirun(2, run + ["--stall-timeout", "2", "--checkpoint-dir", dir + "/ck"],
+                           environment: ["DDP_TEST_STALL": "1:epoch 1 step 3"], timeout: 90)
+        XCTAssertFalse(r.timedOut, "the job hung: \(r.stderr)")
+        XCTAssertNotEqual(r.status, 0)
+        let message = InferenceFixtures.errorLines(r.stderr).first { $0.contains("stall:") } ?? r.stderr
+        XCTAssertTrue(message.contains("stall: rank 0 waited"), message)
+        XCTAssertTrue(message.contains("of epoch 1 step 3"), message)
+        XCTAssertTrue(message.contains("rank 1 of 2 missing: rank 1 did not answer"), message)
+        XCTAssertTrue(message.contains("--stall-timeout (now 2.0 s)"), message)
+        // 2 s of waiting, up to 2 s of asking, the abort: well under the 90 s limit.
+        XCTAssertLessThan(r.seconds, 45, "took \(r.seconds) s")
+        Thread.sleep(forTimeInterval: 1)
+        XCTAssertEqual(processes(containing: dir), [], "processes left behind")
+    }
+
+    func testStallTimeoutZeroIsAcceptedAndNegativeRefused() throws {
+        let r = try DDPProcess.bare(run + ["--stall-timeout", "-1"], timeout: 30)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--stall-timeout must be 0 or more seconds, got -1.0"), r.stderr)
+    }
+
+    // MARK: graceful stop
+
+    func testSignalStopsEveryRankAtAStepBoundaryAndResumeIsBitForBit() throws {
+        let dir = try temporaryDirectory()
+        let expected = try reference(in: dir)
+        // Rank 1 gets SIGTERM at step 3: both ranks stop after the same step, rank 0 checkpoints.
+        let ck = dir + "/stopped"
+        let stopped = try mpirun(2, run + ["--checkpoint-dir", ck], environment: ["DDP_TEST_SIGNAL": "1:epoch 1 step 3"], timeout: 120)
+        XCTAssertEqual(stopped.status, 75, "documented exit status of a graceful stop: \(stopped.stderr)")
+        XCTAssertTrue(stopped.stdout.contains("stopped by a signal after step"), stopped.stdout)
+        let files = try FileManager.default.contentsOfDirectory(atPath: ck).filter { $0.hasPrefix("step-") }
+        XCTAssertEqual(files.count, 1, "one checkpoint, at the stop: \(files)")
+        let resumed = try mpirun(2, run + ["--checkpoint-dir", ck, "--resume", ck], environment: [:], timeout: 120)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try tensors(ck + "/step-00000016.safetensors"), expected, "resumed run differs from the uninterrupted one")
+    }
+
+    // MARK: restarts
+
+    /// Kills rank `victim` of `ranks` with SIGKILL at a random step; `--max-restarts` resumes from
+    /// the newest checkpoint and the final tensors equal the uninterrupted run's bit for bit.
+    func checkRestart(ranks: Int, victim: Int, expected: [String: [Float]], dir: String) throws {
+        let step = Int.random(in: 2 ... 14)
+        let phase = "epoch \(step <= 8 ? 1 : 2) step \(step <= 8 ? step : step - 8)"
+        let ck = dir + "/restart\(ranks)", metrics = dir + "/metrics\(ranks).jsonl"
+        let r = try ddp(run + ["--np", "\(ranks)", "--max-restarts", "2", "--checkpoint-dir", ck, "--checkpoint-every", "3",
+                               "--metrics", metrics],
+                        environment: ["DDP_TEST_KILL": "\(victim):\(phase):\(dir)/killed\(ranks)"], timeout: 240)
+        let context = "ranks \(ranks), rank \(victim) killed at \(phase)\n\(r.stderr)"
+        XCTAssertEqual(r.status, 0, context)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/killed\(ranks)"), "the kill did not happen: \(context)")
+        XCTAssertTrue(r.stderr.contains("ddp: restart 1 of 2: the job ended with exit status"), context)
+        XCTAssertEqual(try tensors(ck + "/step-00000016.safetensors"), expected, "final tensors differ: \(context)")
+        let lines = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        XCTAssertEqual(lines.filter { $0["kind"] as? String == "epoch" }.compactMap { $0["epoch"] as? Int }, [1, 2], context)
+        XCTAssertEqual(lines.filter { $0["kind"] as? String == "final" }.count, 1, context)
+    }
+
+    func testKilledRankIsRestartedFromTheNewestCheckpointBitForBitOn2And4Ranks() throws {
+        let dir = try temporaryDirectory()
+        let expected = try reference(in: dir)
+        try checkRestart(ranks: 2, victim: 1, expected: expected, dir: dir)
+        try checkRestart(ranks: 4, victim: Int.random(in: 0 ... 3), expected: expected, dir: dir)
+    }
+
+    func testMaxRestartsNeedsNpAndACheckpointDirectory() throws {
+        let bare = try DDPProcess.bare(run + ["--max-restarts", "1"], timeout: 30)
+        XCTAssertNotEqual(bare.status, 0)
+        XCTAssertTrue(bare.stderr.contains("--max-restarts 1 needs --np N"), bare.stderr)
+        let noDir = try DDPProcess.bare(run + ["--np", "2", "--max-restarts", "1"], timeout: 30)
+        XCTAssertNotEqual(noDir.status, 0)
+        XCTAssertTrue(noDir.stderr.contains("--max-restarts 1 needs --checkpoint-dir"), noDir.stderr)
+    }
+}
