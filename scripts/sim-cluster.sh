@@ -156,6 +156,10 @@ export SIM_HOSTFILE="$work/hostfile" SIM_RANKS=$ranks SIM_NETWORK="$net.0/24"
 export OMPI_MCA_plm_rsh_agent="$work/agent"
 export OMPI_MCA_plm_rsh_no_tree_spawn=1          # host 0 starts every daemon itself
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Each host sees all of this machine's cores and so never thinks itself oversubscribed; when the
+# ranks outnumber the cores, tell Open MPI to yield while it waits instead of spinning on a core
+# that another host's rank needs.
+if ((ranks > cores)); then export OMPI_MCA_mpi_yield_when_idle=1; fi
 if [[ $mode == ddp ]]; then
     export IFACE="$net.0/24"
     if [[ $bind == core ]]; then export RANKFILE="$work/rankfile"; else export BIND_TO=none; fi

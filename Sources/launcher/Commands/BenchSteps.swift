@@ -23,7 +23,7 @@ struct BenchSteps: ParsableCommand {
     @OptionGroup var launch: LaunchOptions
     @OptionGroup var commOptions: CommOptions
 
-    @Option(help: ArgumentHelp("A built-in model: \(ModelSpec.builtinNames.joined(separator: ", ")).", valueName: "name"))
+    @Option(help: ArgumentHelp("A built-in model (\(ModelSpec.builtinNames.joined(separator: ", "))) or a model file (.json, .yaml).", valueName: "name|file"))
     var model = "fmnist-cnn"
 
     @Option(help: "Samples per rank per step (weak scaling: the global batch grows with the ranks). Default 32 unless --batch-size is given.")
@@ -73,7 +73,7 @@ struct BenchSteps: ParsableCommand {
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let globalBatch = batchSize ?? (perRankBatch ?? 32) * p
             let data = SyntheticPatterns.make(count: globalBatch * 4, shape: parsedShape!, classes: classes, seed: 7)
-            let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
+            let spec = try ModelSpec.resolve(model, inputShape: data.sampleShape, classes: data.classCount)
             var config = TrainingConfiguration()
             config.globalBatchSize = globalBatch
             try commOptions.validate(reduction: config.reduction)
