@@ -127,7 +127,9 @@ struct BenchSteps: ParsableCommand {
                                          samplesPerSecond: Double(globalBatch * steps) / walls[0],
                                          stepSeconds: walls[0] / Double(steps), computeSeconds: sums[0] / n,
                                          commSeconds: sums[1] / n, blockedSeconds: sums[2] / n, hiddenSeconds: sums[3] / n,
-                                         conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n)
+                                         conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n,
+                                         gradientFloats: trainer.reducer.buckets.reduce(0) { $0 + $1.count },
+                                         buckets: trainer.reducer.buckets.count)
             if communicator.isRoot {
                 printLine(result.summary)
                 if let csv { try result.append(to: csv) }
@@ -154,15 +156,19 @@ struct StepBenchResult {
     var hiddenSeconds: Double
     var conversionSeconds: Double
     var mpiCallSeconds: Double
+    /// Floats of gradient reduced each step, and the buckets they travel in (the scaling model's input).
+    var gradientFloats = 0
+    var buckets = 0
 
     var oversubscribed: Bool { ranks > cores }
     var hiddenPercent: Double { commSeconds > 0 ? 100 * hiddenSeconds / commSeconds : 0 }
 
     var summary: String {
-        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), fp16 conversion %.2f ms",
+        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), fp16 conversion %.2f ms | %d gradient floats in %d bucket%@",
                label, model, ranks, ranks == 1 ? "" : "s", oversubscribed ? " (oversubscribed)" : "", globalBatch, steps,
                samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, mpiCallSeconds * 1000, commSeconds * 1000,
-               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, conversionSeconds * 1000)
+               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, conversionSeconds * 1000,
+               gradientFloats, buckets, buckets == 1 ? "" : "s")
     }
 
     static let csvHeader = "label,model,ranks,cores,oversubscribed,global_batch,per_rank_batch,steps,compression,bucket_mb,samples_per_s,step_ms,compute_ms,comm_ms,blocked_ms,hidden_ms,hidden_pct,conversion_ms"
