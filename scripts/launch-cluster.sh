@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Launches `ddp train` across several machines with Open MPI.
+# Launches a `ddp` command (train by default) across several machines with Open MPI.
 #
-#   scripts/launch-cluster.sh HOSTFILE RANKS [ddp train options...]
+#   scripts/launch-cluster.sh HOSTFILE RANKS [SUBCOMMAND] [ddp options...]
 #   e.g. scripts/launch-cluster.sh hosts.txt 8 --model tiny --epochs 5 --batch-size 256
+#        scripts/launch-cluster.sh hosts.txt 8 gradcheck --model tiny
+# SUBCOMMAND is a ddp subcommand (train when the options start at once, as in the first example).
 #
 # HOSTFILE lists one machine per line with how many ranks it takes (one per core, or one per
 # socket when the kernels are multi-threaded):
@@ -18,14 +20,18 @@
 #              when nodes have several interfaces (docker0, virbr0...) or Open MPI may try one
 #              that does not route between nodes and hang at start-up
 #   MAP_BY     rank placement: core (default), socket, node (round-robin across nodes)
+#   BIND_TO    what a rank is pinned to: core (default), socket, none
+#   RANKFILE   an Open MPI rankfile giving each rank its node and core (replaces MAP_BY, BIND_TO)
 #   DRY_RUN=1  print the mpirun command instead of running it
 set -euo pipefail
 
 if (($# < 2)); then
-    sed -n '2,25p' "$0" >&2
+    sed -n '2,30p' "$0" >&2
     exit 2
 fi
 hostfile=$1; ranks=$2; shift 2
+subcommand=train
+if (($#)) && [[ $1 != -* ]]; then subcommand=$1; shift; fi
 [[ -r $hostfile ]] || { echo "launch-cluster: cannot read hostfile $hostfile" >&2; exit 2; }
 command -v mpirun >/dev/null || { echo "launch-cluster: mpirun not found; hint: apt-get install openmpi-bin on every node" >&2; exit 2; }
 ddp=$(realpath "${DDP:-.build/release/ddp}")
@@ -34,12 +40,17 @@ ddp=$(realpath "${DDP:-.build/release/ddp}")
 args=(
     --hostfile "$hostfile"               # the machines and their slots
     -np "$ranks"                          # total ranks over all machines
-    --map-by "${MAP_BY:-core}"            # place consecutive ranks on consecutive cores ...
-    --bind-to core                        # ... and pin each rank to its core (no migration, stable timings)
     --report-bindings                     # print where each rank landed (to stderr), to check the above
-    -x PATH -x LD_LIBRARY_PATH            # export the environment the binary needs to every rank
+    -x PATH                               # export the environment the binary needs to every rank
     -x OMP_NUM_THREADS=1                  # one thread per rank: ranks already fill the cores
 )
+if [[ -n ${LD_LIBRARY_PATH:-} ]]; then args+=(-x LD_LIBRARY_PATH); fi
+if [[ -n ${RANKFILE:-} ]]; then
+    args+=(--rankfile "$RANKFILE")        # each rank's node and core, as the file says
+else
+    args+=(--map-by "${MAP_BY:-core}"     # place consecutive ranks on consecutive cores ...
+           --bind-to "${BIND_TO:-core}")  # ... and pin each rank to its core (no migration, stable timings)
+fi
 if [[ -n ${IFACE:-} ]]; then
     # Restrict both the byte transfer layer and the run-time's out-of-band channel to one network.
     args+=(--mca btl_tcp_if_include "$IFACE" --mca oob_tcp_if_include "$IFACE")
@@ -48,6 +59,6 @@ fi
 args+=(--mca btl self,vader,tcp)
 if [[ $(id -u) -eq 0 ]]; then args+=(--allow-run-as-root); fi
 
-cmd=(mpirun "${args[@]}" "$ddp" train "$@")
+cmd=(mpirun "${args[@]}" "$ddp" "$subcommand" "$@")
 if [[ ${DRY_RUN:-0} == 1 ]]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
 exec "${cmd[@]}"

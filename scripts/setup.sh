@@ -4,9 +4,18 @@
 #   zlib1g-dev libpng-dev       gzip'd IDX files, PNG image folders
 #   dataset-fashion-mnist       the demo's dataset (/usr/share/datasets/fashion-mnist)
 # Optional extras (benchmarks): gnuplot-nox for PNG plots, libopenblas-dev for the sgemm comparison.
+#   --slurm  slurmctld slurmd slurm-client munge for the throwaway one-node Slurm test
+#   --cluster  iproute2 util-linux for scripts/sim-cluster.sh (usually present)
 set -euo pipefail
 want=(libopenmpi-dev openmpi-bin zlib1g-dev libpng-dev dataset-fashion-mnist)
-if [[ "${1:-}" == "--bench" ]]; then want+=(gnuplot-nox libopenblas-dev); fi
+for option in "$@"; do
+    case $option in
+        --bench) want+=(gnuplot-nox libopenblas-dev) ;;
+        --slurm) want+=(slurmctld slurmd slurm-client munge) ;;
+        --cluster) want+=(iproute2 util-linux) ;;
+        *) echo "setup: unknown option $option (known: --bench --slurm --cluster)" >&2; exit 2 ;;
+    esac
+done
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

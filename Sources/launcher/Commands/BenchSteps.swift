@@ -23,7 +23,7 @@ struct BenchSteps: ParsableCommand {
     @OptionGroup var launch: LaunchOptions
     @OptionGroup var commOptions: CommOptions
 
-    @Option(help: ArgumentHelp("A built-in model: \(ModelSpec.builtinNames.joined(separator: ", ")).", valueName: "name"))
+    @Option(help: ArgumentHelp("A built-in model (\(ModelSpec.builtinNames.joined(separator: ", "))) or a model file (.json, .yaml).", valueName: "name|file"))
     var model = "fmnist-cnn"
 
     @Option(help: "Samples per rank per step (weak scaling: the global batch grows with the ranks). Default 32 unless --batch-size is given.")
@@ -80,7 +80,7 @@ struct BenchSteps: ParsableCommand {
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let globalBatch = batchSize ?? (perRankBatch ?? 32) * p
             let data = SyntheticPatterns.make(count: globalBatch * 4, shape: parsedShape!, classes: classes, seed: 7)
-            let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
+            let spec = try ModelSpec.resolve(model, inputShape: data.sampleShape, classes: data.classCount)
             var config = TrainingConfiguration()
             config.globalBatchSize = globalBatch
             config.reduction = reduction
@@ -142,7 +142,9 @@ struct BenchSteps: ParsableCommand {
                                          stepSeconds: walls[0] / Double(steps), computeSeconds: sums[0] / n,
                                          commSeconds: sums[1] / n, blockedSeconds: sums[2] / n, hiddenSeconds: sums[3] / n,
                                          conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n,
-                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(redone) of \(steps) steps redone)" : "fast")
+                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(redone) of \(steps) steps redone)" : "fast",
+                                         gradientFloats: trainer.reducer.buckets.reduce(0) { $0 + $1.count },
+                                         buckets: trainer.reducer.buckets.count)
             if communicator.isRoot {
                 printLine(result.summary)
                 if let csv { try result.append(to: csv) }
@@ -172,15 +174,19 @@ struct StepBenchResult {
     /// The summation mode, in words (the deterministic mode's conversion time is the integer
     /// accumulation's, and its blocked time the wait for the sums).
     var reduction = "fast"
+    /// Floats of gradient reduced each step, and the buckets they travel in (the scaling model's input).
+    var gradientFloats = 0
+    var buckets = 0
 
     var oversubscribed: Bool { ranks > cores }
     var hiddenPercent: Double { commSeconds > 0 ? 100 * hiddenSeconds / commSeconds : 0 }
 
     var summary: String {
-        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms",
+        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms | %d gradient floats in %d bucket%@",
                label, model, ranks, ranks == 1 ? "" : "s", oversubscribed ? " (oversubscribed)" : "", globalBatch, reduction, steps,
                samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, mpiCallSeconds * 1000, commSeconds * 1000,
-               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction == "fast" ? "fp16" : "integer", conversionSeconds * 1000)
+               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction == "fast" ? "fp16" : "integer", conversionSeconds * 1000,
+               gradientFloats, buckets, buckets == 1 ? "" : "s")
     }
 
     static let csvHeader = "label,model,ranks,cores,oversubscribed,global_batch,per_rank_batch,steps,compression,bucket_mb,samples_per_s,step_ms,compute_ms,comm_ms,blocked_ms,hidden_ms,hidden_pct,conversion_ms"

@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""A scaling model of data-parallel training steps, calibrated on this machine and checked against
+the simulated cluster (scripts/sim-cluster.sh).
+
+    scripts/scaling-model.py measure [--out DIR] [--rates 1gbit,10gbit] [--hosts 2,3,4] ...
+    scripts/scaling-model.py report DIR
+
+`measure` runs the calibrations and the validation runs, saving what each command printed under
+DIR (default /tmp/ddp-scaling-model), then reports. `report` reads DIR again (no runs) and prints:
+the calibration, predicted vs measured step time per validation point with its error, and the
+predicted step time and efficiency for 2..512 ranks at 1, 10, 25 and 100 Gbit/s; it writes
+model.csv, validation.csv, predictions.csv and (with gnuplot) scaling-model.png into DIR.
+
+The model (times per step, weak scaling: every rank takes B samples a step):
+  compute     t_c = c * B                  c: seconds per sample, from `ddp bench steps` on 1 rank
+  allreduce   t_ar = k * 2(P-1) * alpha + 2(P-1)/P * G * beta
+              the ring that the reducer runs per bucket (k buckets, G bytes on the wire: 4 per
+              gradient float, 2 with fp16); alpha (from 4 KB) and beta (from 1-16 MB) fitted to
+              `ddp bench allreduce` on 2 simulated hosts with their links shaped to each rate. In a ring with a node's ranks
+              consecutive only one hop per node crosses its link, so G per link does not grow with
+              the ranks per node.
+  fp16        t_x = gamma * floats          conversion both ways, on the rank's cores
+  step        T = t_c + t_x + t_ar - hidden,   hidden = min(t_ar, h * t_c) with overlap, 0 without
+              h: the share of compute during which reductions advance, calibrated on the 2-host
+              fp32 run at the first rate (bench steps' hidden / compute)
+  efficiency  t_c / T (1.0: communication costs nothing)
+This machine's cores: all simulated hosts share its N cores, so with P ranks each rank gets at most
+N/P of a core: the validation predicts t_c * max(1, P/N) for compute, with t_c timed on one rank
+just before each point (other work on a shared machine changes it from minute to minute). The
+table also gives the model fed the compute that the run itself measured: that checks the network
+and overlap part alone. The kernel's TCP work for the veth links runs on the same cores too, and
+with the cores oversubscribed a transfer advances only when both ranks are scheduled; the fitted
+beta takes in what that costs on 2 hosts. The cluster predictions
+assume one core per rank and links at the nominal rate times the efficiency that TCP reached over
+the shaped links (beta fitted at the lowest rate against 8/rate).
+"""
+import argparse
+import csv
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIM = os.path.join(ROOT, "scripts", "sim-cluster.sh")
+LARGE = os.path.join(ROOT, "examples", "four-conv-classifier.yaml")
+
+
+def rate_bits(rate):
+    m = re.fullmatch(r"([0-9.]+)([kmg]?)bit", rate)
+    if not m:
+        sys.exit(f"scaling-model: a rate must look like 1gbit or 500mbit, got {rate}")
+    return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2)]
+
+
+def run(cmd, path, env=None):
+    """Runs cmd, saves its stdout and stderr to path, and returns stdout; stops on failure."""
+    print("scaling-model: " + " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    with open(path, "w") as f:
+        f.write(r.stdout + "\n--- stderr\n" + r.stderr)
+    if r.returncode != 0:
+        sys.exit(f"scaling-model: failed ({r.returncode}), see {path}:\n{r.stderr[-2000:]}")
+    return r.stdout
+
+
+STEPS_RE = {
+    "step": r"step ([0-9.]+) ms", "compute": r"compute ([0-9.]+) ms", "comm": r"comm ([0-9.]+) ms",
+    "hidden": r"hidden ([0-9.]+) ms", "conversion": r"fp16 conversion ([0-9.]+) ms",
+    "floats": r"(\d+) gradient floats", "buckets": r"in (\d+) bucket", "ranks": r", (\d+) ranks?",
+    "batch": r"global batch (\d+)",
+}
+
+
+def parse_steps(path):
+    """The figures of the `bench steps:` line in a saved output (times in seconds)."""
+    text = open(path).read()
+    line = next((l for l in text.splitlines() if l.startswith("bench steps:")), None)
+    if line is None:
+        sys.exit(f"scaling-model: no 'bench steps:' line in {path}")
+    out = {}
+    for key, pattern in STEPS_RE.items():
+        m = re.search(pattern, line)
+        if not m:
+            sys.exit(f"scaling-model: no {key} in {path}: {line}")
+        v = float(m.group(1))
+        out[key] = v / 1000 if key in ("step", "compute", "comm", "hidden", "conversion") else int(v)
+    return out
+
+
+def measure(a):
+    os.makedirs(a.out, exist_ok=True)
+    ddp = os.path.abspath(a.ddp)
+    env = dict(os.environ, DDP=ddp)
+    steps = ["--steps", str(a.steps), "--warmup", "2"]
+    fm = ["bench", "steps", "--model", "fmnist-cnn", "--per-rank-batch", str(a.per_rank_batch)] + steps
+    # Compute: one rank, no launcher, nothing to reduce; then the fp16 conversion on 2 local ranks.
+    run([ddp] + fm, f"{a.out}/compute-fmnist-cnn.txt")
+    run([ddp] + fm + ["--np", "2", "--compression", "fp16"], f"{a.out}/conversion-fmnist-cnn.txt")
+    if a.large:
+        run([ddp, "bench", "steps", "--model", a.large, "--sample-shape", "3,64,64", "--classes", "1000",
+             "--per-rank-batch", str(a.large_batch), "--steps", "2", "--warmup", "1"], f"{a.out}/compute-large.txt")
+    for rate in a.rates.split(","):
+        run([SIM, "--hosts", "2", "--rate", rate, "--", "bench", "allreduce", "--sizes", "4K,1M,4M,16M",
+             "--repeats", "5", "--csv", f"{a.out}/allreduce-{rate}.csv"], f"{a.out}/allreduce-{rate}.txt", env)
+    if a.skip_validation:
+        return
+    for rate in a.rates.split(","):
+        for hosts in a.hosts.split(","):
+            for comp in ("none", "fp16"):
+                # The machine is shared: compute is timed again just before each point, on one rank.
+                run([ddp, "bench", "steps", "--model", "fmnist-cnn", "--per-rank-batch", str(a.per_rank_batch),
+                     "--steps", "3", "--warmup", "1"], f"{a.out}/before-{rate}-{hosts}-{comp}.txt")
+                run([SIM, "--hosts", hosts, "--rate", rate, "--"] + fm + ["--compression", comp],
+                    f"{a.out}/validate-{rate}-{hosts}-{comp}.txt", env)
+
+
+def fit_allreduce(path, rate):
+    """alpha, beta of t = 2 k alpha + S beta on 2 ranks (the ring's 2(P-1)/P = 1; k buckets) from the
+    reducer's fp32 times: alpha from the smallest size (latency only), beta by least squares over the
+    sizes of 1 MB and more after their latency; beta no lower than the shaped rate allows."""
+    rows = sorted(csv.DictReader(open(path)), key=lambda r: int(r["bytes"]))
+    pts = [(int(r["buckets"]), float(r["bytes"]), float(r["reducer_ms"]) / 1000) for r in rows]
+    alpha = pts[0][2] / 2
+    big = [(k, size, t) for k, size, t in pts if size >= 1 << 20] or pts[-1:]
+    beta = sum(size * (t - 2 * k * alpha) for k, size, t in big) / sum(size * size for k, size, t in big)
+    return alpha, max(beta, 8 / rate_bits(rate))
+
+
+def allreduce_time(p, floats, buckets, alpha, beta, fp16):
+    if p < 2:
+        return 0.0
+    wire = floats * (2 if fp16 else 4)
+    return buckets * 2 * (p - 1) * alpha + 2 * (p - 1) / p * wire * beta
+
+
+def step_time(compute, conversion, comm, h, overlap):
+    hidden = min(comm, h * compute) if overlap else 0.0
+    return compute + conversion + comm - hidden
+
+
+def report(a):
+    d = a.out
+    rates = sorted({f[len("allreduce-"):-4] for f in os.listdir(d) if f.startswith("allreduce-") and f.endswith(".csv")},
+                   key=rate_bits)
+    if not rates:
+        sys.exit(f"scaling-model: no allreduce-RATE.csv in {d}; hint: scripts/scaling-model.py measure --out {d}")
+    fm = parse_steps(f"{d}/compute-fmnist-cnn.txt")
+    conv = parse_steps(f"{d}/conversion-fmnist-cnn.txt")
+    cores = os.cpu_count()
+    per_sample = fm["compute"] / fm["batch"]
+    gamma = conv["conversion"] / conv["floats"]
+    net = {r: fit_allreduce(f"{d}/allreduce-{r}.csv", r) for r in rates}
+    low = rates[0]
+    link_efficiency = (8 / rate_bits(low)) / net[low][1]
+    alpha = net[low][0]
+    models = [("fmnist-cnn", fm)]
+    if os.path.exists(f"{d}/compute-large.txt"):
+        large = parse_steps(f"{d}/compute-large.txt")
+        models.append(("four-conv-classifier", large))
+
+    print(f"calibration ({d}):")
+    print(f"  fmnist-cnn: {per_sample * 1e3:.3f} ms per sample on one rank ({fm['compute'] * 1e3:.1f} ms for {fm['batch']}), "
+          f"{fm['floats']} gradient floats in {fm['buckets']} buckets; fp16 conversion {gamma * 1e9:.3f} ns per float")
+    for name, m in models[1:]:
+        print(f"  {name}: {m['compute'] / m['batch'] * 1e3:.3f} ms per sample, {m['floats']} gradient floats in {m['buckets']} buckets")
+    for r in rates:
+        al, be = net[r]
+        print(f"  link {r}: alpha {al * 1e6:.1f} us, beta {be * 1e9:.3f} ns/byte = {8 / be / 1e9:.3f} Gbit/s "
+              f"({100 * (8 / rate_bits(r)) / be:.0f}% of the rate)")
+
+    # Validation: overlap share h from the 2-host fp32 run at the lowest rate.
+    points = []
+    for r in rates:
+        for f in sorted(os.listdir(d)):
+            m = re.fullmatch(rf"validate-{re.escape(r)}-(\d+)-(none|fp16)\.txt", f)
+            if m:
+                points.append((r, int(m.group(1)), m.group(2), parse_steps(f"{d}/{f}")))
+    h = 0.0
+    base = [p for p in points if p[0] == low and p[1] == 2 and p[2] == "none"]
+    if base:
+        h = min(1.0, base[0][3]["hidden"] / base[0][3]["compute"]) if base[0][3]["compute"] > 0 else 0.0
+        print(f"  overlap: h = {h:.2f} of compute hides communication (2 hosts, {low}, fp32: the calibration point)")
+    rows = []
+    if points:
+        print(f"\nvalidation: fmnist-cnn, per-rank batch {fm['batch']}, 1 rank per host, hosts sharing this machine's {cores} cores;")
+        print("  predicted: compute from one rank timed just before the point x max(1, ranks/cores);")
+        print("  given compute: the same model fed the compute that the run itself measured (checks the network and overlap part)")
+        print(f"{'link':8} {'hosts':>5} {'wire':5} {'compute':>9} {'allreduce':>10} {'predicted':>10} {'measured':>9} {'error':>7}"
+              f" {'given compute':>14} {'error':>7}")
+        for r, hosts, comp, meas in points:
+            al, be = net[r]
+            fp16 = comp == "fp16"
+            before = f"{d}/before-{r}-{hosts}-{comp}.txt"
+            one = parse_steps(before) if os.path.exists(before) else fm
+            tc = one["compute"] / one["batch"] * fm["batch"] * max(1.0, hosts / cores)
+            tar = allreduce_time(hosts, fm["floats"], fm["buckets"], al, be, fp16)
+            tx = gamma * fm["floats"] if fp16 else 0.0
+            pred = step_time(tc, tx, tar, h, True)
+            given = step_time(meas["compute"], tx, tar, h, True)
+            err = (pred - meas["step"]) / meas["step"]
+            gerr = (given - meas["step"]) / meas["step"]
+            calib = r == low and hosts == 2 and comp == "none"
+            rows.append([r, hosts, comp, tc * 1e3, tar * 1e3, pred * 1e3, meas["step"] * 1e3, 100 * err,
+                         given * 1e3, 100 * gerr, "calibration" if calib else ""])
+            print(f"{r:8} {hosts:>5} {'fp16' if fp16 else 'fp32':5} {tc * 1e3:8.1f}ms {tar * 1e3:9.1f}ms {pred * 1e3:9.1f}ms "
+                  f"{meas['step'] * 1e3:8.1f}ms {100 * err:+6.1f}% {given * 1e3:12.1f}ms {100 * gerr:+6.1f}%"
+                  f"{'  (calibration point)' if calib else ''}")
+        for label, col in (("predicted", 7), ("given compute", 9)):
+            checked = [abs(x[col]) for x in rows if not x[10]]
+            if checked:
+                print(f"{label}: worst error over the {len(checked)} validation points {max(checked):.1f}%, "
+                      f"{sum(c <= 15 for c in checked)} of {len(checked)} within 15%")
+        with open(f"{d}/validation.csv", "w") as f:
+            f.write("rate,hosts,compression,compute_ms,allreduce_ms,predicted_ms,measured_ms,error_pct,"
+                    "given_compute_predicted_ms,given_compute_error_pct,note\n")
+            for x in rows:
+                f.write(",".join(str(round(v, 3)) if isinstance(v, float) else str(v) for v in x) + "\n")
+
+    # Predictions for clusters: one core per rank, links at the nominal rate x link efficiency.
+    gbits = [1, 10, 25, 100]
+    ranks = [2 ** i for i in range(1, 10)]
+    pred_rows = []
+    print(f"\npredictions: per-rank batch {fm['batch']}, one core per rank, ring allreduce, alpha {alpha * 1e6:.1f} us, "
+          f"links at {100 * link_efficiency:.0f}% of their rate; step ms / efficiency")
+    for name, m in models:
+        b = fm["batch"]
+        tc = m["compute"] / m["batch"] * b
+        for variant, fp16, overlap in (("fp32, no overlap", False, False), ("fp32, overlap", False, True), ("fp16, overlap", True, True)):
+            print(f"{name}, {variant} (compute {tc * 1e3:.1f} ms):")
+            print(f"{'ranks':>6}" + "".join(f"{str(g) + ' Gbit/s':>18}" for g in gbits))
+            for p in ranks:
+                cells = []
+                for g in gbits:
+                    be = 8 / (g * 1e9) / link_efficiency
+                    tar = allreduce_time(p, m["floats"], m["buckets"], alpha, be, fp16)
+                    tx = gamma * m["floats"] if fp16 else 0.0
+                    t = step_time(tc, tx, tar, h, overlap)
+                    pred_rows.append([name, variant, p, g, tc * 1e3, tar * 1e3, t * 1e3, tc / t])
+                    cells.append(f"{t * 1e3:10.1f} {100 * tc / t:5.1f}%")
+                print(f"{p:>6}" + "".join(f"{c:>18}" for c in cells))
+    with open(f"{d}/predictions.csv", "w") as f:
+        f.write("model,variant,ranks,gbit_s,compute_ms,allreduce_ms,step_ms,efficiency\n")
+        for x in pred_rows:
+            f.write(",".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in x) + "\n")
+    with open(f"{d}/model.csv", "w") as f:
+        f.write("quantity,value\n")
+        f.write(f"seconds_per_sample_fmnist_cnn,{per_sample}\nfp16_seconds_per_float,{gamma}\noverlap_share,{h}\n"
+                f"link_efficiency,{link_efficiency}\n")
+        for r in rates:
+            f.write(f"alpha_{r},{net[r][0]}\nbeta_{r},{net[r][1]}\n")
+    plot(d, rows, pred_rows)
+
+
+def plot(d, rows, pred_rows):
+    if not shutil.which("gnuplot"):
+        print("plot: skipped (gnuplot is not installed; scripts/setup.sh --bench installs gnuplot-nox)")
+        return
+    with open(f"{d}/plot-validation.dat", "w") as f:
+        for r in sorted({x[0] for x in rows}, key=rate_bits):
+            for comp in ("none", "fp16"):
+                pts = [x for x in rows if x[0] == r and x[2] == comp]
+                if pts:
+                    f.write(f"# {r} {'fp32' if comp == 'none' else 'fp16'}\n")
+                    for x in sorted(pts, key=lambda x: x[1]):
+                        f.write(f"{x[1]} {x[5]:.3f} {x[6]:.3f}\n")
+                    f.write("\n\n")
+    blocks = []
+    with open(f"{d}/plot-predictions.dat", "w") as f:
+        for g in (1, 10, 25, 100):
+            pts = [x for x in pred_rows if x[0] == "fmnist-cnn" and x[1] == "fp32, overlap" and x[3] == g]
+            blocks.append(f"{g} Gbit/s")
+            for x in pts:
+                f.write(f"{x[2]} {100 * x[7]:.2f}\n")
+            f.write("\n\n")
+    series = []
+    with open(f"{d}/plot-validation.dat") as f:
+        series = [l[2:].strip() for l in f if l.startswith("# ")]
+    vplots = ", ".join(f"'{d}/plot-validation.dat' index {i} using 1:3 with points pt 7 title '{s} measured', "
+                       f"'' index {i} using 1:2 with lines dt 2 title '{s} predicted'" for i, s in enumerate(series))
+    pplots = ", ".join(f"'{d}/plot-predictions.dat' index {i} using 1:2 with linespoints title '{s}'" for i, s in enumerate(blocks))
+    script = f"""set terminal pngcairo size 1200,500
+set output '{d}/scaling-model.png'
+set multiplot layout 1,2
+set title 'fmnist-cnn on the simulated cluster: step time'
+set xlabel 'hosts (1 rank each)'; set ylabel 'ms per step'; set key top left; set xtics 1
+plot {vplots if vplots else "1/0 title 'no validation runs'"}
+set title 'fmnist-cnn predicted, fp32 with overlap, per-rank batch 64'
+set xlabel 'ranks'; set ylabel 'efficiency %'; set logscale x 2; set yrange [0:105]; set key bottom left
+plot {pplots}
+unset multiplot
+"""
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    print(f"plot: {d}/scaling-model.png" if r.returncode == 0 else f"plot: gnuplot failed: {r.stderr.strip()}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("measure", help="run the calibrations and the validation runs, then report")
+    m.add_argument("--out", default="/tmp/ddp-scaling-model")
+    m.add_argument("--ddp", default=os.path.join(ROOT, ".build", "release", "ddp"))
+    m.add_argument("--rates", default="1gbit,10gbit", help="link rates of the simulated cluster, lowest first")
+    m.add_argument("--hosts", default="2,3,4")
+    m.add_argument("--steps", type=int, default=10)
+    m.add_argument("--per-rank-batch", type=int, default=64)
+    m.add_argument("--large", default=LARGE, help="a larger model file to predict (empty: none)")
+    m.add_argument("--large-batch", type=int, default=8, help="samples per step when timing the larger model")
+    m.add_argument("--skip-validation", action="store_true")
+    r = sub.add_parser("report", help="fit and print from a measured folder")
+    r.add_argument("out")
+    a = ap.parse_args()
+    if a.command == "measure":
+        for rate in a.rates.split(","):
+            rate_bits(rate)
+        measure(a)
+    report(a)
+
+
+if __name__ == "__main__":
+    main()
