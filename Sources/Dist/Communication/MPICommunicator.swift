@@ -203,7 +203,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReductionOp) throws -> PendingReduction {
-        let pending = MPIPendingReduction(lock: mpiLock)
+        let pending = MPIPendingReduction(lock: mpiLock, owner: self, position: locked { startCollective("gradient reduction") })
         try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 8) { p, n in
             var request: MPI_Request? = cmpi_request_null()
             try locked {
