@@ -119,6 +119,32 @@ final class GEMMTests: XCTestCase {
         XCTAssertTrue(runnable.allSatisfy(\.isCompiled))
     }
 
+    func testEveryPathGivesTheSameBits() {
+        // Each element of C is one FMA chain over k in order within a depth block, and every path
+        // splits k into the same blocks (KC 256, balanced): tile shapes decide which elements are
+        // computed together, never the order of an element's sum. So AVX2 and AVX-512 results are
+        // identical, bit for bit, and ranks on different CPU kinds stay identical replicas.
+        let paths = KernelPath.runnable
+        guard paths.count > 1 else { return }
+        for (m, n, k, transA, transB, beta) in [(64, 196, 200, false, false, Float(1)), (64, 200, 196, false, true, 1),
+                                               (200, 196, 64, true, false, 0), (37, 1030, 700, false, true, 0),
+                                               (101, 77, 13, true, true, 0.5)] {
+            let a = randomValues(m * k, seed: 7), b = randomValues(k * n, seed: 8), c0 = randomValues(m * n, seed: 9)
+            let results = paths.map { path -> [Float] in
+                var c = c0
+                KernelPath.with(path) {
+                    GEMM.multiply(&c, ldc: n, a, lda: transA ? m : k, transA: transA, b, ldb: transB ? k : n, transB: transB,
+                                  m: m, n: n, k: k, alpha: 1, beta: beta)
+                }
+                return c
+            }
+            for i in 1 ..< paths.count {
+                let differing = zip(results[0], results[i]).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(differing, 0, "\(paths[0].rawValue) vs \(paths[i].rawValue): m \(m) n \(n) k \(k)")
+            }
+        }
+    }
+
     func testBetaZeroIgnoresNaNInC() {
         // check(...) fills C with NaN whenever beta == 0: any read of C would poison the result.
         check(m: 12, n: 32, k: 8, transA: false, transB: false)
