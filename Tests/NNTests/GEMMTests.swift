@@ -55,7 +55,7 @@ final class GEMMTests: XCTestCase {
     }
 
     func testEdgeSizesAllTransposes() {
-        // Sizes around the register tiles (AVX2 6×16, AVX-512 16×16, and the half-width tiles for a
+        // Sizes around the register tiles (AVX2 6×16, AVX-512 8×32, and the half-width tiles for a
         // last panel of at most eight columns) and the depth block (256), including 1 and primes.
         let sizes = [1, 2, 5, 6, 7, 8, 15, 16, 17, 24, 31, 33]
         for transA in [false, true] { for transB in [false, true] {
@@ -102,8 +102,8 @@ final class GEMMTests: XCTestCase {
     }
 
     func testTallPanelsAroundSixteenRows() {
-        // The AVX-512 tile's 16-row panels: full ones, one row short and one row over, in every
-        // transpose (A packed by 8×8 transposes in two groups, or as 16-float vectors when transposed).
+        // Panels around 16 and 32 rows and the AVX-512 tile's 32-column panels (196 = 6·32 + 4: a
+        // half tile for the last four columns), in every transpose.
         for transA in [false, true] { for transB in [false, true] {
             for m in [32, 47, 49, 64] {
                 check(m: m, n: 196, k: 203, transA: transA, transB: transB, beta: 1)
