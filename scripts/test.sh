@@ -8,5 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 flags=(-c release -Xswiftc -enable-testing --scratch-path .build-test)
 swift build "${flags[@]}"
+# Only KernelsAVX512 may hold AVX-512 instructions: the binary must run on any x86-64-v3 CPU.
+if [[ $(uname -m) == x86_64 ]]; then scripts/check-isa.sh .build-test/release/ddp; fi
 # XCTest only: without this the empty Swift Testing run prints the last ("0 tests") line.
 exec swift test "${flags[@]}" --disable-swift-testing "$@"

@@ -14,6 +14,8 @@ extension PackedGEMM {
     /// Columns of C computed per micro-kernel call (two SIMD8 vectors).
     static let nr = 16
     /// Depth of one packed block: a KC×NR panel of B is 16 KiB, half of a 32 KiB L1.
+    /// Every target must use the same KC: it fixes the order of each element's sum, so all
+    /// paths give the same bits (NN `GEMMTests.testEveryPathGivesTheSameBits`).
     static let kc = 256
     /// Rows of op(A) packed at once: an MC×KC block of A is 96 KiB, well inside a 512 KiB L2.
     static let mc = 96

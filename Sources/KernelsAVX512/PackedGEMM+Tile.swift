@@ -20,6 +20,8 @@ extension PackedGEMM {
     static let nr = 32
     /// Depth of one packed block: a KC×NR panel of B is 32 KiB of a 48 KiB L1, next to the 8 KiB
     /// A panel that streams past it.
+    /// Every target must use the same KC: it fixes the order of each element's sum, so all
+    /// paths give the same bits (NN `GEMMTests.testEveryPathGivesTheSameBits`).
     static let kc = 256
     /// Rows of op(A) packed at once: an MC×KC block of A is 192 KiB, a tenth of a 2 MiB L2.
     static let mc = 192

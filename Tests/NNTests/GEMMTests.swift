@@ -55,7 +55,7 @@ final class GEMMTests: XCTestCase {
     }
 
     func testEdgeSizesAllTransposes() {
-        // Sizes around the register tiles (AVX2 6×16, AVX-512 16×16, and the half-width tiles for a
+        // Sizes around the register tiles (AVX2 6×16, AVX-512 8×32, and the half-width tiles for a
         // last panel of at most eight columns) and the depth block (256), including 1 and primes.
         let sizes = [1, 2, 5, 6, 7, 8, 15, 16, 17, 24, 31, 33]
         for transA in [false, true] { for transB in [false, true] {
@@ -102,8 +102,8 @@ final class GEMMTests: XCTestCase {
     }
 
     func testTallPanelsAroundSixteenRows() {
-        // The AVX-512 tile's 16-row panels: full ones, one row short and one row over, in every
-        // transpose (A packed by 8×8 transposes in two groups, or as 16-float vectors when transposed).
+        // Panels around 16 and 32 rows and the AVX-512 tile's 32-column panels (196 = 6·32 + 4: a
+        // half tile for the last four columns), in every transpose.
         for transA in [false, true] { for transB in [false, true] {
             for m in [32, 47, 49, 64] {
                 check(m: m, n: 196, k: 203, transA: transA, transB: transB, beta: 1)
@@ -117,6 +117,32 @@ final class GEMMTests: XCTestCase {
         XCTAssertFalse(runnable.isEmpty)
         XCTAssertEqual(try KernelPath.select(environment: [:]), runnable.first)
         XCTAssertTrue(runnable.allSatisfy(\.isCompiled))
+    }
+
+    func testEveryPathGivesTheSameBits() {
+        // Each element of C is one FMA chain over k in order within a depth block, and every path
+        // splits k into the same blocks (KC 256, balanced): tile shapes decide which elements are
+        // computed together, never the order of an element's sum. So AVX2 and AVX-512 results are
+        // identical, bit for bit, and ranks on different CPU kinds stay identical replicas.
+        let paths = KernelPath.runnable
+        guard paths.count > 1 else { return }
+        for (m, n, k, transA, transB, beta) in [(64, 196, 200, false, false, Float(1)), (64, 200, 196, false, true, 1),
+                                               (200, 196, 64, true, false, 0), (37, 1030, 700, false, true, 0),
+                                               (101, 77, 13, true, true, 0.5)] {
+            let a = randomValues(m * k, seed: 7), b = randomValues(k * n, seed: 8), c0 = randomValues(m * n, seed: 9)
+            let results = paths.map { path -> [Float] in
+                var c = c0
+                KernelPath.with(path) {
+                    GEMM.multiply(&c, ldc: n, a, lda: transA ? m : k, transA: transA, b, ldb: transB ? k : n, transB: transB,
+                                  m: m, n: n, k: k, alpha: 1, beta: beta)
+                }
+                return c
+            }
+            for i in 1 ..< paths.count {
+                let differing = zip(results[0], results[i]).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(differing, 0, "\(paths[0].rawValue) vs \(paths[i].rawValue): m \(m) n \(n) k \(k)")
+            }
+        }
     }
 
     func testBetaZeroIgnoresNaNInC() {

@@ -11,7 +11,7 @@ import KernelsAVX2
 /// With `beta == 0`, C is written without being read (it may hold garbage or NaN).
 ///
 /// The fast path is the packed, cache-blocked GEMM of the instruction-set target that
-/// `KernelPath.current` names (KernelsAVX512: 16×16 tiles of SIMD16; KernelsAVX2: 6×16 tiles of
+/// `KernelPath.current` names (KernelsAVX512: 8×32 tiles of SIMD16; KernelsAVX2: 6×16 tiles of
 /// SIMD8; see Sources/PackedGEMM); this type checks the arguments and dispatches.
 public enum GEMM {
     /// The fast path on the kernels of `KernelPath.current`.

@@ -18,7 +18,7 @@ import KernelsAVX2
 /// validates the variable before anything runs, so a path the CPU cannot run stops with a clear
 /// error instead of an illegal instruction.
 public enum KernelPath: String, CaseIterable, CustomStringConvertible {
-    /// 16-float vectors, 32 registers (AVX-512 F/CD/BW/DQ/VL): 16×16 GEMM tiles.
+    /// 16-float vectors, 32 registers (AVX-512 F/CD/BW/DQ/VL): 8×32 GEMM tiles.
     case avx512
     /// 8-float vectors, 16 registers (AVX2 + FMA, x86-64-v3): 6×16 GEMM tiles.
     case avx2

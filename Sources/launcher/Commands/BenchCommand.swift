@@ -27,8 +27,9 @@ extension Bench {
             commandName: "kernels",
             abstract: "Time the GEMM and Conv2D kernels of the Fashion-MNIST benchmark convnet.",
             discussion: """
-            First measures this core's single-precision peak with a register-resident SIMD8 FMA loop \
-            (twelve independent accumulators). Then, for every GEMM that one training step of the \
+            Prints the kernel path in use (avx512 or avx2, chosen from the CPU or forced with \
+            DDP_KERNELS) and first measures this core's single-precision peak with that path's \
+            register-resident FMA loop (twelve independent vector accumulators). Then, for every GEMM that one training step of the \
             convnet conv5x5x32(same) - maxpool2 - conv5x5x64(same) - maxpool2 - fc 3136→1024 - fc 1024→10 \
             issues at the given batch size (forward, weight-gradient and input-gradient products, with the \
             shapes and transposes the layers pass: per sample for convolutions, per batch for dense layers), \

@@ -17,7 +17,7 @@ extension Bench {
             samples/s, step time, the model's FLOP per training sample (2 x multiply-accumulates of every \
             convolution and dense layer, for forward, the weight gradient and the input gradient, less the \
             first convolution's input gradient, which is skipped), GFLOP/s and percent of this core's peak \
-            (the SIMD8 FMA loop of `ddp bench kernels`, measured in the same run). Batch sizes run in \
+            (the FMA loop of the kernel path in use, as in `ddp bench kernels`, measured in the same run). Batch sizes run in \
             ascending order and the process's peak resident set (getrusage ru_maxrss) is printed after each, \
             so the figure on a batch's row is the peak of a process that ran that batch size and the smaller \
             ones (run `--batches 64` for batch 64 alone). The PyTorch columns are the figures measured for \
