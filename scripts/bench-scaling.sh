@@ -4,7 +4,7 @@
 #   scripts/bench-scaling.sh [--ranks N] [--model NAME] [--steps S] [--warmup W]
 #                            [--per-rank-batch b] [--global-batch B] [--mode weak|strong|both]
 #                            [--repeats R] [--independent] [--out DIR (default bench-results)]
-#                            [--ddp PATH] [-- extra ddp bench steps options]
+#                            [--ddp PATH] [--reduction fast|deterministic] [-- extra ddp bench steps options]
 #
 # weak:   every rank takes b samples per step, so the global batch is b·P (ideal: samples/s ∝ P).
 # strong: the global batch B is fixed and split over P ranks (ideal: step time ∝ 1/P).
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 
 ranks=$(nproc) model=fmnist-cnn steps=20 warmup=3 per_rank=32 global=64 mode=both out=bench-results ddp=.build/release/ddp repeats=1
 independent=0
-extra=()
+extra=() reduction=()
 while (($#)); do
     case "$1" in
         --ranks) ranks=$2; shift 2 ;;
@@ -40,6 +40,7 @@ while (($#)); do
         --repeats) repeats=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --ddp) ddp=$2; shift 2 ;;
+        --reduction) reduction=(--reduction "$2"); shift 2 ;;
         --) shift; extra=("$@"); break ;;
         --independent) independent=1; shift ;;
         -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
@@ -72,7 +73,7 @@ for m in "${modes[@]}"; do
             if [[ $m == weak ]]; then batch=(--per-rank-batch "$per_rank"); else batch=(--batch-size "$global"); fi
             echo "bench-scaling: $m, $p rank(s), run $r of $repeats" >&2
             mpirun "${flags[@]}" -np "$p" "$ddp" bench steps --model "$model" --steps "$steps" --warmup "$warmup" \
-                "${batch[@]}" --label "$m" --csv "$raw" "${extra[@]}" >&2
+                "${batch[@]}" --label "$m" --csv "$raw" "${reduction[@]}" "${extra[@]}" >&2
             if [[ $m == weak ]] && (( independent && p > 1 && p <= cores )); then
                 echo "bench-scaling: $p independent one-rank processes at once, run $r of $repeats" >&2
                 parts=()
@@ -80,7 +81,7 @@ for m in "${modes[@]}"; do
                     parts+=("$out/independent.$i.csv")
                     rm -f "$out/independent.$i.csv"
                     "$ddp" bench steps --model "$model" --steps "$steps" --warmup "$warmup" --per-rank-batch "$per_rank" \
-                        --label independent --csv "$out/independent.$i.csv" "${extra[@]}" >&2 &
+                        --label independent --csv "$out/independent.$i.csv" "${reduction[@]}" "${extra[@]}" >&2 &
                 done
                 wait
                 # One row for the P processes: summed samples/s, the slowest step, the mean compute.

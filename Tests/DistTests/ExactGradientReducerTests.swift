@@ -21,6 +21,15 @@ final class ExactSumTests: XCTestCase {
         }
     }
 
+    /// Without clearing (a rank's last chunk), the gradients are left as they were.
+    func testAccumulateWithoutClearingLeavesTheGradients() {
+        var sums = [Double](repeating: 1, count: 3)
+        var g: [Float] = [0.5, -1.5, 2]
+        _ = ExactSum.accumulate(&sums, clearing: &g, scale: 2, 3, clear: false)
+        XCTAssertEqual(g, [0.5, -1.5, 2])
+        XCTAssertEqual(sums, [2, -2, 5], "1 + round(2g), ties to even")
+    }
+
     /// NaN and infinity show in the returned magnitude (so the reducer never mistakes them for a fit).
     func testNonFiniteValuesShowInTheMagnitude() {
         var sums = [Double](repeating: 0, count: 3)
