@@ -185,31 +185,36 @@ final class FaultTests: XCTestCase {
         print("checkpoint kills survived: \(kills) of \(attempts) attempts; a stale .tmp was present after \(staleSeen) of them")
     }
 
-    /// A file-size limit (as a full disk would) while a checkpoint is written: one clear error,
-    /// the older checkpoints unchanged, no temporary file left, and every rank ends.
+    /// A full disk (a small tmpfs that holds one checkpoint and a half) while a checkpoint is
+    /// written: one clear error, the older checkpoint unchanged, no temporary file left, and every
+    /// rank ends. Needs root (mount); skips with the reason elsewhere.
     func testFullDiskGivesOneErrorKeepsOlderCheckpointsAndEndsEveryRank() throws {
         let dir = try temporaryDirectory()
-        let ck = dir + "/ck"
-        let first = try DDPProcess.bare(run + ["--checkpoint-dir", ck, "--stop-after", "4"], timeout: 60)
+        let first = try DDPProcess.bare(run + ["--checkpoint-dir", dir + "/ck", "--stop-after", "4"], timeout: 60)
         XCTAssertEqual(first.status, 0, first.stderr)
-        let older = ck + "/step-00000004.safetensors"
-        let before = InferenceFixtures.bytes(older)
+        let before = InferenceFixtures.bytes(dir + "/ck/step-00000004.safetensors")
         XCTAssertFalse(before.isEmpty)
+        let disk = dir + "/disk"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        let size = (before.count * 3 / 2 + 4095) / 4096 * 4096
+        let mount = try DDPProcess.run(["/bin/mount", "-t", "tmpfs", "-o", "size=\(size)", "tmpfs", disk], timeout: 30)
+        guard mount.status == 0 else {
+            throw XCTSkip("cannot mount a small tmpfs as a full disk (needs root): \(mount.stderr)")
+        }
+        addTeardownBlock { _ = try? DDPProcess.run(["/bin/umount", disk], timeout: 30) }
+        let older = disk + "/step-00000004.safetensors"
+        FileManager.default.createFile(atPath: older, contents: Data(before))
         for ranks in [1, 2] {
-            // ulimit -f counts 1024-byte blocks in bash: a quarter of a checkpoint fits.
-            let blocks = max(1, before.count / 4096)
-            let launch = ranks == 1 ? "\(DDPProcess.binary)" : "mpirun \(DDPProcess.mpirunFlags.joined(separator: " ")) -np \(ranks) \(DDPProcess.binary)"
-            let command = "ulimit -f \(blocks); exec \(launch) \((run + ["--checkpoint-dir", ck, "--resume", ck, "--checkpoint-every", "1"]).joined(separator: " "))"
-            let r = try DDPProcess.run(["/bin/bash", "-c", command], timeout: 90)
+            let arguments = run + ["--checkpoint-dir", disk, "--resume", disk, "--checkpoint-every", "1"]
+            let r = ranks == 1 ? try DDPProcess.bare(arguments, timeout: 90) : try DDPProcess.mpirun(ranks, arguments, timeout: 90)
             XCTAssertFalse(r.timedOut, "a rank was left running: \(r.stderr)")
             XCTAssertNotEqual(r.status, 0)
             let errors = InferenceFixtures.errorLines(r.stderr)
             XCTAssertEqual(errors.count, 1, r.stderr)
-            XCTAssertTrue(errors.first?.contains("cannot write checkpoint \(ck)/step-00000005.safetensors.tmp: write failed: File too large") == true, r.stderr)
+            XCTAssertTrue(errors.first?.contains("cannot write checkpoint \(disk)/step-00000005.safetensors.tmp: write failed: No space left on device") == true, r.stderr)
             XCTAssertEqual(InferenceFixtures.bytes(older), before, "the older checkpoint changed")
-            let names = try FileManager.default.contentsOfDirectory(atPath: ck)
-            XCTAssertFalse(names.contains { $0.hasSuffix(".tmp") }, "\(names)")
-            XCTAssertFalse(names.contains("step-00000005.safetensors"), "\(names)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: disk)
+            XCTAssertEqual(names, ["step-00000004.safetensors"], "P=\(ranks)")
         }
     }
 }
