@@ -217,4 +217,38 @@ final class FaultTests: XCTestCase {
             XCTAssertEqual(names, ["step-00000004.safetensors"], "P=\(ranks)")
         }
     }
+
+    // MARK: data read errors
+
+    /// Class folders where one listed image cannot be read when its turn comes (a dangling link:
+    /// the file went away after the listing; a folder named like an image): every rank's error
+    /// names the file, and the job ends.
+    func testUnreadableImageInAFolderIsNamedOnEveryRank() throws {
+        let dir = try temporaryDirectory()
+        for (k, name) in ["a", "b"].enumerated() {
+            let folder = "\(dir)/data/\(name)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for i in 0 ..< 6 {
+                _ = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: UInt8(40 * k + i), count: 64)),
+                                        to: "\(folder)/\(i).pgm")
+            }
+        }
+        let gone = "\(dir)/data/a/gone.pgm", folderImage = "\(dir)/data/b/folder.pgm"
+        try FileManager.default.createSymbolicLink(atPath: gone, withDestinationPath: "\(dir)/nowhere.pgm")
+        for (bad, message) in [(gone, "dataset file not found: \(gone)"), (folderImage, "cannot read \(folderImage): it is a directory")] {
+            if bad == folderImage {
+                try FileManager.default.removeItem(atPath: gone)
+                try FileManager.default.createDirectory(atPath: folderImage, withIntermediateDirectories: true)
+            }
+            for ranks in [1, 2] {
+                let arguments = ["train", "--data", "\(dir)/data", "--model", "mlp", "--batch-size", "4", "--epochs", "1", "--log-interval", "0"]
+                let r = ranks == 1 ? try DDPProcess.bare(arguments, timeout: 60) : try DDPProcess.mpirun(ranks, arguments, timeout: 60)
+                XCTAssertFalse(r.timedOut, "a rank was left running: \(r.stderr)")
+                XCTAssertNotEqual(r.status, 0)
+                let errors = InferenceFixtures.errorLines(r.stderr)
+                XCTAssertTrue((1 ... ranks).contains(errors.count), r.stderr)
+                for line in errors { XCTAssertTrue(line.contains(message), "P=\(ranks): \(line)") }
+            }
+        }
+    }
 }
