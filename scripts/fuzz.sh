@@ -38,7 +38,7 @@ fuzz() {
     local status=$?
     local runs
     runs=$(grep -E '^stat::number_of_executed_units' "$findings.log" | awk '{print $2}' || true)
-    echo "fuzz $target: ${runs:-?} executions in ${seconds}s, exit $status$( ((status)) && echo " — FINDING, see $findings.log and $findings/")"
+    echo "fuzz $target: ${runs:-?} executions (limit ${seconds}s), exit $status$( ((status)) && echo " — FINDING, see $findings.log and $findings/")"
     return $status
 }
 

@@ -2,13 +2,33 @@
 # Runs the whole test suite: unit tests of NN and Dist, and end-to-end tests that run the built
 # `ddp` under mpirun. Release build (the kernels are too slow unoptimized); -enable-testing lets
 # the tests use @testable imports. The test build lives in .build-test, so it and the plain release
-# build in .build (demo, benchmarks) do not rebuild each other.
+# build in .build (demo, benchmarks) do not rebuild each other. Then a short run of every fuzz
+# target (scripts/fuzz.sh --smoke; DDP_SKIP_FUZZ=1 skips it).
+#
+#   scripts/test.sh [swift test options]                     e.g. --filter NNTests.GEMMTests
+#   scripts/test.sh --sanitize address|thread [options]      the same under AddressSanitizer or
+#                                                            ThreadSanitizer, in .build-test-<name>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+sanitize=""
+if [[ "${1:-}" == "--sanitize" ]]; then
+    sanitize=${2:?usage: scripts/test.sh --sanitize address|thread}
+    shift 2
+    [[ $sanitize == address || $sanitize == thread ]] || { echo "test.sh: --sanitize takes address or thread, not $sanitize" >&2; exit 2; }
+fi
 flags=(-c release -Xswiftc -enable-testing --scratch-path .build-test)
+if [[ -n $sanitize ]]; then
+    flags=(-c release -Xswiftc -enable-testing -Xswiftc "-sanitize=$sanitize" --scratch-path ".build-test-$sanitize")
+    # Sanitizer reports end the process with a non-zero status, so a finding fails the test that met it.
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+    export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+fi
 swift build "${flags[@]}"
 # Only KernelsAVX512 may hold AVX-512 instructions: the binary must run on any x86-64-v3 CPU.
 if [[ $(uname -m) == x86_64 ]]; then scripts/check-isa.sh .build-test/release/ddp; fi
 # XCTest only: without this the empty Swift Testing run prints the last ("0 tests") line.
-exec swift test "${flags[@]}" --disable-swift-testing "$@"
+swift test "${flags[@]}" --disable-swift-testing "$@"
+if [[ -z $sanitize && $# -eq 0 && "${DDP_SKIP_FUZZ:-}" != 1 ]]; then
+    scripts/fuzz.sh --smoke 2
+fi

@@ -33,6 +33,9 @@ enum StopSignals {
     ///
     /// - Parameter onFirst: what to do at the first signal (print a line, forward it).
     static func install(onFirst: @escaping (Int32) -> Void = { _ in }, onSecond: ((Int32) -> Void)? = nil) {
+        // A file-size limit (ulimit -f) must make a checkpoint write fail with EFBIG and a message,
+        // not end the process silently with SIGXFSZ.
+        signal(SIGXFSZ, SIG_IGN)
         for number in signals {
             // Dispatch sees the signal only when its default action (ending the process) is off.
             signal(number, SIG_IGN)

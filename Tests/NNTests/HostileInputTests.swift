@@ -78,4 +78,13 @@ final class HostileInputTests: XCTestCase {
                              layers: [.conv2d(filters: 1, kernel: [1 << 32, 1 << 32], stride: [1, 1], padding: .valid, bias: false)])
         XCTAssertThrowsError(try spec.build())
     }
+
+    func testIDXHeaderWithZeroImagesOfHugeSizeIsRefused() {
+        // Found by fuzzing (idx): 0 images of 0xDCDCDCDC x 0xDCDCDCDC pixels needed no bytes, and the
+        // dataset's size check then overflowed.
+        let bytes: [UInt8] = [0, 0, 8, 3, 0, 0, 0, 0, 0xDC, 0xDC, 0xDC, 0xDC, 0xDC, 0xDC, 0xDC, 0xDC]
+        XCTAssertThrowsError(try IDXReader.parse(bytes, path: "huge.idx", dimensions: 3, what: "images")) { error in
+            XCTAssertTrue("\(error)".contains("huge.idx") && "\(error)".contains("pixels each"), "\(error)")
+        }
+    }
 }

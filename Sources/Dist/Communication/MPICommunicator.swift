@@ -294,18 +294,17 @@ public final class MPICommunicator: Communicator {
         var deadline = start + timeout
         locked { waitingIn = (number, label) }
         defer { locked { waitingIn = nil } }
-        var polls = 0
         while true {
             let done: Bool = try locked {
                 try serveQueriesHoldingLock()
                 return try testHoldingLock()
             }
             if done { return }
-            // Spin briefly (most collectives end within microseconds), then poll gently: a
-            // rank waiting for a slow one should leave the cores to it.
-            polls += 1
-            if polls > 1000 { usleep(polls > 20000 ? 1000 : 50) }
+            // Poll without pause as MPI_Wait would (a non-blocking collective advances only inside
+            // MPI calls); after 50 ms the wait is for a slower rank, not for the network, so poll
+            // gently and leave the cores to it.
             let now = MPICommunicator.now()
+            if now - start > 0.05 { usleep(200) }
             if now >= deadline {
                 let report = try inspect(number: number, label: label, waited: now - start, timeout: timeout)
                 if !report.missing.isEmpty { throw DistError.stall(report, timeout: timeout) }

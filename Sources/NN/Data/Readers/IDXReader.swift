@@ -79,6 +79,9 @@ public enum IDXReader {
         return (train, test)
     }
 
+    /// The most pixels one sample may have (a model takes at most `ModelSpec.maxActivationCount`).
+    static let maxSamplePixels = ModelSpec.maxActivationCount
+
     /// Parses the header, checks the magic number and the length, and returns extents and data.
     static func read(path: String, dimensions: Int, what: String) throws -> (dims: [Int], data: [UInt8]) {
         try parse(try FileBytes.read(path, missingHint: missingHint), path: path, dimensions: dimensions, what: what)
@@ -98,6 +101,10 @@ public enum IDXReader {
         // Images without pixels would make every sample empty (and a huge count cost nothing to claim).
         if dimensions > 1, dims.dropFirst().contains(0) {
             throw DataError.badImage(path: path, reason: "the IDX header gives samples of shape \(Array(dims.dropFirst())), with no pixels")
+        }
+        // Even with a count of 0 (no bytes needed), a sample's size must be one an Int can hold.
+        if dimensions > 1, ModelSpec.checkedCount(Array(dims.dropFirst())).map({ $0 > maxSamplePixels }) ?? true {
+            throw DataError.badImage(path: path, reason: "the IDX header gives samples of shape \(Array(dims.dropFirst())), more than \(maxSamplePixels) pixels each")
         }
         // A corrupt header can claim more bytes than an Int holds; that is a truncated file too.
         var payload = 1
