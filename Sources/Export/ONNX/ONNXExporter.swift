@@ -37,6 +37,11 @@ public enum ONNXExporter {
         /// Further metadata (string keys and values), e.g. the checkpoint's step.
         public var metadata: [String: String]
 
+        /// - Parameters:
+        ///   - name: the graph's name.
+        ///   - normalization: per-channel mean and standard deviation, or nil for none.
+        ///   - classNames: the class names by index, or nil.
+        ///   - metadata: further `metadata_props`.
         public init(name: String, normalization: (mean: [Float], std: [Float])? = nil, classNames: [String]? = nil,
                     metadata: [String: String] = [:]) {
             self.name = name

@@ -9,7 +9,9 @@ import Foundation
 public final class TensorBoardWriter {
     /// A run: a sub-folder whose curves TensorBoard overlays with the other runs' of the same tag.
     public enum Run: String, CaseIterable {
+        /// Training figures.
         case train
+        /// Validation figures (the same tags as training, so TensorBoard overlays them).
         case validation
         /// The test set, evaluated once at the end.
         case test
