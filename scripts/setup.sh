@@ -3,17 +3,22 @@
 #   libopenmpi-dev openmpi-bin  MPI headers, library and mpirun
 #   zlib1g-dev libpng-dev       gzip'd IDX files, PNG image folders
 #   dataset-fashion-mnist       the demo's dataset (/usr/share/datasets/fashion-mnist)
-# Optional extras (benchmarks): gnuplot-nox for PNG plots, libopenblas-dev for the sgemm comparison.
-#   --slurm  slurmctld slurmd slurm-client munge for the throwaway one-node Slurm test
+#   gnuplot-nox                 ddp plot's training curves, benchmark plots
+# Optional extras:
+#   --bench    libopenblas-dev (the sgemm comparison)
+#   --protos   protobuf-compiler (scripts/generate-protos.sh)
+#   --slurm    slurmctld slurmd slurm-client munge for the throwaway one-node Slurm test
 #   --cluster  iproute2 util-linux for scripts/sim-cluster.sh (usually present)
+# Python checks of exported files make their own virtual environments from PyPI (scripts/python-venv.sh).
 set -euo pipefail
-want=(libopenmpi-dev openmpi-bin zlib1g-dev libpng-dev dataset-fashion-mnist)
+want=(libopenmpi-dev openmpi-bin zlib1g-dev libpng-dev dataset-fashion-mnist gnuplot-nox)
 for option in "$@"; do
     case $option in
-        --bench) want+=(gnuplot-nox libopenblas-dev) ;;
+        --bench) want+=(libopenblas-dev) ;;
+        --protos) want+=(protobuf-compiler) ;;
         --slurm) want+=(slurmctld slurmd slurm-client munge) ;;
         --cluster) want+=(iproute2 util-linux) ;;
-        *) echo "setup: unknown option $option (known: --bench --slurm --cluster)" >&2; exit 2 ;;
+        *) echo "setup: unknown option $option (known: --bench --protos --slurm --cluster)" >&2; exit 2 ;;
     esac
 done
 missing=()

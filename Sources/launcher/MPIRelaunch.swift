@@ -65,7 +65,9 @@ enum MPIRelaunch {
     /// The mpirun command line for `ranks` copies of this executable.
     static func commandLine(mpirun: String, ranks: Int, executable: String, arguments: [String],
                             cores: Int, isRoot: Bool) -> [String] {
-        var argv = [mpirun]
+        // --quiet: Open MPI's own report of ranks that exited non-zero would follow an error every
+        // rank agreed on and printed once (`RankSession.endAgreed`); a rank's own error still prints.
+        var argv = [mpirun, "--quiet"]
         if isRoot { argv.append("--allow-run-as-root") }
         if ranks > cores { argv.append("--oversubscribe") }
         argv += ["-np", "\(ranks)", executable] + strippingRanks(arguments)

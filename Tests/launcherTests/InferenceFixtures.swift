@@ -116,10 +116,12 @@ enum InferenceFixtures {
     /// The file's bytes (to check that nothing rewrote it).
     static func bytes(_ path: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: path) ?? Data()) }
 
-    /// The lines of `text` that carry an error message (ArgumentParser's `Error:` or a rank's
-    /// `[rank r/P] error:`), ignoring Open MPI's own reports.
+    /// The lines of `text` that carry an error message (ArgumentParser's `Error:`, a rank's
+    /// `[rank r/P] error:`, or `error:` of an error every rank agreed on), ignoring Open MPI's own reports.
     static func errorLines(_ text: String) -> [String] {
-        text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("Error: ") || ($0.hasPrefix("[rank ") && $0.contains("] error: ")) }
+        text.split(separator: "\n").map(String.init).filter {
+            $0.hasPrefix("Error: ") || $0.hasPrefix("error: ") || ($0.hasPrefix("[rank ") && $0.contains("] error: "))
+        }
     }
 
     /// One JSON object per line, decoded.

@@ -44,7 +44,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try launch.relaunchIfRequested()
-        RankSession.run { communicator in
+        RankSession.run(agreeingOnSetup: true) { communicator in
             let (trained, dataset, dataDescription) = try loadModelAndData()
             var model = trained.model
             let normalization = try InputNormalization.resolve(option: normalize, checkpoint: trained)
@@ -52,6 +52,7 @@ struct Eval: ParsableCommand {
             let fingerprint = ReplicaFingerprint(spec: trained.spec, model: model, optimizer: nil, loss: trained.spec.makeLoss(),
                                                  dataset: dataset, options: [("parameters", ParameterDigest.hex(model.arena)),
                                                                              ("normalize", normalization?.description ?? "none")])
+            try RankSession.endSetup(communicator)
             try fingerprint.verify(across: communicator)
             let topK = trained.isBinary || trained.classCount <= 5 ? nil : 5
             let started = Date()

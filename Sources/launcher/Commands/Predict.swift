@@ -12,7 +12,7 @@ struct Predict: ParsableCommand {
         width and height unless --resize scales them. Pixels become bytes / 255, then are \
         normalized as in training (--normalize, or what the checkpoint records). \
         Probabilities are the softmax of the logits; a model with one sigmoid output prints the \
-        probability of class 1. Class names come from the checkpoint when it records them. Runs \
+        predicted class (1 where the sigmoid exceeds 0.5) and its probability. --json adds the raw logits. Class names come from the checkpoint when it records them. Runs \
         on one process (under mpirun, rank 0 does the work).
         """)
 
@@ -86,15 +86,17 @@ struct Predict: ParsableCommand {
             let row = logits[n * width ..< (n + 1) * width]
             let ranked: [(index: Int, probability: Double)]
             if trained.isBinary {
-                ranked = [(index: 1, probability: ImageInput.sigmoid(row.first!))]
+                // The predicted class (1 where the logit is positive) and the probability of that class.
+                let p1 = ImageInput.sigmoid(row.first!)
+                ranked = [p1 > 0.5 ? (index: 1, probability: p1) : (index: 0, probability: 1 - p1)]
             } else {
                 ranked = ImageInput.ranked(ImageInput.softmax(row), top: topK)
             }
             if json {
                 let entries = ranked.map { PredictionEntry(class: $0.index, name: names?[$0.index], probability: $0.probability) }
-                printLine(PredictionLine(file: path, predictions: entries).jsonLine)
+                printLine(PredictionLine(file: path, predictions: entries, logits: Array(row)).jsonLine)
             } else if trained.isBinary {
-                printLine("\(path): \(label(1)) probability \(String(format: "%.4f", ranked[0].probability))")
+                printLine("\(path): \(label(ranked[0].index)) probability \(String(format: "%.4f", ranked[0].probability))")
             } else {
                 printLine("\(path): " + ranked.map { "\(label($0.index)) \(String(format: "%.4f", $0.probability))" }.joined(separator: ", "))
             }
@@ -113,6 +115,8 @@ struct PredictionEntry: Encodable {
 struct PredictionLine: Encodable {
     var file: String
     var predictions: [PredictionEntry]
+    /// The model's raw outputs for the image (one logit for a binary model), to compare with other runtimes.
+    var logits: [Float]
 
     /// One line of JSON with sorted keys.
     var jsonLine: String {

@@ -50,7 +50,7 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Append one JSON object per epoch, and a final one with the test figures, to this file (rank 0).", valueName: "file"))
     var metrics: String?
 
-    @Option(help: ArgumentHelp("Stop when the monitored validation figure has not improved for N epochs (needs --validation-split).", valueName: "N"))
+    @Option(help: ArgumentHelp("Stop when the monitored validation figure has not improved for N epochs (needs --validation-split or --validation-data).", valueName: "N"))
     var earlyStoppingPatience: Int?
 
     @Option(help: "The validation figure for early stopping and best.safetensors: val_loss or val_accuracy.")
@@ -58,6 +58,9 @@ struct Train: ParsableCommand {
 
     @Option(help: "The smallest change of the monitored figure that counts as an improvement.")
     var minDelta = 0.0
+
+    @Option(help: ArgumentHelp("Write TensorBoard scalar event files here (rank 0): DIR/train, DIR/validation (tensorboard --logdir DIR).", valueName: "dir"))
+    var tensorboard: String?
 
     @Option(help: ArgumentHelp("Write checkpoints here (rank 0): step-N.safetensors at each epoch's end and at the end, best.safetensors by --monitor.", valueName: "dir"))
     var checkpointDir: String?
@@ -82,8 +85,8 @@ struct Train: ParsableCommand {
         if let m = stopAfter, m <= 0 { throw LaunchError("--stop-after must be positive, got \(m)") }
         if let p = earlyStoppingPatience {
             guard p > 0 else { throw LaunchError("--early-stopping-patience must be positive, got \(p)") }
-            guard dataOptions.validationSplit > 0 else {
-                throw LaunchError("--early-stopping-patience \(p) needs a validation set; hint: add --validation-split 0.1")
+            guard dataOptions.hasValidation else {
+                throw LaunchError("--early-stopping-patience \(p) needs a validation set; hint: add --validation-split 0.1 or --validation-data test")
             }
         }
         guard minDelta.isFinite, minDelta >= 0 else { throw LaunchError("--min-delta must be a number >= 0, got \(minDelta)") }
@@ -101,7 +104,7 @@ struct Train: ParsableCommand {
         if try faultOptions.superviseIfRequested(launch: launch, checkpointDir: checkpointDir, metrics: metrics) { return }
         try launch.relaunchIfRequested()
         StopSignals.install { _ in printError("stop requested: stopping after the current step (a second signal stops at once)") }
-        RankSession.run { communicator in
+        RankSession.run(agreeingOnSetup: true) { communicator in
             faultOptions.apply(to: communicator)
             let (train, validation, test) = try dataOptions.load(rank: communicator.rank, seed: modelOptions.seed)
             let spec = try modelOptions.spec(for: train)
@@ -123,6 +126,7 @@ struct Train: ParsableCommand {
             config.stopRequested = { StopSignals.requested }
             config.checkpoints = checkpointDir.map { CheckpointPolicy(directory: $0, everySteps: checkpointEvery, keepLast: keepLast) }
             let output = try TrainingOutput(isRoot: communicator.isRoot, metricsPath: metrics, epochs: epochs)
+            let tensorboardLog = try TrainingTensorBoard(directory: tensorboard, isRoot: communicator.isRoot)
             // A terminal gets a bar redrawn every step; logs and pipes a line every --log-interval steps.
             config.logInterval = output.terminal ? 1 : logInterval
             let stepsPerEpoch = config.optimizerStepsPerEpoch(trainingSamples: train.count)
@@ -132,9 +136,11 @@ struct Train: ParsableCommand {
             }
             let optimizer = try optimizerOptions.makeOptimizer(learningRate: base)
             config.verifiedOptions = [("lr", "\(base)"), ("data", dataOptions.source), ("validation split", "\(dataOptions.validationSplit)"),
+                                      ("validation data", dataOptions.validationData ?? "none"),
                                       ("augmentation", "\(config.augmentation)")]
             config.recordedOptions = [
                 "model": modelOptions.model, "data": dataOptions.source, "validation_split": "\(dataOptions.validationSplit)",
+                "validation_data": dataOptions.validationData ?? "",
                 "optimizer": optimizerOptions.optimizer, "lr": "\(base)", "schedule": config.schedule.map(\.description) ?? "",
                 "epochs": "\(epochs)", "batch_size": "\(batchSize)", "accumulate": "\(accumulate)",
                 "augmentation": "\(config.augmentation)", "seed": "\(modelOptions.seed)",
@@ -147,7 +153,6 @@ struct Train: ParsableCommand {
             ]
             let trainer = try DataParallelTrainer(spec: spec, optimizer: optimizer, loss: spec.makeLoss(),
                                                   communicator: communicator, configuration: config)
-            trainer.timeline = try commOptions.prepare(communicator)
             output.describe(spec: spec, optimizer: optimizer, schedule: config.schedule, train: train, validation: validation,
                             test: test, batchSize: batchSize, accumulate: accumulate)
             var start = TrainingPosition()
@@ -156,9 +161,13 @@ struct Train: ParsableCommand {
                 start = restored.position
                 output.line("resume: \(restored.path) (epoch \(start.epoch + 1), step \(start.stepInEpoch) of the epoch, \(start.step) steps in all)")
             }
+            // Everything above is local to this rank; an error there that every rank found is printed once.
+            try RankSession.endSetup(communicator)
+            trainer.timeline = try commOptions.prepare(communicator)
             let result = try trainer.fit(training: train, validation: validation, test: test, from: start) { event in
                 output.handle(event, modelName: spec.name, batchSize: batchSize, accumulate: accumulate, monitor: monitor,
                               patience: earlyStoppingPatience)
+                tensorboardLog?.handle(event)
             }
             if result.interrupted {
                 let p = result.position

@@ -17,6 +17,12 @@ struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Hold out this fraction of the training set for validation, in [0, 1) (seeded by --seed, the same on every rank).", valueName: "F"))
     var validationSplit = 0.0
 
+    @Option(help: ArgumentHelp("Validate each epoch on this data instead of a split of the training set: test (the dataset's test split, then not evaluated again at the end unless --evaluate-test) or a dataset folder (its test split, or the folder's class folders).", valueName: "test|dir"))
+    var validationData: String?
+
+    @Flag(help: "With --validation-data test: still evaluate the test split once more after the last epoch.")
+    var evaluateTest = false
+
     @Flag(help: "Augment: mirror each training image left-right with probability 1/2.")
     var flip = false
 
@@ -39,6 +45,10 @@ struct DataOptions: ParsableArguments {
         if let n = syntheticSamples, n <= 0 { throw LaunchError("--synthetic-samples must be positive, got \(n)") }
         if data != nil && syntheticSamples != nil { throw LaunchError("--data and --synthetic-samples exclude each other; hint: pass one of them") }
         guard validationSplit >= 0, validationSplit < 1 else { throw LaunchError("--validation-split must be in [0, 1), got \(validationSplit)") }
+        if let v = validationData, validationSplit > 0 {
+            throw LaunchError("--validation-data \(v) and --validation-split \(validationSplit) exclude each other; hint: pass one of them")
+        }
+        if evaluateTest && validationData != "test" { throw LaunchError("--evaluate-test needs --validation-data test (the test split is evaluated at the end anyway)") }
         guard shift >= 0 else { throw LaunchError("--shift must be 0 or more pixels, got \(shift)") }
         guard zoom >= 0, zoom < 1 else { throw LaunchError("--zoom must be in [0, 1), got \(zoom)") }
         guard shear >= 0, shear < 90 else { throw LaunchError("--shear must be in [0, 90) degrees, got \(shear)") }
@@ -104,6 +114,7 @@ struct DataOptions: ParsableArguments {
             train = SyntheticPatterns.make(count: n, seed: 7)
             test = SyntheticPatterns.make(count: max(1, n / 4), seed: 8)
         }
+        if let v = validationData { return try withValidationData(v, train: train, test: test, rank: rank) }
         guard validationSplit > 0 else { return (train, nil, test) }
         do {
             let (rest, held) = try train.splitValidation(fraction: validationSplit, seed: seed)
@@ -111,6 +122,35 @@ struct DataOptions: ParsableArguments {
         } catch {
             throw DistError.data(rank: rank, reason: "--validation-split \(validationSplit): \(error)")
         }
+    }
+}
+
+extension DataOptions {
+    /// Whether a validation set is asked for (`--validation-split` or `--validation-data`).
+    var hasValidation: Bool { validationSplit > 0 || validationData != nil }
+
+    /// The sets for `--validation-data`: the test split as validation (and as test only with
+    /// `--evaluate-test`), or another dataset that must have the training set's sample shape and classes.
+    ///
+    /// - Throws: `DistError.data` naming the option and the problem.
+    func withValidationData(_ source: String, train: InMemoryDataset, test: InMemoryDataset?,
+                            rank: Int) throws -> (train: InMemoryDataset, validation: InMemoryDataset?, test: InMemoryDataset?) {
+        if source == "test" {
+            guard let test else {
+                throw DistError.data(rank: rank, reason: "--validation-data test: \(self.source) has no test split; hint: pass --validation-split F or a dataset folder")
+            }
+            return (train, test, evaluateTest ? test : nil)
+        }
+        let validation: InMemoryDataset
+        do {
+            validation = try EvaluationData.load(source, split: .test, channels: train.sampleShape[0], idxClasses: train.classNames).dataset
+        } catch {
+            throw DistError.data(rank: rank, reason: "--validation-data \(source): \(error)")
+        }
+        guard validation.sampleShape == train.sampleShape, validation.classCount == train.classCount else {
+            throw DistError.data(rank: rank, reason: "--validation-data \(source): samples of shape \(validation.sampleShape) in \(validation.classCount) classes, but the training set has \(train.sampleShape) in \(train.classCount); hint: validate on data of the same kind")
+        }
+        return (train, validation, test)
     }
 }
 
@@ -131,8 +171,15 @@ struct ModelOptions: ParsableArguments {
         guard spec.inputShape == dataset.sampleShape else {
             throw LaunchError("--model \(model): the model's input shape \(spec.inputShape) differs from the data's sample shape \(dataset.sampleShape) (C,H,W); hint: set the file's input to \(dataset.sampleShape) or omit it")
         }
-        if let output = try? spec.outputShapes().last, output.reduce(1, *) != dataset.classCount {
-            throw LaunchError("--model \(model): the model has \(output.reduce(1, *)) outputs but the data has \(dataset.classCount) classes; hint: set the last dense layer's units to \(dataset.classCount) (or classes)")
+        guard let output = try? spec.outputShapes().last else { return spec }
+        let outputs = output.reduce(1, *)
+        if spec.loss == .sigmoidBinaryCrossEntropy {
+            // One logit for two classes, as Keras's class_mode='binary': the sorted first folder is 0, the second 1.
+            guard dataset.classCount == 2 else {
+                throw LaunchError("--model \(model): a one-output sigmoid model needs data with 2 classes, the data has \(dataset.classCount); hint: use loss softmax-cross-entropy with a last dense layer of \(dataset.classCount) units (or classes)")
+            }
+        } else if outputs != dataset.classCount {
+            throw LaunchError("--model \(model): the model has \(outputs) outputs but the data has \(dataset.classCount) classes; hint: set the last dense layer's units to \(dataset.classCount) (or classes)")
         }
         return spec
     }
