@@ -284,8 +284,8 @@ def plot(d, rows, pred_rows):
     series = []
     with open(f"{d}/plot-validation.dat") as f:
         series = [l[2:].strip() for l in f if l.startswith("# ")]
-    vplots = ", ".join(f"'{d}/plot-validation.dat' index {i} using 1:3 with points pt 7 title '{s} measured', "
-                       f"'' index {i} using 1:2 with lines dt 2 title '{s} predicted'" for i, s in enumerate(series))
+    vplots = ", ".join(f"'{d}/plot-validation.dat' index {i} using 1:3 with points pt 7 lc {i + 1} title '{s} measured', "
+                       f"'' index {i} using 1:2 with lines dt 2 lc {i + 1} title '{s} predicted'" for i, s in enumerate(series))
     pplots = ", ".join(f"'{d}/plot-predictions.dat' index {i} using 1:2 with linespoints title '{s}'" for i, s in enumerate(blocks))
     script = f"""set terminal pngcairo size 1200,500
 set output '{d}/scaling-model.png'
@@ -294,7 +294,8 @@ set title 'fmnist-cnn on the simulated cluster: step time'
 set xlabel 'hosts (1 rank each)'; set ylabel 'ms per step'; set key top left; set xtics 1
 plot {vplots if vplots else "1/0 title 'no validation runs'"}
 set title 'fmnist-cnn predicted, fp32 with overlap, per-rank batch 64'
-set xlabel 'ranks'; set ylabel 'efficiency %'; set logscale x 2; set yrange [0:105]; set key bottom left
+set xlabel 'ranks'; set ylabel 'efficiency %'; set logscale x 2; set xrange [2:512]; set xtics 2, 2, 512
+set yrange [0:105]; set key bottom left
 plot {pplots}
 unset multiplot
 """
