@@ -20,9 +20,10 @@ The model (times per step, weak scaling: every rank takes B samples a step):
               consecutive only one hop per node crosses its link, so G per link does not grow with
               the ranks per node.
   fp16        t_x = gamma * floats          conversion both ways, on the rank's cores
-  step        T = t_c + t_x + t_ar - hidden,   hidden = min(t_ar, h * t_c) with overlap, 0 without
-              h: the share of compute during which reductions advance, calibrated on the 2-host
-              fp32 run at the first rate (bench steps' hidden / compute)
+  step        T = t_c + t_x + (1 - o) * t_ar   with overlap; o = 0 without
+              o: the share of the allreduce that the trainer hides behind backward today
+              (reductions advance at the polls between layers), calibrated on the 2-host fp32 run
+              at the first rate as 1 - (step - compute) / t_ar
   efficiency  t_c / T (1.0: communication costs nothing)
 This machine's cores: all simulated hosts share its N cores, so with P ranks each rank gets at most
 N/P of a core: the validation predicts t_c * max(1, P/N) for compute, with t_c timed on one rank
@@ -136,9 +137,8 @@ def allreduce_time(p, floats, buckets, alpha, beta, fp16):
     return buckets * 2 * (p - 1) * alpha + 2 * (p - 1) / p * wire * beta
 
 
-def step_time(compute, conversion, comm, h, overlap):
-    hidden = min(comm, h * compute) if overlap else 0.0
-    return compute + conversion + comm - hidden
+def step_time(compute, conversion, comm, o, overlap):
+    return compute + conversion + (1 - o if overlap else 1.0) * comm
 
 
 def report(a):
@@ -151,6 +151,10 @@ def report(a):
     conv = parse_steps(f"{d}/conversion-fmnist-cnn.txt")
     cores = os.cpu_count()
     per_sample = fm["compute"] / fm["batch"]
+    scale = 1.0
+    if getattr(a, "per_sample_ms", None):
+        # Another machine's (or an idle core's) compute: every model's compute scales alike.
+        scale = a.per_sample_ms / 1000 / per_sample
     gamma = conv["conversion"] / conv["floats"]
     net = {r: fit_allreduce(f"{d}/allreduce-{r}.csv", r) for r in rates}
     low = rates[0]
@@ -171,18 +175,20 @@ def report(a):
         print(f"  link {r}: alpha {al * 1e6:.1f} us, beta {be * 1e9:.3f} ns/byte = {8 / be / 1e9:.3f} Gbit/s "
               f"({100 * (8 / rate_bits(r)) / be:.0f}% of the rate)")
 
-    # Validation: overlap share h from the 2-host fp32 run at the lowest rate.
+    # Validation: the overlap share o from the 2-host fp32 run at the lowest rate.
     points = []
     for r in rates:
         for f in sorted(os.listdir(d)):
             m = re.fullmatch(rf"validate-{re.escape(r)}-(\d+)-(none|fp16)\.txt", f)
             if m:
                 points.append((r, int(m.group(1)), m.group(2), parse_steps(f"{d}/{f}")))
-    h = 0.0
+    o = 0.0
     base = [p for p in points if p[0] == low and p[1] == 2 and p[2] == "none"]
     if base:
-        h = min(1.0, base[0][3]["hidden"] / base[0][3]["compute"]) if base[0][3]["compute"] > 0 else 0.0
-        print(f"  overlap: h = {h:.2f} of compute hides communication (2 hosts, {low}, fp32: the calibration point)")
+        meas = base[0][3]
+        tar = allreduce_time(2, fm["floats"], fm["buckets"], net[low][0], net[low][1], False)
+        o = min(1.0, max(0.0, 1 - (meas["step"] - meas["compute"]) / tar))
+        print(f"  overlap: o = {o:.2f} of the allreduce hidden (2 hosts, {low}, fp32: the calibration point)")
     rows = []
     if points:
         print(f"\nvalidation: fmnist-cnn, per-rank batch {fm['batch']}, 1 rank per host, hosts sharing this machine's {cores} cores;")
@@ -198,8 +204,8 @@ def report(a):
             tc = one["compute"] / one["batch"] * fm["batch"] * max(1.0, hosts / cores)
             tar = allreduce_time(hosts, fm["floats"], fm["buckets"], al, be, fp16)
             tx = gamma * fm["floats"] if fp16 else 0.0
-            pred = step_time(tc, tx, tar, h, True)
-            given = step_time(meas["compute"], tx, tar, h, True)
+            pred = step_time(tc, tx, tar, o, True)
+            given = step_time(meas["compute"], tx, tar, o, True)
             err = (pred - meas["step"]) / meas["step"]
             gerr = (given - meas["step"]) / meas["step"]
             calib = r == low and hosts == 2 and comp == "none"
@@ -227,7 +233,7 @@ def report(a):
           f"links at {100 * link_efficiency:.0f}% of their rate; step ms / efficiency")
     for name, m in models:
         b = fm["batch"]
-        tc = m["compute"] / m["batch"] * b
+        tc = m["compute"] / m["batch"] * b * scale
         for variant, fp16, overlap in (("fp32, no overlap", False, False), ("fp32, overlap", False, True), ("fp16, overlap", True, True)):
             print(f"{name}, {variant} (compute {tc * 1e3:.1f} ms):")
             print(f"{'ranks':>6}" + "".join(f"{str(g) + ' Gbit/s':>18}" for g in gbits))
@@ -237,7 +243,7 @@ def report(a):
                     be = 8 / (g * 1e9) / link_efficiency
                     tar = allreduce_time(p, m["floats"], m["buckets"], alpha, be, fp16)
                     tx = gamma * m["floats"] if fp16 else 0.0
-                    t = step_time(tc, tx, tar, h, overlap)
+                    t = step_time(tc, tx, tar, o, overlap)
                     pred_rows.append([name, variant, p, g, tc * 1e3, tar * 1e3, t * 1e3, tc / t])
                     cells.append(f"{t * 1e3:10.1f} {100 * tc / t:5.1f}%")
                 print(f"{p:>6}" + "".join(f"{c:>18}" for c in cells))
@@ -247,7 +253,7 @@ def report(a):
             f.write(",".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in x) + "\n")
     with open(f"{d}/model.csv", "w") as f:
         f.write("quantity,value\n")
-        f.write(f"seconds_per_sample_fmnist_cnn,{per_sample}\nfp16_seconds_per_float,{gamma}\noverlap_share,{h}\n"
+        f.write(f"seconds_per_sample_fmnist_cnn,{per_sample}\nfp16_seconds_per_float,{gamma}\noverlap_share,{o}\n"
                 f"link_efficiency,{link_efficiency}\n")
         for r in rates:
             f.write(f"alpha_{r},{net[r][0]}\nbeta_{r},{net[r][1]}\n")
@@ -278,8 +284,8 @@ def plot(d, rows, pred_rows):
     series = []
     with open(f"{d}/plot-validation.dat") as f:
         series = [l[2:].strip() for l in f if l.startswith("# ")]
-    vplots = ", ".join(f"'{d}/plot-validation.dat' index {i} using 1:3 with points pt 7 title '{s} measured', "
-                       f"'' index {i} using 1:2 with lines dt 2 title '{s} predicted'" for i, s in enumerate(series))
+    vplots = ", ".join(f"'{d}/plot-validation.dat' index {i} using 1:3 with points pt 7 lc {i + 1} title '{s} measured', "
+                       f"'' index {i} using 1:2 with lines dt 2 lc {i + 1} title '{s} predicted'" for i, s in enumerate(series))
     pplots = ", ".join(f"'{d}/plot-predictions.dat' index {i} using 1:2 with linespoints title '{s}'" for i, s in enumerate(blocks))
     script = f"""set terminal pngcairo size 1200,500
 set output '{d}/scaling-model.png'
@@ -288,7 +294,8 @@ set title 'fmnist-cnn on the simulated cluster: step time'
 set xlabel 'hosts (1 rank each)'; set ylabel 'ms per step'; set key top left; set xtics 1
 plot {vplots if vplots else "1/0 title 'no validation runs'"}
 set title 'fmnist-cnn predicted, fp32 with overlap, per-rank batch 64'
-set xlabel 'ranks'; set ylabel 'efficiency %'; set logscale x 2; set yrange [0:105]; set key bottom left
+set xlabel 'ranks'; set ylabel 'efficiency %'; set logscale x 2; set xrange [2:512]; set xtics 2, 2, 512
+set yrange [0:105]; set key bottom left
 plot {pplots}
 unset multiplot
 """
@@ -311,6 +318,8 @@ def main():
     m.add_argument("--skip-validation", action="store_true")
     r = sub.add_parser("report", help="fit and print from a measured folder")
     r.add_argument("out")
+    r.add_argument("--per-sample-ms", type=float,
+                   help="fmnist-cnn's compute per sample for the cluster predictions (default: as calibrated here)")
     a = ap.parse_args()
     if a.command == "measure":
         for rate in a.rates.split(","):

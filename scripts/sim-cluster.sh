@@ -86,6 +86,7 @@ child=""; watcher=""
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
+    set +e  # remove everything even when one step fails
     [[ -n $watcher ]] && kill "$watcher" 2>/dev/null
     [[ -n $child ]] && kill -TERM "$child" 2>/dev/null && sleep 0.5
     for ((i = 0; i < hosts; i++)); do

@@ -27,6 +27,7 @@ pids=()
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
+    set +e  # remove everything even when one step fails
     # slurmd first (it ends its job steps), then the controller, then munge.
     for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do
