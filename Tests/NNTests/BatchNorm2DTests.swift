@@ -172,6 +172,43 @@ final class BatchNorm2DTests: XCTestCase {
         }
     }
 
+    /// Deterministic mode's path: each chunk's `batchStatistics` and `backwardSums`, added up and
+    /// handed to every chunk's synchronized layer in place of its own sum, give what one layer
+    /// computes on the whole batch (float32 summation order aside: 1e-5), and
+    /// `meanAndVariance` of the added statistics is what forward normalized with.
+    func testChunkStatisticsAddedUpReproduceTheWholeBatch() throws {
+        final class Preset: StatisticsReducer {
+            var values: [Double] = []
+            func sumAcrossReplicas(_ buffer: UnsafeMutableBufferPointer<Double>) { for i in buffer.indices { buffer[i] = values[i] } }
+        }
+        let n = 6, shape = [2, 3, 3], size = 18
+        let input = randomValues(n * size, seed: 21, low: -2, high: 3)
+        let gradOut = randomValues(n * size, seed: 22)
+        var whole = try Sequential(inputShape: shape, layers: [BatchNorm2D(synchronized: true)])
+        whole.initializeParameters(seed: 0)
+        let yWhole = forwardBatch(&whole, Tensor(shape: [n] + shape, values: input), training: true)
+        let gxWhole = whole.backward(Tensor(shape: [n] + shape, values: gradOut))
+
+        let chunks = [0 ..< 4, 4 ..< 6]
+        let arena = try Sequential(inputShape: shape, layers: [BatchNorm2D(synchronized: true)]).arena
+        var layers = chunks.map { _ in whole.layers[0] as! BatchNorm2D }
+        for i in layers.indices { layers[i].bind(slots: Array(arena.slots)) }
+        arena.copyParameters(from: whole.arena)
+        let xs = chunks.map { Tensor(shape: [$0.count] + shape, values: Array(input[$0.lowerBound * size ..< $0.upperBound * size])) }
+        let gs = chunks.map { Tensor(shape: [$0.count] + shape, values: Array(gradOut[$0.lowerBound * size ..< $0.upperBound * size])) }
+        let preset = Preset()
+        preset.values = zip(layers[0].batchStatistics(of: xs[0]), layers[1].batchStatistics(of: xs[1])).map(+)
+        let ys = layers.indices.map { layers[$0].forward(xs[$0], arena: arena, context: ForwardContext(training: true, statisticsReducer: preset)) }
+        let (mean, variance) = BatchNorm2D.meanAndVariance(statistics: preset.values)
+        XCTAssertEqual(layers[0].lastBatchStatistics?.mean, mean)
+        XCTAssertEqual(layers[1].lastBatchStatistics?.variance, variance)
+        XCTAssertEqual(layers[1].lastBatchStatistics?.count, n * 9)
+        preset.values = zip(layers[0].backwardSums(of: gs[0]), layers[1].backwardSums(of: gs[1])).map(+)
+        let gxs = layers.indices.map { layers[$0].backward(gs[$0], arena: arena) }
+        assertClose(ys[0].storage + ys[1].storage, yWhole.storage, tolerance: 1e-5, "output")
+        assertClose(gxs[0].storage + gxs[1].storage, gxWhole.storage, tolerance: 1e-5, "input gradient")
+    }
+
     func testUnsynchronizedLayerIgnoresTheReducer() throws {
         var model = try Sequential(inputShape: [1, 2, 2], layers: [BatchNorm2D(synchronized: false)])
         model.initializeParameters(seed: 0)

@@ -68,11 +68,12 @@ public enum ExactSum {
         return most
     }
 
-    /// Writes `sums[i] / scale / count` to `gradients` (the mean over `count` samples, rounded
-    /// once to Float32 from the exact Double quotient's rounding).
+    /// Writes `sums[i] · (1 / (scale · count))` to `gradients`: the mean over `count` samples,
+    /// one Double product (a multiplication rather than a division, which would dominate this
+    /// memory-bound pass) rounded to Float32.
     public static func writeMean(_ gradients: UnsafeMutablePointer<Float>, _ sums: UnsafePointer<Double>,
                                  scale: Double, count: Int, _ n: Int) {
-        let down = 1 / scale, b = Double(count)
-        for i in 0 ..< n { gradients[i] = Float(sums[i] * down / b) }
+        let factor = 1 / (scale * Double(count))
+        for i in 0 ..< n { gradients[i] = Float(sums[i] * factor) }
     }
 }

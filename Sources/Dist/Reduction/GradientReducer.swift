@@ -10,10 +10,12 @@ public enum ReductionMode: String, CaseIterable {
     case fast
     /// Exact: gradients are scaled to integers (in Double, below 2^53 after summing), summed, and
     /// scaled back. Integer sums do not depend on order, so the result is bitwise reproducible
-    /// whatever algorithm MPI uses. The trainer also computes each sample's gradient on its own
-    /// and adds them exactly, so P ranks give bit for bit what one rank gives on the same global
-    /// batch. It rounds away gradient bits below about 2^-45 of the bucket's largest magnitude
-    /// (far below float32 precision); it costs two per-sample passes and a Double arena copy.
+    /// whatever algorithm MPI uses. The trainer cuts each global batch into fixed chunks that do
+    /// not depend on the number of ranks, computes each chunk with batched kernels and adds the
+    /// chunks' gradients exactly (`ExactGradientReducer`), so P ranks give bit for bit what one
+    /// rank gives on the same global batch. It rounds away gradient bits below about 2^-45 of a
+    /// tensor's largest chunk gradient (far below float32 precision). (`GradientReducer` itself,
+    /// given a filled arena in this mode, sums it exactly at a scale agreed from its maxima.)
     case deterministic
 }
 
