@@ -101,7 +101,7 @@ final class GEMMTests: XCTestCase {
         }
     }
 
-    func testTallPanelsAroundSixteenRows() {
+    func testConvShapedProductsAroundPanelEdges() {
         // Panels around 16 and 32 rows and the AVX-512 tile's 32-column panels (196 = 6·32 + 4: a
         // half tile for the last four columns), in every transpose.
         for transA in [false, true] { for transB in [false, true] {
