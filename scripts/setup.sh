@@ -3,10 +3,11 @@
 #   libopenmpi-dev openmpi-bin  MPI headers, library and mpirun
 #   zlib1g-dev libpng-dev       gzip'd IDX files, PNG image folders
 #   dataset-fashion-mnist       the demo's dataset (/usr/share/datasets/fashion-mnist)
-# Optional extras (benchmarks): gnuplot-nox for PNG plots, libopenblas-dev for the sgemm comparison.
+# Optional extras (benchmarks): gnuplot-nox for PNG plots, libopenblas-dev for the sgemm comparison,
+# time (/usr/bin/time) for bench-compare's peak memory.
 set -euo pipefail
 want=(libopenmpi-dev openmpi-bin zlib1g-dev libpng-dev dataset-fashion-mnist)
-if [[ "${1:-}" == "--bench" ]]; then want+=(gnuplot-nox libopenblas-dev); fi
+if [[ "${1:-}" == "--bench" ]]; then want+=(gnuplot-nox libopenblas-dev time); fi
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
