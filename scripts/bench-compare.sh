@@ -49,7 +49,8 @@ case "$only" in one|two|both) ;; *) echo "bench-compare: --only must be one, two
 for n in "$rounds" "$steps" "$ranks"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench-compare: --rounds, --steps and --ranks must be positive integers, got $n" >&2; exit 2; }
 done
-[[ $warmup =~ ^[1-9][0-9]*$ ]] || { echo "bench-compare: --warmup must be at least 1, got $warmup" >&2; exit 2; }
+[[ $warmup =~ ^[1-9][0-9]*$ ]] && (( warmup >= 2 )) || {
+    echo "bench-compare: --warmup must be at least 2 (bench throughput checks that the loss falls), got $warmup" >&2; exit 2; }
 for list in "$batches" "$pair_batches"; do
     [[ $list =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "bench-compare: batch lists are positive integers separated by commas, got $list" >&2; exit 2; }
 done
