@@ -64,6 +64,8 @@ fi
 if ((torch)); then
     if [[ $mode == strong ]]; then
         echo "bench-scaling: --torch runs in weak mode only; PyTorch DDP skipped" >&2; torch=0
+    elif [[ $model != fmnist-cnn ]]; then
+        echo "bench-scaling: --torch has fmnist-cnn only (scripts/compare/torch_ddp.py), not $model; PyTorch DDP skipped" >&2; torch=0
     else
         [[ -n $python ]] || { python=python3; [[ -x .venv-compare/bin/python ]] && python=.venv-compare/bin/python; }
         if ! reason=$("$python" -c 'import torch.distributed as d; assert d.is_gloo_available(), "no gloo backend"' 2>&1); then
@@ -145,14 +147,17 @@ echo "csv: $csv (every run: $out/scaling.runs.csv)"
 if command -v gnuplot >/dev/null 2>&1; then
     # Only the series that have rows, each with its ideal line (P x its one-rank samples/s; the
     # independent processes against one weak rank, like their efficiency).
+    # One file per series, so that rows of other series do not break its line.
     effcol=$(head -n1 "$csv" | tr ',' '\n' | grep -n '^efficiency$' | cut -d: -f1)
     speed_plots=() eff_plots=() style=0
     for m in weak strong independent pytorch-ddp; do
         grep -q "^$m," "$csv" || continue
         style=$((style + 1))
-        title=$m; [[ $m == weak || $m == strong ]] && title="ddp $m"
-        speed_plots+=("\"$csv\" using (strcol(1) eq \"$m\" ? \$3 : 1/0):11 with linespoints linestyle $style title \"$title\"")
-        eff_plots+=("\"$csv\" using (strcol(1) eq \"$m\" ? \$3 : 1/0):$effcol with linespoints linestyle $style title \"$title\"")
+        series="$out/scaling.plot-$m.csv"
+        grep "^$m," "$csv" > "$series"
+        case $m in weak|strong) title="ddp $m" ;; pytorch-ddp) title="PyTorch DDP (gloo)" ;; *) title=$m ;; esac
+        speed_plots+=("\"$series\" using 3:11 with linespoints linestyle $style title \"$title\"")
+        eff_plots+=("\"$series\" using 3:$effcol with linespoints linestyle $style title \"$title\"")
         base=$(awk -F, -v m="$m" '$1 == m && $3 == 1 { print $11 }' "$csv")
         [[ $m == independent ]] && base=$(awk -F, '$1 == "weak" && $3 == 1 { print $11 }' "$csv")
         [[ $m == independent || -z $base ]] && continue
@@ -169,7 +174,7 @@ set xlabel "ranks"
 set xrange [0.8:$ranks + 0.2]
 set xtics 1
 set grid
-set key top left
+set key top left font ",9"
 set style line 1 linecolor rgb "#1f77b4" linewidth 2 pointtype 7
 set style line 2 linecolor rgb "#ff7f0e" linewidth 2 pointtype 7
 set style line 3 linecolor rgb "#2ca02c" linewidth 2 pointtype 7
@@ -179,10 +184,11 @@ set yrange [0:*]
 plot $(join "${speed_plots[@]}")
 set ylabel "efficiency vs 1 rank"
 set key bottom left
-set yrange [0:*]
+set offsets 0, 0, 0.1, 0
 plot $(join "${eff_plots[@]}")
 unset multiplot
 GNUPLOT
+    rm -f "$out"/scaling.plot-*.csv
     echo "plot: $out/scaling.png"
 else
     echo "plot: skipped (gnuplot is not installed; scripts/setup.sh --bench installs gnuplot-nox)"
