@@ -5,7 +5,7 @@
 #   dataset-fashion-mnist       the demo's dataset (/usr/share/datasets/fashion-mnist)
 #   gnuplot-nox                 ddp plot's training curves, benchmark plots
 # Optional extras:
-#   --bench    libopenblas-dev (the sgemm comparison)
+#   --bench    libopenblas-dev (the sgemm comparison), time (/usr/bin/time: bench-compare's peak memory)
 #   --protos   protobuf-compiler (scripts/generate-protos.sh)
 #   --slurm    slurmctld slurmd slurm-client munge for the throwaway one-node Slurm test
 #   --cluster  iproute2 util-linux for scripts/sim-cluster.sh (usually present)
@@ -14,7 +14,7 @@ set -euo pipefail
 want=(libopenmpi-dev openmpi-bin zlib1g-dev libpng-dev dataset-fashion-mnist gnuplot-nox)
 for option in "$@"; do
     case $option in
-        --bench) want+=(libopenblas-dev) ;;
+        --bench) want+=(libopenblas-dev time) ;;
         --protos) want+=(protobuf-compiler) ;;
         --slurm) want+=(slurmctld slurmd slurm-client munge) ;;
         --cluster) want+=(iproute2 util-linux) ;;

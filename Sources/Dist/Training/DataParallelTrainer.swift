@@ -153,9 +153,16 @@ public final class DataParallelTrainer {
     /// reductions in flight.
     private func backward(_ gradLogits: Tensor, startBuckets: Bool) {
         var g = gradLogits
+        // Long layers (convolutions) poll too, between samples, so that a bucket started before
+        // them advances during them rather than only in the wait after backward.
+        let context = communicator.size > 1 && configuration.reduction == .fast
+            ? BackwardContext(progress: {
+                do { try self.reducer.progress() } catch { self.deferredError = self.deferredError ?? error }
+            })
+            : BackwardContext()
         for i in model.executionOrder.reversed() {
             let layerStart = Timeline.now()
-            g = model.layers[i].backward(g, arena: model.arena)
+            g = model.layers[i].backward(g, arena: model.arena, context: context)
             timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
             if startBuckets, let offset = layerOffsets[i] {
                 do { try reducer.gradientsFinal(from: offset) } catch { deferredError = deferredError ?? error }

@@ -4,6 +4,11 @@ extension Conv2D {
     /// Input gradient `[N, C, H, W]`, or an empty `[0]` tensor when `computesInputGradient` is false
     /// (a model's first layer, where nobody reads it).
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
+        backward(gradOutput, arena: arena, context: BackwardContext())
+    }
+
+    /// `backward(_:arena:)` in blocks of samples, calling `context.progress` between them.
+    public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena, context: BackwardContext) -> Tensor {
         guard let g = geometry else { preconditionFailure("Conv2D.backward called before forward.") }
         let n = input.batchSize
         precondition(gradOutput.shape == [n, g.K, g.P, g.Q],
@@ -17,8 +22,10 @@ extension Conv2D {
         gradOutput.storage.withUnsafeBufferPointer { gy in
             input.storage.withUnsafeBufferPointer { x in
                 columns.withUnsafeMutableBufferPointer { col in
-                    ConvKernels.backwardWeight(gradWeight, gradBias, gy.baseAddress!, x.baseAddress!,
-                                               col.baseAddress!, n, g)
+                    context.forEachBlock(of: n) { b in
+                        ConvKernels.backwardWeight(gradWeight, gradBias, gy.baseAddress! + b.lowerBound * g.K * g.PQ,
+                                                   x.baseAddress! + b.lowerBound * g.C * g.H * g.W, col.baseAddress!, b.count, g)
+                    }
                 }
             }
         }
@@ -28,7 +35,10 @@ extension Conv2D {
         gradInput.storage.withUnsafeMutableBufferPointer { gx in
             gradOutput.storage.withUnsafeBufferPointer { gy in
                 columns.withUnsafeMutableBufferPointer { col in
-                    ConvKernels.backwardInput(gx.baseAddress!, gy.baseAddress!, weight, col.baseAddress!, n, g)
+                    context.forEachBlock(of: n) { b in
+                        ConvKernels.backwardInput(gx.baseAddress! + b.lowerBound * g.C * g.H * g.W,
+                                                  gy.baseAddress! + b.lowerBound * g.K * g.PQ, weight, col.baseAddress!, b.count, g)
+                    }
                 }
             }
         }

@@ -82,11 +82,19 @@ public protocol Layer {
 
     /// Adds the parameter gradients into `arena.gradients` and returns the gradient of the input.
     mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor
+
+    /// `backward(_:arena:)`, letting a long layer call `context.progress` between blocks of its
+    /// work (same gradients up to the rounding of sums split by block). By default it ignores the
+    /// context.
+    mutating func backward(_ gradOutput: Tensor, arena: ParameterArena, context: BackwardContext) -> Tensor
 }
 
 extension Layer {
     public func parameterSpecs(for inputShape: [Int]) -> [ParameterSpec] { [] }
     public mutating func bind(slots: [ParameterSlot]) {}
+    public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena, context: BackwardContext) -> Tensor {
+        backward(gradOutput, arena: arena)
+    }
 }
 
 /// Errors in building a model from a description.

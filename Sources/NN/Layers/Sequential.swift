@@ -111,12 +111,14 @@ public struct Sequential {
 
     /// Runs every layer backward in reverse `executionOrder`, adding parameter gradients into the arena.
     ///
-    /// - Parameter gradOutput: the loss gradient with respect to the last forward's output.
+    /// - Parameters:
+    ///   - gradOutput: the loss gradient with respect to the last forward's output.
+    ///   - context: handed to every layer (long layers call its `progress` between blocks).
     /// - Returns: the gradient with respect to the model's input.
     @discardableResult
-    public mutating func backward(_ gradOutput: Tensor) -> Tensor {
+    public mutating func backward(_ gradOutput: Tensor, context: BackwardContext = BackwardContext()) -> Tensor {
         var g = gradOutput
-        for i in executionOrder.reversed() { g = layers[i].backward(g, arena: arena) }
+        for i in executionOrder.reversed() { g = layers[i].backward(g, arena: arena, context: context) }
         return g
     }
 

@@ -16,7 +16,9 @@ struct BenchSteps: ParsableCommand {
         observed completion; blocked = waiting for reductions after backward; hidden = comm − \
         blocked (communication overlapped with backward); in MPI = time inside MPI calls that start \
         and poll the buckets during backward (part of compute: the communication work that the overlap \
-        does not hide from this rank's cores). Prints rank means and appends a CSV row \
+        does not hide from this rank's cores); cpu = the process's CPU time per step (all of its threads: \
+        on a shared machine it leaves out other processes' time slices, which the wall-clock figures \
+        include). Prints rank means and appends a CSV row \
         with --csv (scripts/bench-scaling.sh runs it over 1..N ranks). A benchmark, not a test.
         """)
 
@@ -94,8 +96,8 @@ struct BenchSteps: ParsableCommand {
             _ = try commOptions.prepare(communicator) // the progress thread, if asked for
             let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: globalBatch, seed: 1)
 
-            // Per timed step: compute, comm, blocked, hidden, conversion, in MPI (seconds, this rank).
-            var sums = [Double](repeating: 0, count: 6)
+            // Per timed step: compute, comm, blocked, hidden, conversion, in MPI, process CPU (seconds, this rank).
+            var sums = [Double](repeating: 0, count: 7)
             var wallStart: UInt64 = 0
             var redone = 0 // deterministic mode: timed steps computed twice (scales that did not fit)
             for k in 0 ..< warmup + steps {
@@ -107,7 +109,7 @@ struct BenchSteps: ParsableCommand {
                 let epoch = k / sampler.stepsPerEpoch, step = k % sampler.stepsPerEpoch
                 let order = sampler.permutation(epoch: epoch)
                 let batch = sampler.globalBatch(step: step, order: order)
-                let start = Timeline.now()
+                let start = Timeline.now(), cpuStart = BenchSteps.processCPUSeconds()
                 _ = trainer.computeGradients(globalBatch: batch, epoch: epoch, dataset: data)
                 let computed = Timeline.now()
                 try trainer.reduceGradients(globalBatchSize: batch.count, scalingInUpdate: true)
@@ -125,6 +127,7 @@ struct BenchSteps: ParsableCommand {
                     sums[3] += s.hiddenSeconds
                     sums[4] += s.conversionSeconds
                     sums[5] += s.mpiCallSeconds
+                    sums[6] += BenchSteps.processCPUSeconds() - cpuStart
                 }
             }
             try communicator.barrier()
@@ -141,7 +144,7 @@ struct BenchSteps: ParsableCommand {
                                          samplesPerSecond: Double(globalBatch * steps) / walls[0],
                                          stepSeconds: walls[0] / Double(steps), computeSeconds: sums[0] / n,
                                          commSeconds: sums[1] / n, blockedSeconds: sums[2] / n, hiddenSeconds: sums[3] / n,
-                                         conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n,
+                                         conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n, cpuSeconds: sums[6] / n,
                                          reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(redone) of \(steps) steps redone)" : "fast",
                                          gradientFloats: trainer.reducer.buckets.reduce(0) { $0 + $1.count },
                                          buckets: trainer.reducer.buckets.count)
@@ -150,6 +153,15 @@ struct BenchSteps: ParsableCommand {
                 if let csv { try result.append(to: csv) }
             }
         }
+    }
+}
+
+extension BenchSteps {
+    /// CPU time of the whole process (every thread), in seconds.
+    static func processCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 }
 
@@ -171,6 +183,8 @@ struct StepBenchResult {
     var hiddenSeconds: Double
     var conversionSeconds: Double
     var mpiCallSeconds: Double
+    /// Process CPU seconds per step (rank mean).
+    var cpuSeconds: Double
     /// The summation mode, in words (the deterministic mode's conversion time is the integer
     /// accumulation's, and its blocked time the wait for the sums).
     var reduction = "fast"
@@ -182,14 +196,14 @@ struct StepBenchResult {
     var hiddenPercent: Double { commSeconds > 0 ? 100 * hiddenSeconds / commSeconds : 0 }
 
     var summary: String {
-        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms | %d gradient floats in %d bucket%@",
+        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms, cpu %.2f ms | %d gradient floats in %d bucket%@",
                label, model, ranks, ranks == 1 ? "" : "s", oversubscribed ? " (oversubscribed)" : "", globalBatch, reduction, steps,
                samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, mpiCallSeconds * 1000, commSeconds * 1000,
-               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction == "fast" ? "fp16" : "integer", conversionSeconds * 1000,
+               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction == "fast" ? "fp16" : "integer", conversionSeconds * 1000, cpuSeconds * 1000,
                gradientFloats, buckets, buckets == 1 ? "" : "s")
     }
 
-    static let csvHeader = "label,model,ranks,cores,oversubscribed,global_batch,per_rank_batch,steps,compression,bucket_mb,samples_per_s,step_ms,compute_ms,comm_ms,blocked_ms,hidden_ms,hidden_pct,conversion_ms"
+    static let csvHeader = "label,model,ranks,cores,oversubscribed,global_batch,per_rank_batch,steps,compression,bucket_mb,samples_per_s,step_ms,compute_ms,comm_ms,blocked_ms,hidden_ms,hidden_pct,conversion_ms,cpu_ms"
 
     var csvRow: String {
         func f(_ x: Double) -> String { String(format: "%.3f", x) }
@@ -197,7 +211,7 @@ struct StepBenchResult {
                 String(format: "%.2f", Double(globalBatch) / Double(ranks)), "\(steps)", compression, f(bucketMegabytes),
                 f(samplesPerSecond), f(stepSeconds * 1000), f(computeSeconds * 1000), f(commSeconds * 1000),
                 f(blockedSeconds * 1000), f(hiddenSeconds * 1000), String(format: "%.1f", hiddenPercent),
-                f(conversionSeconds * 1000)].joined(separator: ",")
+                f(conversionSeconds * 1000), f(cpuSeconds * 1000)].joined(separator: ",")
     }
 
     /// Appends the row to `path`, with the header first when the file is new or empty.

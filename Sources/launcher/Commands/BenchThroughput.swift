@@ -20,8 +20,8 @@ extension Bench {
             (the FMA loop of the kernel path in use, as in `ddp bench kernels`, measured in the same run). Batch sizes run in \
             ascending order and the process's peak resident set (getrusage ru_maxrss) is printed after each, \
             so the figure on a batch's row is the peak of a process that ran that batch size and the smaller \
-            ones (run `--batches 64` for batch 64 alone). The PyTorch columns are the figures measured for \
-            PyTorch 2.15 on this machine's CPU with one thread (fmnist-cnn only).
+            ones (run `--batches 64` for batch 64 alone). scripts/bench-compare.sh runs PyTorch and Keras \
+            beside it in the same sitting.
             """
         )
 
@@ -40,11 +40,6 @@ extension Bench {
         @Option(name: .long, help: ArgumentHelp("Also write the results as CSV to this file (one row per batch size).",
                                                 valueName: "file"))
         var csv: String?
-
-        /// PyTorch 2.15, CPU, one thread, same model and step (samples/s by batch size).
-        static let pyTorchSamplesPerSecond: [Int: Double] = [16: 252, 64: 298, 256: 324]
-        /// PyTorch's peak memory per process in the same runs, in MB.
-        static let pyTorchPeakMB = 985.0
 
         func parsedBatches() throws -> [Int] {
             let parts = batches.split(separator: ",", omittingEmptySubsequences: false)
@@ -72,7 +67,6 @@ extension Bench {
             let peak = KernelBenchmark.measurePeak()
             var built = try spec.build()
             let f = TrainingBenchmark.flops(of: built)
-            let comparable = model == "fmnist-cnn"
             print("model \(model) (\(built.arena.parameterCount) parameters), synthetic 1x28x28 input, 10 classes, Adam, 1 thread")
             print("kernels: \(KernelPath.current) (set \(KernelPath.environmentVariable) to choose)")
             print(String(format: "peak (the FMA loop of that path, 1 core): %.1f GFLOP/s", peak))
@@ -82,36 +76,26 @@ extension Bench {
                      ? String(format: " (first conv's input gradient, %.2f MFLOP, skipped)", f.skippedInputGradient / 1e6) : ""))
             print(String(format: "peak RSS before the model was built: %.1f MB", Double(startRSS) / 1e6))
             print("")
-            var header = pad("batch", 6, right: true) + pad("samples/s", 11, right: true) + pad("step", 11, right: true)
+            let header = pad("batch", 6, right: true) + pad("samples/s", 11, right: true) + pad("step", 11, right: true)
                 + pad("wall step", 11, right: true) + pad("GFLOP/s", 9, right: true) + pad("%peak", 7, right: true)
                 + pad("peak RSS", 10, right: true)
-            if comparable { header += pad("PyTorch", 9, right: true) + pad("ours/PT", 9, right: true) }
             print(header)
-            var rows = ["model,batch,samples_per_second,step_seconds,wall_step_seconds,mflop_per_sample,gflops,percent_of_peak,peak_rss_mb,pytorch_samples_per_second,ratio_vs_pytorch"]
+            var rows = ["model,batch,samples_per_second,step_seconds,wall_step_seconds,mflop_per_sample,gflops,percent_of_peak,peak_rss_mb"]
             for batch in sizes {
                 // A fresh model per batch size, so every size starts from the same parameters.
                 built = try spec.build()
                 let r = try TrainingBenchmark.run(model: &built, classes: 10, batch: batch, warmup: warmup, steps: steps)
                 let gflops = f.total * r.samplesPerSecond / 1e9
                 let rssMB = Double(r.peakResidentBytes) / 1e6
-                var line = pad("\(batch)", 6, right: true) + pad(String(format: "%.1f", r.samplesPerSecond), 11, right: true)
+                let line = pad("\(batch)", 6, right: true) + pad(String(format: "%.1f", r.samplesPerSecond), 11, right: true)
                     + pad(formatTime(r.stepSeconds), 11, right: true) + pad(formatTime(r.wallStepSeconds), 11, right: true)
                     + pad(String(format: "%.1f", gflops), 9, right: true)
                     + pad(String(format: "%.1f%%", 100 * gflops / peak), 7, right: true)
                     + pad(String(format: "%.0f MB", rssMB), 10, right: true)
-                let theirs = comparable ? Throughput.pyTorchSamplesPerSecond[batch] : nil
-                if comparable {
-                    line += pad(theirs.map { String(format: "%.0f", $0) } ?? "-", 9, right: true)
-                        + pad(theirs.map { String(format: "%.2fx", r.samplesPerSecond / $0) } ?? "-", 9, right: true)
-                }
                 print(line)
                 rows.append([model, "\(batch)", "\(r.samplesPerSecond)", "\(r.stepSeconds)", "\(r.wallStepSeconds)",
-                             "\(f.total / 1e6)", "\(gflops)", "\(100 * gflops / peak)", "\(rssMB)",
-                             theirs.map { "\($0)" } ?? "", theirs.map { "\(r.samplesPerSecond / $0)" } ?? ""]
+                             "\(f.total / 1e6)", "\(gflops)", "\(100 * gflops / peak)", "\(rssMB)"]
                     .joined(separator: ","))
-            }
-            if comparable {
-                print(String(format: "\nPyTorch 2.15 CPU, 1 thread, peak memory per process: ~%.0f MB", Throughput.pyTorchPeakMB))
             }
             print("peak RSS on a row: the process's peak after that batch size (sizes run in ascending order)")
             if let csv {
