@@ -71,7 +71,7 @@ final class BinaryClassificationTests: XCTestCase {
 
     func testASigmoidModelOnThreeClassesIsRefusedNamingTheClassCount() throws {
         let data = PNGFixtures.catsAndDogs(in: "\(dir)/pets", side: 8, train: 2, test: 1)
-        try FileManager.default.copyItem(atPath: "\(data)/train/cats", toPath: "\(data)/train/birds")
+        for split in ["train", "test"] { try FileManager.default.copyItem(atPath: "\(data)/\(split)/cats", toPath: "\(data)/\(split)/birds") }
         let model = InferenceFixtures.write(BinaryClassificationTests.twin, to: "\(dir)/twin.yaml")
         let r = try DDPProcess.bare(["train", "--data", data, "--model", model], timeout: 60)
         XCTAssertNotEqual(r.status, 0)

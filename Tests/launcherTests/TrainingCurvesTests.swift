@@ -47,7 +47,8 @@ final class TrainingCurvesTests: XCTestCase {
             scalars.filter { $0["run"] as? String == run && $0["tag"] as? String == tag }
                 .map { ($0["step"] as! Int, $0["value"] as! Double) }
         }
-        XCTAssertEqual(scalars.filter { $0["file_version"] as? String == "brain.Event:2" }.count, 2, "train and validation files")
+        XCTAssertEqual(scalars.filter { $0["file_version"] as? String == "brain.Event:2" }.compactMap { $0["run"] as? String },
+                       ["test", "train", "validation"], "one file per run folder")
         let epochs = InferenceFixtures.jsonObjects(try String(contentsOfFile: metrics, encoding: .utf8)).filter { $0["kind"] as? String == "epoch" }
         for (run, key) in [("train", "trainLoss"), ("validation", "validationLoss")] {
             let loss = series(run, "epoch_loss")
@@ -62,6 +63,7 @@ final class TrainingCurvesTests: XCTestCase {
         XCTAssertEqual(series("train", "epoch_samples_per_second").count, 2)
         // 192 training samples / 32 = 6 steps an epoch: reports after steps 3 and 6 of each.
         XCTAssertEqual(series("train", "batch_loss").map(\.step), [3, 6, 9, 12])
+        XCTAssertEqual(series("test", "test_accuracy").map(\.step), [12])
     }
 }
 
