@@ -87,4 +87,17 @@ final class HostileInputTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("huge.idx") && "\(error)".contains("pixels each"), "\(error)")
         }
     }
+
+    func testOverflowingBase60IntegerIsASyntaxErrorNotATrapInYams() {
+        // Found by fuzzing (model-yaml): Yams reads `1:2:3` as a base-60 integer with unchecked
+        // arithmetic, so twelve parts (60^11 > 2^63) or one large part trapped inside the decoder.
+        for text in ["classes: 9999999999999999:59:59\nlayers: [{type: flatten}, {type: dense, units: classes}]\n",
+                     "layers: [{type: conv2d, filters: '1:1:1:1:1:1:1:1:1:1:1:1', kernel: 3}]\n"] {
+            let message = yamlError(text)
+            XCTAssertTrue(message.contains("base-60 (sexagesimal) integer too large"), message)
+        }
+        // Small ones still decode as Yams reads them (1:30 = 90), and a name may hold colons.
+        XCTAssertEqual(try ModelSpec.parse("name: 'a:b:c:d:e:f:g:h:i:j:k:l:m'\nlayers: [{type: flatten}, {type: dense, units: 1:30}]\n",
+                                           format: .yaml, inputShape: [1, 8, 8], classes: 90).layers.last, .dense(units: 90, bias: true))
+    }
 }

@@ -69,6 +69,9 @@ extension ModelSpec {
                 decoder.userInfo = userInfo
                 spec = try decoder.decode(ModelSpec.self, from: Data(text.utf8))
             case .yaml:
+                if let node = try Yams.compose(yaml: text), let bad = overflowingSexagesimal(in: node) {
+                    throw ModelFileError(problem: .syntax(reason: "'\(bad)' reads as a base-60 (sexagesimal) integer too large for 64 bits; hint: write sizes as plain integers"))
+                }
                 spec = try YAMLDecoder().decode(ModelSpec.self, from: text, userInfo: userInfo)
             }
         } catch let error as ModelFileError {
@@ -119,6 +122,42 @@ extension ModelSpec {
             throw ModelFileError(layerType: layer, problem: .invalidValue(option: "", reason: reason))
         }
     }
+}
+
+/// The first scalar (outside `name`) that Yams would decode as an integer by its YAML 1.1 base-60
+/// rule (`1:30:00`) with an overflow: Yams multiplies without overflow checks and traps, even for
+/// a quoted string such as `"a:b:…"` with many colons (found by fuzzing). Nil when none would.
+private func overflowingSexagesimal(in node: Node) -> String? {
+    switch node {
+    case let .scalar(scalar):
+        return sexagesimalOverflows(scalar.string) ? scalar.string : nil
+    case let .mapping(mapping):
+        for (key, value) in mapping where key.string != "name" {
+            if let bad = overflowingSexagesimal(in: key) ?? overflowingSexagesimal(in: value) { return bad }
+        }
+        return nil
+    case let .sequence(sequence):
+        return sequence.lazy.compactMap(overflowingSexagesimal(in:)).first
+    default:
+        return nil
+    }
+}
+
+/// Whether Yams' integer reading of `text` takes the base-60 path and overflows: it does when the
+/// text contains `:` and, after a sign, does not start with `0` (the radix prefixes); the numeric
+/// parts, last first, are multiplied by 1, 60, 60², … and summed.
+private func sexagesimalOverflows(_ text: String) -> Bool {
+    guard text.contains(":") else { return false }
+    let unsigned = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+    guard !unsigned.hasPrefix("0") else { return false }
+    var base = 1, value = 0
+    for digit in unsigned.components(separatedBy: ":").compactMap({ Int($0, radix: 10) }).reversed() {
+        guard case let (term, false) = digit.multipliedReportingOverflow(by: base),
+              case let (sum, false) = value.addingReportingOverflow(term),
+              case let (next, false) = base.multipliedReportingOverflow(by: 60) else { return true }
+        (value, base) = (sum, next)
+    }
+    return false
 }
 
 /// The first line of a (possibly multi-line) message.

@@ -98,14 +98,6 @@ public enum IDXReader {
         let headerSize = 4 + 4 * dimensions
         guard bytes.count >= headerSize else { throw DataError.truncated(path: path, expected: headerSize, got: bytes.count) }
         let dims = (0 ..< dimensions).map { d in bytes[4 + 4 * d ..< 8 + 4 * d].reduce(0) { $0 << 8 | Int($1) } }
-        // Images without pixels would make every sample empty (and a huge count cost nothing to claim).
-        if dimensions > 1, dims.dropFirst().contains(0) {
-            throw DataError.badImage(path: path, reason: "the IDX header gives samples of shape \(Array(dims.dropFirst())), with no pixels")
-        }
-        // Even with a count of 0 (no bytes needed), a sample's size must be one an Int can hold.
-        if dimensions > 1, ModelSpec.checkedCount(Array(dims.dropFirst())).map({ $0 > maxSamplePixels }) ?? true {
-            throw DataError.badImage(path: path, reason: "the IDX header gives samples of shape \(Array(dims.dropFirst())), more than \(maxSamplePixels) pixels each")
-        }
         // A corrupt header can claim more bytes than an Int holds; that is a truncated file too.
         var payload = 1
         for d in dims {
@@ -114,6 +106,14 @@ public enum IDXReader {
         }
         let expected = headerSize + payload
         guard bytes.count >= expected else { throw DataError.truncated(path: path, expected: expected, got: bytes.count) }
+        // Images without pixels would make every sample empty (and a huge count cost nothing to claim).
+        if dimensions > 1, dims.dropFirst().contains(0) {
+            throw DataError.badImage(path: path, reason: "the IDX header gives samples of shape \(Array(dims.dropFirst())), with no pixels")
+        }
+        // With a count of 0 no bytes are needed, but a sample's size must be one an Int can hold.
+        if dimensions > 1, ModelSpec.checkedCount(Array(dims.dropFirst())).map({ $0 > maxSamplePixels }) ?? true {
+            throw DataError.badImage(path: path, reason: "the IDX header gives samples of shape \(Array(dims.dropFirst())), more than \(maxSamplePixels) pixels each")
+        }
         return (dims, Array(bytes[headerSize ..< expected]))
     }
 }
