@@ -138,8 +138,6 @@ private func overflowingSexagesimal(in node: Node) -> String? {
         return nil
     case let .sequence(sequence):
         return sequence.lazy.compactMap(overflowingSexagesimal(in:)).first
-    default:
-        return nil
     }
 }
 
