@@ -16,7 +16,7 @@ final class StallReportTests: XCTestCase {
 
     func testSilentRankIsMissing() {
         let same = Position(started: 12, waiting: 12, label: "allreduce of epoch 1 step 3")
-        let r = report([1: .some(nil), 2: same, 3: same])
+        let r = report([1: Position?.none, 2: same, 3: same])
         XCTAssertEqual(r.missing, [1])
         XCTAssertTrue(r.description.hasPrefix("stall: rank 0 waited 2.0 s in the allreduce of epoch 1 step 3 (collective #12); rank 1 of 4 missing: rank 1 did not answer"), r.description)
     }
@@ -33,7 +33,7 @@ final class StallReportTests: XCTestCase {
         // Ranks that took different paths: same count, different collective.
         let other = Position(started: 12, waiting: 12, label: "broadcast of epoch 1 step 3")
         let same = Position(started: 12, waiting: 12, label: "allreduce of epoch 1 step 3")
-        let r = report([1: other, 2: same, 3: .some(nil)])
+        let r = report([1: other, 2: same, 3: Position?.none])
         XCTAssertEqual(r.missing, [1, 3])
         XCTAssertTrue(r.description.contains("ranks 1, 3 of 4 missing"), r.description)
         XCTAssertTrue(r.description.contains("rank 1 waits in collective #12 as broadcast of epoch 1 step 3 instead"), r.description)
