@@ -123,8 +123,11 @@ final class CompressedReductionTests: XCTestCase {
                 let reducer = GradientReducer(arena: arena, communicator: c, bucketCapacity: 16)
                 try reducer.progress()
                 try reducer.gradientsFinal(from: arena.slots[1].offset)
+                // The in-process group completes a reduction on its 2nd to 4th test at the earliest.
+                XCTAssertGreaterThan(c.reductionsInFlight, 0, "the buckets started during backward are in flight after one poll")
                 for _ in 0 ..< polls { try reducer.progress() }
                 try reducer.reduce(globalBatchSize: 4)
+                XCTAssertEqual(c.reductionsInFlight, 0, "reduce completes every bucket")
                 // The bucket started during "backward" counts as time inside MPI calls.
                 XCTAssertGreaterThan(reducer.lastStep.mpiCallSeconds, 0)
                 XCTAssertLessThan(reducer.lastStep.mpiCallSeconds, 10)

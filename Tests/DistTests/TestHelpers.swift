@@ -5,9 +5,10 @@ import XCTest
 
 /// Runs `body` once per rank of an in-process group, each on its own thread, and returns the
 /// results in rank order. A rank that throws fails its result; the others time out instead of
-/// hanging (the group's timeout).
-func runRanks<T>(_ size: Int, timeout: Double = 30, _ body: @escaping (InProcessCommunicator) throws -> T) -> [Result<T, Error>] {
-    let communicators = InProcessCommunicator.group(size: size, timeout: timeout)
+/// hanging (the group's timeout). `seed` orders the completion of non-blocking reductions.
+func runRanks<T>(_ size: Int, timeout: Double = 30, seed: UInt64 = 1,
+                 _ body: @escaping (InProcessCommunicator) throws -> T) -> [Result<T, Error>] {
+    let communicators = InProcessCommunicator.group(size: size, timeout: timeout, seed: seed)
     let box = ResultBox<T>(size)
     let done = DispatchGroup()
     for c in communicators {

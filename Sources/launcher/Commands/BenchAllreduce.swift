@@ -19,7 +19,7 @@ struct BenchAllreduce: ParsableCommand {
         algorithm bandwidth S / time (GB/s, 1e9 bytes). A benchmark, not a test.
         """)
 
-    @OptionGroup var launch: LaunchOptions
+    @OptionGroup(title: "Launch") var launch: LaunchOptions
 
     @Option(help: ArgumentHelp("Comma-separated message sizes in bytes of float32 (suffixes K, M = 2^10, 2^20).", valueName: "list"))
     var sizes = "4K,64K,1M,4M,16M,64M"

@@ -22,8 +22,8 @@ struct BenchSteps: ParsableCommand {
         with --csv (scripts/bench-scaling.sh runs it over 1..N ranks). A benchmark, not a test.
         """)
 
-    @OptionGroup var launch: LaunchOptions
-    @OptionGroup var commOptions: CommOptions
+    @OptionGroup(title: "Launch") var launch: LaunchOptions
+    @OptionGroup(title: "Communication") var commOptions: CommOptions
 
     @Option(help: ArgumentHelp("A built-in model (\(ModelSpec.builtinNames.joined(separator: ", "))) or a model file (.json, .yaml).", valueName: "name|file"))
     var model = "fmnist-cnn"

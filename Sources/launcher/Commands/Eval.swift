@@ -14,7 +14,7 @@ struct Eval: ParsableCommand {
         the same counts. Rank 0 prints the result.
         """)
 
-    @OptionGroup var launch: LaunchOptions
+    @OptionGroup(title: "Launch") var launch: LaunchOptions
 
     @Option(help: ArgumentHelp("A checkpoint written by ddp train (safetensors).", valueName: "file"))
     var checkpoint: String

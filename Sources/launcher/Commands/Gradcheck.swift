@@ -18,8 +18,8 @@ struct Gradcheck: ParsableCommand {
         reduction rounds again after each addition of a rank. Uses synthetic data, so it needs no files.         With --reduction deterministic the global batch is cut into chunks of --chunk-size samples         on both sides, and --tolerance 0 holds for any P. --rounding prints instead (rank 0) how         far the fast mode's float32 sums (emulating 1, 2 and 8 ranks) and the deterministic mode's         exact sums lie from a float64 sum of the per-sample gradients.
         """)
 
-    @OptionGroup var launch: LaunchOptions
-    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup(title: "Launch") var launch: LaunchOptions
+    @OptionGroup(title: "Model") var modelOptions: ModelOptions
 
     @Option(name: .customLong("batch"), help: "The global batch size B (at least the number of ranks).")
     var batch = 24

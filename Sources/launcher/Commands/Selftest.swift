@@ -10,7 +10,7 @@ struct Selftest: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Allreduce known buffers on every rank and check the results (prints ok or failed).")
 
-        @OptionGroup var launch: LaunchOptions
+        @OptionGroup(title: "Launch") var launch: LaunchOptions
 
         @Option(help: "Floats per buffer.")
         var count = 100_000
@@ -41,7 +41,7 @@ extension Selftest {
         static let configuration = CommandConfiguration(
             abstract: "Check that a failing MPI call becomes a typed error naming the function (prints ok or failed).")
 
-        @OptionGroup var launch: LaunchOptions
+        @OptionGroup(title: "Launch") var launch: LaunchOptions
 
         func run() throws {
             try launch.relaunchIfRequested()
