@@ -28,7 +28,8 @@
 #   --link-down HOST:SECONDS   set HOST's link down SECONDS after the start (fault test)
 #   --quiet              no set-up and traffic lines on stderr
 # The run ends with one line per host with the bytes its link carried (stderr, "sim-cluster:").
-# Environment: DDP (the binary, default .build/release/ddp), as for launch-cluster.sh.
+# Environment: DDP (the binary, default .build/release/ddp), as for launch-cluster.sh; TCP_RETRIES2
+# (default 5): retransmissions before a host's TCP gives up on a vanished peer (net.ipv4.tcp_retries2).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -129,6 +130,11 @@ for ((i = 0; i < hosts; i++)); do
     ip -n "$ns" addr add "$net.$((i + 1))/24" dev eth0
     ip -n "$ns" link set lo up
     ip -n "$ns" link set eth0 up
+    # A TCP connection to a host that vanished gives up after a few retransmissions (seconds), not
+    # after Linux's default fifteen (about 15 minutes): when a host's link goes down, mpirun then
+    # notices the lost daemon soon after the stall inspector has ended the ranks, and exits. The
+    # setting belongs to the namespace; the machine's own TCP is untouched.
+    ip netns exec "$ns" sysctl -qw net.ipv4.tcp_retries2="${TCP_RETRIES2:-5}"
     ip -n "$switch" link set "p$i" master br0 up
     if [[ -n $rate ]]; then shape "$ns" eth0; shape "$switch" "p$i"; fi
 done
