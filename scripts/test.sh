@@ -2,7 +2,7 @@
 # Runs the whole test suite: unit tests of NN and Dist, and end-to-end tests that run the built
 # `ddp` under mpirun. Release build (the kernels are too slow unoptimized); -enable-testing lets
 # the tests use @testable imports. The test build lives in .build-test, so it and the plain release
-# build in .build (demo, benchmarks) do not rebuild each other. Then a short run of every fuzz
+# build in .build (demo, benchmarks) do not rebuild each other. Before the tests, a short run of every fuzz
 # target (scripts/fuzz.sh --smoke; DDP_SKIP_FUZZ=1 skips it).
 #
 #   scripts/test.sh [swift test options]                     e.g. --filter NNTests.GEMMTests
@@ -24,11 +24,15 @@ if [[ -n $sanitize ]]; then
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 fi
-swift build "${flags[@]}"
+# One build of the binary and the test bundle together (a plain build followed by `swift test`
+# would compile every target a second time).
+swift build "${flags[@]}" --build-tests
 # Only KernelsAVX512 may hold AVX-512 instructions: the binary must run on any x86-64-v3 CPU.
-if [[ $(uname -m) == x86_64 ]]; then scripts/check-isa.sh .build-test/release/ddp; fi
-# XCTest only: without this the empty Swift Testing run prints the last ("0 tests") line.
-swift test "${flags[@]}" --disable-swift-testing "$@"
+scratch=${flags[-1]}
+if [[ $(uname -m) == x86_64 ]]; then scripts/check-isa.sh "$scratch/release/ddp"; fi
+# A short run of every fuzz target first, so that the test runner's summary is the last line.
 if [[ -z $sanitize && $# -eq 0 && "${DDP_SKIP_FUZZ:-}" != 1 ]]; then
     scripts/fuzz.sh --smoke 2
 fi
+# XCTest only: without this the empty Swift Testing run prints the last ("0 tests") line.
+swift test "${flags[@]}" --skip-build --disable-swift-testing "$@"
