@@ -49,6 +49,19 @@ public enum PackedGEMM {
         _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
         m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
     ) {
+        run(c, ldc: ldc, a, lda: lda, transA: transA, prepackedA: nil, b, ldb: ldb, transB: transB,
+            m: m, n: n, k: k, alpha: alpha, beta: beta)
+    }
+
+    /// The five loops behind both `multiply` forms: A is packed block by block into the thread's
+    /// scratch, or, with `prepackedA` (laid out by `packWhole`), each block is read where it lies.
+    @inline(__always)
+    static func run(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        _ a: UnsafePointer<Float>, lda: Int, transA: Bool, prepackedA: UnsafePointer<Float>?,
+        _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
+        m: Int, n: Int, k: Int, alpha: Float, beta: Float
+    ) {
         if m == 0 || n == 0 { return }
         if k == 0 || alpha == 0 {
             scale(c, ldc: ldc, m: m, n: n, beta: beta)
@@ -78,15 +91,21 @@ public enum PackedGEMM {
                 var ic = 0
                 while ic < m {
                     let mcb = min(rowBlock, m - ic)
-                    packA(packedA, a, lda: lda, transA: transA, storedWidth: transA ? m : k, row: ic, column: pc,
-                          height: mcb, depth: kcb)
+                    let blockA: UnsafePointer<Float>
+                    if let prepackedA {
+                        blockA = prepackedA + wholeOffset(m: m, row: ic, column: pc, depth: kcb)
+                    } else {
+                        packA(packedA, a, lda: lda, transA: transA, storedWidth: transA ? m : k, row: ic, column: pc,
+                              height: mcb, depth: kcb)
+                        blockA = UnsafePointer(packedA)
+                    }
                     let corner = c + ic * ldc + jc
                     if kcb <= shallowDepth {
-                        shallowBlock(corner, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, directB: directB,
+                        shallowBlock(corner, ldc: ldc, blockA, packedB, b, ldb: ldb, transB: transB, directB: directB,
                                      prefetchC: prefetchC, row: pc, column: jc,
                                      height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
                     } else {
-                        deepBlock(corner, ldc: ldc, packedA, packedB, b, ldb: ldb, transB: transB, directB: directB,
+                        deepBlock(corner, ldc: ldc, blockA, packedB, b, ldb: ldb, transB: transB, directB: directB,
                                   prefetchB: prefetchB, row: pc, column: jc,
                                   height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
                     }

@@ -107,6 +107,12 @@ final class Conv2DTests: XCTestCase {
                                   inputShape: [13, 5, 9])
     }
 
+    func testPointwiseWithMoreChannelsThanOneChunkMatchesReference() throws {
+        // A 1×1 convolution is one GEMM over all of C per sample, so its weight is packed whole
+        // even past the ~256-row column chunks (300 channels), and reused by all three samples.
+        try checkAgainstReference(Conv2D(filters: 7, kernelSize: (1, 1)), inputShape: [300, 2, 3], batch: 3)
+    }
+
     func testFastMatchesReferenceOnBenchmarkFirstLayers() throws {
         // The Fashion-MNIST convnet's layers at a small batch: sizes that cross the GEMM's blocks.
         try checkAgainstReference(Conv2D(filters: 32, kernelSize: (5, 5), padding: .same), inputShape: [1, 28, 28], batch: 2)

@@ -145,6 +145,34 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    func testPrepackedAGivesTheSameBitsAsPackingPerCall() {
+        // A whole op(A) packed once holds the blocks that multiply packs per call (same depth and
+        // row blocks, same packing), so every product from it has the same bits, on every path;
+        // sizes cross the depth (256) and row blocks (96 / 192) and the tile heights, in both
+        // transposes of A and B, and one packed A serves two different B.
+        for path in KernelPath.runnable {
+            KernelPath.with(path) {
+                for (m, n, k) in [(97, 50, 257), (193, 33, 513), (5, 196, 75), (64, 196, 800), (200, 17, 64)] {
+                    for transA in [false, true] { for transB in [false, true] {
+                        let a = randomValues(m * k, seed: 11), c0 = randomValues(m * n, seed: 12)
+                        var packed = [Float](repeating: .nan, count: GEMM.packedCount(m: m, k: k))
+                        GEMM.pack(&packed, a, lda: transA ? m : k, transA: transA, m: m, k: k)
+                        for (seed, beta) in [(UInt64(13), Float(0)), (14, 1)] {
+                            let b = randomValues(k * n, seed: seed)
+                            var direct = c0, fromPacked = c0
+                            GEMM.multiply(&direct, ldc: n, a, lda: transA ? m : k, transA: transA,
+                                          b, ldb: transB ? k : n, transB: transB, m: m, n: n, k: k, beta: beta)
+                            GEMM.multiply(&fromPacked, ldc: n, packedA: packed, b, ldb: transB ? k : n, transB: transB,
+                                          m: m, n: n, k: k, beta: beta)
+                            let differing = zip(direct, fromPacked).filter { $0.bitPattern != $1.bitPattern }.count
+                            XCTAssertEqual(differing, 0, "\(path.rawValue): m \(m) n \(n) k \(k) transA \(transA) transB \(transB) beta \(beta)")
+                        }
+                    } }
+                }
+            }
+        }
+    }
+
     func testBetaZeroIgnoresNaNInC() {
         // check(...) fills C with NaN whenever beta == 0: any read of C would poison the result.
         check(m: 12, n: 32, k: 8, transA: false, transB: false)

@@ -15,10 +15,57 @@
 public enum ConvKernels {
     /// The number of floats of scratch that the fast kernels need for geometry `g`: the column
     /// matrix of one channel chunk `[chunkRows, columnStride]` followed by one zero-bordered sample
-    /// `[C, Hp, Wp]`, plus 16 floats to start on a 64-byte boundary (zero when the column matrix is
-    /// the input itself: 1×1 filters, stride 1, no padding).
+    /// `[C, Hp, Wp]` (neither when the column matrix is the input itself: 1×1 filters, stride 1,
+    /// no padding), plus 16 floats to start on a 64-byte boundary.
+    ///
+    /// After them comes the packed weight (`packedWeightCount(g)` floats, from a 64-byte boundary):
+    /// each chunk's slice of the weight is packed once per call and reused by every sample's GEMM.
     public static func columnScratchCount(_ g: ConvGeometry) -> Int {
-        g.isPointwise ? 0 : chunkChannels(g) * g.R * g.S * columnStride(g) + g.C * g.paddedHeight * g.paddedWidth + 16
+        let columns = g.isPointwise ? 0 : chunkChannels(g) * g.R * g.S * columnStride(g) + g.C * g.paddedHeight * g.paddedWidth
+        return columns + 16 + packedWeightCount(g) + 16
+    }
+
+    /// Floats for every channel chunk's packed weight slice, as forward (`K×rows`) or as the input
+    /// gradient (`rows×K`, transposed) packs it, whichever is larger.
+    static func packedWeightCount(_ g: ConvGeometry) -> Int {
+        var forward = 0, backward = 0
+        let chunk = packingChunk(g), taps = g.R * g.S
+        for c0 in stride(from: 0, to: g.C, by: chunk) {
+            let rows = (min(c0 + chunk, g.C) - c0) * taps
+            forward += GEMM.packedCount(m: g.K, k: rows)
+            backward += GEMM.packedCount(m: rows, k: g.K)
+        }
+        return max(forward, backward)
+    }
+
+    /// Channels per packed weight slice: the column chunks, or all channels for a pointwise
+    /// geometry (whose one GEMM per sample spans all of C).
+    static func packingChunk(_ g: ConvGeometry) -> Int { g.isPointwise ? g.C : chunkChannels(g) }
+
+    /// The packed weight's place in the scratch: the first 64-byte boundary after the column
+    /// matrix and the zero-bordered sample (or at the start for pointwise geometries).
+    static func packedWeights(_ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
+        let end = g.isPointwise ? scratch : layout(scratch, g).padded + g.C * g.paddedHeight * g.paddedWidth
+        let address = (UInt(bitPattern: end) + 63) & ~UInt(63)
+        return UnsafeMutablePointer<Float>(bitPattern: address)!
+    }
+
+    /// Packs each channel chunk's slice of the weight, one after the other in `dst`, and returns
+    /// where each chunk's packed slice starts: `weight[:, chunk]` (`K×rows`) for forward, or its
+    /// transpose (`rows×K`) for the input gradient.
+    static func packWeightChunks(_ dst: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>,
+                                 _ g: ConvGeometry, transposed: Bool) -> [UnsafePointer<Float>] {
+        let chunk = packingChunk(g), taps = g.R * g.S
+        var starts: [UnsafePointer<Float>] = []
+        var at = dst
+        for c0 in stride(from: 0, to: g.C, by: chunk) {
+            let rows = (min(c0 + chunk, g.C) - c0) * taps
+            let (m, k) = transposed ? (rows, g.K) : (g.K, rows)
+            GEMM.pack(at, weight + c0 * taps, lda: g.CRS, transA: transposed, m: m, k: k)
+            starts.append(UnsafePointer(at))
+            at += GEMM.packedCount(m: m, k: k)
+        }
+        return starts
     }
 
     /// The row stride of the column matrix in the scratch: PQ rounded up to whole 64-byte lines.
@@ -54,18 +101,19 @@ public enum ConvKernels {
                                _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
         let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
+        let packed = packWeightChunks(packedWeights(scratch, g), weight, g, transposed: false)
         for n in 0 ..< N {
             let xn = x + n * inputCount, yn = y + n * outputCount
             if g.isPointwise {
-                GEMM.multiply(yn, ldc: g.PQ, weight, lda: g.CRS, transA: false, xn, ldb: g.PQ, transB: false,
+                GEMM.multiply(yn, ldc: g.PQ, packedA: packed[0], xn, ldb: g.PQ, transB: false,
                               m: g.K, n: g.PQ, k: g.CRS)
             } else {
                 pad(padded, xn, g)
-                for c0 in stride(from: 0, to: g.C, by: chunk) {
+                for (index, c0) in stride(from: 0, to: g.C, by: chunk).enumerated() {
                     let channels = c0 ..< min(c0 + chunk, g.C)
                     unfold(col, padded, g, channels: channels)
                     // y_n[K×PQ] (+)= weight[:, chunk][K×rows] · col_chunk[rows×PQ]
-                    GEMM.multiply(yn, ldc: g.PQ, weight + c0 * taps, lda: g.CRS, transA: false, col, ldb: ldcol,
+                    GEMM.multiply(yn, ldc: g.PQ, packedA: packed[index], col, ldb: ldcol,
                                   transB: false, m: g.K, n: g.PQ, k: channels.count * taps, beta: c0 == 0 ? 0 : 1)
                 }
             }
@@ -123,19 +171,20 @@ public enum ConvKernels {
                                      _ N: Int, _ g: ConvGeometry) {
         let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
+        let packed = packWeightChunks(packedWeights(scratch, g), weight, g, transposed: true)
         for n in 0 ..< N {
             let gxn = gx + n * inputCount, gyn = gy + n * outputCount
             if g.isPointwise {
                 // For 1×1 filters the column-matrix gradient is gx_n itself.
-                GEMM.multiply(gxn, ldc: g.PQ, weight, lda: g.CRS, transA: true, gyn, ldb: g.PQ, transB: false,
+                GEMM.multiply(gxn, ldc: g.PQ, packedA: packed[0], gyn, ldb: g.PQ, transB: false,
                               m: g.CRS, n: g.PQ, k: g.K)
                 continue
             }
             padded.update(repeating: 0, count: g.C * g.paddedHeight * g.paddedWidth)
-            for c0 in stride(from: 0, to: g.C, by: chunk) {
+            for (index, c0) in stride(from: 0, to: g.C, by: chunk).enumerated() {
                 let channels = c0 ..< min(c0 + chunk, g.C)
                 // gcol_chunk[rows×PQ] = weight[:, chunk]ᵀ[rows×K] · gy_n[K×PQ]
-                GEMM.multiply(col, ldc: ldcol, weight + c0 * taps, lda: g.CRS, transA: true, gyn, ldb: g.PQ,
+                GEMM.multiply(col, ldc: ldcol, packedA: packed[index], gyn, ldb: g.PQ,
                               transB: false, m: channels.count * taps, n: g.PQ, k: g.K)
                 fold(padded, col, g, channels: channels)
             }

@@ -47,6 +47,68 @@ public enum GEMM {
         }
     }
 
+    /// The floats of scratch that `pack(_:_:lda:transA:m:k:)` needs for an `m×k` op(A), on every
+    /// compiled path (the panel height differs between paths), so a buffer sized once serves any
+    /// `KernelPath.current`.
+    public static func packedCount(m: Int, k: Int) -> Int {
+        precondition(m >= 0 && k >= 0, "GEMM packed sizes must be non-negative, got m \(m), k \(k).")
+        var count = KernelsAVX2.PackedGEMM.packedCount(m: m, k: k)
+        #if canImport(KernelsAVX512)
+        count = max(count, KernelsAVX512.PackedGEMM.packedCount(m: m, k: k))
+        #endif
+        return count
+    }
+
+    /// Packs all of op(A) (`m×k`) once, for several `multiply(_:ldc:packedA:…)` calls with the
+    /// same A (a convolution's weight against each sample's columns), on the kernels of
+    /// `KernelPath.current`.
+    ///
+    /// The packed form belongs to the path that packed it: pack and multiply within one kernel
+    /// call, without switching `KernelPath.current` in between.
+    ///
+    /// - dst: `packedCount(m:k:)` floats (written).
+    /// - a: `op(A)`, stored `m×k` (or `k×m` when `transA`) with row stride `lda` (read).
+    public static func pack(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
+                            m: Int, k: Int) {
+        precondition(m >= 0 && k >= 0, "GEMM packed sizes must be non-negative, got m \(m), k \(k).")
+        precondition(lda >= max(transA ? m : k, 1),
+                     "GEMM lda \(lda) is smaller than the stored row length \(transA ? m : k) of A (transA \(transA)).")
+        switch KernelPath.current {
+        case .avx512:
+            #if canImport(KernelsAVX512)
+            KernelsAVX512.PackedGEMM.pack(dst, a, lda: lda, transA: transA, m: m, k: k)
+            #else
+            preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
+            #endif
+        case .avx2, .portable:
+            KernelsAVX2.PackedGEMM.pack(dst, a, lda: lda, transA: transA, m: m, k: k)
+        }
+    }
+
+    /// `multiply` with op(A) packed by `pack(_:_:lda:transA:m:k:)` for the same m and k on the
+    /// same path: the same blocks in the same order, so the same bits as `multiply` from A itself.
+    ///
+    /// - packedA: the packed op(A) (read). Other arguments as in `multiply`.
+    public static func multiply(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int, packedA: UnsafePointer<Float>,
+        _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
+        m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
+    ) {
+        checkArguments(ldc: ldc, lda: max(k, 1), transA: false, ldb: ldb, transB: transB, m: m, n: n, k: k)
+        switch KernelPath.current {
+        case .avx512:
+            #if canImport(KernelsAVX512)
+            KernelsAVX512.PackedGEMM.multiply(c, ldc: ldc, packedA: packedA, b, ldb: ldb, transB: transB,
+                                              m: m, n: n, k: k, alpha: alpha, beta: beta)
+            #else
+            preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
+            #endif
+        case .avx2, .portable:
+            KernelsAVX2.PackedGEMM.multiply(c, ldc: ldc, packedA: packedA, b, ldb: ldb, transB: transB,
+                                            m: m, n: n, k: k, alpha: alpha, beta: beta)
+        }
+    }
+
     /// The plain triple loop, accumulating in Double: the algorithmic reference for tests and
     /// benchmarks, and a fallback.
     public static func multiplyReference(
