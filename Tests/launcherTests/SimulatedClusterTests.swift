@@ -85,11 +85,11 @@ final class SimulatedClusterTests: XCTestCase {
             print("skipped: \(reason)")
             throw XCTSkip(reason)
         }
-        // node1's link goes down after 6 s, in the middle of a run that would otherwise take minutes.
+        // node1's link goes down after 6 s, in the middle of a run that would otherwise take hours on any machine.
         let stall = 10.0
         let r = try SimulatedCluster.run(["--hosts", "2", "--link-down", "node1:6"],
                                          ["train", "--synthetic-samples", "4096", "--model", "mlp", "--batch-size", "64",
-                                          "--epochs", "50", "--log-interval", "0", "--stall-timeout", "\(Int(stall))"],
+                                          "--epochs", "100000", "--log-interval", "0", "--stall-timeout", "\(Int(stall))"],
                                          timeout: 6 + stall + 60)
         XCTAssertFalse(r.timedOut, "the job hung after the link went down:\n\(r.stderr)")
         XCTAssertNotEqual(r.status, 0, r.stderr)
