@@ -134,37 +134,4 @@ extension PackedGEMM {
                       rows: rows, columns: columns, alpha: alpha, beta: beta)
         }
     }
-
-    /// Writes the `rows×columns` corner of a parked 8×32 tile into C: alpha·tile + beta·C.
-    ///
-    /// - c: row stride `ldc` (written; read when beta != 0). tile: `[8][32]` (read).
-    @inline(never)
-    static func storeEdge(_ c: UnsafeMutablePointer<Float>, ldc: Int, _ tile: UnsafePointer<Float>,
-                          rows: Int, columns: Int, alpha: Float, beta: Float) {
-        for i in 0 ..< rows {
-            let row = c + i * ldc, source = tile + i * nr
-            if beta == 0 {
-                for j in 0 ..< columns { row[j] = alpha * source[j] }
-            } else {
-                for j in 0 ..< columns { row[j] = alpha * source[j] + beta * row[j] }
-            }
-        }
-    }
-
-    /// Writes 16 floats of C: alpha·v + beta·C, reading C only when beta != 0.
-    @inline(__always)
-    static func storeHalfRow(_ c: UnsafeMutablePointer<Float>, _ v: SIMD16<Float>, alpha: Float, beta: Float) {
-        let p = UnsafeMutableRawPointer(c)
-        var r = v * alpha
-        if beta != 0 { r = r.addingProduct(SIMD16<Float>(repeating: beta), p.loadUnaligned(as: SIMD16<Float>.self)) }
-        p.storeBytes(of: r, as: SIMD16<Float>.self)
-    }
-
-    /// Writes 32 floats of C: alpha·(v0, v1) + beta·C, reading C only when beta != 0.
-    @inline(__always)
-    static func storeRow(_ c: UnsafeMutablePointer<Float>, _ v0: SIMD16<Float>, _ v1: SIMD16<Float>,
-                         alpha: Float, beta: Float) {
-        storeHalfRow(c, v0, alpha: alpha, beta: beta)
-        storeHalfRow(c + 16, v1, alpha: alpha, beta: beta)
-    }
 }

@@ -1,0 +1,1 @@
+../PackedGEMM/PackedGEMM+Store.swift
