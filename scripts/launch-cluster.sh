@@ -22,7 +22,12 @@
 #   MAP_BY     rank placement: core (default), socket, node (round-robin across nodes)
 #   BIND_TO    what a rank is pinned to: core (default), socket, none
 #   RANKFILE   an Open MPI rankfile giving each rank its node and core (replaces MAP_BY, BIND_TO)
-#   DRY_RUN=1  print the mpirun command instead of running it
+#   MAX_RESTARTS=K  (train only, with --checkpoint-dir) relaunch a failed job from its newest
+#              complete checkpoint, up to K times: `ddp train --np RANKS --max-restarts K` then
+#              starts and watches mpirun itself, with this script's mpirun arguments
+#              (--mpirun-arg). The checkpoint folder (and --metrics) must be readable here, where the
+#              script runs: on a shared file system, or on this machine when it hosts rank 0.
+#   DRY_RUN=1  print the command instead of running it
 set -euo pipefail
 
 if (($# < 2)); then
@@ -37,9 +42,14 @@ command -v mpirun >/dev/null || { echo "launch-cluster: mpirun not found; hint: 
 ddp=$(realpath "${DDP:-.build/release/ddp}")
 [[ -x $ddp ]] || { echo "launch-cluster: $ddp is not executable; hint: swift build -c release" >&2; exit 2; }
 
+restarts=${MAX_RESTARTS:-0}
+[[ $restarts =~ ^[0-9]+$ ]] || { echo "launch-cluster: MAX_RESTARTS must be 0 or more, got $restarts" >&2; exit 2; }
+if ((restarts)) && [[ $subcommand != train ]]; then
+    echo "launch-cluster: MAX_RESTARTS restarts train jobs only, not $subcommand" >&2; exit 2
+fi
+
 args=(
     --hostfile "$hostfile"               # the machines and their slots
-    -np "$ranks"                          # total ranks over all machines
     --report-bindings                     # print where each rank landed (to stderr), to check the above
     -x PATH                               # export the environment the binary needs to every rank
     -x OMP_NUM_THREADS=1                  # one thread per rank: ranks already fill the cores
@@ -59,6 +69,14 @@ fi
 args+=(--mca btl self,vader,tcp)
 if [[ $(id -u) -eq 0 ]]; then args+=(--allow-run-as-root); fi
 
-cmd=(mpirun "${args[@]}" "$ddp" "$subcommand" "$@")
+if ((restarts)); then
+    # The same supervisor as `ddp train --np N --max-restarts K` on one machine (JobSupervisor):
+    # it runs this mpirun line as its child, and again from the newest checkpoint after a failure.
+    cmd=("$ddp" train --np "$ranks" --max-restarts "$restarts")
+    for a in "${args[@]}"; do cmd+=("--mpirun-arg=$a"); done
+    cmd+=("$@")
+else
+    cmd=(mpirun "${args[@]}" -np "$ranks" "$ddp" "$subcommand" "$@")   # -np: total ranks over all machines
+fi
 if [[ ${DRY_RUN:-0} == 1 ]]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
 exec "${cmd[@]}"

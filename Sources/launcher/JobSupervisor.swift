@@ -22,11 +22,12 @@ enum JobSupervisor {
     ///
     /// - Parameters:
     ///   - ranks: N.
+    ///   - mpirunArguments: `--mpirun-arg`s (a hostfile, placement), given to every mpirun.
     ///   - arguments: this process's arguments (`--np N` is removed for the ranks).
     ///   - maxRestarts: K.
     ///   - checkpointDir: where restarts resume from.
     ///   - metrics: the metrics file to keep at one line per epoch.
-    static func run(ranks: Int, arguments: [String], maxRestarts: Int, checkpointDir: String?, metrics: String?) -> Never {
+    static func run(ranks: Int, mpirunArguments: [String] = [], arguments: [String], maxRestarts: Int, checkpointDir: String?, metrics: String?) -> Never {
         guard let mpirun = MPIRelaunch.which("mpirun") else {
             printError("error: --np \(ranks) needs mpirun, which is not on PATH; hint: install Open MPI (apt-get install openmpi-bin) or run without --np as one rank")
             exit(1)
@@ -43,7 +44,8 @@ enum JobSupervisor {
         var args = arguments
         var restarts = 0
         while true {
-            var argv = MPIRelaunch.commandLine(mpirun: mpirun, ranks: ranks, executable: executable, arguments: args,
+            var argv = MPIRelaunch.commandLine(mpirun: mpirun, ranks: ranks, mpirunArguments: mpirunArguments,
+                                               executable: executable, arguments: args,
                                                cores: ProcessInfo.processInfo.activeProcessorCount, isRoot: getuid() == 0)
             argv.insert(contentsOf: ["--stdin", "none"], at: 1)
             fflush(stdout)

@@ -9,8 +9,17 @@ struct LaunchOptions: ParsableArguments {
     @Option(name: .customLong("np"), help: ArgumentHelp("Run on N local ranks by re-executing under mpirun (adds --oversubscribe beyond the core count and --allow-run-as-root as root).", valueName: "N"))
     var ranks: Int?
 
+    /// Arguments for the mpirun that `--np` starts, e.g. a hostfile, so that the relaunch (and
+    /// `--max-restarts`) covers jobs across machines too; `scripts/launch-cluster.sh` passes its own.
+    @Option(name: .customLong("mpirun-arg"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("With --np: one more argument for mpirun, placed before -np (repeat it, e.g. --mpirun-arg=--hostfile --mpirun-arg=hosts.txt); the placement is then theirs, --oversubscribe is not added.", valueName: "arg"))
+    var mpirunArguments: [String] = []
+
     func validate() throws {
         if let n = ranks, n < 1 { throw ValidationError("--np must be at least 1, got \(n)") }
+        if !mpirunArguments.isEmpty && ranks == nil {
+            throw ValidationError("--mpirun-arg needs --np N, which starts mpirun; hint: under your own mpirun, put the argument on its command line")
+        }
     }
 
     /// Re-executes under mpirun when `--np N` asks for more than one rank and this process was not
@@ -23,8 +32,8 @@ struct LaunchOptions: ParsableArguments {
             }
             return
         }
-        guard n > 1 else { return }
-        try MPIRelaunch.exec(ranks: n, arguments: Array(CommandLine.arguments.dropFirst()))
+        guard n > 1 || !mpirunArguments.isEmpty else { return }
+        try MPIRelaunch.exec(ranks: n, mpirunArguments: mpirunArguments, arguments: Array(CommandLine.arguments.dropFirst()))
     }
 }
 
@@ -49,38 +58,42 @@ enum MPIRelaunch {
         return nil
     }
 
-    /// The arguments without `--np N` / `--np=N`.
+    /// The arguments without `--np N` / `--np=N` and `--mpirun-arg ARG` / `--mpirun-arg=ARG`: what
+    /// the launcher itself used.
     static func strippingRanks(_ arguments: [String]) -> [String] {
         var out: [String] = []
         var skip = false
         for a in arguments {
             if skip { skip = false; continue }
-            if a == "--np" { skip = true; continue }
-            if a.hasPrefix("--np=") { continue }
+            if a == "--np" || a == "--mpirun-arg" { skip = true; continue }
+            if a.hasPrefix("--np=") || a.hasPrefix("--mpirun-arg=") { continue }
             out.append(a)
         }
         return out
     }
 
-    /// The mpirun command line for `ranks` copies of this executable.
-    static func commandLine(mpirun: String, ranks: Int, executable: String, arguments: [String],
-                            cores: Int, isRoot: Bool) -> [String] {
+    /// The mpirun command line for `ranks` copies of this executable, with `mpirunArguments`
+    /// (`--mpirun-arg`) before `-np`.
+    static func commandLine(mpirun: String, ranks: Int, mpirunArguments: [String] = [], executable: String,
+                            arguments: [String], cores: Int, isRoot: Bool) -> [String] {
         // --quiet: Open MPI's own report of ranks that exited non-zero would follow an error every
         // rank agreed on and printed once (`RankSession.endAgreed`); a rank's own error still prints.
         var argv = [mpirun, "--quiet"]
-        if isRoot { argv.append("--allow-run-as-root") }
-        if ranks > cores { argv.append("--oversubscribe") }
+        if isRoot && !mpirunArguments.contains("--allow-run-as-root") { argv.append("--allow-run-as-root") }
+        // Only this machine's cores are known here: with a hostfile the slots are mpirun's to count.
+        if ranks > cores && mpirunArguments.isEmpty { argv.append("--oversubscribe") }
+        argv += mpirunArguments
         argv += ["-np", "\(ranks)", executable] + strippingRanks(arguments)
         return argv
     }
 
     /// Replaces this process with mpirun; returns only by throwing.
-    static func exec(ranks: Int, arguments: [String]) throws -> Never {
+    static func exec(ranks: Int, mpirunArguments: [String] = [], arguments: [String]) throws -> Never {
         guard let mpirun = which("mpirun") else {
             throw LaunchError("--np \(ranks) needs mpirun, which is not on PATH; hint: install Open MPI (apt-get install openmpi-bin) or run without --np as one rank")
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let argv = commandLine(mpirun: mpirun, ranks: ranks, executable: executable, arguments: arguments,
+        let argv = commandLine(mpirun: mpirun, ranks: ranks, mpirunArguments: mpirunArguments, executable: executable, arguments: arguments,
                                cores: ProcessInfo.processInfo.activeProcessorCount, isRoot: getuid() == 0)
         fflush(stdout)
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }

@@ -142,6 +142,32 @@ final class FaultTests: XCTestCase {
         let noDir = try DDPProcess.bare(run + ["--np", "2", "--max-restarts", "1"], timeout: 30)
         XCTAssertNotEqual(noDir.status, 0)
         XCTAssertTrue(noDir.stderr.contains("--max-restarts 1 needs --checkpoint-dir"), noDir.stderr)
+        let noNp = try DDPProcess.bare(run + ["--mpirun-arg=--hostfile", "--mpirun-arg=hosts.txt"], timeout: 30)
+        XCTAssertNotEqual(noNp.status, 0)
+        XCTAssertTrue(noNp.stderr.contains("--mpirun-arg needs --np N"), noNp.stderr)
+    }
+
+    /// `MAX_RESTARTS=K scripts/launch-cluster.sh` hands the job to `ddp train --np N --max-restarts K`
+    /// with the script's own mpirun arguments (the run itself: `SimulatedClusterTests`).
+    func testClusterScriptRestartsThroughTheSupervisor() throws {
+        let dir = try temporaryDirectory()
+        let hostfile = dir + "/hosts"
+        try "node0 slots=2\nnode1 slots=2\n".write(toFile: hostfile, atomically: true, encoding: .utf8)
+        let script = DDPProcess.packageRoot.appendingPathComponent("scripts/launch-cluster.sh").path
+        var env = ProcessInfo.processInfo.environment
+        env.merge(["DDP": DDPProcess.binary, "DRY_RUN": "1", "MAX_RESTARTS": "3"]) { $1 }
+        let r = try DDPProcess.run(["/usr/bin/env", "bash", script, hostfile, "4", "--model", "mlp", "--checkpoint-dir", dir],
+                                   environment: env, timeout: 30)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let words = r.stdout.split(separator: " ").map(String.init)
+        XCTAssertTrue(words.first?.hasSuffix("/ddp") == true, r.stdout)  // the binary, its path resolved by the script
+        XCTAssertEqual(Array(words.dropFirst().prefix(5)), ["train", "--np", "4", "--max-restarts", "3"], r.stdout)
+        XCTAssertTrue(words.contains("--mpirun-arg=--hostfile") && words.contains("--mpirun-arg=\(hostfile)"), r.stdout)
+        XCTAssertFalse(words.contains("mpirun") || words.contains("-np"), "the supervisor starts mpirun, not the script: \(r.stdout)")
+        env["MAX_RESTARTS"] = "2"
+        let gradcheck = try DDPProcess.run(["/usr/bin/env", "bash", script, hostfile, "4", "gradcheck"], environment: env, timeout: 30)
+        XCTAssertNotEqual(gradcheck.status, 0)
+        XCTAssertTrue(gradcheck.stderr.contains("MAX_RESTARTS restarts train jobs only"), gradcheck.stderr)
     }
 
     // MARK: checkpoint crash-safety

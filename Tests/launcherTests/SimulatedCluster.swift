@@ -30,9 +30,12 @@ enum SimulatedCluster {
         }
     }
 
-    /// `sim-cluster.sh OPTIONS -- ddp-arguments` with this test build's `ddp` as the binary.
-    static func run(_ options: [String], _ arguments: [String], timeout: Double = 120) throws -> DDPProcess.Outcome {
+    /// `sim-cluster.sh OPTIONS -- ddp-arguments` with this test build's `ddp` as the binary and
+    /// `environment` added (it reaches `launch-cluster.sh` and, through mpirun, every rank).
+    static func run(_ options: [String], _ arguments: [String], environment: [String: String] = [:],
+                    timeout: Double = 120) throws -> DDPProcess.Outcome {
         var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
         env["DDP"] = DDPProcess.binary
         return try DDPProcess.run(["/usr/bin/env", "bash", script] + options + ["--"] + arguments, environment: env, timeout: timeout)
     }

@@ -78,6 +78,40 @@ final class SimulatedClusterTests: XCTestCase {
                        ["node0 10.77.0.1/24", "node1 10.77.0.2/24", "node2 10.77.0.3/24"], r.stdout)
     }
 
+    /// `MAX_RESTARTS=2 scripts/launch-cluster.sh`: rank 1 (on node1) is killed with SIGKILL once at
+    /// a random step of 2 epochs of 8; the job is relaunched across both hosts from the newest
+    /// checkpoint, and its final tensors equal an uninterrupted one-rank run's bit for bit.
+    func testKilledRankOnTheClusterIsRestartedFromTheNewestCheckpointBitForBit() throws {
+        let dir = try temporaryDirectory()
+        let run = ["train", "--synthetic-samples", "256", "--model", "mlp", "--batch-size", "32", "--log-interval", "0",
+                   "--epochs", "2", "--reduction", "deterministic", "--optimizer", "sgd", "--lr", "0.05"]
+        let whole = try DDPProcess.bare(run + ["--checkpoint-dir", dir + "/whole"], timeout: 120)
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let expected = try tensors(dir + "/whole/step-00000016.safetensors")
+        let step = Int.random(in: 2 ... 14)
+        let phase = "epoch \(step <= 8 ? 1 : 2) step \(step <= 8 ? step : step - 8)"
+        let ck = dir + "/restart", metrics = dir + "/metrics.jsonl"
+        let r = try SimulatedCluster.run(["--hosts", "2"],
+                                         run + ["--checkpoint-dir", ck, "--checkpoint-every", "3", "--metrics", metrics],
+                                         environment: ["MAX_RESTARTS": "2", "DDP_TEST_KILL": "1:\(phase):\(dir)/killed"],
+                                         timeout: 300)
+        let context = "rank 1 killed at \(phase)\nstdout:\n\(r.stdout)\nstderr:\n\(r.stderr)"
+        XCTAssertEqual(r.status, 0, context)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/killed"), "the kill did not happen: \(context)")
+        XCTAssertTrue(r.stderr.contains("ddp: restart 1 of 2: the job ended with exit status"), context)
+        XCTAssertFalse(r.stderr.contains("ddp: restart 2 of 2"), "one kill, one restart: \(context)")
+        let got = try tensors(ck + "/step-00000016.safetensors")
+        XCTAssertEqual(Set(got.keys), Set(expected.keys), context)
+        for (name, values) in expected {
+            XCTAssertTrue(values.elementsEqual(got[name] ?? []) { $0.bitPattern == $1.bitPattern },
+                          "\(name) differs from the uninterrupted run: \(context)")
+        }
+        let lines = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        XCTAssertEqual(lines.filter { $0["kind"] as? String == "epoch" }.compactMap { $0["epoch"] as? Int }, [1, 2], context)
+    }
+
     func testAHostWhoseLinkGoesDownEndsTheJobWithinTheStallTimeout() throws {
         let help = try DDPProcess.bare(["train", "--help"], timeout: 30)
         guard help.stdout.contains("--stall-timeout") else {

@@ -29,7 +29,7 @@ struct FaultOptions: ParsableArguments {
     /// - Throws: `LaunchError` when `--max-restarts` lacks `--np` or `--checkpoint-dir`.
     func superviseIfRequested(launch: LaunchOptions, checkpointDir: String?, metrics: String?) throws -> Bool {
         guard MPIRelaunch.launcherSize() == nil else { return false }
-        guard let ranks = launch.ranks, ranks > 1 else {
+        guard let ranks = launch.ranks, ranks > 1 || !launch.mpirunArguments.isEmpty else {
             if maxRestarts > 0 {
                 throw LaunchError("--max-restarts \(maxRestarts) needs --np N, which launches (and relaunches) mpirun; hint: under your own launcher, relaunch with --resume CHECKPOINT_DIR")
             }
@@ -38,7 +38,7 @@ struct FaultOptions: ParsableArguments {
         if maxRestarts > 0 && checkpointDir == nil {
             throw LaunchError("--max-restarts \(maxRestarts) needs --checkpoint-dir, where a restarted job resumes from")
         }
-        JobSupervisor.run(ranks: ranks, arguments: Array(CommandLine.arguments.dropFirst()), maxRestarts: maxRestarts,
+        JobSupervisor.run(ranks: ranks, mpirunArguments: launch.mpirunArguments, arguments: Array(CommandLine.arguments.dropFirst()), maxRestarts: maxRestarts,
                           checkpointDir: checkpointDir, metrics: metrics)
     }
 
