@@ -100,6 +100,9 @@ final class SimulatedClusterTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/killed"), "the kill did not happen: \(context)")
         XCTAssertTrue(r.stderr.contains("ddp: restart 1 of 2: the job ended with exit status"), context)
         XCTAssertFalse(r.stderr.contains("ddp: restart 2 of 2"), "one kill, one restart: \(context)")
+        // Both attempts spread over both hosts (mpirun's --report-bindings line of rank 1, once per attempt).
+        let onNode1 = r.stderr.split(separator: "\n").filter { $0.hasPrefix("[node1:") && $0.contains("MCW rank 1 ") }
+        XCTAssertEqual(onNode1.count, 2, context)
         let got = try tensors(ck + "/step-00000016.safetensors")
         XCTAssertEqual(Set(got.keys), Set(expected.keys), context)
         for (name, values) in expected {
