@@ -20,9 +20,13 @@ fi
 flags=(-c release -Xswiftc -enable-testing --scratch-path .build-test)
 if [[ -n $sanitize ]]; then
     flags=(-c release -Xswiftc -enable-testing -Xswiftc "-sanitize=$sanitize" --scratch-path ".build-test-$sanitize")
-    # Sanitizer reports end the process with a non-zero status, so a finding fails the test that met it.
-    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
-    export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+    # Sanitizer reports end the process with a non-zero status, so a finding fails the test that met
+    # it. They also go to files: a rank or a ddp a test expects to fail would hide its report in a
+    # non-zero status the test wanted, so any report file fails the run (below).
+    reports=$PWD/.build-test-$sanitize/sanitizer-reports
+    rm -rf "$reports"; mkdir -p "$reports"
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:log_path=$reports/asan}
+    export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:log_path=$reports/tsan}
 fi
 # One build of the binary and the test bundle together (a plain build followed by `swift test`
 # would compile every target a second time).
@@ -35,4 +39,11 @@ if [[ -z $sanitize && $# -eq 0 && "${DDP_SKIP_FUZZ:-}" != 1 ]]; then
     scripts/fuzz.sh --smoke 2
 fi
 # XCTest only: without this the empty Swift Testing run prints the last ("0 tests") line.
-swift test "${flags[@]}" --skip-build --disable-swift-testing "$@"
+status=0
+swift test "${flags[@]}" --skip-build --disable-swift-testing "$@" || status=$?
+if [[ -n $sanitize ]] && compgen -G "$reports/*" > /dev/null; then
+    for f in "$reports"/*; do echo "== $f"; head -n 40 "$f"; done >&2
+    echo "test.sh: $(ls "$reports" | wc -l) $sanitize sanitizer report(s) from processes the tests started, in $reports" >&2
+    exit 1
+fi
+exit $status
