@@ -108,4 +108,56 @@ final class ExactGradientReducerTests: XCTestCase {
         }
         for (p, r) in results.enumerated() { XCTAssertEqual(r, results[0], "P=\(p + 1)") }
     }
+
+    /// A dense layer's gradients summed chunk by chunk inside the reducer (`accumulateDense`, the
+    /// batched path) carry the bits of the layer's own backward run on each chunk followed by
+    /// `accumulate`, over weights that take several row blocks and ragged chunks; so do the
+    /// input gradients of the batch and of its chunks.
+    func testDenseChunksMatchTheLayerChunkByChunk() throws {
+        let (units, features) = (37, 3000)
+        let chunks = [0 ..< 5, 5 ..< 10, 10 ..< 13]
+        var g = SplitMix64(seed: 11, keys: [4])
+        func random(_ n: Int) -> [Float] { (0 ..< n).map { _ in Float(Int64(bitPattern: g.next()) % 1_000_003) * 1e-6 } }
+        let x = Tensor(shape: [13, features], values: random(13 * features))
+        let gy = Tensor(shape: [13, units], values: random(13 * units))
+        var reference: [Float] = [], batched: [Float] = []
+        for path in 0 ..< 2 {
+            let arena = ParameterArena(tensors: [("w", [units, features], true), ("b", [units], true)])
+            for i in 0 ..< arena.count { arena.parameters[i] = Float(i % 7) * 0.01 }
+            var dense = Dense(units: units)
+            dense.bind(slots: arena.slots)
+            let reducer = ExactGradientReducer(arena: arena, communicator: InProcessCommunicator.group(size: 1, timeout: 30)[0],
+                                               buckets: [0 ..< arena.count])
+            var gradInputs: [Tensor] = []
+            for _ in 0 ..< 2 { // the first attempt measures the scales
+                arena.zeroGradients()
+                reducer.begin(terms: chunks.count)
+                gradInputs = []
+                if path == 0 {
+                    for (j, chunk) in chunks.enumerated() {
+                        let xc = Tensor.splittingRows(x, counts: [chunk.lowerBound, chunk.count, 13 - chunk.upperBound])[1]
+                        let gc = Tensor.splittingRows(gy, counts: [chunk.lowerBound, chunk.count, 13 - chunk.upperBound])[1]
+                        _ = dense.forward(xc, arena: arena, context: ForwardContext(training: true))
+                        gradInputs.append(dense.backward(gc, arena: arena))
+                        reducer.accumulate(slots: 0 ..< 2, clearing: j < chunks.count - 1)
+                    }
+                } else {
+                    _ = dense.forward(x, arena: arena, context: ForwardContext(training: true))
+                    x.storage.withUnsafeBufferPointer { xp in
+                        gy.storage.withUnsafeBufferPointer { gp in
+                            reducer.accumulateDense(weight: 0, bias: 1, gradOutput: gp.baseAddress!, input: xp.baseAddress!, chunks: chunks)
+                        }
+                    }
+                    gradInputs = Tensor.splittingRows(dense.inputGradient(gy, arena: arena), counts: chunks.map(\.count))
+                }
+                _ = try reducer.finish(globalBatchSize: 13)
+            }
+            XCTAssertEqual(reducer.lastStep.attempts, 2, "the first attempt measures the scales, the second fits")
+            let result = arena.gradientSnapshot() + gradInputs.flatMap(\.storage)
+            if path == 0 { reference = result } else { batched = result }
+        }
+        XCTAssertEqual(batched.count, reference.count)
+        XCTAssertTrue(zip(batched, reference).allSatisfy { $0.bitPattern == $1.bitPattern }, "the batched path changed bits")
+        XCTAssertTrue(reference.contains { $0 != 0 })
+    }
 }

@@ -63,6 +63,9 @@ public final class ExactGradientReducer {
     /// first term is written over them, or they are cleared before the slot's bucket is sent).
     private var fresh: [Bool]
     private var pending: [PendingReduction] = []
+    /// `accumulateDense`'s block of float gradients.
+    private var block: UnsafeMutablePointer<Float>?
+    private var blockCapacity = 0
     private var step = ExactReductionStatistics()
 
     /// - Parameters:
@@ -81,7 +84,10 @@ public final class ExactGradientReducer {
         sums.initialize(repeating: 0, count: Swift.max(arena.count, 1))
     }
 
-    deinit { sums.deallocate() }
+    deinit {
+        sums.deallocate()
+        block?.deallocate()
+    }
 
     /// The agreed exponents by slot name (what a checkpoint records).
     public var exponentsByName: [String: Int] {
@@ -123,6 +129,73 @@ public final class ExactGradientReducer {
             if !(m <= maxima[s]) { maxima[s] = m }
         }
         step.accumulateSeconds += Timeline.seconds(since: start)
+    }
+
+    /// Adds the parameter gradients of a dense layer for each chunk of its batch to the accumulators
+    /// at the agreed scales, without writing them to the arena: the same integers as a chunk-by-chunk
+    /// backward followed by `accumulate`, at a fraction of the memory traffic. Local.
+    ///
+    /// Chunk c's weight gradient is `gyᵀ[U, c] · x[c, F]`, one GEMM over the chunk's samples (each
+    /// element the same in-order FMA chain as the layer's own backward), its bias gradient the sum of
+    /// the chunk's rows of gy in sample order. The product is formed a block of rows of the weight at
+    /// a time into a scratch that stays in cache, and turned into integers there, so the float
+    /// gradient never travels to memory and the accumulators are written once per block, not read
+    /// and written once per chunk from memory.
+    /// - Parameters:
+    ///   - weight: the arena slot index of the weight, `[U, F]`.
+    ///   - bias: the slot index of the bias `[U]`, or nil.
+    ///   - gradOutput: gy, `[N, U]` row-major (read).
+    ///   - input: x, `[N, F]` row-major (read).
+    ///   - chunks: consecutive row ranges of gy and x, one per chunk, in chunk order.
+    public func accumulateDense(weight: Int, bias: Int?, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>,
+                                chunks: [Range<Int>]) {
+        let start = Timeline.now()
+        defer { step.accumulateSeconds += Timeline.seconds(since: start) }
+        let slot = arena.slots[weight]
+        precondition(slot.shape.count == 2, "A dense weight is [units, features], got \(slot.shape) for \(slot.name).")
+        let units = slot.shape[0], features = slot.shape[1]
+        // Rows of the weight per block: the float block and its accumulators (12 bytes an element)
+        // in about 768 KiB, so both stay in L2 while every chunk adds to them.
+        let rows = Swift.min(units, Swift.max(8, 786_432 / (12 * features) / 8 * 8))
+        let block = scratch(rows * features)
+        let firstTerm = fresh[weight]
+        var u0 = 0
+        while slot.trainable && u0 < units {
+            let height = Swift.min(rows, units - u0)
+            for (j, chunk) in chunks.enumerated() {
+                // block[height, F] = gyᵀ[u0 ..< u0 + height, chunk] · x[chunk, F]
+                GEMM.multiply(block, ldc: features, gy + chunk.lowerBound * units + u0, lda: units, transA: true,
+                              x + chunk.lowerBound * features, ldb: features, transB: false,
+                              m: height, n: features, k: chunk.count)
+                let m = ExactSum.accumulate(sums + slot.offset + u0 * features, clearing: block, scale: scales[weight],
+                                            height * features, first: firstTerm && j == 0, clear: false)
+                if !(m <= maxima[weight]) { maxima[weight] = m }
+            }
+            u0 += height
+        }
+        fresh[weight] = false
+        if let bias, arena.slots[bias].trainable {
+            let total = scratch(units)
+            let firstBias = fresh[bias]
+            for (j, chunk) in chunks.enumerated() {
+                total.update(repeating: 0, count: units)
+                for i in chunk { for u in 0 ..< units { total[u] += gy[i * units + u] } }
+                let m = ExactSum.accumulate(sums + arena.slots[bias].offset, clearing: total, scale: scales[bias], units,
+                                            first: firstBias && j == 0, clear: false)
+                if !(m <= maxima[bias]) { maxima[bias] = m }
+            }
+            fresh[bias] = false
+        }
+    }
+
+    /// A float scratch of at least `count` elements, kept for later calls.
+    private func scratch(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if blockCapacity < count {
+            block?.deallocate()
+            block = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            blockCapacity = count
+        }
+        return block!
     }
 
     /// Tells the reducer that no chunk will add to accumulators at offsets ≥ `offset` any more this

@@ -112,8 +112,20 @@ extension DataParallelTrainer {
         exactStep.chunkStatistics.append([:])
         exactStep.globalStatistics.append([:])
 
+        // Dense layers run the rank's chunks as one batch (their rows do not depend on one another, so
+        // each row has the bits it would have alone) and sum their parameter gradients chunk by chunk
+        // inside the exact reducer; every other layer runs chunk by chunk with its own copy.
+        let rows = xs.map(\.batchSize)
+        let chunkRows = rows.indices.map { rows[..<$0].reduce(0, +) ..< rows[...$0].reduce(0, +) }
+
         let forwardStart = Timeline.now()
         for i in order {
+            if !xs.isEmpty, var dense = model.layers[i] as? Dense {
+                xs = Tensor.splittingRows(dense.forward(Tensor(joiningRows: xs), arena: arena, context: ForwardContext(training: true)),
+                                          counts: rows)
+                batchedDense[i] = dense
+                continue
+            }
             var context = ForwardContext(training: true)
             if let norm = normLayers[i], norm.synchronized {
                 let local = xs.indices.map { (chunkLayers[$0][i] as! BatchNorm2D).batchStatistics(of: xs[$0]) }
@@ -144,9 +156,23 @@ extension DataParallelTrainer {
                 let local = grads.indices.map { (chunkLayers[$0][i] as! BatchNorm2D).backwardSums(of: grads[$0]) }
                 preset.values = sumInChunkOrder(local, mine: mine, chunks: ranges.count, width: 2 * norm.channels)
             }
-            for j in grads.indices {
-                grads[j] = chunkLayers[j][i].backward(grads[j], arena: arena)
-                if let slots = layerSlots[i] { exactReducer!.accumulate(slots: slots, clearing: !final || j < grads.count - 1) }
+            if !grads.isEmpty, var dense = batchedDense[i] {
+                let gradOutput = Tensor(joiningRows: grads)
+                if let slots = layerSlots[i] {
+                    gradOutput.storage.withUnsafeBufferPointer { gy in
+                        dense.lastInput.storage.withUnsafeBufferPointer { x in
+                            exactReducer!.accumulateDense(weight: slots.lowerBound, bias: dense.useBias ? slots.lowerBound + 1 : nil,
+                                                          gradOutput: gy.baseAddress!, input: x.baseAddress!, chunks: chunkRows)
+                        }
+                    }
+                }
+                grads = Tensor.splittingRows(dense.inputGradient(gradOutput, arena: arena), counts: rows)
+                batchedDense[i] = dense
+            } else {
+                for j in grads.indices {
+                    grads[j] = chunkLayers[j][i].backward(grads[j], arena: arena)
+                    if let slots = layerSlots[i] { exactReducer!.accumulate(slots: slots, clearing: !final || j < grads.count - 1) }
+                }
             }
             timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
             if final, let offset = layerOffsets(i) {

@@ -42,6 +42,9 @@ public final class DataParallelTrainer {
     /// Deterministic mode: one copy of the model's layers per chunk this rank computes at once
     /// (their own activations and caches; parameters stay in the one arena).
     var chunkLayers: [[any Layer]] = []
+    /// Deterministic mode: one copy per dense layer (by layer index) that runs all of this rank's
+    /// chunks as one batch (a dense layer's rows do not depend on each other).
+    var batchedDense: [Int: Dense] = [:]
     /// Deterministic mode: the step in progress (its micro-batches, for a redo, and batch statistics).
     var exactStep = ExactStep()
     /// The training augmentation's deterministic part (rescale, normalization) for evaluation.

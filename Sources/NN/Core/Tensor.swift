@@ -64,6 +64,34 @@ public struct Tensor: Equatable {
     }
 }
 
+extension Tensor {
+    /// The samples of `parts`, one after another: shape `[Σ N_i, …]` (every part has the same
+    /// per-sample shape).
+    public init(joiningRows parts: [Tensor]) {
+        precondition(!parts.isEmpty, "Cannot join the rows of no tensors.")
+        let sample = Array(parts[0].shape.dropFirst())
+        var storage: [Float] = []
+        storage.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+        for part in parts {
+            precondition(Array(part.shape.dropFirst()) == sample,
+                         "Cannot join rows of shape \(part.shape) to rows of shape \(parts[0].shape).")
+            storage += part.storage
+        }
+        self.init(shape: [parts.reduce(0) { $0 + $1.batchSize }] + sample, values: storage)
+    }
+
+    /// `tensor`'s samples cut into consecutive tensors of `counts[i]` samples each.
+    public static func splittingRows(_ tensor: Tensor, counts: [Int]) -> [Tensor] {
+        precondition(counts.reduce(0, +) == tensor.batchSize, "Cannot split \(tensor.batchSize) samples into \(counts).")
+        let sample = Array(tensor.shape.dropFirst()), width = sample.reduce(1, *)
+        var start = 0
+        return counts.map { n in
+            defer { start += n }
+            return Tensor(shape: [n] + sample, values: Array(tensor.storage[start * width ..< (start + n) * width]))
+        }
+    }
+}
+
 extension Tensor: CustomStringConvertible {
     public var description: String { "Tensor\(shape)" }
 }

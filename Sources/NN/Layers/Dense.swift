@@ -77,9 +77,7 @@ public struct Dense: Layer {
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
         guard let w = weightSlot else { preconditionFailure("Dense.backward called before the layer was bound to an arena.") }
         let n = input.batchSize, f = w.shape[1]
-        precondition(gradOutput.shape == [n, units],
-                     "Dense(\(units)).backward expects a gradient of shape \([n, units]), got \(gradOutput.shape).")
-        gradInput.resize(to: inputShape)
+        checkGradient(gradOutput)
         gradOutput.storage.withUnsafeBufferPointer { gy in
             input.storage.withUnsafeBufferPointer { x in
                 // gradW[U,F] += gyᵀ[U,N] · x[N,F]
@@ -90,6 +88,25 @@ public struct Dense: Layer {
                 let gb = arena.gradients + b.offset
                 for i in 0 ..< n { for j in 0 ..< units { gb[j] += gy[i * units + j] } }
             }
+        }
+        return inputGradient(gradOutput, arena: arena)
+    }
+
+    /// The input gradient alone, `gradX[N,F] = gy[N,U] · W[U,F]`, for a caller that forms the
+    /// parameter gradients itself from `lastInput` (deterministic mode sums them chunk by chunk).
+    ///
+    /// Each row of the result depends only on the same row of `gradOutput`, so a batch gives the
+    /// bits its parts would give one by one.
+    /// - Parameters:
+    ///   - gradOutput: `[N, U]` for the input of the last `forward` (read).
+    ///   - arena: the parameters (read).
+    /// - Returns: `[N, …]`, the shape of the last input.
+    public mutating func inputGradient(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
+        guard let w = weightSlot else { preconditionFailure("Dense.backward called before the layer was bound to an arena.") }
+        let n = input.batchSize, f = w.shape[1]
+        checkGradient(gradOutput)
+        gradInput.resize(to: inputShape)
+        gradOutput.storage.withUnsafeBufferPointer { gy in
             gradInput.storage.withUnsafeMutableBufferPointer { gx in
                 // gradX[N,F] = gy[N,U] · W[U,F]
                 GEMM.multiply(gx.baseAddress!, ldc: f, gy.baseAddress!, lda: units, transA: false,
@@ -97,5 +114,14 @@ public struct Dense: Layer {
             }
         }
         return gradInput
+    }
+
+    /// The input of the last `forward`, `[N, …]` (F features a sample).
+    public var lastInput: Tensor { input }
+
+    private func checkGradient(_ gradOutput: Tensor) {
+        let n = input.batchSize
+        precondition(gradOutput.shape == [n, units],
+                     "Dense(\(units)).backward expects a gradient of shape \([n, units]), got \(gradOutput.shape).")
     }
 }
