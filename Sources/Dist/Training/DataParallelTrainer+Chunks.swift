@@ -120,7 +120,8 @@ extension DataParallelTrainer {
 
         let forwardStart = Timeline.now()
         for i in order {
-            if !xs.isEmpty, var dense = model.layers[i] as? Dense {
+            // The copy is kept across steps, so its output and gradient buffers are reused.
+            if !xs.isEmpty, var dense = batchedDense[i] ?? model.layers[i] as? Dense {
                 xs = Tensor.splittingRows(dense.forward(Tensor(joiningRows: xs), arena: arena, context: ForwardContext(training: true)),
                                           counts: rows)
                 batchedDense[i] = dense

@@ -118,6 +118,7 @@ struct BenchSteps: ParsableCommand {
                     sums[0] += Timeline.seconds(since: start, until: computed)
                     sums[2] += exact.blockedSeconds
                     sums[4] += exact.accumulateSeconds
+                    sums[6] += BenchSteps.processCPUSeconds() - cpuStart
                     redone += exact.attempts - 1
                 } else if k >= warmup {
                     let s = trainer.reducer.lastStep
