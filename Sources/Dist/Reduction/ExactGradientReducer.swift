@@ -179,7 +179,7 @@ public final class ExactGradientReducer {
             let firstBias = fresh[bias]
             for (j, chunk) in chunks.enumerated() {
                 total.update(repeating: 0, count: units)
-                for i in chunk { for u in 0 ..< units { total[u] += gy[i * units + u] } }
+                Dense.addBiasGradient(total, gy, rows: chunk, units: units)
                 let m = ExactSum.accumulate(sums + arena.slots[bias].offset, clearing: total, scale: scales[bias], units,
                                             first: firstBias && j == 0, clear: false)
                 if !(m <= maxima[bias]) { maxima[bias] = m }

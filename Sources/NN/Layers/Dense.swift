@@ -84,10 +84,7 @@ public struct Dense: Layer {
                 GEMM.multiply(arena.gradients + w.offset, ldc: f, gy.baseAddress!, lda: units, transA: true,
                               x.baseAddress!, ldb: f, transB: false, m: units, n: f, k: n, beta: 1)
             }
-            if let b = biasSlot {
-                let gb = arena.gradients + b.offset
-                for i in 0 ..< n { for j in 0 ..< units { gb[j] += gy[i * units + j] } }
-            }
+            if let b = biasSlot { Dense.addBiasGradient(arena.gradients + b.offset, gy.baseAddress!, rows: 0 ..< n, units: units) }
         }
         return inputGradient(gradOutput, arena: arena)
     }
@@ -114,6 +111,13 @@ public struct Dense: Layer {
             }
         }
         return gradInput
+    }
+
+    /// Adds the rows `rows` of gy into the bias gradient, in row order: `gradBias[U] += Σ_i gy[i, U]`.
+    ///
+    /// - gradBias: `[U]` (added into). gy: `[N, U]` row-major (read).
+    public static func addBiasGradient(_ gradBias: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, rows: Range<Int>, units: Int) {
+        for i in rows { for j in 0 ..< units { gradBias[j] += gy[i * units + j] } }
     }
 
     /// The input of the last `forward`, `[N, …]` (F features a sample).
