@@ -211,6 +211,14 @@ public final class ExactGradientReducer {
                                                                                       count: bucket.count), op: .sum))
             step.wireBytes += 8 * bucket.count
         }
+        try progress()
+    }
+
+    /// Lets MPI advance the reductions in flight (a test of each; nothing blocks). Long layers call
+    /// it between blocks of their backward, so a bucket started before them moves during them.
+    ///
+    /// - Throws: `DistError.mpi` when a reduction failed.
+    public func progress() throws {
         for p in pending { _ = try p.test() }
     }
 

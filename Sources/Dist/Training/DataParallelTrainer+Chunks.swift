@@ -151,6 +151,13 @@ extension DataParallelTrainer {
         }
         timeline?.record("forward", lane: .compute, from: forwardStart, to: Timeline.now())
 
+        // Long layers poll the reductions in flight between samples, as in fast mode, so the
+        // buckets started after the dense layers advance during the convolutions' backward.
+        let backwardContext = final && communicator.size > 1
+            ? BackwardContext(progress: { [unowned self] in
+                do { try exactReducer!.progress() } catch { deferredError = deferredError ?? error }
+            })
+            : BackwardContext()
         for i in order.reversed() {
             let layerStart = Timeline.now()
             if let norm = normLayers[i], norm.synchronized {
@@ -171,13 +178,15 @@ extension DataParallelTrainer {
                 batchedDense[i] = dense
             } else {
                 for j in grads.indices {
-                    grads[j] = chunkLayers[j][i].backward(grads[j], arena: arena)
+                    grads[j] = chunkLayers[j][i].backward(grads[j], arena: arena, context: backwardContext)
                     if let slots = layerSlots[i] { exactReducer!.accumulate(slots: slots, clearing: !final || j < grads.count - 1) }
                 }
             }
             timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
             if final, let offset = layerOffsets(i) {
                 do { try exactReducer!.sumsFinal(from: offset) } catch { deferredError = deferredError ?? error }
+            } else {
+                backwardContext.progress?()
             }
         }
         return totals

@@ -126,22 +126,24 @@ public enum ConvKernels {
         }
     }
 
-    /// Fast weight and bias gradients; per sample and channel chunk, im2col then a GEMM.
+    /// Fast weight gradient and the bias gradient's sums; per sample and channel chunk, im2col then a GEMM.
     ///
-    /// - gradWeight: `[K,C,R,S]` (added into). gradBias: `[K]` (added into) or nil.
+    /// - gradWeight: `[K,C,R,S]` (added into).
+    /// - biasSums: `[K]` Double (added into: each output channel's sum of gy over the samples, in
+    ///   sample order) or nil. The caller rounds them into the float bias gradient once, after its
+    ///   last block of samples, so the bits do not depend on how the batch was cut into blocks.
     /// - gy: `[N,K,P,Q]` (read). x: `[N,C,H,W]` (read). scratch: `columnScratchCount(g)` floats (overwritten).
-    public static func backwardWeight(_ gradWeight: UnsafeMutablePointer<Float>, _ gradBias: UnsafeMutablePointer<Float>?,
+    public static func backwardWeight(_ gradWeight: UnsafeMutablePointer<Float>, _ biasSums: UnsafeMutablePointer<Double>?,
                                       _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                       _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
         let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
-        // The bias gradient sums each sample's rows of gy in Double while the sample's gy is still
-        // in cache from its products (a pass over all of gy afterwards reads it from memory again).
-        var biasSums = [Double](repeating: 0, count: gradBias == nil ? 0 : g.K)
         for n in 0 ..< N {
             let xn = x + n * inputCount, gyn = gy + n * outputCount
+            // The bias sums read each sample's gy while it is still in cache from its products (a
+            // pass over all of gy afterwards reads it from memory again).
             defer {
-                for k in biasSums.indices { biasSums[k] += Double(vectorSum(gyn + k * g.PQ, g.PQ)) }
+                if let biasSums { for k in 0 ..< g.K { biasSums[k] += Double(vectorSum(gyn + k * g.PQ, g.PQ)) } }
             }
             if g.isPointwise {
                 GEMM.multiply(gradWeight, ldc: g.CRS, gyn, lda: g.PQ, transA: false, xn, ldb: g.PQ, transB: true,
@@ -156,9 +158,6 @@ public enum ConvKernels {
                 GEMM.multiply(gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: ldcol,
                               transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
             }
-        }
-        if let gradBias {
-            for k in 0 ..< g.K { gradBias[k] += Float(biasSums[k]) }
         }
     }
 

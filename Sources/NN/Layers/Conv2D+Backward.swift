@@ -19,15 +19,24 @@ extension Conv2D {
         let gradBias = biasSlot.map { arena.gradients + $0.offset }
         reserveColumns(for: g)
         let input = self.input
+        // The bias gradient is summed in Double over every block and rounded once, so polling
+        // (which cuts the batch into blocks) leaves the bits of the unblocked backward.
+        var biasSums = [Double](repeating: 0, count: gradBias == nil ? 0 : g.K)
         gradOutput.storage.withUnsafeBufferPointer { gy in
             input.storage.withUnsafeBufferPointer { x in
                 columns.withUnsafeMutableBufferPointer { col in
-                    context.forEachBlock(of: n) { b in
-                        ConvKernels.backwardWeight(gradWeight, gradBias, gy.baseAddress! + b.lowerBound * g.K * g.PQ,
-                                                   x.baseAddress! + b.lowerBound * g.C * g.H * g.W, col.baseAddress!, b.count, g)
+                    biasSums.withUnsafeMutableBufferPointer { sums in
+                        context.forEachBlock(of: n) { b in
+                            ConvKernels.backwardWeight(gradWeight, gradBias == nil ? nil : sums.baseAddress!,
+                                                       gy.baseAddress! + b.lowerBound * g.K * g.PQ,
+                                                       x.baseAddress! + b.lowerBound * g.C * g.H * g.W, col.baseAddress!, b.count, g)
+                        }
                     }
                 }
             }
+        }
+        if let gradBias {
+            for k in 0 ..< g.K { gradBias[k] += Float(biasSums[k]) }
         }
         guard computesInputGradient else { return Tensor(shape: [0]) }
         // backwardInput writes every element (zeroing each sample before folding columns back).
