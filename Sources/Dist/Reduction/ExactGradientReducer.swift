@@ -63,9 +63,14 @@ public final class ExactGradientReducer {
     /// first term is written over them, or they are cleared before the slot's bucket is sent).
     private var fresh: [Bool]
     private var pending: [PendingReduction] = []
-    /// `accumulateDense`'s block of float gradients.
+    /// `accumulateDense`'s block of float gradients, and of Double sums when they stay in cache.
     private var block: UnsafeMutablePointer<Float>?
     private var blockCapacity = 0
+    private var sumsBlock: UnsafeMutablePointer<Double>?
+    private var sumsBlockCapacity = 0
+    /// Per slot: the mean is in the arena already (`accumulateDense` on a single rank), over this
+    /// many samples; `finish` checks the count and does not write it again.
+    private var meanWritten: [Int?]
     private var step = ExactReductionStatistics()
 
     /// - Parameters:
@@ -80,6 +85,7 @@ public final class ExactGradientReducer {
         scales = [Double](repeating: 1, count: arena.slots.count)
         maxima = [Float](repeating: 0, count: arena.slots.count)
         fresh = [Bool](repeating: true, count: arena.slots.count)
+        meanWritten = [Int?](repeating: nil, count: arena.slots.count)
         sums = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(arena.count, 1))
         sums.initialize(repeating: 0, count: Swift.max(arena.count, 1))
     }
@@ -87,6 +93,7 @@ public final class ExactGradientReducer {
     deinit {
         sums.deallocate()
         block?.deallocate()
+        sumsBlock?.deallocate()
     }
 
     /// The agreed exponents by slot name (what a checkpoint records).
@@ -113,6 +120,7 @@ public final class ExactGradientReducer {
             scales[s] = Double(sign: .plus, exponent: e, significand: 1)
             maxima[s] = 0
             fresh[s] = true
+            meanWritten[s] = nil
         }
     }
 
@@ -147,8 +155,13 @@ public final class ExactGradientReducer {
     ///   - gradOutput: gy, `[N, U]` row-major (read).
     ///   - input: x, `[N, F]` row-major (read).
     ///   - chunks: consecutive row ranges of gy and x, one per chunk, in chunk order.
+    ///   - meanOver: the step's sample count when these chunks are its last terms (the last
+    ///     micro-batch). On a single rank with no earlier term of the weight, nothing is left to add
+    ///     or send: each block's sums then stay in a cache-sized scratch and its mean (the bits
+    ///     `finish` would write) goes straight to the arena's gradients, sparing the accumulators'
+    ///     round trip through memory. `finish` must then be given the same count.
     public func accumulateDense(weight: Int, bias: Int?, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>,
-                                chunks: [Range<Int>]) {
+                                chunks: [Range<Int>], meanOver: Int? = nil) {
         let start = Timeline.now()
         defer { step.accumulateSeconds += Timeline.seconds(since: start) }
         let slot = arena.slots[weight]
@@ -159,20 +172,28 @@ public final class ExactGradientReducer {
         let rows = Swift.min(units, Swift.max(8, 786_432 / (12 * features) / 8 * 8))
         let block = scratch(rows * features)
         let firstTerm = fresh[weight]
+        let alone = communicator.size == 1 && firstTerm && meanOver != nil
+        let blockSums = alone ? sumsScratch(rows * features) : nil
         var u0 = 0
         while slot.trainable && u0 < units {
             let height = Swift.min(rows, units - u0)
+            let target = blockSums ?? sums + slot.offset + u0 * features
             for (j, chunk) in chunks.enumerated() {
                 // block[height, F] = gyᵀ[u0 ..< u0 + height, chunk] · x[chunk, F]
                 GEMM.multiply(block, ldc: features, gy + chunk.lowerBound * units + u0, lda: units, transA: true,
                               x + chunk.lowerBound * features, ldb: features, transB: false,
                               m: height, n: features, k: chunk.count)
-                let m = ExactSum.accumulate(sums + slot.offset + u0 * features, clearing: block, scale: scales[weight],
+                let m = ExactSum.accumulate(target, clearing: block, scale: scales[weight],
                                             height * features, first: firstTerm && j == 0, clear: false)
                 if !(m <= maxima[weight]) { maxima[weight] = m }
             }
+            if let blockSums, let count = meanOver {
+                ExactSum.writeMean(arena.gradients + slot.offset + u0 * features, blockSums, scale: scales[weight],
+                                   count: count, height * features)
+            }
             u0 += height
         }
+        if alone && slot.trainable { meanWritten[weight] = meanOver }
         fresh[weight] = false
         if let bias, arena.slots[bias].trainable {
             let total = scratch(units)
@@ -196,6 +217,16 @@ public final class ExactGradientReducer {
             blockCapacity = count
         }
         return block!
+    }
+
+    /// A Double scratch of at least `count` elements, kept for later calls.
+    private func sumsScratch(_ count: Int) -> UnsafeMutablePointer<Double> {
+        if sumsBlockCapacity < count {
+            sumsBlock?.deallocate()
+            sumsBlock = UnsafeMutablePointer<Double>.allocate(capacity: count)
+            sumsBlockCapacity = count
+        }
+        return sumsBlock!
     }
 
     /// Tells the reducer that no chunk will add to accumulators at offsets ≥ `offset` any more this
@@ -267,6 +298,11 @@ public final class ExactGradientReducer {
             return false
         }
         for (s, slot) in arena.slots.enumerated() where slot.trainable {
+            if let written = meanWritten[s] {
+                precondition(written == globalBatchSize,
+                             "The exact reduction wrote \(slot.name)'s mean over \(written) samples, but finish averages over \(globalBatchSize).")
+                continue
+            }
             ExactSum.writeMean(arena.gradients + slot.offset, sums + slot.offset, scale: scales[s], count: globalBatchSize, slot.count)
         }
         lastStep = step

@@ -144,6 +144,7 @@ extension DataParallelTrainer {
         }
         var totals = BatchTotals()
         var grads: [Tensor] = []
+        let stepSamples = exactStep.micro.reduce(0) { $0 + $1.batch.count }
         for j in xs.indices {
             let (lossSum, gradLogits) = loss.evaluate(logits: xs[j], labels: labels[j])
             totals += BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: xs[j], labels: labels[j]), count: labels[j].count)
@@ -170,7 +171,8 @@ extension DataParallelTrainer {
                     gradOutput.storage.withUnsafeBufferPointer { gy in
                         dense.lastInput.storage.withUnsafeBufferPointer { x in
                             exactReducer!.accumulateDense(weight: slots.lowerBound, bias: dense.useBias ? slots.lowerBound + 1 : nil,
-                                                          gradOutput: gy.baseAddress!, input: x.baseAddress!, chunks: chunkRows)
+                                                          gradOutput: gy.baseAddress!, input: x.baseAddress!, chunks: chunkRows,
+                                                          meanOver: final ? stepSamples : nil)
                         }
                     }
                 }
