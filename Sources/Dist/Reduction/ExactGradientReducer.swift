@@ -52,6 +52,9 @@ public final class ExactGradientReducer {
     public private(set) var exponents: [Int?]
     /// The last completed step's figures on this rank.
     public private(set) var lastStep = ExactReductionStatistics()
+    /// Where the last completed step's mean gradient lies: the arena, or (`finish(…, writingMean:
+    /// false)`) the sums with their factors. Valid until the next `begin`.
+    public private(set) var gradients = GradientSource.arena(scale: 1)
     private let arena: ParameterArena
     private let communicator: Communicator
     /// Integer-valued accumulators, arena layout.
@@ -267,8 +270,11 @@ public final class ExactGradientReducer {
     /// (returns true) or asks for the step to be recomputed at the measured scales (returns false,
     /// leaving the gradients cleared).
     ///
+    /// With `writingMean` false, a completed attempt leaves the mean in the sums instead, for the
+    /// optimizer to read as `gradients` (one pass over memory fewer); the arena's gradients then
+    /// hold nothing meaningful until the next step.
     /// - Throws: `DistError.mpi` when a reduction fails.
-    public func finish(globalBatchSize: Int) throws -> Bool {
+    public func finish(globalBatchSize: Int, writingMean: Bool = true) throws -> Bool {
         precondition(globalBatchSize > 0, "Cannot average gradients over an empty global batch.")
         try sumsFinal(from: 0)
         clearFresh(in: 0 ..< arena.count) // one rank: nothing was sent
@@ -297,6 +303,15 @@ public final class ExactGradientReducer {
             precondition(step.attempts < 3, "The exact reduction did not fit the scales it measured on the attempt before; the chunk gradients changed between attempts.")
             return false
         }
+        // A slot whose mean is in the arena already forces the arena form for all (single rank).
+        if !writingMean && meanWritten.allSatisfy({ $0 == nil }) {
+            let factors = scales.map { 1 / ($0 * Double(globalBatchSize)) }
+            gradients = .exactSums(UnsafePointer(sums), factors: factors)
+            lastStep = step
+            step = ExactReductionStatistics()
+            return true
+        }
+        gradients = .arena(scale: 1)
         for (s, slot) in arena.slots.enumerated() where slot.trainable {
             if let written = meanWritten[s] {
                 precondition(written == globalBatchSize,

@@ -70,7 +70,8 @@ public enum ExactSum {
 
     /// Writes `sums[i] · (1 / (scale · count))` to `gradients`: the mean over `count` samples,
     /// one Double product (a multiplication rather than a division, which would dominate this
-    /// memory-bound pass) rounded to Float32.
+    /// memory-bound pass) rounded to Float32. (NN's `GradientSource.exactSums` reads the sums with
+    /// the same arithmetic, so an optimizer step from them has the same bits.)
     public static func writeMean(_ gradients: UnsafeMutablePointer<Float>, _ sums: UnsafePointer<Double>,
                                  scale: Double, count: Int, _ n: Int) {
         let factor = 1 / (scale * Double(count))

@@ -75,11 +75,12 @@ extension DataParallelTrainer {
     }
 
     /// Deterministic mode's reduction (a collective): the exact sums, a redo of the step when the
-    /// scales did not fit, then the batch statistics' ordered updates.
-    func reduceExactly(globalBatchSize: Int) throws {
+    /// scales did not fit, then the batch statistics' ordered updates. With `writingMean` false the
+    /// mean may stay in the sums for the optimizer (`ExactGradientReducer.gradients`).
+    func reduceExactly(globalBatchSize: Int, writingMean: Bool) throws {
         guard let exact = exactReducer else { return }
         if exactStep.micro.isEmpty { exact.begin(terms: 1) }
-        while !(try exact.finish(globalBatchSize: globalBatchSize)) {
+        while !(try exact.finish(globalBatchSize: globalBatchSize, writingMean: writingMean)) {
             setRunningStatistics(exactStep.running)
             model.arena.zeroGradients()
             exact.begin(terms: exactStep.terms)

@@ -32,7 +32,8 @@ public final class DataParallelTrainer {
     /// What the next optimizer step multiplies the arena's gradients by: set by every fast-mode
     /// `reduceGradients` (1/B when it left the float32 sums in place, else 1), back to 1 after the
     /// step.
-    private var updateGradientScale: Float = 1
+    /// Where the next `applyUpdate` reads the mean gradient (the reduction's form of it).
+    private var updateGradients = GradientSource.arena(scale: 1)
     /// An MPI error raised while starting a bucket during backward, thrown by `reduceGradients`.
     var deferredError: Error?
     /// Deterministic mode: sums each chunk's gradient exactly (nil in fast mode).
@@ -178,30 +179,31 @@ public final class DataParallelTrainer {
     /// Replaces the gradients with their mean over the global batch (a collective). Waits for the
     /// buckets started during backward and starts the others.
     ///
-    /// With `scalingInUpdate`, the float32 path leaves the summed gradients in the arena and the
-    /// next `applyUpdate` scales them by 1/B as the optimizer reads them: the same update, one pass
-    /// over the gradients fewer. (The training loop and `bench steps` do this; read the arena's
-    /// gradients in between only without it.)
+    /// With `scalingInUpdate`, the reduction leaves the mean in the form it has it, and the next
+    /// `applyUpdate` reads it from there: the float32 path the summed gradients in the arena
+    /// (scaled by 1/B as the optimizer reads them), the exact path its Double sums (turned into
+    /// the mean as they are read). The same update, one pass over the gradients fewer. (The
+    /// training loop and `bench steps` do this; read the arena's gradients in between only without it.)
     /// - Throws: `DistError.mpi` when a reduction failed (during backward or now).
     public func reduceGradients(globalBatchSize: Int, scalingInUpdate: Bool = false) throws {
         if let error = deferredError ?? statisticsReducer.takeError() {
             deferredError = nil
             throw error
         }
-        guard configuration.reduction == .deterministic else {
-            updateGradientScale = try reducer.reduce(globalBatchSize: globalBatchSize, leavingScale: scalingInUpdate)
+        guard let exactReducer else {
+            updateGradients = .arena(scale: try reducer.reduce(globalBatchSize: globalBatchSize, leavingScale: scalingInUpdate))
             return
         }
-        try reduceExactly(globalBatchSize: globalBatchSize)
-        updateGradientScale = 1
+        try reduceExactly(globalBatchSize: globalBatchSize, writingMean: !scalingInUpdate)
+        updateGradients = exactReducer.gradients
     }
 
     /// Applies one optimizer step to this replica (identical on every rank), scaling the gradients
     /// if `reduceGradients(globalBatchSize:scalingInUpdate:)` left that to it.
     public func applyUpdate() {
         let stepStart = Timeline.now()
-        optimizer.step(arena: model.arena, gradientScale: updateGradientScale)
-        updateGradientScale = 1
+        optimizer.step(arena: model.arena, gradients: updateGradients)
+        updateGradients = .arena(scale: 1)
         timeline?.record("optimizer step", lane: .compute, from: stepStart, to: Timeline.now())
     }
 

@@ -55,14 +55,10 @@ public class Adam: Optimizer {
     /// is left out.
     public var summary: String { "\(decoupled ? "adamw" : "adam")(beta1=\(beta1),beta2=\(beta2),eps=\(epsilon),wd=\(weightDecay))" }
 
-    /// Applies one update to the trainable slots of `arena.parameters` from
-    /// `gradientScale · arena.gradients`.
-    ///
-    /// - Parameters:
-    ///   - arena: the model's arenas.
-    ///   - gradientScale: what turns the arena's gradients into the batch mean (1 if they are it).
-    public func step(arena: ParameterArena, gradientScale: Float) {
-        moments.step(arena: arena, gradientScale: gradientScale, learningRate: learningRate, beta1: beta1, beta2: beta2,
+    /// Applies one update to the trainable slots of `arena.parameters` from the gradients
+    /// `gradients` gives.
+    public func step(arena: ParameterArena, gradients: GradientSource) {
+        moments.step(arena: arena, gradients: gradients, learningRate: learningRate, beta1: beta1, beta2: beta2,
                      epsilon: epsilon, l2: decoupled ? 0 : weightDecay, decoupledDecay: decoupled ? weightDecay : 0)
     }
 
@@ -88,12 +84,12 @@ struct AdamMoments {
         }
     }
 
-    /// One Adam step over the trainable slots, the gradient being `gradientScale · arena.gradients`.
+    /// One Adam step over the trainable slots, the gradient read from `gradients`.
     /// `l2` is added to the gradient (Adam's weight decay); `decoupledDecay` scales θ by `1 − η·λ`
     /// before the update (AdamW's).
     ///
     /// theta, grad, m, v are all (arena.count) in the arena layout; theta, m, v are updated in place.
-    mutating func step(arena: ParameterArena, gradientScale: Float, learningRate: Float, beta1: Float, beta2: Float,
+    mutating func step(arena: ParameterArena, gradients: GradientSource, learningRate: Float, beta1: Float, beta2: Float,
                        epsilon: Float, l2: Float, decoupledDecay: Float) {
         if m.isEmpty { m = [Float](repeating: 0, count: arena.count) }
         if v.isEmpty { v = [Float](repeating: 0, count: arena.count) }
@@ -108,13 +104,10 @@ struct AdamMoments {
         let decay = 1 - learningRate * decoupledDecay
         m.withUnsafeMutableBufferPointer { mBuffer in
             v.withUnsafeMutableBufferPointer { vBuffer in
-                for slot in arena.slots where slot.trainable {
-                    AdamMoments.update(theta: arena.parameters + slot.offset, m: mBuffer.baseAddress! + slot.offset,
-                                       v: vBuffer.baseAddress! + slot.offset, grad: arena.gradients + slot.offset,
-                                       gradientScale: gradientScale, count: slot.count, beta1: beta1, beta2: beta2,
-                                       epsilon: epsilon, l2: l2, decay: decay, stepSize: stepSize,
-                                       inverseRootCorrection2: inverseRootCorrection2)
-                }
+                var update = AdamUpdate(parameters: arena.parameters, m: mBuffer.baseAddress!, v: vBuffer.baseAddress!,
+                                        beta1: beta1, beta2: beta2, epsilon: epsilon, l2: l2, decay: decay,
+                                        stepSize: stepSize, inverseRootCorrection2: inverseRootCorrection2)
+                gradients.forEachTrainableSlot(of: arena, &update)
             }
         }
     }
@@ -123,15 +116,15 @@ struct AdamMoments {
     ///
     /// theta, m, v are (count), read and written; grad is (count), read.
     @inline(__always)
-    static func update(theta: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-                       grad: UnsafePointer<Float>, gradientScale s: Float, count: Int, beta1 b1: Float, beta2 b2: Float,
-                       epsilon eps: Float, l2: Float, decay: Float, stepSize: Float, inverseRootCorrection2 r2: Float) {
+    static func update<G: SlotGradient>(theta: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+                                        grad: G, count: Int, beta1 b1: Float, beta2 b2: Float,
+                                        epsilon eps: Float, l2: Float, decay: Float, stepSize: Float, inverseRootCorrection2 r2: Float) {
         typealias V8 = SIMD8<Float>
         var i = 0
         while i + 8 <= count {
             let p = UnsafeMutableRawPointer(theta + i), mp = UnsafeMutableRawPointer(m + i), vp = UnsafeMutableRawPointer(v + i)
             let th = p.loadUnaligned(as: V8.self)
-            let g = UnsafeRawPointer(grad + i).loadUnaligned(as: V8.self) * s + l2 * th
+            let g = grad.vector(i) + l2 * th
             let mi = b1 * mp.loadUnaligned(as: V8.self) + (1 - b1) * g
             let vi = b2 * vp.loadUnaligned(as: V8.self) + (1 - b2) * g * g
             mp.storeBytes(of: mi, as: V8.self)
@@ -140,7 +133,7 @@ struct AdamMoments {
             i += 8
         }
         while i < count {
-            let g = grad[i] * s + l2 * theta[i]
+            let g = grad.scalar(i) + l2 * theta[i]
             let mi = b1 * m[i] + (1 - b1) * g
             let vi = b2 * v[i] + (1 - b2) * g * g
             m[i] = mi
@@ -148,5 +141,17 @@ struct AdamMoments {
             theta[i] = theta[i] * decay - stepSize * mi / (vi.squareRoot() * r2 + eps)
             i += 1
         }
+    }
+}
+
+/// One Adam step of a slot (`AdamMoments.update`), m and v in the arena layout.
+private struct AdamUpdate: SlotVisitor {
+    let parameters, m, v: UnsafeMutablePointer<Float>
+    let beta1, beta2, epsilon, l2, decay, stepSize, inverseRootCorrection2: Float
+
+    func visit<G: SlotGradient>(_ slot: ParameterSlot, _ grad: G) {
+        AdamMoments.update(theta: parameters + slot.offset, m: m + slot.offset, v: v + slot.offset, grad: grad, count: slot.count,
+                           beta1: beta1, beta2: beta2, epsilon: epsilon, l2: l2, decay: decay, stepSize: stepSize,
+                           inverseRootCorrection2: inverseRootCorrection2)
     }
 }

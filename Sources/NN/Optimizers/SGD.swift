@@ -48,39 +48,19 @@ public final class SGD: Optimizer {
         return "sgd(" + parts.joined(separator: ",") + ")"
     }
 
-    /// Applies one update to the trainable slots of `arena.parameters` from
-    /// `gradientScale · arena.gradients`.
-    ///
-    /// - Parameters:
-    ///   - arena: the model's arenas.
-    ///   - gradientScale: what turns the arena's gradients into the batch mean (1 if they are it).
-    public func step(arena: ParameterArena, gradientScale s: Float) {
+    /// Applies one update to the trainable slots of `arena.parameters` from the gradients
+    /// `gradients` gives.
+    public func step(arena: ParameterArena, gradients: GradientSource) {
         stepCount += 1
-        let lr = learningRate, wd = weightDecay, mu = momentum
-        if mu == 0 {
-            for slot in arena.slots where slot.trainable {
-                let theta = arena.parameters + slot.offset, grad = arena.gradients + slot.offset
-                for i in 0 ..< slot.count {
-                    theta[i] = theta[i] - lr * (grad[i] * s) - lr * wd * theta[i]
-                }
-            }
-            return
+        if momentum > 0 {
+            if momentumBuffer.isEmpty { momentumBuffer = [Float](repeating: 0, count: arena.count) }
+            precondition(momentumBuffer.count == arena.count,
+                         "SGD momentum buffer has \(momentumBuffer.count) floats but the arena has \(arena.count).")
         }
-        if momentumBuffer.isEmpty { momentumBuffer = [Float](repeating: 0, count: arena.count) }
-        precondition(momentumBuffer.count == arena.count,
-                     "SGD momentum buffer has \(momentumBuffer.count) floats but the arena has \(arena.count).")
-        let nesterov = self.nesterov
         momentumBuffer.withUnsafeMutableBufferPointer { buffer in
-            for slot in arena.slots where slot.trainable {
-                let theta = arena.parameters + slot.offset, grad = arena.gradients + slot.offset
-                let b = buffer.baseAddress! + slot.offset
-                for i in 0 ..< slot.count {
-                    let g = grad[i] * s + wd * theta[i]
-                    let bi = mu * b[i] + g
-                    b[i] = bi
-                    theta[i] -= lr * (nesterov ? g + mu * bi : bi)
-                }
-            }
+            var update = SGDUpdate(parameters: arena.parameters, momentum: momentum > 0 ? buffer.baseAddress : nil, learningRate: learningRate,
+                                   weightDecay: weightDecay, mu: momentum, nesterov: nesterov)
+            gradients.forEachTrainableSlot(of: arena, &update)
         }
     }
 
@@ -125,6 +105,42 @@ enum OptimizerValidation {
         guard value.isFinite, value > 0 else {
             throw TrainingConfigError.invalid(option: "epsilon", value: "\(value)",
                                               reason: "The epsilon must be a finite number greater than 0.")
+        }
+    }
+}
+
+/// One SGD step of a slot: `θ ← θ − η·g − η·λ·θ` without momentum; with it, `g = ∇L + λ·θ`,
+/// `b ← μ·b + g`, `θ ← θ − η·b` (or `θ − η·(g + μ·b)`, Nesterov).
+private struct SGDUpdate: SlotVisitor {
+    let parameters: UnsafeMutablePointer<Float>
+    /// The momentum buffer (arena layout), nil without momentum.
+    let momentum: UnsafeMutablePointer<Float>?
+    let learningRate, weightDecay, mu: Float
+    let nesterov: Bool
+
+    func visit<G: SlotGradient>(_ slot: ParameterSlot, _ grad: G) {
+        let theta = parameters + slot.offset, lr = learningRate, wd = weightDecay, mu = self.mu
+        guard let momentum else {
+            for i in 0 ..< slot.count {
+                theta[i] = theta[i] - lr * grad.scalar(i) - lr * wd * theta[i]
+            }
+            return
+        }
+        let b = momentum + slot.offset
+        if nesterov {
+            for i in 0 ..< slot.count {
+                let g = grad.scalar(i) + wd * theta[i]
+                let bi = mu * b[i] + g
+                b[i] = bi
+                theta[i] -= lr * (g + mu * bi)
+            }
+        } else {
+            for i in 0 ..< slot.count {
+                let g = grad.scalar(i) + wd * theta[i]
+                let bi = mu * b[i] + g
+                b[i] = bi
+                theta[i] -= lr * bi
+            }
         }
     }
 }
