@@ -148,4 +148,46 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual("\(TrainingConfigError.invalid(option: "momentum", value: "1.0", reason: "The momentum must be in [0, 1)."))",
                        "invalid momentum 1.0: The momentum must be in [0, 1).")
     }
+
+    /// Every optimizer steps from the exact reduction's Double sums (`GradientSource.exactSums`) to
+    /// the same bits as from the arena holding their mean, `Float(sums · factor)`, and ignores the
+    /// non-trainable slot either way. 37 elements: the eight-lane loop and its scalar tail.
+    func testStepFromExactSumsMatchesTheMeanWrittenFirst() throws {
+        let makers: [() throws -> Optimizer] = [
+            { try SGD(learningRate: 0.1, weightDecay: 0.01) },
+            { try SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 0.01) },
+            { try SGD(learningRate: 0.1, momentum: 0.9, nesterov: true) },
+            { try Adam(learningRate: 0.01, weightDecay: 0.01) },
+            { try AdamW(learningRate: 0.01) },
+        ]
+        func makeArena() -> ParameterArena {
+            let arena = ParameterArena(tensors: [(name: "w", shape: [37], trainable: true), (name: "stat", shape: [2], trainable: false),
+                                                 (name: "b", shape: [5], trainable: true)])
+            for slot in arena.slots { arena.setParameter(slot, (0 ..< slot.count).map { Float($0 % 7) * 0.3 - 0.9 }) }
+            return arena
+        }
+        for make in makers {
+            let viaArena = try make(), viaSums = try make()
+            let a = makeArena(), b = makeArena()
+            var sums = [Double](repeating: 0, count: a.count)
+            var generator = SplitMix64(seed: 11)
+            for _ in 0 ..< 3 {
+                // Integer-valued sums at per-slot scales, as the exact reduction leaves them.
+                let factors = a.slots.indices.map { 1 / (Double(sign: .plus, exponent: 30 + 3 * $0, significand: 1) * 64) }
+                for (s, slot) in a.slots.enumerated() {
+                    for k in 0 ..< slot.count {
+                        let sum = (Double(generator.next() % 2_000_001) - 1_000_000) * 4096
+                        sums[slot.offset + k] = sum
+                        a.gradients[slot.offset + k] = Float(sum * factors[s])
+                    }
+                }
+                viaArena.step(arena: a)
+                sums.withUnsafeBufferPointer { viaSums.step(arena: b, gradients: .exactSums($0.baseAddress!, factors: factors)) }
+            }
+            for slot in a.slots {
+                XCTAssertEqual(a.parameter(slot).storage.map(\.bitPattern), b.parameter(slot).storage.map(\.bitPattern),
+                               "\(viaArena.summary), slot \(slot.name)")
+            }
+        }
+    }
 }
