@@ -26,7 +26,7 @@ struct Eval: ParsableCommand {
     var split: DataSplit = .test
 
     @Option(help: "Samples per forward pass on each rank (memory and speed only; the results do not depend on it).")
-    var batchSize = 256
+    var batchSize = 64
 
     @Option(help: ArgumentHelp("Build this model (a built-in name or a .yaml/.json model file, for the data's shape and classes) instead of the checkpoint's own; the checkpoint's tensors must fit it.", valueName: "name|file"))
     var model: String?
