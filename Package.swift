@@ -45,6 +45,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // Counts heap allocations in the tests (a steady training step must make none); never linked into `ddp`.
+        .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
@@ -71,7 +73,8 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           exclude: ["README.md", "Options/README.md", "Commands/README.md", "Inference/README.md"], swiftSettings: simdFlags),
         .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: simdFlags),
-        .testTarget(name: "DistTests", dependencies: ["Dist", "NN"], swiftSettings: simdFlags),
+        .testTarget(name: "DistTests", dependencies: ["Dist", "NN", .product(name: "MallocInterposerSwift", package: "malloc-interposer")],
+                    swiftSettings: simdFlags),
         .testTarget(name: "launcherTests", dependencies: ["NN"], swiftSettings: simdFlags),
         .testTarget(name: "ExportTests", dependencies: ["Export", "NN"]),
     ] + kernelTargets

@@ -50,22 +50,30 @@ public enum ConvKernels {
         return UnsafeMutablePointer<Float>(bitPattern: address)!
     }
 
+    /// Where each channel chunk's packed weight slice starts: chunk `i` at `base + i · stride`, as
+    /// every chunk but a ragged last one has the full size (a value, so a call allocates nothing).
+    struct PackedChunks {
+        let base: UnsafePointer<Float>
+        let stride: Int
+        subscript(index: Int) -> UnsafePointer<Float> { base + index * stride }
+    }
+
     /// Packs each channel chunk's slice of the weight, one after the other in `dst`, and returns
     /// where each chunk's packed slice starts: `weight[:, chunk]` (`K×rows`) for forward, or its
     /// transpose (`rows×K`) for the input gradient.
     static func packWeightChunks(_ dst: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>,
-                                 _ g: ConvGeometry, transposed: Bool) -> [UnsafePointer<Float>] {
+                                 _ g: ConvGeometry, transposed: Bool) -> PackedChunks {
         let chunk = packingChunk(g), taps = g.R * g.S
-        var starts: [UnsafePointer<Float>] = []
         var at = dst
         for c0 in stride(from: 0, to: g.C, by: chunk) {
             let rows = (min(c0 + chunk, g.C) - c0) * taps
             let (m, k) = transposed ? (rows, g.K) : (g.K, rows)
             GEMM.pack(at, weight + c0 * taps, lda: g.CRS, transA: transposed, m: m, k: k)
-            starts.append(UnsafePointer(at))
             at += GEMM.packedCount(m: m, k: k)
         }
-        return starts
+        let fullRows = min(chunk, g.C) * taps
+        let full = transposed ? GEMM.packedCount(m: fullRows, k: g.K) : GEMM.packedCount(m: g.K, k: fullRows)
+        return PackedChunks(base: UnsafePointer(dst), stride: full)
     }
 
     /// The row stride of the column matrix in the scratch: PQ rounded up to whole 64-byte lines.
@@ -137,28 +145,31 @@ public enum ConvKernels {
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         // The bias gradient sums each sample's rows of gy in Double while the sample's gy is still
         // in cache from its products (a pass over all of gy afterwards reads it from memory again).
-        var biasSums = [Double](repeating: 0, count: gradBias == nil ? 0 : g.K)
-        for n in 0 ..< N {
-            let xn = x + n * inputCount, gyn = gy + n * outputCount
-            defer {
-                for k in biasSums.indices { biasSums[k] += Double(vectorSum(gyn + k * g.PQ, g.PQ)) }
+        // The sums live on the stack: a training step allocates nothing.
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: gradBias == nil ? 0 : g.K) { biasSums in
+            biasSums.initialize(repeating: 0)
+            for n in 0 ..< N {
+                let xn = x + n * inputCount, gyn = gy + n * outputCount
+                defer {
+                    for k in biasSums.indices { biasSums[k] += Double(vectorSum(gyn + k * g.PQ, g.PQ)) }
+                }
+                if g.isPointwise {
+                    GEMM.multiply(gradWeight, ldc: g.CRS, gyn, lda: g.PQ, transA: false, xn, ldb: g.PQ, transB: true,
+                                  m: g.K, n: g.CRS, k: g.PQ, beta: 1)
+                    continue
+                }
+                pad(padded, xn, g)
+                for c0 in stride(from: 0, to: g.C, by: chunk) {
+                    let channels = c0 ..< min(c0 + chunk, g.C)
+                    unfold(col, padded, g, channels: channels)
+                    // gradWeight[:, chunk][K×rows] += gy_n[K×PQ] · col_chunkᵀ[PQ×rows]
+                    GEMM.multiply(gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: ldcol,
+                                  transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
+                }
             }
-            if g.isPointwise {
-                GEMM.multiply(gradWeight, ldc: g.CRS, gyn, lda: g.PQ, transA: false, xn, ldb: g.PQ, transB: true,
-                              m: g.K, n: g.CRS, k: g.PQ, beta: 1)
-                continue
+            if let gradBias {
+                for k in 0 ..< g.K { gradBias[k] += Float(biasSums[k]) }
             }
-            pad(padded, xn, g)
-            for c0 in stride(from: 0, to: g.C, by: chunk) {
-                let channels = c0 ..< min(c0 + chunk, g.C)
-                unfold(col, padded, g, channels: channels)
-                // gradWeight[:, chunk][K×rows] += gy_n[K×PQ] · col_chunkᵀ[PQ×rows]
-                GEMM.multiply(gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: ldcol,
-                              transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
-            }
-        }
-        if let gradBias {
-            for k in 0 ..< g.K { gradBias[k] += Float(biasSums[k]) }
         }
     }
 

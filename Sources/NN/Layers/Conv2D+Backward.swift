@@ -29,7 +29,7 @@ extension Conv2D {
                 }
             }
         }
-        guard computesInputGradient else { return Tensor(shape: [0]) }
+        guard computesInputGradient else { return .empty }
         // backwardInput writes every element (zeroing each sample before folding columns back).
         gradInput.resize(to: input.shape)
         gradInput.storage.withUnsafeMutableBufferPointer { gx in
