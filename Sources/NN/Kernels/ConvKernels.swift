@@ -77,7 +77,7 @@ public enum ConvKernels {
     }
 
     /// The row stride of the column matrix in the scratch: PQ rounded up to whole 64-byte lines.
-    static func columnStride(_ g: ConvGeometry) -> Int { (g.PQ + 15) / 16 * 16 }
+    public static func columnStride(_ g: ConvGeometry) -> Int { (g.PQ + 15) / 16 * 16 }
 
     /// The scratch's column matrix and zero-bordered sample: the first 64-byte boundary in
     /// `scratch`, and the sample after the matrix.
@@ -91,7 +91,7 @@ public enum ConvKernels {
     /// Channels per chunk of the column matrix: chunks of at most about 256 rows (one GEMM depth
     /// block), of equal size, so a chunk's columns stay in L2 between im2col and the GEMM that
     /// reads them (or between the GEMM that writes them and col2im).
-    static func chunkChannels(_ g: ConvGeometry) -> Int {
+    public static func chunkChannels(_ g: ConvGeometry) -> Int {
         let perChunk = max(1, 256 / (g.R * g.S))
         let chunks = (g.C + perChunk - 1) / perChunk
         return (g.C + chunks - 1) / chunks

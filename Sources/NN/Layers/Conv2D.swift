@@ -200,7 +200,7 @@ public struct Conv2D: Layer {
 
 extension ConvGeometry {
     /// True when the column matrix of a sample is the sample itself (1×1 filter, stride 1, no padding).
-    var isPointwise: Bool {
+    public var isPointwise: Bool {
         R == 1 && S == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 && P == H && Q == W
     }
 
