@@ -77,6 +77,32 @@ final class SteadyStepAllocationTests: XCTestCase {
         }
     }
 
+    /// The whole training loop (`fit`: sampler, micro-batches, the per-step loss allreduce around
+    /// the step) allocates at most once per steady step: `computeGradients(globalBatch:)` copies
+    /// the global batch's indices into an array (`DataParallelTrainer+Chunks.swift`). Measured as
+    /// the difference between fits of 12 and 4 steps, after a first fit that pays the one-time
+    /// initializations (type metadata, lazy globals).
+    func testTheTrainingLoopAllocatesAtMostOncePerSteadyStep() throws {
+        let spec = try ModelSpec.builtin("fmnist-cnn", inputShape: [1, 28, 28], classes: 10)
+        let data: Dataset = SyntheticPatterns.make(count: 320, shape: spec.inputShape, classes: 10, seed: 3)
+        func fitAllocations(steps: Int) throws -> Int {
+            var config = TrainingConfiguration()
+            config.globalBatchSize = 16
+            config.stopAfterSteps = steps
+            config.logInterval = 0
+            let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+                                                  loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
+                                                  configuration: config)
+            var thrown: Error?
+            let count = allocations { do { try trainer.fit(training: data) } catch { thrown = error } }
+            if let thrown { throw thrown }
+            return count
+        }
+        _ = try fitAllocations(steps: 2)
+        let short = try fitAllocations(steps: 4), long = try fitAllocations(steps: 12)
+        XCTAssertLessThanOrEqual(long - short, 8, "8 more steps allocated \(long - short) more times (\(short) for 4 steps, \(long) for 12)")
+    }
+
     /// Trains `spec` for 2 warm-up steps and 3 measured ones (batch 16, SGD with momentum) through
     /// the trainer's step functions, and fails unless the measured steps allocated nothing.
     func assertSteadyStepsAllocateNothing(_ spec: ModelSpec, augmentation: Augmentation,

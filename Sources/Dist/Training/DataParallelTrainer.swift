@@ -281,7 +281,7 @@ public final class DataParallelTrainer {
                 (communicator as? MPICommunicator)?.phase = "epoch \(epoch + 1) step \(step + 1)" // for stall messages
                 if let schedule = configuration.schedule { optimizer.learningRate = schedule.learningRate(at: position.step) }
                 // The step's micro-batches: sampler batches step·N ..< (step+1)·N (fewer at a split end).
-                let micro = Array(step * microPerStep ..< min((step + 1) * microPerStep, sampler.stepsPerEpoch))
+                let micro = step * microPerStep ..< min((step + 1) * microPerStep, sampler.stepsPerEpoch)
                 let globalCount = micro.reduce(0) { $0 + sampler.globalBatch(step: $1, order: order).count }
                 var totals = BatchTotals()
                 for (m, s) in micro.enumerated() {
