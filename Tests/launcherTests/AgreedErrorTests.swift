@@ -46,10 +46,12 @@ final class AgreedErrorTests: XCTestCase {
     }
 
     func testAnErrorOfOneRankStillAbortsTheJob() throws {
-        let r = try DDPProcess.mpirun(2, quick + ["--fail-on-rank", "1"], timeout: 60)
+        // MPMD: rank 0 trains on synthetic data, rank 1 is given a data folder that does not exist.
+        let badData = ["train", "--data", "/nonexistent/data"] + quick.dropFirst(3)
+        let r = try DDPProcess.mpirun(contexts: [(1, quick), (1, badData)], timeout: 60)
         XCTAssertFalse(r.timedOut)
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("[rank 1/2] error: rank 1 could not load its data: --fail-on-rank 1: simulated read failure"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("[rank 1/2] error: rank 1 could not load its data: --data /nonexistent/data: no such directory"), r.stderr)
         XCTAssertFalse(r.stderr.contains("[rank 0/2] error"), "only the failing rank reports: \(r.stderr)")
         XCTAssertFalse(r.stderr.contains("\nerror: "), "not an agreed error: \(r.stderr)")
     }

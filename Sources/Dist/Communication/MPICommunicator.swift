@@ -242,17 +242,23 @@ public final class MPICommunicator: Communicator {
         try broadcast(buffer.baseAddress, count: buffer.count, stride: 1, type: cmpi_byte(), root: root)
     }
 
-    /// Makes a call MPI must refuse (a broadcast from a rank that does not exist) and returns the
-    /// error it produced: proof that failures come back as `DistError.mpi` instead of aborting.
+    /// Whether MPI hands errors back (`MPI_ERRORS_RETURN`) on every communicator this object calls
+    /// (the world and the stall inspector's side channel), so that a failing call becomes a
+    /// `DistError.mpi` instead of aborting the job. `ddp selftest errors` checks it on every rank.
     ///
-    /// - Returns: the error, or nil when MPI accepted the call (error checking disabled).
-    public func provokeError() -> DistError? {
-        var byte: UInt8 = 0
-        do {
-            try locked { try MPICommunicator.check(MPI_Bcast(&byte, 1, cmpi_byte(), Int32(size), comm), "MPI_Bcast") }
-            return nil
-        } catch {
-            return error as? DistError
+    /// - Returns: false when any of them has another error handler.
+    /// - Throws: `DistError.mpi` when a handler cannot be read.
+    public func returnsErrors() throws -> Bool {
+        try locked {
+            for c in [comm] + (sideComm.map { [$0] } ?? []) {
+                var handler: MPI_Errhandler? = nil
+                try MPICommunicator.check(MPI_Comm_get_errhandler(c, &handler), "MPI_Comm_get_errhandler")
+                // The query hands out a reference to the handler, which is released at once.
+                let returns = handler == cmpi_errors_return()
+                try MPICommunicator.check(MPI_Errhandler_free(&handler), "MPI_Errhandler_free")
+                if !returns { return false }
+            }
+            return true
         }
     }
 

@@ -52,6 +52,16 @@ public final class DataParallelTrainer {
     let evaluationAugmentation: Augmentation
     /// The training set's size, recorded in checkpoints.
     var trainingSamples = 0
+    /// Fast mode's batch, its labels and sample keys, the augmentation's scratch sample and the
+    /// loss gradient, reused from step to step (a steady step allocates nothing).
+    private var batch = Tensor.empty, batchLabels: [Int32] = [], batchKeys: [UInt64] = [], augmentationScratch: [Float] = []
+    private var batchIndices: [Int] = []
+    private var gradLogits = Tensor.empty
+    /// Fast mode on several ranks: backward polls the reductions in flight between samples of
+    /// long layers (made once; `unowned`, as the trainer owns it).
+    private lazy var pollingContext = BackwardContext(progress: { [unowned self] in
+        do { try self.reducer.progress() } catch { self.deferredError = self.deferredError ?? error }
+    })
 
     /// Builds the replica and initializes its parameters from the seed.
     ///
@@ -134,21 +144,34 @@ public final class DataParallelTrainer {
                      "computeGradients(indices:) takes a rank's slice, which deterministic mode does not use; pass the global batch to computeGradients(globalBatch:).")
         if !accumulating { model.arena.zeroGradients() }
         guard !indices.isEmpty else { return BatchTotals() }
-        let (input, labels, keys) = trainingBatch(Array(indices), epoch: epoch, dataset: dataset)
+        // The first layer still holds the last batch: let go of it, so the batch is refilled in place.
+        model.releaseInputs()
+        batchIndices.removeAll(keepingCapacity: true)
+        batchIndices.append(contentsOf: indices)
+        fillTrainingBatch(batchIndices, epoch: epoch, dataset: dataset, into: &batch, labels: &batchLabels, keys: &batchKeys,
+                          scratch: &augmentationScratch)
         let forwardStart = Timeline.now()
-        let logits = model.forward(input, context: ForwardContext(training: true, sampleKeys: keys, statisticsReducer: statisticsReducer))
-        let (lossSum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
+        let logits = model.forward(batch, context: ForwardContext(training: true, sampleKeys: batchKeys, statisticsReducer: statisticsReducer))
+        let lossSum = loss.evaluate(logits: logits, labels: batchLabels, gradient: &gradLogits)
         timeline?.record("forward", lane: .compute, from: forwardStart, to: Timeline.now())
         backward(gradLogits, startBuckets: final)
-        return BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: logits, labels: labels), count: indices.count)
+        return BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: logits, labels: batchLabels), count: indices.count)
     }
 
     /// A training batch through the augmentation, with each sample's key (seed, epoch, index).
     func trainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset) -> (Tensor, [Int32], [UInt64]) {
-        let keys = indices.map { DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: $0) }
-        let (input, labels) = BatchLoader.makeBatch(dataset: dataset, indices: indices, keys: keys,
-                                                    augmentation: configuration.augmentation)
+        var input = Tensor.empty, labels: [Int32] = [], keys: [UInt64] = [], scratch: [Float] = []
+        fillTrainingBatch(indices, epoch: epoch, dataset: dataset, into: &input, labels: &labels, keys: &keys, scratch: &scratch)
         return (input, labels, keys)
+    }
+
+    /// `trainingBatch` into buffers the caller keeps (their storage is reused when the size is unchanged).
+    private func fillTrainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset, into input: inout Tensor,
+                                   labels: inout [Int32], keys: inout [UInt64], scratch: inout [Float]) {
+        keys.removeAll(keepingCapacity: true)
+        for i in indices { keys.append(DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: i)) }
+        BatchLoader.makeBatch(into: &input, labels: &labels, scratch: &scratch, dataset: dataset, indices: indices, keys: keys,
+                              augmentation: configuration.augmentation)
     }
 
     /// Runs backward layer by layer in reverse execution order, like `Sequential.backward`, and after each layer
@@ -159,11 +182,7 @@ public final class DataParallelTrainer {
         var g = gradLogits
         // Long layers (convolutions) poll too, between samples, so that a bucket started before
         // them advances during them rather than only in the wait after backward.
-        let context = communicator.size > 1 && configuration.reduction == .fast
-            ? BackwardContext(progress: {
-                do { try self.reducer.progress() } catch { self.deferredError = self.deferredError ?? error }
-            })
-            : BackwardContext()
+        let context = communicator.size > 1 && configuration.reduction == .fast ? pollingContext : BackwardContext()
         for i in model.executionOrder.reversed() {
             let layerStart = Timeline.now()
             g = model.layers[i].backward(g, arena: model.arena, context: context)
@@ -264,7 +283,7 @@ public final class DataParallelTrainer {
                 (communicator as? MPICommunicator)?.phase = "epoch \(epoch + 1) step \(step + 1)" // for stall messages
                 if let schedule = configuration.schedule { optimizer.learningRate = schedule.learningRate(at: position.step) }
                 // The step's micro-batches: sampler batches step·N ..< (step+1)·N (fewer at a split end).
-                let micro = Array(step * microPerStep ..< min((step + 1) * microPerStep, sampler.stepsPerEpoch))
+                let micro = step * microPerStep ..< min((step + 1) * microPerStep, sampler.stepsPerEpoch)
                 let globalCount = micro.reduce(0) { $0 + sampler.globalBatch(step: $1, order: order).count }
                 var totals = BatchTotals()
                 for (m, s) in micro.enumerated() {

@@ -143,7 +143,8 @@ public struct DistributedSampler {
     /// It depends only on the seed, the epoch and the sample's dataset index, never on the rank or
     /// the number of ranks, so a sample is treated the same however the batch is split.
     public static func sampleKey(seed: UInt64, epoch: Int, index: Int) -> UInt64 {
-        var g = SplitMix64(seed: seed, keys: [0x5A3B_1E7E, UInt64(epoch), UInt64(index)])
+        // `SplitMix64(seed: seed, keys: [0x5A3B_1E7E, epoch, index])`, without a key array per sample.
+        var g = SplitMix64(seed: seed).mixing(0x5A3B_1E7E).mixing(UInt64(epoch)).mixing(UInt64(index))
         return g.next()
     }
 

@@ -44,9 +44,12 @@ public struct EvaluationTotals: Equatable, Codable {
     /// - Returns: the summed totals and the number of ranks that voted to stop.
     /// - Throws: `DistError.mpi` when the allreduce fails.
     public func reduced(across communicator: Communicator, stopVote: Bool) throws -> (totals: EvaluationTotals, stopVotes: Int) {
-        var v = [lossSum, Double(correct), Double(topKCorrect), Double(count), stopVote ? 1 : 0]
-        try communicator.allreduce(&v, op: .sum)
-        return (EvaluationTotals(lossSum: v[0], correct: Int(v[1]), topKCorrect: Int(v[2]), count: Int(v[3])), Int(v[4]))
+        // Once per training step: the values live on the stack, so the step allocates nothing.
+        try withUnsafeTemporaryAllocation(of: Double.self, capacity: 5) { v in
+            (v[0], v[1], v[2], v[3], v[4]) = (lossSum, Double(correct), Double(topKCorrect), Double(count), stopVote ? 1 : 0)
+            try communicator.allreduce(v, op: .sum)
+            return (EvaluationTotals(lossSum: v[0], correct: Int(v[1]), topKCorrect: Int(v[2]), count: Int(v[3])), Int(v[4]))
+        }
     }
 
     /// The mean loss per sample (0 for no samples).

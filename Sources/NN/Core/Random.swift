@@ -18,9 +18,18 @@ public struct SplitMix64: RandomNumberGenerator {
     ///   - seed: the run's seed.
     ///   - keys: identifiers of the stream, e.g. `[epoch, sampleIndex]`.
     public init(seed: UInt64, keys: [UInt64] = []) {
-        var s = SplitMix64.mix(seed ^ 0x9E37_79B9_7F4A_7C15)
-        for k in keys { s = SplitMix64.mix(s ^ SplitMix64.mix(k &+ 0x632B_E59B_D9B4_E019)) }
-        state = s
+        state = SplitMix64.mix(seed ^ 0x9E37_79B9_7F4A_7C15)
+        for k in keys { self = mixing(k) }
+    }
+
+    /// The generator `init(seed:keys:)` makes with `key` appended to the keys:
+    /// `SplitMix64(seed: s).mixing(a).mixing(b)` is `SplitMix64(seed: s, keys: [a, b])`, without
+    /// building a key array (the per-sample streams of a training step allocate nothing).
+    ///
+    /// - Parameter key: the next identifier of the stream.
+    /// - Returns: the generator of the longer key list.
+    public func mixing(_ key: UInt64) -> SplitMix64 {
+        SplitMix64(state: SplitMix64.mix(state ^ SplitMix64.mix(key &+ 0x632B_E59B_D9B4_E019)))
     }
 
     /// The SplitMix64 finalizer: a bijective 64-bit mix.

@@ -32,6 +32,10 @@ public struct Tensor: Equatable {
         self.storage = values
     }
 
+    /// A tensor of shape `[0]`, shared: a layer that lets go of a cached tensor assigns it, which
+    /// allocates nothing.
+    public static let empty = Tensor(shape: [0])
+
     /// The number of elements.
     @inlinable public var count: Int { storage.count }
 
@@ -61,6 +65,19 @@ public struct Tensor: Equatable {
         let n = newShape.reduce(1, *)
         if storage.count != n { storage = [Float](repeating: 0, count: n) }
         shape = newShape
+    }
+
+    /// `resize(to: [d0, d1])` without building the shape array when the shape is unchanged (a
+    /// layer's steady step allocates nothing).
+    public mutating func resize(_ d0: Int, _ d1: Int) {
+        guard shape.count != 2 || shape[0] != d0 || shape[1] != d1 else { return }
+        resize(to: [d0, d1])
+    }
+
+    /// `resize(to: [d0, d1, d2, d3])` without building the shape array when the shape is unchanged.
+    public mutating func resize(_ d0: Int, _ d1: Int, _ d2: Int, _ d3: Int) {
+        guard shape.count != 4 || shape[0] != d0 || shape[1] != d1 || shape[2] != d2 || shape[3] != d3 else { return }
+        resize(to: [d0, d1, d2, d3])
     }
 }
 

@@ -107,8 +107,9 @@ public struct Augmentation: Equatable {
         let (C, H, W) = (shape[0], shape[1], shape[2])
         precondition(mean.isEmpty || mean.count == C,
                      "Augmentation has \(mean.count) channel means but samples have \(C) channels.")
-        // Salted, so the same per-sample key can also drive other streams (dropout) uncorrelated.
-        var generator = SplitMix64(seed: key, keys: [0xA06_0A06])
+        // Salted, so the same per-sample key can also drive other streams (dropout) uncorrelated;
+        // `mixing` gives `keys: [0xA06_0A06]` without an array per sample.
+        var generator = SplitMix64(seed: key).mixing(0xA06_0A06)
         // Draw in a fixed order, only for enabled options, so results depend on the key alone.
         let flip = horizontalFlip && generator.next() & 1 == 1
         var dx = 0, dy = 0

@@ -42,13 +42,34 @@ public enum BatchLoader {
     ///   - augmentation: the transformation.
     public static func makeBatch(into batch: inout Tensor, labels: inout [Int32], dataset: some Dataset,
                                  indices: [Int], keys: [UInt64], augmentation: Augmentation = .none) {
+        var scratch: [Float] = []
+        makeBatch(into: &batch, labels: &labels, scratch: &scratch, dataset: dataset, indices: indices, keys: keys,
+                  augmentation: augmentation)
+    }
+
+    /// `makeBatch(into:labels:dataset:indices:keys:augmentation:)` with the augmentation's scratch
+    /// sample kept by the caller too: a training loop that keeps all three allocates nothing per batch.
+    ///
+    /// - Parameters:
+    ///   - batch: resized to `[n] + dataset.sampleShape` and overwritten.
+    ///   - labels: overwritten with the n labels.
+    ///   - scratch: one sample's worth of floats when the augmentation is random (resized if needed).
+    ///   - dataset: the source.
+    ///   - indices: the samples, in batch order.
+    ///   - keys: one key per sample, or empty when `augmentation.isRandom` is false.
+    ///   - augmentation: the transformation.
+    public static func makeBatch(into batch: inout Tensor, labels: inout [Int32], scratch: inout [Float], dataset: some Dataset,
+                                 indices: [Int], keys: [UInt64], augmentation: Augmentation = .none) {
         precondition(keys.count == indices.count || (keys.isEmpty && !augmentation.isRandom),
                      "A batch of \(indices.count) samples needs \(indices.count) augmentation keys, got \(keys.count).")
         let shape = dataset.sampleShape
         let size = shape.reduce(1, *)
-        batch.resize(to: [indices.count] + shape)
+        if batch.shape.count != shape.count + 1 || batch.batchSize != indices.count || !batch.shape.dropFirst().elementsEqual(shape) {
+            batch.resize(to: [indices.count] + shape)
+        }
         labels.removeAll(keepingCapacity: true)
-        var scratch = [Float](repeating: 0, count: augmentation.isRandom ? size : 0)
+        let scratchCount = augmentation.isRandom ? size : 0
+        if scratch.count != scratchCount { scratch = [Float](repeating: 0, count: scratchCount) }
         batch.storage.withUnsafeMutableBufferPointer { out in
             scratch.withUnsafeMutableBufferPointer { tmp in
                 for (n, index) in indices.enumerated() {

@@ -50,26 +50,34 @@ public enum ConvKernels {
         return UnsafeMutablePointer<Float>(bitPattern: address)!
     }
 
+    /// Where each channel chunk's packed weight slice starts: chunk `i` at `base + i · stride`, as
+    /// every chunk but a ragged last one has the full size (a value, so a call allocates nothing).
+    struct PackedChunks {
+        let base: UnsafePointer<Float>
+        let stride: Int
+        subscript(index: Int) -> UnsafePointer<Float> { base + index * stride }
+    }
+
     /// Packs each channel chunk's slice of the weight, one after the other in `dst`, and returns
     /// where each chunk's packed slice starts: `weight[:, chunk]` (`K×rows`) for forward, or its
     /// transpose (`rows×K`) for the input gradient.
     static func packWeightChunks(_ dst: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>,
-                                 _ g: ConvGeometry, transposed: Bool) -> [UnsafePointer<Float>] {
+                                 _ g: ConvGeometry, transposed: Bool) -> PackedChunks {
         let chunk = packingChunk(g), taps = g.R * g.S
-        var starts: [UnsafePointer<Float>] = []
         var at = dst
         for c0 in stride(from: 0, to: g.C, by: chunk) {
             let rows = (min(c0 + chunk, g.C) - c0) * taps
             let (m, k) = transposed ? (rows, g.K) : (g.K, rows)
             GEMM.pack(at, weight + c0 * taps, lda: g.CRS, transA: transposed, m: m, k: k)
-            starts.append(UnsafePointer(at))
             at += GEMM.packedCount(m: m, k: k)
         }
-        return starts
+        let fullRows = min(chunk, g.C) * taps
+        let full = transposed ? GEMM.packedCount(m: fullRows, k: g.K) : GEMM.packedCount(m: g.K, k: fullRows)
+        return PackedChunks(base: UnsafePointer(dst), stride: full)
     }
 
     /// The row stride of the column matrix in the scratch: PQ rounded up to whole 64-byte lines.
-    static func columnStride(_ g: ConvGeometry) -> Int { (g.PQ + 15) / 16 * 16 }
+    public static func columnStride(_ g: ConvGeometry) -> Int { (g.PQ + 15) / 16 * 16 }
 
     /// The scratch's column matrix and zero-bordered sample: the first 64-byte boundary in
     /// `scratch`, and the sample after the matrix.
@@ -83,7 +91,7 @@ public enum ConvKernels {
     /// Channels per chunk of the column matrix: chunks of at most about 256 rows (one GEMM depth
     /// block), of equal size, so a chunk's columns stay in L2 between im2col and the GEMM that
     /// reads them (or between the GEMM that writes them and col2im).
-    static func chunkChannels(_ g: ConvGeometry) -> Int {
+    public static func chunkChannels(_ g: ConvGeometry) -> Int {
         let perChunk = max(1, 256 / (g.R * g.S))
         let chunks = (g.C + perChunk - 1) / perChunk
         return (g.C + chunks - 1) / chunks

@@ -113,6 +113,14 @@ extension PoolingLayer {
     ///
     /// - Parameter layer: the type's name for the message, e.g. `MaxPool2D`.
     func checkedGeometry(for input: Tensor, layer: String) -> PoolGeometry {
+        checkedGeometry(for: input, reusing: nil, layer: layer)
+    }
+
+    /// `checkedGeometry(for:layer:)`, returning `cached` when it was made for the same per-sample
+    /// shape: the geometry is checked once, and a steady step builds no shape or message strings.
+    func checkedGeometry(for input: Tensor, reusing cached: PoolGeometry?, layer: String) -> PoolGeometry {
+        let s = input.shape
+        if let g = cached, s.count == 4, s[1] == g.C, s[2] == g.H, s[3] == g.W { return g }
         guard input.shape.count == 4, let g = try? geometry(for: input.sampleShape) else {
             preconditionFailure("\(layer) \(summary) expects input [N, C, H, W] that its window fits, got \(input.shape).")
         }

@@ -79,6 +79,8 @@ public struct ReLU: Layer {
 /// Flattens each sample to one dimension: `[N, C, H, W]` to `[N, C·H·W]`. No copy.
 public struct Flatten: Layer {
     private var inputShape: [Int] = []
+    // The output shape, rebuilt only when it changes (a steady step allocates nothing).
+    private var flatShape: [Int] = []
 
     public init() {}
 
@@ -88,7 +90,9 @@ public struct Flatten: Layer {
 
     public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
         inputShape = input.shape
-        return input.reshaped(to: [input.batchSize, input.count / max(input.batchSize, 1)])
+        let n = input.batchSize, features = input.count / max(n, 1)
+        if flatShape.count != 2 || flatShape[0] != n || flatShape[1] != features { flatShape = [n, features] }
+        return input.reshaped(to: flatShape)
     }
 
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {

@@ -16,6 +16,9 @@ public struct AvgPool2D: PoolingLayer {
 
     private var geometry: PoolGeometry?
     private var inputShape: [Int] = []
+    // Output and input-gradient buffers, kept across steps (nothing downstream keeps them).
+    private var output = Tensor(shape: [0])
+    private var gradInput = Tensor(shape: [0])
 
     /// - Parameters:
     ///   - poolSize: (R, S), each > 0.
@@ -27,11 +30,12 @@ public struct AvgPool2D: PoolingLayer {
     }
 
     public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
-        let g = checkedGeometry(for: input, layer: "AvgPool2D")
+        let g = checkedGeometry(for: input, reusing: geometry, layer: "AvgPool2D")
         geometry = g
         inputShape = input.shape
         let n = input.batchSize
-        var output = Tensor(shape: [n, g.C, g.P, g.Q])
+        // The kernel writes every output element.
+        output.resize(n, g.C, g.P, g.Q)
         output.storage.withUnsafeMutableBufferPointer { y in
             input.storage.withUnsafeBufferPointer { x in
                 AvgPool2D.forward(y.baseAddress!, x.baseAddress!, n * g.C, g)
@@ -45,7 +49,8 @@ public struct AvgPool2D: PoolingLayer {
         let n = inputShape[0]
         precondition(gradOutput.shape == [n, g.C, g.P, g.Q],
                      "AvgPool2D \(summary).backward expects a gradient of shape \([n, g.C, g.P, g.Q]), got \(gradOutput.shape).")
-        var gradInput = Tensor(shape: inputShape)
+        // The kernel zeroes the gradient before spreading into it.
+        gradInput.resize(to: inputShape)
         gradInput.storage.withUnsafeMutableBufferPointer { gx in
             gradOutput.storage.withUnsafeBufferPointer { gy in
                 AvgPool2D.backward(gx.baseAddress!, gy.baseAddress!, n * g.C, g)

@@ -37,6 +37,18 @@ public struct BatchNorm2D: Layer {
     private var count = 0
     private var usedBatchStatistics = false
     private var reducer: (any StatisticsReducer)?
+    // Buffers kept across steps, so that a steady step allocates nothing: the batch's count, sum
+    // and sum of squares per channel, its mean and variance (kept for `lastBatchStatistics`), the
+    // mean forward subtracts (the batch's or the running one), the output, backward's two sums
+    // per channel and the input gradient.
+    private var statistics: [Double] = []
+    private var batchMean: [Double] = []
+    private var batchVariance: [Double] = []
+    private var hasBatchStatistics = false
+    private var shift: [Double] = []
+    private var output = Tensor(shape: [0])
+    private var sums: [Double] = []
+    private var gradInput = Tensor(shape: [0])
 
     /// - Parameters:
     ///   - momentum: running-statistics factor (PyTorch default 0.1).
@@ -83,28 +95,39 @@ public struct BatchNorm2D: Layer {
                      "BatchNorm2D expects input [N, \(c), H, W] or [N, \(c)], got \(input.shape).")
         let spatial = input.shape.dropFirst(2).reduce(1, *)
         usedBatchStatistics = context.training
-        reducer = synchronized ? context.statisticsReducer : nil
-        var mean = [Double](repeating: 0, count: c)
-        var variance = [Double](repeating: 0, count: c)
+        let reducer = synchronized ? context.statisticsReducer : nil
+        self.reducer = reducer
+        BatchNorm2D.reserve(&shift, c)
+        BatchNorm2D.reserve(&inverseStd, c)
         if context.training {
             // Per-channel count, sum and sum of squares, summed across replicas when synchronized.
-            var stats = batchStatistics(of: input)
-            if let reducer { stats.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0) } }
-            count = Int(stats[0].rounded())
+            BatchNorm2D.reserve(&statistics, 3 * c)
+            statistics.withUnsafeMutableBufferPointer { stats in
+                BatchNorm2D.accumulateStatistics(of: input, into: stats)
+                if let reducer { reducer.sumAcrossReplicas(stats) }
+            }
+            count = Int(statistics[0].rounded())
             precondition(count > 0, "BatchNorm2D needs at least one element per channel in training, got input \(input.shape).")
-            (mean, variance) = BatchNorm2D.meanAndVariance(statistics: stats)
-            lastBatchStatistics = (mean, variance, count)
-            updateRunningStatistics(mean: mean, variance: variance, count: count, arena: arena)
+            BatchNorm2D.reserve(&batchMean, c)
+            BatchNorm2D.reserve(&batchVariance, c)
+            BatchNorm2D.meanAndVariance(statistics: statistics, mean: &batchMean, variance: &batchVariance)
+            hasBatchStatistics = true
+            updateRunningStatistics(mean: batchMean, variance: batchVariance, count: count, arena: arena)
+            for k in 0 ..< c {
+                shift[k] = batchMean[k]
+                inverseStd[k] = 1 / (batchVariance[k] + epsilon).squareRoot()
+            }
         } else {
             for k in 0 ..< c {
-                mean[k] = Double(arena.parameters[rMean.offset + k])
-                variance[k] = Double(arena.parameters[rVar.offset + k])
+                shift[k] = Double(arena.parameters[rMean.offset + k])
+                inverseStd[k] = 1 / (Double(arena.parameters[rVar.offset + k]) + epsilon).squareRoot()
             }
         }
-        inverseStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
-        normalized = Tensor(shape: input.shape)
-        var output = Tensor(shape: input.shape)
+        // Every element of both is written below, so their old contents do not matter.
+        normalized.resize(to: input.shape)
+        output.resize(to: input.shape)
         let g = arena.parameters + gamma.offset, b = arena.parameters + beta.offset
+        let mean = shift, inverseStd = self.inverseStd
         input.storage.withUnsafeBufferPointer { x in
             normalized.storage.withUnsafeMutableBufferPointer { xh in
                 output.storage.withUnsafeMutableBufferPointer { y in
@@ -124,7 +147,9 @@ public struct BatchNorm2D: Layer {
 
     /// The batch statistics of the last training forward: per-channel mean and biased variance
     /// (the global batch's when synchronized), and the element count per channel; nil before one.
-    public private(set) var lastBatchStatistics: (mean: [Double], variance: [Double], count: Int)?
+    public var lastBatchStatistics: (mean: [Double], variance: [Double], count: Int)? {
+        hasBatchStatistics ? (batchMean, batchVariance, count) : nil
+    }
 
     /// Per-channel element count, sum and sum of squares of a batch, in this order (`3·C` values,
     /// summed in Double over samples then positions, in index order): what training forward
@@ -132,9 +157,17 @@ public struct BatchNorm2D: Layer {
     ///
     /// - Parameter input: `[N, C, H, W]` or `[N, C]`.
     public func batchStatistics(of input: Tensor) -> [Double] {
+        var stats = [Double](repeating: 0, count: 3 * input.shape[1])
+        stats.withUnsafeMutableBufferPointer { BatchNorm2D.accumulateStatistics(of: input, into: $0) }
+        return stats
+    }
+
+    /// Writes `batchStatistics(of:)` into `stats` (`3·C` values).
+    static func accumulateStatistics(of input: Tensor, into stats: UnsafeMutableBufferPointer<Double>) {
         let c = input.shape[1], n = input.batchSize
         let spatial = input.shape.dropFirst(2).reduce(1, *)
-        var stats = [Double](repeating: 0, count: 3 * c)
+        precondition(stats.count == 3 * c, "BatchNorm2D statistics of \(c) channels need \(3 * c) values, got \(stats.count).")
+        stats.update(repeating: 0)
         input.storage.withUnsafeBufferPointer { x in
             for i in 0 ..< n { for k in 0 ..< c {
                 let base = (i * c + k) * spatial
@@ -145,7 +178,6 @@ public struct BatchNorm2D: Layer {
             } }
         }
         for k in 0 ..< c { stats[k] = Double(n * spatial) }
-        return stats
     }
 
     /// Per-channel mean and biased variance from `batchStatistics(of:)`-style values (count, sum,
@@ -153,12 +185,24 @@ public struct BatchNorm2D: Layer {
     public static func meanAndVariance(statistics stats: [Double]) -> (mean: [Double], variance: [Double]) {
         let c = stats.count / 3
         var mean = [Double](repeating: 0, count: c), variance = [Double](repeating: 0, count: c)
+        meanAndVariance(statistics: stats, mean: &mean, variance: &variance)
+        return (mean, variance)
+    }
+
+    /// Writes `meanAndVariance(statistics:)` into `mean` and `variance` (`C` values each).
+    static func meanAndVariance(statistics stats: [Double], mean: inout [Double], variance: inout [Double]) {
+        let c = stats.count / 3
+        precondition(mean.count == c && variance.count == c, "BatchNorm2D needs \(c) means and variances, got \(mean.count) and \(variance.count).")
         let m = Double(Int(stats[0].rounded()))
         for k in 0 ..< c {
             mean[k] = stats[c + k] / m
             variance[k] = max(stats[2 * c + k] / m - mean[k] * mean[k], 0)
         }
-        return (mean, variance)
+    }
+
+    /// Makes `buffer` hold `count` values, reusing it when it already does (contents unspecified).
+    private static func reserve(_ buffer: inout [Double], _ count: Int) {
+        if buffer.count != count { buffer = [Double](repeating: 0, count: count) }
     }
 
     /// Moves the running statistics toward a batch's: `running = (1 − momentum) · running +
@@ -188,11 +232,18 @@ public struct BatchNorm2D: Layer {
     ///
     /// - Parameter gradOutput: the gradient of the last forward's output.
     public func backwardSums(of gradOutput: Tensor) -> [Double] {
+        var sums = [Double](repeating: 0, count: 2 * gradOutput.shape[1])
+        sums.withUnsafeMutableBufferPointer { backwardSums(of: gradOutput, into: $0) }
+        return sums
+    }
+
+    /// Writes `backwardSums(of:)` into `sums` (`2·C` values).
+    private func backwardSums(of gradOutput: Tensor, into sums: UnsafeMutableBufferPointer<Double>) {
         precondition(gradOutput.shape == normalized.shape,
                      "BatchNorm2D.backward expects a gradient of shape \(normalized.shape), got \(gradOutput.shape).")
         let c = gradOutput.shape[1], n = gradOutput.batchSize
         let spatial = gradOutput.shape.dropFirst(2).reduce(1, *)
-        var sums = [Double](repeating: 0, count: 2 * c)
+        sums.update(repeating: 0)
         gradOutput.storage.withUnsafeBufferPointer { gy in
             normalized.storage.withUnsafeBufferPointer { xh in
                 for i in 0 ..< n { for k in 0 ..< c {
@@ -204,7 +255,6 @@ public struct BatchNorm2D: Layer {
                 } }
             }
         }
-        return sums
     }
 
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
@@ -216,15 +266,21 @@ public struct BatchNorm2D: Layer {
         let c = gamma.count, n = gradOutput.batchSize
         let spatial = gradOutput.shape.dropFirst(2).reduce(1, *)
         // sums[k] = Σ gy, sums[c + k] = Σ gy · x̂ over the channel's elements.
-        var sums = backwardSums(of: gradOutput)
+        BatchNorm2D.reserve(&sums, 2 * c)
+        var sums = self.sums
+        self.sums = []
+        defer { self.sums = sums }
+        sums.withUnsafeMutableBufferPointer { backwardSums(of: gradOutput, into: $0) }
         // The parameter gradients stay local: the data-parallel reduction sums them over ranks.
         let gGamma = arena.gradients + gamma.offset, gBeta = arena.gradients + beta.offset
         for k in 0 ..< c {
             gBeta[k] += Float(sums[k])
             gGamma[k] += Float(sums[c + k])
         }
-        var gradInput = Tensor(shape: gradOutput.shape)
+        // Every element is written below, so the old contents do not matter.
+        gradInput.resize(to: gradOutput.shape)
         let g = arena.parameters + gamma.offset
+        let normalized = self.normalized, inverseStd = self.inverseStd, reducer = self.reducer
         if usedBatchStatistics {
             if let reducer { sums.withUnsafeMutableBufferPointer { reducer.sumAcrossReplicas($0) } }
             // gx = gamma · invstd · (gy − mean(gy) − x̂ · mean(gy · x̂)), means over the (global) batch.

@@ -20,25 +20,26 @@ extension Conv2D {
         reserveColumns(for: g)
         let input = self.input
         // The bias gradient is summed in Double over every block and rounded once, so polling
-        // (which cuts the batch into blocks) leaves the bits of the unblocked backward.
-        var biasSums = [Double](repeating: 0, count: gradBias == nil ? 0 : g.K)
-        gradOutput.storage.withUnsafeBufferPointer { gy in
-            input.storage.withUnsafeBufferPointer { x in
-                columns.withUnsafeMutableBufferPointer { col in
-                    biasSums.withUnsafeMutableBufferPointer { sums in
+        // (which cuts the batch into blocks) leaves the bits of the unblocked backward. The sums
+        // live on the stack: a training step allocates nothing.
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: g.K) { biasSums in
+            biasSums.initialize(repeating: 0)
+            gradOutput.storage.withUnsafeBufferPointer { gy in
+                input.storage.withUnsafeBufferPointer { x in
+                    columns.withUnsafeMutableBufferPointer { col in
                         context.forEachBlock(of: n) { b in
-                            ConvKernels.backwardWeight(gradWeight, gradBias == nil ? nil : sums.baseAddress!,
+                            ConvKernels.backwardWeight(gradWeight, gradBias == nil ? nil : biasSums.baseAddress!,
                                                        gy.baseAddress! + b.lowerBound * g.K * g.PQ,
                                                        x.baseAddress! + b.lowerBound * g.C * g.H * g.W, col.baseAddress!, b.count, g)
                         }
                     }
                 }
             }
+            if let gradBias {
+                for k in 0 ..< g.K { gradBias[k] += Float(biasSums[k]) }
+            }
         }
-        if let gradBias {
-            for k in 0 ..< g.K { gradBias[k] += Float(biasSums[k]) }
-        }
-        guard computesInputGradient else { return Tensor(shape: [0]) }
+        guard computesInputGradient else { return .empty }
         // backwardInput writes every element (zeroing each sample before folding columns back).
         gradInput.resize(to: input.shape)
         gradInput.storage.withUnsafeMutableBufferPointer { gx in

@@ -156,6 +156,10 @@ public struct Conv2D: Layer {
 
     /// Checks the batch against the layer and returns its geometry.
     func checkedGeometry(for input: Tensor) -> ConvGeometry {
+        // The geometry of the last batch when the per-sample shape is the same: a steady step
+        // builds no shape arrays or message strings.
+        let s = input.shape
+        if let g = geometry, s.count == 4, s[1] == g.C, s[2] == g.H, s[3] == g.W { return g }
         guard let g = try? geometry(for: input.sampleShape), weightSlot?.shape[1] == g.C else {
             preconditionFailure("Conv2D \(summary) expects input [N, \(weightSlot?.shape[1] ?? -1), H, W], got \(input.shape).")
         }
@@ -174,7 +178,7 @@ public struct Conv2D: Layer {
         let bias = biasSlot.map { UnsafePointer(arena.parameters + $0.offset) }
         reserveColumns(for: g)
         // Every output element is written by the GEMM (beta 0), so the old contents do not matter.
-        output.resize(to: [n, g.K, g.P, g.Q])
+        output.resize(n, g.K, g.P, g.Q)
         output.storage.withUnsafeMutableBufferPointer { y in
             input.storage.withUnsafeBufferPointer { x in
                 columns.withUnsafeMutableBufferPointer { col in
@@ -186,6 +190,8 @@ public struct Conv2D: Layer {
     }
 
     /// Grows the im2col scratch to what geometry `g` needs; it is kept across steps.
+    public mutating func releaseInput() { input = .empty }
+
     mutating func reserveColumns(for g: ConvGeometry) {
         let needed = max(ConvKernels.columnScratchCount(g), 1)
         if columns.count < needed { columns = [Float](repeating: 0, count: needed) }
@@ -194,7 +200,7 @@ public struct Conv2D: Layer {
 
 extension ConvGeometry {
     /// True when the column matrix of a sample is the sample itself (1×1 filter, stride 1, no padding).
-    var isPointwise: Bool {
+    public var isPointwise: Bool {
         R == 1 && S == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 && P == H && Q == W
     }
 

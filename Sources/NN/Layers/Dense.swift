@@ -58,7 +58,7 @@ public struct Dense: Layer {
                      "Dense(\(units)) expects \(f) input features per sample, got input \(input.shape).")
         inputShape = input.shape
         self.input = input
-        output.resize(to: [n, units])
+        output.resize(n, units)
         let bias = biasSlot
         output.storage.withUnsafeMutableBufferPointer { y in
             input.storage.withUnsafeBufferPointer { x in
@@ -119,6 +119,8 @@ public struct Dense: Layer {
     public static func addBiasGradient(_ gradBias: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, rows: Range<Int>, units: Int) {
         for i in rows { for j in 0 ..< units { gradBias[j] += gy[i * units + j] } }
     }
+
+    public mutating func releaseInput() { input = .empty }
 
     /// The input of the last `forward`, `[N, …]` (F features a sample).
     public var lastInput: Tensor { input }

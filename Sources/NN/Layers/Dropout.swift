@@ -11,9 +11,13 @@ public struct Dropout: Layer {
     /// mixed with the layer's index).
     public let streamKey: UInt64
 
-    // The scale of each element (0 or 1 / (1 − rate)); empty after an inference pass.
+    // The scale of each element (0 or 1 / (1 − rate)); valid only after a training pass.
     private var mask: [Float] = []
+    private var masked = false
     private var shape: [Int] = []
+    // Output and input-gradient buffers, kept across steps (nothing downstream keeps them).
+    private var output = Tensor(shape: [0])
+    private var gradInput = Tensor(shape: [0])
 
     /// - Parameters:
     ///   - rate: the drop probability, 0 ≤ rate < 1.
@@ -31,7 +35,7 @@ public struct Dropout: Layer {
     public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
         shape = input.shape
         guard context.training, rate > 0 else {
-            mask = []
+            masked = false
             return input
         }
         let n = input.batchSize
@@ -39,16 +43,21 @@ public struct Dropout: Layer {
                      "Dropout needs one sample key per sample in training: got \(context.sampleKeys.count) keys for a batch of \(n) (input \(input.shape)).")
         let perSample = n == 0 ? 0 : input.count / n
         let scale = 1 / (1 - rate)
-        mask = [Float](repeating: 0, count: input.count)
-        var output = input
+        // Both are written in full below, so their old contents do not matter.
+        if mask.count != input.count { mask = [Float](repeating: 0, count: input.count) }
+        output.resize(to: input.shape)
+        masked = true
+        let (rate, streamKey) = (self.rate, self.streamKey)
         mask.withUnsafeMutableBufferPointer { m in
             output.storage.withUnsafeMutableBufferPointer { y in
-                for i in 0 ..< n {
-                    var g = SplitMix64(seed: context.sampleKeys[i], keys: [streamKey])
-                    for j in i * perSample ..< (i + 1) * perSample {
-                        // Keep with probability 1 − rate.
-                        m[j] = g.nextUnitFloat() >= rate ? scale : 0
-                        y[j] *= m[j]
+                input.storage.withUnsafeBufferPointer { x in
+                    for i in 0 ..< n {
+                        var g = SplitMix64(seed: context.sampleKeys[i]).mixing(streamKey)
+                        for j in i * perSample ..< (i + 1) * perSample {
+                            // Keep with probability 1 − rate.
+                            m[j] = g.nextUnitFloat() >= rate ? scale : 0
+                            y[j] = x[j] * m[j]
+                        }
                     }
                 }
             }
@@ -59,11 +68,14 @@ public struct Dropout: Layer {
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
         precondition(gradOutput.shape == shape,
                      "Dropout.backward expects a gradient of shape \(shape), got \(gradOutput.shape).")
-        guard !mask.isEmpty else { return gradOutput }
-        var g = gradOutput
-        g.storage.withUnsafeMutableBufferPointer { gp in
-            for i in gp.indices { gp[i] *= mask[i] }
+        guard masked else { return gradOutput }
+        gradInput.resize(to: gradOutput.shape)
+        let mask = self.mask
+        gradInput.storage.withUnsafeMutableBufferPointer { gx in
+            gradOutput.storage.withUnsafeBufferPointer { gy in
+                for i in gx.indices { gx[i] = gy[i] * mask[i] }
+            }
         }
-        return g
+        return gradInput
     }
 }

@@ -87,11 +87,18 @@ public protocol Layer {
     /// work (same gradients up to the rounding of sums split by block). By default it ignores the
     /// context.
     mutating func backward(_ gradOutput: Tensor, arena: ParameterArena, context: BackwardContext) -> Tensor
+
+    /// Lets go of the input kept from the last forward for backward. That input is the previous
+    /// layer's output buffer, which the previous layer overwrites in the next forward: while this
+    /// layer still holds it, the write copies it instead (an allocation per step).
+    /// `Sequential.forward` calls it on every layer first. By default there is nothing to release.
+    mutating func releaseInput()
 }
 
 extension Layer {
     public func parameterSpecs(for inputShape: [Int]) -> [ParameterSpec] { [] }
     public mutating func bind(slots: [ParameterSlot]) {}
+    public mutating func releaseInput() {}
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena, context: BackwardContext) -> Tensor {
         backward(gradOutput, arena: arena)
     }

@@ -32,11 +32,11 @@ public struct MaxPool2D: PoolingLayer {
     }
 
     public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
-        let g = checkedGeometry(for: input, layer: "MaxPool2D")
+        let g = checkedGeometry(for: input, reusing: geometry, layer: "MaxPool2D")
         geometry = g
         inputShape = input.shape
         let n = input.batchSize
-        output.resize(to: [n, g.C, g.P, g.Q])
+        output.resize(n, g.C, g.P, g.Q)
         if argmax.count != output.count { argmax = [Int](repeating: 0, count: output.count) }
         output.storage.withUnsafeMutableBufferPointer { y in
             input.storage.withUnsafeBufferPointer { x in

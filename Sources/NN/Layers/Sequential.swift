@@ -57,6 +57,7 @@ public struct Sequential {
             next += counts[i]
         }
         self.layers = bound
+        self.executionOrder = Sequential.executionOrder(of: bound)
     }
 
     /// The order in which forward runs the layers (backward runs it reversed): the layers' order,
@@ -64,9 +65,13 @@ public struct Sequential {
     /// rectified values is the rectified max (both are monotone), the same window element wins,
     /// and a gradient reaches it only where that max is positive either way, so outputs and
     /// gradients are bit for bit those of the written order, while the ReLU passes touch a
-    /// quarter of the values (2×2 pools) in forward and in backward. Derived from `layers` on
-    /// each call (a few type checks), so it follows any change to them.
-    public var executionOrder: [Int] {
+    /// quarter of the values (2×2 pools) in forward and in backward. Fixed when the model is built
+    /// (steps mutate the layers in place but never change their kinds), so that a step does not
+    /// allocate the order anew.
+    public let executionOrder: [Int]
+
+    /// The execution order of `layers` (see `executionOrder`).
+    static func executionOrder(of layers: [any Layer]) -> [Int] {
         var order: [Int] = []
         var i = 0
         while i < layers.count {
@@ -94,6 +99,14 @@ public struct Sequential {
         }
     }
 
+    /// Lets every layer go of the input it kept from the last pass (`Layer.releaseInput()`), so
+    /// that each layer, and the caller that fills the next batch, overwrites its buffers in place.
+    /// `forward` does it first; a training loop that reuses its batch tensor calls it before
+    /// filling the batch.
+    public mutating func releaseInputs() {
+        for i in layers.indices { layers[i].releaseInput() }
+    }
+
     /// Runs every layer forward, in `executionOrder`.
     ///
     /// - Parameters:
@@ -101,9 +114,10 @@ public struct Sequential {
     ///   - context: training mode and per-sample keys.
     /// - Returns: the batch's outputs `[N] + outputShape`.
     public mutating func forward(_ input: Tensor, context: ForwardContext) -> Tensor {
-        precondition(input.sampleShape == inputShape,
+        precondition(input.shape.dropFirst().elementsEqual(inputShape),
                      "The model expects samples of shape \(inputShape), got a batch of shape \(input.shape).")
         precondition(input.batchSize > 0, "Cannot run a model on an empty batch (input \(input.shape)).")
+        releaseInputs()
         var x = input
         for i in executionOrder { x = layers[i].forward(x, arena: arena, context: context) }
         return x

@@ -12,12 +12,27 @@ import Foundation
 public protocol Loss {
     /// A stable name, e.g. `softmax-cross-entropy`.
     var name: String { get }
-    /// Returns the summed loss and its gradient with respect to `logits`.
+    /// Returns the summed loss and writes its gradient with respect to `logits` into `gradient`.
     ///
     /// - Parameters:
     ///   - logits: `[N, classes]` (or `[N, 1]` for binary losses).
     ///   - labels: N class indices.
-    func evaluate(logits: Tensor, labels: [Int32]) -> (sum: Double, gradient: Tensor)
+    ///   - gradient: resized to the logits' shape and overwritten; its storage is reused when the
+    ///     size is unchanged, so a training loop that keeps it allocates nothing per step.
+    func evaluate(logits: Tensor, labels: [Int32], gradient: inout Tensor) -> Double
+}
+
+extension Loss {
+    /// Returns the summed loss and its gradient with respect to `logits`, in a new tensor.
+    ///
+    /// - Parameters:
+    ///   - logits: `[N, classes]` (or `[N, 1]` for binary losses).
+    ///   - labels: N class indices.
+    public func evaluate(logits: Tensor, labels: [Int32]) -> (sum: Double, gradient: Tensor) {
+        var gradient = Tensor(shape: [0])
+        let sum = evaluate(logits: logits, labels: labels, gradient: &gradient)
+        return (sum, gradient)
+    }
 }
 
 /// Softmax cross-entropy over integer class labels, computed with a stable log-sum-exp.
@@ -28,11 +43,12 @@ public struct SoftmaxCrossEntropy: Loss {
 
     public var name: String { "softmax-cross-entropy" }
 
-    public func evaluate(logits: Tensor, labels: [Int32]) -> (sum: Double, gradient: Tensor) {
+    public func evaluate(logits: Tensor, labels: [Int32], gradient: inout Tensor) -> Double {
         precondition(logits.shape.count == 2, "SoftmaxCrossEntropy expects logits [N, classes], got \(logits.shape).")
         let n = logits.shape[0], classes = logits.shape[1]
         precondition(labels.count == n, "SoftmaxCrossEntropy got \(labels.count) labels for \(n) samples.")
-        var gradient = Tensor(shape: logits.shape)
+        // Every element is written below, so the old contents do not matter.
+        gradient.resize(to: logits.shape)
         var total = 0.0
         logits.storage.withUnsafeBufferPointer { z in
             gradient.storage.withUnsafeMutableBufferPointer { g in
@@ -56,6 +72,6 @@ public struct SoftmaxCrossEntropy: Loss {
                 }
             }
         }
-        return (total, gradient)
+        return total
     }
 }

@@ -15,12 +15,13 @@ public struct SigmoidBinaryCrossEntropy: Loss {
 
     public var name: String { "sigmoid-binary-cross-entropy" }
 
-    public func evaluate(logits: Tensor, labels: [Int32]) -> (sum: Double, gradient: Tensor) {
+    public func evaluate(logits: Tensor, labels: [Int32], gradient: inout Tensor) -> Double {
         precondition(logits.shape.count == 2 && logits.shape[1] == 1,
                      "SigmoidBinaryCrossEntropy expects logits [N, 1], got \(logits.shape).")
         let n = logits.shape[0]
         precondition(labels.count == n, "SigmoidBinaryCrossEntropy got \(labels.count) labels for \(n) samples.")
-        var gradient = Tensor(shape: logits.shape)
+        // Every element is written below, so the old contents do not matter.
+        gradient.resize(to: logits.shape)
         var total = 0.0
         for i in 0 ..< n {
             let label = labels[i]
@@ -31,6 +32,6 @@ public struct SigmoidBinaryCrossEntropy: Loss {
             let sigmoid = z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z))
             gradient.storage[i] = Float(sigmoid - y)
         }
-        return (total, gradient)
+        return total
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 import Dist
 import Foundation
 import NN
@@ -71,32 +72,10 @@ struct BenchAllreduce: ParsableCommand {
                 printLine(AllreduceBenchRow.header)
             }
             for bytes in parsedSizes! {
-                let floats = max(1, bytes / 4)
-                let per = max(1, floats / tensors)
-                let shapes = (0 ..< tensors).map { i in [i == tensors - 1 ? floats - per * (tensors - 1) : per] }.filter { $0[0] > 0 }
-                let arena = ParameterArena(tensors: shapes.enumerated().map { ("\($0.offset).bench.weight", $0.element, true) })
-                let fill = { for i in 0 ..< arena.count { arena.gradients[i] = Float(communicator.rank + 1) } }
-                let expected = Float(p + 1) / 2 // mean over B = P of rank + 1
-
-                var plain = [Float](repeating: Float(communicator.rank + 1), count: floats)
-                try communicator.allreduce(&plain, op: .sum)
-                guard plain.allSatisfy({ $0 == Float(p * (p + 1) / 2) }) else { throw DistError.selftestFailed("bench allreduce: plain sum of \(floats) floats is wrong") }
-                let plainTime = try time(communicator) {} body: { try plain.withUnsafeMutableBufferPointer { try communicator.allreduce($0, op: .sum) } }
-
-                var reducerTimes: [Double] = [], buckets = 0
-                for compression in GradientCompression.allCases {
-                    let reducer = GradientReducer(arena: arena, communicator: communicator, bucketCapacity: bucketCapacity, compression: compression)
-                    fill()
-                    try reducer.reduce(globalBatchSize: p)
-                    let wrong = (0 ..< arena.count).first { i in abs(arena.gradients[i] - expected) > 1e-6 * expected }
-                    if let i = wrong {
-                        throw DistError.selftestFailed("bench allreduce: reducer (\(compression)) gave \(arena.gradients[i]) at \(i), expected \(expected)")
-                    }
-                    reducerTimes.append(try time(communicator, setUp: fill) { try reducer.reduce(globalBatchSize: p) })
-                    buckets = reducer.buckets.count
-                }
-                let row = AllreduceBenchRow(ranks: p, bytes: floats * 4, buckets: buckets, plain: plainTime,
-                                            reducer: reducerTimes[0], fp16: reducerTimes[1])
+                let r = try AllreduceBenchmark.run(communicator, bytes: bytes, tensors: tensors, bucketCapacity: bucketCapacity,
+                                                   warmup: warmup, repeats: repeats)
+                let row = AllreduceBenchRow(ranks: r.ranks, bytes: r.bytes, buckets: r.buckets, plain: r.plain,
+                                            reducer: r.reducer, fp16: r.fp16)
                 rows.append(row)
                 if communicator.isRoot { printLine(row.line) }
             }
@@ -108,22 +87,6 @@ struct BenchAllreduce: ParsableCommand {
                 printLine("csv: \(csv)")
             }
         }
-    }
-
-    /// The median over `repeats` runs of the slowest rank's time of `body`, after `warmup` runs;
-    /// `setUp` runs untimed before each.
-    func time(_ communicator: Communicator, setUp: () -> Void, body: () throws -> Void) throws -> Double {
-        for _ in 0 ..< warmup { setUp(); try body() }
-        var times: [Double] = []
-        for _ in 0 ..< repeats {
-            setUp()
-            try communicator.barrier()
-            let start = Timeline.now()
-            try body()
-            times.append(Timeline.seconds(since: start))
-        }
-        try communicator.allreduce(&times, op: .max)
-        return times.sorted()[times.count / 2]
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 import Dist
 import Foundation
 import NN
@@ -94,59 +95,18 @@ struct BenchSteps: ParsableCommand {
                                                   loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
             try trainer.synchronize(dataset: data)
             _ = try commOptions.prepare(communicator) // the progress thread, if asked for
-            let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: globalBatch, seed: 1)
-
-            // Per timed step: compute, comm, blocked, hidden, conversion, in MPI, process CPU (seconds, this rank).
-            var sums = [Double](repeating: 0, count: 7)
-            var wallStart: UInt64 = 0
-            var redone = 0 // deterministic mode: timed steps computed twice (scales that did not fit)
-            for k in 0 ..< warmup + steps {
-                if k == warmup {
-                    try communicator.barrier()
-                    trainer.timeline = try commOptions.makeTimeline(communicator)
-                    wallStart = Timeline.now()
-                }
-                let epoch = k / sampler.stepsPerEpoch, step = k % sampler.stepsPerEpoch
-                let order = sampler.permutation(epoch: epoch)
-                let batch = sampler.globalBatch(step: step, order: order)
-                let start = Timeline.now(), cpuStart = BenchSteps.processCPUSeconds()
-                _ = trainer.computeGradients(globalBatch: batch, epoch: epoch, dataset: data)
-                let computed = Timeline.now()
-                try trainer.reduceGradients(globalBatchSize: batch.count, scalingInUpdate: true)
-                trainer.applyUpdate()
-                if k >= warmup, let exact = trainer.exactReducer?.lastStep {
-                    sums[0] += Timeline.seconds(since: start, until: computed)
-                    sums[2] += exact.blockedSeconds
-                    sums[4] += exact.accumulateSeconds
-                    sums[6] += BenchSteps.processCPUSeconds() - cpuStart
-                    redone += exact.attempts - 1
-                } else if k >= warmup {
-                    let s = trainer.reducer.lastStep
-                    sums[0] += Timeline.seconds(since: start, until: computed)
-                    sums[1] += s.communicationSeconds
-                    sums[2] += s.blockedSeconds
-                    sums[3] += s.hiddenSeconds
-                    sums[4] += s.conversionSeconds
-                    sums[5] += s.mpiCallSeconds
-                    sums[6] += BenchSteps.processCPUSeconds() - cpuStart
-                }
+            let f = try StepBenchmark.run(trainer: trainer, data: data, globalBatch: globalBatch, warmup: warmup, steps: steps) {
+                trainer.timeline = try commOptions.makeTimeline(communicator)
             }
-            try communicator.barrier()
-            let wall = Timeline.seconds(since: wallStart)
             try commOptions.save(trainer.timeline)
-            // Rank means of the per-step figures; the wall time is the slowest rank's.
-            try communicator.allreduce(&sums, op: .sum)
-            var walls = [wall]
-            try communicator.allreduce(&walls, op: .max)
-            let n = Double(steps * p)
             let result = StepBenchResult(label: label, model: model, ranks: p, cores: cores, globalBatch: globalBatch,
                                          steps: steps, compression: commOptions.compression.rawValue,
                                          bucketMegabytes: Double(commOptions.bucketCapacity) * 4 / 1_048_576,
-                                         samplesPerSecond: Double(globalBatch * steps) / walls[0],
-                                         stepSeconds: walls[0] / Double(steps), computeSeconds: sums[0] / n,
-                                         commSeconds: sums[1] / n, blockedSeconds: sums[2] / n, hiddenSeconds: sums[3] / n,
-                                         conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n, cpuSeconds: sums[6] / n,
-                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(redone) of \(steps) steps redone)" : "fast",
+                                         samplesPerSecond: Double(globalBatch * steps) / f.wallSeconds,
+                                         stepSeconds: f.wallSeconds / Double(steps), computeSeconds: f.computeSeconds,
+                                         commSeconds: f.commSeconds, blockedSeconds: f.blockedSeconds, hiddenSeconds: f.hiddenSeconds,
+                                         conversionSeconds: f.conversionSeconds, mpiCallSeconds: f.mpiCallSeconds, cpuSeconds: f.cpuSeconds,
+                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone)" : "fast",
                                          gradientFloats: trainer.reducer.buckets.reduce(0) { $0 + $1.count },
                                          buckets: trainer.reducer.buckets.count)
             if communicator.isRoot {
@@ -154,15 +114,6 @@ struct BenchSteps: ParsableCommand {
                 if let csv { try result.append(to: csv) }
             }
         }
-    }
-}
-
-extension BenchSteps {
-    /// CPU time of the whole process (every thread), in seconds.
-    static func processCPUSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 }
 

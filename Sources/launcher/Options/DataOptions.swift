@@ -38,9 +38,6 @@ struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Normalize inputs (training and evaluation) after scaling to [0, 1]: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel.", valueName: "mean,std"))
     var normalize: String?
 
-    @Option(help: .hidden)
-    var failOnRank: Int?
-
     func validate() throws {
         if let n = syntheticSamples, n <= 0 { throw LaunchError("--synthetic-samples must be positive, got \(n)") }
         if data != nil && syntheticSamples != nil { throw LaunchError("--data and --synthetic-samples exclude each other; hint: pass one of them") }
@@ -94,10 +91,6 @@ struct DataOptions: ParsableArguments {
     ///
     /// - Throws: `DistError.data` naming the directory and the problem.
     func load(rank: Int, seed: UInt64) throws -> (train: InMemoryDataset, validation: InMemoryDataset?, test: InMemoryDataset?) {
-        if let r = failOnRank, r == rank {
-            // Test hook: this rank fails while the others go on into the first collective.
-            throw DistError.data(rank: rank, reason: "--fail-on-rank \(r): simulated read failure")
-        }
         var train: InMemoryDataset, test: InMemoryDataset?
         if let dir = directory {
             var isDirectory: ObjCBool = false

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NN
 
 /// Training throughput of one replica on one thread: whole training steps (forward, softmax
 /// cross-entropy, zero gradients, backward, gradient scaling by 1/N, an Adam step) on a fixed
@@ -101,10 +102,12 @@ public enum TrainingBenchmark {
         let keys = (0 ..< batch).map { BatchLoader.sampleKey(seed: seed, epoch: 0, index: $0) }
         let context = ForwardContext(training: true, sampleKeys: keys)
         let scale = 1 / Float(batch)
+        var gradLogits = Tensor.empty
 
         func step() -> Double {
             let logits = model.forward(input, context: context)
-            let (sum, gradLogits) = loss.evaluate(logits: logits, labels: labels)
+            // Into a gradient kept across steps, as the trainer does.
+            let sum = loss.evaluate(logits: logits, labels: labels, gradient: &gradLogits)
             model.arena.zeroGradients()
             model.backward(gradLogits)
             // As the trainer does: the optimizer turns the summed gradient into the batch mean.

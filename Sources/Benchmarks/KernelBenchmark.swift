@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NN
 
 /// Timing of the vectorized core: the machine's FMA peak, every GEMM the Fashion-MNIST benchmark
 /// convnet issues, whole Conv2D layers, and (when it can be loaded) OpenBLAS on the same GEMMs.
@@ -72,16 +73,39 @@ public enum KernelBenchmark {
         }
     }
 
-    /// The convolution layers of the Fashion-MNIST benchmark convnet, with their per-sample input shapes.
-    public static let fashionMNISTConvolutions: [(name: String, layer: Conv2D, inputShape: [Int])] = {
-        var first = Conv2D(filters: 32, kernelSize: (5, 5), padding: .same)
-        first.computesInputGradient = false
-        return [("conv1", first, [1, 28, 28]),
-                ("conv2", Conv2D(filters: 64, kernelSize: (5, 5), padding: .same), [32, 14, 14])]
+    /// The Fashion-MNIST benchmark convnet: the built-in `fmnist-cnn` on 1×28×28 samples, 10 classes.
+    /// Its layers give every shape below, so the benchmark times what training runs.
+    public static let fashionMNISTModel: Sequential = {
+        do {
+            return try ModelSpec.builtin("fmnist-cnn", inputShape: [1, 28, 28], classes: 10).build()
+        } catch {
+            preconditionFailure("The built-in fmnist-cnn must build for 1x28x28 samples and 10 classes: \(error)")
+        }
     }()
 
-    /// The dense layers of the same convnet: (name, inputs F, units U).
-    public static let fashionMNISTDense: [(name: String, features: Int, units: Int)] = [("fc1", 3136, 1024), ("fc2", 1024, 10)]
+    /// The convolution layers of the benchmark convnet (`conv1`, `conv2`, … in order), with their
+    /// per-sample input shapes; the first computes no input gradient, as in training.
+    public static let fashionMNISTConvolutions: [(name: String, layer: Conv2D, inputShape: [Int])] = {
+        let model = fashionMNISTModel
+        var convolutions: [(name: String, layer: Conv2D, inputShape: [Int])] = []
+        for (i, layer) in model.layers.enumerated() {
+            guard let conv = layer as? Conv2D else { continue }
+            convolutions.append(("conv\(convolutions.count + 1)", conv, i == 0 ? model.inputShape : model.outputShapes[i - 1]))
+        }
+        return convolutions
+    }()
+
+    /// The dense layers of the same convnet (`fc1`, `fc2`, …): (name, inputs F, units U).
+    public static let fashionMNISTDense: [(name: String, features: Int, units: Int)] = {
+        let model = fashionMNISTModel
+        var dense: [(name: String, features: Int, units: Int)] = []
+        for (i, layer) in model.layers.enumerated() {
+            guard let fc = layer as? Dense else { continue }
+            let features = (i == 0 ? model.inputShape : model.outputShapes[i - 1]).reduce(1, *)
+            dense.append(("fc\(dense.count + 1)", features, fc.units))
+        }
+        return dense
+    }()
 
     /// Every GEMM one training step of the convnet issues at batch `batch`, with the shapes and
     /// transposes that `ConvKernels` (per sample and channel chunk) and `Dense` (per batch) pass to

@@ -1,0 +1,148 @@
+import MallocInterposerSwift
+import XCTest
+@testable import Dist
+@testable import NN
+
+/// A steady training step allocates nothing on the heap: every layer, the loss and the batch
+/// loader reuse the buffers of the step before.
+///
+/// Allocations are counted by malloc-interposer, whose library (linked into the test executable)
+/// replaces malloc, calloc, realloc, posix_memalign and free for the whole process; counting is
+/// switched on around the measured code only. Two warm-up steps come first: the first step sizes
+/// every buffer, the second lets copy-on-write storage settle into the buffers that stay. One
+/// in-process rank, fast mode (the data-parallel parts of the step run too, with nothing to send).
+final class SteadyStepAllocationTests: XCTestCase {
+    override func setUpWithError() throws {
+        // Under a sanitizer the interposer leaves malloc to the sanitizer's allocator, which it
+        // cannot count: prove that a known allocation is seen before trusting a zero.
+        let seen = allocations { _ = escape([Int](repeating: 1, count: 1000)) }
+        guard seen > 0 else {
+            throw XCTSkip("malloc is not routed through malloc-interposer in this build (a sanitizer's allocator comes first), so allocations cannot be counted")
+        }
+    }
+
+    /// fmnist-cnn: convolutions, ReLU, max pooling, dense layers, dropout, on 28x28 samples.
+    func testSteadyStepsOfFmnistCNNAllocateNothing() throws {
+        let spec = try ModelSpec.builtin("fmnist-cnn", inputShape: [1, 28, 28], classes: 10)
+        try assertSteadyStepsAllocateNothing(spec, augmentation: .none)
+    }
+
+    /// Batch norm (synchronized and not), average pooling and dropout, with a random augmentation.
+    func testSteadyStepsWithBatchNormAvgPoolAndDropoutAllocateNothing() throws {
+        let layers: [LayerSpec] = [
+            .conv2d(filters: 8, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
+            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: true), .relu,
+            .avgPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
+            .conv2d(filters: 16, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
+            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: false), .relu,
+            .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
+            .flatten, .dense(units: 32, bias: true), .relu, .dropout(rate: 0.3), .dense(units: 10, bias: true),
+        ]
+        let spec = ModelSpec(name: "bn-avgpool-dropout", inputShape: [1, 28, 28], layers: layers)
+        try assertSteadyStepsAllocateNothing(spec, augmentation: try Augmentation(horizontalFlip: true, maxShift: 2))
+    }
+
+    /// Each layer's forward and backward, the loss and the batch, on their own: names the part
+    /// that allocates when the whole step does.
+    func testNoLayerLossOrBatchAllocatesInASteadyStep() throws {
+        for name in ["fmnist-cnn", "fmnist-cnn-bn", "lenet5"] {
+            var model = try ModelSpec.builtin(name, inputShape: [1, 28, 28], classes: 10).build()
+            model.initializeParameters(seed: 1)
+            let data = SyntheticPatterns.make(count: 64, shape: [1, 28, 28], classes: 10, seed: 2)
+            let loss = SoftmaxCrossEntropy()
+            let order = model.executionOrder
+            var batch = Tensor(shape: [0]), labels: [Int32] = [], gradLogits = Tensor(shape: [0])
+            let indices = Array(0 ..< 16), keys = indices.map { UInt64($0) }
+            let context = ForwardContext(training: true, sampleKeys: keys)
+            var counts: [String: Int] = [:]
+            for step in 0 ..< 4 {
+                let measured = step >= 2
+                func count(_ part: String, _ body: () -> Void) {
+                    if measured { counts[part, default: 0] += allocations(body) } else { body() }
+                }
+                // As the trainer does: the first layer lets go of the last batch before it is refilled.
+                model.releaseInputs()
+                count("batch") {
+                    BatchLoader.makeBatch(into: &batch, labels: &labels, dataset: data, indices: indices, keys: [])
+                }
+                var x = batch
+                for i in order { count("\(i) \(model.layers[i].summary) forward") { x = model.layers[i].forward(x, arena: model.arena, context: context) } }
+                count("loss") { _ = loss.evaluate(logits: x, labels: labels, gradient: &gradLogits) }
+                model.arena.zeroGradients()
+                var g = gradLogits
+                for i in order.reversed() { count("\(i) \(model.layers[i].summary) backward") { g = model.layers[i].backward(g, arena: model.arena) } }
+            }
+            let allocating = counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }
+            XCTAssertTrue(allocating.isEmpty, "\(name): allocations in 2 steady steps: \(allocating.map { "\($0.key): \($0.value)" })")
+        }
+    }
+
+    /// The whole training loop (`fit`: sampler, micro-batches, the per-step loss allreduce around
+    /// the step) allocates at most once per steady step: `computeGradients(globalBatch:)` copies
+    /// the global batch's indices into an array (`DataParallelTrainer+Chunks.swift`). Measured as
+    /// the difference between fits of 12 and 4 steps, after a first fit that pays the one-time
+    /// initializations (type metadata, lazy globals).
+    func testTheTrainingLoopAllocatesAtMostOncePerSteadyStep() throws {
+        let spec = try ModelSpec.builtin("fmnist-cnn", inputShape: [1, 28, 28], classes: 10)
+        let data: Dataset = SyntheticPatterns.make(count: 320, shape: spec.inputShape, classes: 10, seed: 3)
+        func fitAllocations(steps: Int) throws -> Int {
+            var config = TrainingConfiguration()
+            config.globalBatchSize = 16
+            config.stopAfterSteps = steps
+            config.logInterval = 0
+            let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+                                                  loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
+                                                  configuration: config)
+            var thrown: Error?
+            let count = allocations { do { try trainer.fit(training: data) } catch { thrown = error } }
+            if let thrown { throw thrown }
+            return count
+        }
+        _ = try fitAllocations(steps: 2)
+        let short = try fitAllocations(steps: 4), long = try fitAllocations(steps: 12)
+        XCTAssertLessThanOrEqual(long - short, 8, "8 more steps allocated \(long - short) more times (\(short) for 4 steps, \(long) for 12)")
+    }
+
+    /// Trains `spec` for 2 warm-up steps and 3 measured ones (batch 16, SGD with momentum) through
+    /// the trainer's step functions, and fails unless the measured steps allocated nothing.
+    func assertSteadyStepsAllocateNothing(_ spec: ModelSpec, augmentation: Augmentation,
+                                          file: StaticString = #filePath, line: UInt = #line) throws {
+        // Boxed once, as `fit` receives it: converting the struct at each call would allocate the box.
+        let data: Dataset = SyntheticPatterns.make(count: 96, shape: spec.inputShape, classes: 10, seed: 3)
+        var config = TrainingConfiguration()
+        config.globalBatchSize = 16
+        config.augmentation = augmentation
+        let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+                                              loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
+                                              configuration: config)
+        let order = DistributedSampler(datasetCount: data.count, globalBatchSize: 16, seed: 5).permutation(epoch: 0)
+        var parts = (gradients: 0, reduction: 0, update: 0)
+        for step in 0 ..< 5 {
+            let batch = order[step * 16 ..< (step + 1) * 16]
+            let measured = step >= 2
+            var reduceError: Error?
+            let g = allocations { _ = trainer.computeGradients(indices: batch, epoch: 0, dataset: data) }
+            let r = allocations {
+                do { try trainer.reduceGradients(globalBatchSize: 16, scalingInUpdate: true) } catch { reduceError = error }
+            }
+            let u = allocations { trainer.applyUpdate() }
+            if let reduceError { throw reduceError }
+            if measured { parts = (parts.gradients + g, parts.reduction + r, parts.update + u) }
+        }
+        XCTAssertEqual(parts.gradients + parts.reduction + parts.update, 0,
+                       "\(spec.name): 3 steady steps allocated \(parts.gradients) times in computeGradients, \(parts.reduction) in reduceGradients, \(parts.update) in applyUpdate",
+                       file: file, line: line)
+    }
+}
+
+/// The heap allocations `body` makes on any thread (malloc, calloc, realloc, aligned allocations).
+func allocations(_ body: () -> Void) -> Int {
+    MallocInterposerSwift.reset()
+    MallocInterposerSwift.hook()
+    body()
+    MallocInterposerSwift.unhook()
+    return MallocInterposerSwift.getStatistics().mallocCount
+}
+
+/// Keeps a value alive past the optimizer, so the allocation that made it cannot be removed.
+@inline(never) func escape<T>(_ value: T) -> T { value }
