@@ -3,21 +3,39 @@ import XCTest
 @testable import NN
 
 final class ExactSumTests: XCTestCase {
-    /// The fast kernel adds the same integers and reports the same largest magnitude as its plain
-    /// Int64 twin, for a first term and for a later one, and clears the gradients.
+    /// The fast kernel, on every kernel path this machine runs, adds the same integers and reports
+    /// the same largest magnitude as its plain Int64 twin, for a first term and for a later one, and
+    /// clears the gradients. 203 elements: the sixteen-lane loop and its scalar tail.
     func testAccumulateMatchesTheReference() {
         var g = SplitMix64(seed: 3, keys: [1])
         let n = 203
         let values: [Float] = (0 ..< n).map { i in Float(bitPattern: UInt32(truncatingIfNeeded: g.next()) & 0xBFFF_FFFF) * (i % 2 == 0 ? 1 : -1) }
-        for first in [true, false] {
-            var fast = [Double](repeating: 7, count: n), plain = fast
-            var a = values, b = values
-            let scale = Double(sign: .plus, exponent: 20, significand: 1)
-            let mostFast = ExactSum.accumulate(&fast, clearing: &a, scale: scale, n, first: first)
-            let mostPlain = ExactSum.accumulateReference(&plain, clearing: &b, scale: scale, n, first: first)
-            XCTAssertEqual(fast, plain, "first: \(first)")
-            XCTAssertEqual(mostFast, mostPlain)
-            XCTAssertEqual(a, [Float](repeating: 0, count: n))
+        for path in KernelPath.runnable {
+            KernelPath.with(path) {
+                for first in [true, false] {
+                    var fast = [Double](repeating: 7, count: n), plain = fast
+                    var a = values, b = values
+                    let scale = Double(sign: .plus, exponent: 20, significand: 1)
+                    let mostFast = ExactSum.accumulate(&fast, clearing: &a, scale: scale, n, first: first)
+                    let mostPlain = ExactSum.accumulateReference(&plain, clearing: &b, scale: scale, n, first: first)
+                    XCTAssertEqual(fast, plain, "\(path), first: \(first)")
+                    XCTAssertEqual(mostFast, mostPlain, "\(path)")
+                    XCTAssertEqual(a, [Float](repeating: 0, count: n), "\(path)")
+                }
+            }
+        }
+    }
+
+    /// The mean is one Double product rounded to Float, element by element, on every path.
+    func testWriteMeanIsOneRoundedProductOnEveryPath() {
+        var g = SplitMix64(seed: 4, keys: [2])
+        let n = 77, scale = Double(sign: .plus, exponent: 33, significand: 1), count = 48
+        let sums: [Double] = (0 ..< n).map { _ in (Double(g.next() % 4_000_001) - 2_000_000) * 1024 }
+        let expected = sums.map { Float($0 * (1 / (scale * Double(count)))) }
+        for path in KernelPath.runnable {
+            var out = [Float](repeating: .nan, count: n)
+            KernelPath.with(path) { ExactSum.writeMean(&out, sums, scale: scale, count: count, n) }
+            XCTAssertEqual(out.map(\.bitPattern), expected.map(\.bitPattern), "\(path)")
         }
     }
 

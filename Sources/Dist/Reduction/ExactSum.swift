@@ -1,9 +1,16 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KernelsAVX2
+#if canImport(KernelsAVX512)
+import KernelsAVX512
+#endif
+import NN
 
 /// The kernels of the exact (deterministic) reduction: float gradients turned into integers at a
-/// fixed power-of-two scale and added into Double accumulators that hold integers exactly.
+/// fixed power-of-two scale and added into Double accumulators that hold integers exactly. They run
+/// on the kernel path in use (`KernelPath.current`: `FixedPointSum` of the AVX-512 or the AVX2
+/// target, the same bits on each), with a plain twin here.
 ///
 /// Buffers: `sums` is Double, integer-valued, added into; `gradients` is Float, read and then
 /// cleared (set to 0) so the next chunk's backward adds into zeros; `n` elements each.
@@ -24,28 +31,16 @@ public enum ExactSum {
     /// memory traffic.
     public static func accumulate(_ sums: UnsafeMutablePointer<Double>, clearing gradients: UnsafeMutablePointer<Float>,
                                   scale: Double, _ n: Int, first: Bool = false, clear: Bool = true) -> Float {
-        switch (first, clear) {
-        case (true, true): return accumulate(sums, gradients, scale, n, first: true, clear: true)
-        case (true, false): return accumulate(sums, gradients, scale, n, first: true, clear: false)
-        case (false, true): return accumulate(sums, gradients, scale, n, first: false, clear: true)
-        case (false, false): return accumulate(sums, gradients, scale, n, first: false, clear: false)
+        switch KernelPath.current {
+        case .avx512:
+            #if canImport(KernelsAVX512)
+            return Float(bitPattern: KernelsAVX512.FixedPointSum.accumulate(sums, gradients, scale: scale, n, first: first, clear: clear))
+            #else
+            preconditionFailure("This build has no AVX-512 kernels.")
+            #endif
+        case .avx2, .portable:
+            return Float(bitPattern: KernelsAVX2.FixedPointSum.accumulate(sums, gradients, scale: scale, n, first: first, clear: clear))
         }
-    }
-
-    /// One loop per combination of the flags (constants once inlined).
-    @inline(__always)
-    private static func accumulate(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafeMutablePointer<Float>,
-                                   _ scale: Double, _ n: Int, first: Bool, clear: Bool) -> Float {
-        var most: UInt32 = 0
-        let raw = UnsafeMutableRawPointer(gradients).assumingMemoryBound(to: UInt32.self)
-        for i in 0 ..< n {
-            let bits = raw[i]
-            most = Swift.max(most, bits & 0x7FFF_FFFF)
-            let q = (Double(Float(bitPattern: bits)) * scale).rounded(.toNearestOrEven)
-            sums[i] = first ? q : sums[i] + q
-            if clear { raw[i] = 0 }
-        }
-        return Float(bitPattern: most)
     }
 
     /// The plain twin of `accumulate`: Int64 arithmetic and a float max, element by element.
@@ -75,6 +70,15 @@ public enum ExactSum {
     public static func writeMean(_ gradients: UnsafeMutablePointer<Float>, _ sums: UnsafePointer<Double>,
                                  scale: Double, count: Int, _ n: Int) {
         let factor = 1 / (scale * Double(count))
-        for i in 0 ..< n { gradients[i] = Float(sums[i] * factor) }
+        switch KernelPath.current {
+        case .avx512:
+            #if canImport(KernelsAVX512)
+            KernelsAVX512.FixedPointSum.writeMean(gradients, sums, factor: factor, n)
+            #else
+            preconditionFailure("This build has no AVX-512 kernels.")
+            #endif
+        case .avx2, .portable:
+            KernelsAVX2.FixedPointSum.writeMean(gradients, sums, factor: factor, n)
+        }
     }
 }

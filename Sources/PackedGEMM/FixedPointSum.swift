@@ -1,0 +1,73 @@
+// Shared by every instruction-set target, like PackedGEMM.swift: the exact reduction's passes over
+// its 8-byte sums, compiled once per target so they run at the target's vector width (sixteen
+// lanes: two zmm registers of doubles on AVX-512, four ymm on AVX2). Dist's `ExactSum` checks the
+// arguments and picks the target through NN's `KernelPath`.
+
+/// Float gradients turned into integers at a power-of-two scale and added into Double sums that
+/// hold integers exactly, and the mean written back as floats. Every lane does what the scalar
+/// tail does, so the bits do not depend on the width.
+public enum FixedPointSum {
+    typealias Floats = SIMD16<Float>
+    typealias Bits = SIMD16<UInt32>
+    typealias Doubles = SIMD16<Double>
+
+    /// Adds (or, with `first`, writes) round(g · scale) into `sums`, clears `gradients` when
+    /// `clear`, and returns the largest |g| as a bit pattern (|g|'s bits order like its value; NaN
+    /// patterns lie above +inf).
+    ///
+    /// - sums: `n` Doubles (read unless `first`, written). gradients: `n` Floats (read; zeroed with `clear`).
+    public static func accumulate(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafeMutablePointer<Float>,
+                                  scale: Double, _ n: Int, first: Bool, clear: Bool) -> UInt32 {
+        switch (first, clear) {
+        case (true, true): return accumulate(sums, gradients, scale, n, first: true, clear: true)
+        case (true, false): return accumulate(sums, gradients, scale, n, first: true, clear: false)
+        case (false, true): return accumulate(sums, gradients, scale, n, first: false, clear: true)
+        case (false, false): return accumulate(sums, gradients, scale, n, first: false, clear: false)
+        }
+    }
+
+    /// One loop per combination of the flags (constants once inlined).
+    @inline(__always)
+    static func accumulate(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafeMutablePointer<Float>,
+                           _ scale: Double, _ n: Int, first: Bool, clear: Bool) -> UInt32 {
+        let raw = UnsafeMutableRawPointer(gradients)
+        var most = Bits(repeating: 0)
+        var i = 0
+        while i + Floats.scalarCount <= n {
+            let bits = raw.loadUnaligned(fromByteOffset: 4 * i, as: Bits.self)
+            most = pointwiseMax(most, bits & 0x7FFF_FFFF)
+            let g = raw.loadUnaligned(fromByteOffset: 4 * i, as: Floats.self)
+            let q = (Doubles(g) * scale).rounded(.toNearestOrEven)
+            let s = UnsafeMutableRawPointer(sums + i)
+            s.storeBytes(of: first ? q : s.loadUnaligned(as: Doubles.self) + q, as: Doubles.self)
+            if clear { raw.storeBytes(of: Floats(repeating: 0), toByteOffset: 4 * i, as: Floats.self) }
+            i += Floats.scalarCount
+        }
+        var largest = most.max()
+        let bits = raw.assumingMemoryBound(to: UInt32.self)
+        while i < n {
+            largest = Swift.max(largest, bits[i] & 0x7FFF_FFFF)
+            let q = (Double(gradients[i]) * scale).rounded(.toNearestOrEven)
+            sums[i] = first ? q : sums[i] + q
+            if clear { bits[i] = 0 }
+            i += 1
+        }
+        return largest
+    }
+
+    /// Writes `Float(sums[i] · factor)` to `gradients`: one Double product rounded to Float.
+    ///
+    /// - gradients: `n` Floats (written). sums: `n` Doubles (read).
+    public static func writeMean(_ gradients: UnsafeMutablePointer<Float>, _ sums: UnsafePointer<Double>, factor: Double, _ n: Int) {
+        var i = 0
+        while i + Floats.scalarCount <= n {
+            let mean = Floats(UnsafeRawPointer(sums + i).loadUnaligned(as: Doubles.self) * factor)
+            UnsafeMutableRawPointer(gradients + i).storeBytes(of: mean, as: Floats.self)
+            i += Floats.scalarCount
+        }
+        while i < n {
+            gradients[i] = Float(sums[i] * factor)
+            i += 1
+        }
+    }
+}
