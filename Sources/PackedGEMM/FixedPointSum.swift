@@ -11,6 +11,27 @@ public enum FixedPointSum {
     typealias Bits = SIMD16<UInt32>
     typealias Doubles = SIMD16<Double>
 
+    // Lane by lane on purpose: the standard library's `pointwiseMax` and its converting vector
+    // initializers are not inlined at sixteen lanes (a call and a vzeroupper per vector); these
+    // loops compile to single instructions (vpmaxud, vcvtps2pd, vcvtpd2ps).
+
+    @inline(__always)
+    static func widened(_ g: Floats) -> Doubles {
+        var d = Doubles()
+        for k in 0 ..< Floats.scalarCount { d[k] = Double(g[k]) }
+        return d
+    }
+
+    @inline(__always)
+    static func narrowed(_ d: Doubles) -> Floats {
+        var f = Floats()
+        for k in 0 ..< Floats.scalarCount { f[k] = Float(d[k]) }
+        return f
+    }
+
+    @inline(__always)
+    static func larger(_ a: Bits, _ b: Bits) -> Bits { a.replacing(with: b, where: b .> a) }
+
     /// Adds (or, with `first`, writes) round(g · scale) into `sums`, clears `gradients` when
     /// `clear`, and returns the largest |g| as a bit pattern (|g|'s bits order like its value; NaN
     /// patterns lie above +inf).
@@ -35,9 +56,9 @@ public enum FixedPointSum {
         var i = 0
         while i + Floats.scalarCount <= n {
             let bits = raw.loadUnaligned(fromByteOffset: 4 * i, as: Bits.self)
-            most = pointwiseMax(most, bits & 0x7FFF_FFFF)
+            most = larger(most, bits & 0x7FFF_FFFF)
             let g = raw.loadUnaligned(fromByteOffset: 4 * i, as: Floats.self)
-            let q = (Doubles(g) * scale).rounded(.toNearestOrEven)
+            let q = (widened(g) * scale).rounded(.toNearestOrEven)
             let s = UnsafeMutableRawPointer(sums + i)
             s.storeBytes(of: first ? q : s.loadUnaligned(as: Doubles.self) + q, as: Doubles.self)
             if clear { raw.storeBytes(of: Floats(repeating: 0), toByteOffset: 4 * i, as: Floats.self) }
@@ -61,7 +82,7 @@ public enum FixedPointSum {
     public static func writeMean(_ gradients: UnsafeMutablePointer<Float>, _ sums: UnsafePointer<Double>, factor: Double, _ n: Int) {
         var i = 0
         while i + Floats.scalarCount <= n {
-            let mean = Floats(UnsafeRawPointer(sums + i).loadUnaligned(as: Doubles.self) * factor)
+            let mean = narrowed(UnsafeRawPointer(sums + i).loadUnaligned(as: Doubles.self) * factor)
             UnsafeMutableRawPointer(gradients + i).storeBytes(of: mean, as: Floats.self)
             i += Floats.scalarCount
         }
