@@ -170,29 +170,43 @@ public final class ExactGradientReducer {
         let slot = arena.slots[weight]
         precondition(slot.shape.count == 2, "A dense weight is [units, features], got \(slot.shape) for \(slot.name).")
         let units = slot.shape[0], features = slot.shape[1]
-        // Rows of the weight per block: the float block and its accumulators (12 bytes an element)
-        // in about 768 KiB, so both stay in L2 while every chunk adds to them.
-        let rows = Swift.min(units, Swift.max(8, 786_432 / (12 * features) / 8 * 8))
-        let block = scratch(rows * features)
+        // A block of the weight at a time, rows × columns: the float block and its accumulators (12
+        // bytes an element) in about 768 KiB, so both stay in L2 while every chunk adds to them.
+        // Blocks at most 512 columns wide and as tall as that allows, so each chunk's product (a
+        // depth of only `chunkSize`) reuses its slice of x over many rows instead of streaming the
+        // whole of x for a few. Blocking does not change an element's FMA chain, hence its bits.
+        let width = Swift.min(features, 512)
+        let rows = Swift.min(units, Swift.max(8, 786_432 / (12 * width) / 8 * 8))
+        let block = scratch(rows * width)
         let firstTerm = fresh[weight]
         let alone = communicator.size == 1 && firstTerm && meanOver != nil
-        let blockSums = alone ? sumsScratch(rows * features) : nil
+        let blockSums = alone ? sumsScratch(rows * width) : nil
         var u0 = 0
         while slot.trainable && u0 < units {
             let height = Swift.min(rows, units - u0)
-            let target = blockSums ?? sums + slot.offset + u0 * features
-            for (j, chunk) in chunks.enumerated() {
-                // block[height, F] = gyᵀ[u0 ..< u0 + height, chunk] · x[chunk, F]
-                GEMM.multiply(block, ldc: features, gy + chunk.lowerBound * units + u0, lda: units, transA: true,
-                              x + chunk.lowerBound * features, ldb: features, transB: false,
-                              m: height, n: features, k: chunk.count)
-                let m = ExactSum.accumulate(target, clearing: block, scale: scales[weight],
-                                            height * features, first: firstTerm && j == 0, clear: false)
-                if !(m <= maxima[weight]) { maxima[weight] = m }
-            }
-            if let blockSums, let count = meanOver {
-                ExactSum.writeMean(arena.gradients + slot.offset + u0 * features, blockSums, scale: scales[weight],
-                                   count: count, height * features)
+            var f0 = 0
+            while f0 < features {
+                let columns = Swift.min(width, features - f0)
+                let corner = slot.offset + u0 * features + f0
+                for (j, chunk) in chunks.enumerated() {
+                    // block[height, columns] = gyᵀ[u0 ..< u0 + height, chunk] · x[chunk, f0 ..< f0 + columns]
+                    GEMM.multiply(block, ldc: columns, gy + chunk.lowerBound * units + u0, lda: units, transA: true,
+                                  x + chunk.lowerBound * features + f0, ldb: features, transB: false,
+                                  m: height, n: columns, k: chunk.count)
+                    for r in 0 ..< height {
+                        let target = blockSums.map { $0 + r * columns } ?? sums + corner + r * features
+                        let m = ExactSum.accumulate(target, clearing: block + r * columns, scale: scales[weight], columns,
+                                                    first: firstTerm && j == 0, clear: false)
+                        if !(m <= maxima[weight]) { maxima[weight] = m }
+                    }
+                }
+                if let blockSums, let count = meanOver {
+                    for r in 0 ..< height {
+                        ExactSum.writeMean(arena.gradients + corner + r * features, blockSums + r * columns, scale: scales[weight],
+                                           count: count, columns)
+                    }
+                }
+                f0 += columns
             }
             u0 += height
         }
