@@ -67,10 +67,8 @@ public final class ExactGradientReducer {
     private var fresh: [Bool]
     private var pending: [PendingReduction] = []
     /// `accumulateDense`'s block of float gradients, and of Double sums when they stay in cache.
-    private var block: UnsafeMutablePointer<Float>?
-    private var blockCapacity = 0
-    private var sumsBlock: UnsafeMutablePointer<Double>?
-    private var sumsBlockCapacity = 0
+    private let block = GrowingBuffer<Float>()
+    private let sumsBlock = GrowingBuffer<Double>()
     /// Per slot: the mean is in the arena already (`accumulateDense` on a single rank), over this
     /// many samples; `finish` checks the count and does not write it again.
     private var meanWritten: [Int?]
@@ -95,8 +93,6 @@ public final class ExactGradientReducer {
 
     deinit {
         sums.deallocate()
-        block?.deallocate()
-        sumsBlock?.deallocate()
     }
 
     /// The agreed exponents by slot name (what a checkpoint records).
@@ -177,10 +173,10 @@ public final class ExactGradientReducer {
         // whole of x for a few. Blocking does not change an element's FMA chain, hence its bits.
         let width = Swift.min(features, 512)
         let rows = Swift.min(units, Swift.max(8, 786_432 / (12 * width) / 8 * 8))
-        let block = scratch(rows * width)
+        let block = self.block.reserve(rows * width)
         let firstTerm = fresh[weight]
         let alone = communicator.size == 1 && firstTerm && meanOver != nil
-        let blockSums = alone ? sumsScratch(rows * width) : nil
+        let blockSums = alone ? sumsBlock.reserve(rows * width) : nil
         var u0 = 0
         while slot.trainable && u0 < units {
             let height = Swift.min(rows, units - u0)
@@ -213,7 +209,7 @@ public final class ExactGradientReducer {
         if alone && slot.trainable { meanWritten[weight] = meanOver }
         fresh[weight] = false
         if let bias, arena.slots[bias].trainable {
-            let total = scratch(units)
+            let total = self.block.reserve(units)
             let firstBias = fresh[bias]
             for (j, chunk) in chunks.enumerated() {
                 total.update(repeating: 0, count: units)
@@ -224,26 +220,6 @@ public final class ExactGradientReducer {
             }
             fresh[bias] = false
         }
-    }
-
-    /// A float scratch of at least `count` elements, kept for later calls.
-    private func scratch(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if blockCapacity < count {
-            block?.deallocate()
-            block = UnsafeMutablePointer<Float>.allocate(capacity: count)
-            blockCapacity = count
-        }
-        return block!
-    }
-
-    /// A Double scratch of at least `count` elements, kept for later calls.
-    private func sumsScratch(_ count: Int) -> UnsafeMutablePointer<Double> {
-        if sumsBlockCapacity < count {
-            sumsBlock?.deallocate()
-            sumsBlock = UnsafeMutablePointer<Double>.allocate(capacity: count)
-            sumsBlockCapacity = count
-        }
-        return sumsBlock!
     }
 
     /// Tells the reducer that no chunk will add to accumulators at offsets ≥ `offset` any more this
@@ -337,5 +313,23 @@ public final class ExactGradientReducer {
         lastStep = step
         step = ExactReductionStatistics()
         return true
+    }
+}
+
+/// A buffer that grows to the largest size asked of it and is kept for later calls.
+private final class GrowingBuffer<Element> {
+    private var pointer: UnsafeMutablePointer<Element>?
+    private var capacity = 0
+
+    deinit { pointer?.deallocate() }
+
+    /// At least `count` elements; their contents are whatever the last user left.
+    func reserve(_ count: Int) -> UnsafeMutablePointer<Element> {
+        if capacity < count {
+            pointer?.deallocate()
+            pointer = UnsafeMutablePointer<Element>.allocate(capacity: count)
+            capacity = count
+        }
+        return pointer!
     }
 }
