@@ -58,6 +58,29 @@ final class DeterministicTrainingTests: XCTestCase {
         }
     }
 
+    /// The reported training losses too: each epoch's mean loss (every chunk's loss sum added across
+    /// ranks) is the same Double on P = 1..4, as are the accuracies and sample counts.
+    func testEpochMetricsAreBitForBitOnOneToFourRanks() throws {
+        let spec = try spec("mlp"), data = self.data
+        var reference: [[Double]]?
+        for p in 1 ... 4 {
+            let results = runRanks(p, timeout: 120) { c -> [[Double]] in
+                var config = TrainingConfiguration()
+                try self.options(&config)
+                config.epochs = 2
+                let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
+                                                      loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+                return try trainer.fit(training: data).epochs.map { [$0.trainLoss, $0.trainAccuracy, Double($0.trainSamples)] }
+            }
+            guard let all = values(results) else { return }
+            for (rank, metrics) in all.enumerated() {
+                XCTAssertEqual(metrics.flatMap { $0.map(\.bitPattern) }, (reference ?? all[0]).flatMap { $0.map(\.bitPattern) },
+                               "P=\(p), rank \(rank)")
+            }
+            reference = reference ?? all[0]
+        }
+    }
+
     /// Unsynchronized batch norm normalizes each chunk by its own statistics and moves the running
     /// statistics once per chunk, in chunk order: also independent of P (running statistics included).
     func testUnsynchronizedBatchNormIsBitForBit() throws {

@@ -148,7 +148,10 @@ extension DataParallelTrainer {
         let stepSamples = exactStep.micro.reduce(0) { $0 + $1.batch.count }
         for j in xs.indices {
             let (lossSum, gradLogits) = loss.evaluate(logits: xs[j], labels: labels[j])
-            totals += BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: xs[j], labels: labels[j]), count: labels[j].count)
+            // The chunk's loss sum on a grid of 2^-24, so the ranks' sums of chunks add exactly in
+            // Double whatever their grouping (up to 2^29): the reported losses do not depend on P.
+            let onGrid = (lossSum * 0x1p24).rounded() / 0x1p24
+            totals += BatchTotals(lossSum: onGrid, correct: Metrics.correctPredictions(logits: xs[j], labels: labels[j]), count: labels[j].count)
             grads.append(gradLogits)
         }
         timeline?.record("forward", lane: .compute, from: forwardStart, to: Timeline.now())
