@@ -295,20 +295,17 @@ public final class ExactGradientReducer {
         }
         // A slot whose mean is in the arena already forces the arena form for all (single rank).
         if !writingMean && meanWritten.allSatisfy({ $0 == nil }) {
-            let factors = scales.map { 1 / ($0 * Double(globalBatchSize)) }
-            gradients = .exactSums(UnsafePointer(sums), factors: factors)
-            lastStep = step
-            step = ExactReductionStatistics()
-            return true
-        }
-        gradients = .arena(scale: 1)
-        for (s, slot) in arena.slots.enumerated() where slot.trainable {
-            if let written = meanWritten[s] {
-                precondition(written == globalBatchSize,
-                             "The exact reduction wrote \(slot.name)'s mean over \(written) samples, but finish averages over \(globalBatchSize).")
-                continue
+            gradients = .exactSums(UnsafePointer(sums), factors: scales.map { ExactSum.meanFactor(scale: $0, count: globalBatchSize) })
+        } else {
+            gradients = .arena(scale: 1)
+            for (s, slot) in arena.slots.enumerated() where slot.trainable {
+                if let written = meanWritten[s] {
+                    precondition(written == globalBatchSize,
+                                 "The exact reduction wrote \(slot.name)'s mean over \(written) samples, but finish averages over \(globalBatchSize).")
+                    continue
+                }
+                ExactSum.writeMean(arena.gradients + slot.offset, sums + slot.offset, scale: scales[s], count: globalBatchSize, slot.count)
             }
-            ExactSum.writeMean(arena.gradients + slot.offset, sums + slot.offset, scale: scales[s], count: globalBatchSize, slot.count)
         }
         lastStep = step
         step = ExactReductionStatistics()

@@ -63,13 +63,18 @@ public enum ExactSum {
         return most
     }
 
+    /// What turns a sum at `scale` over `count` samples into the mean: 1 / (scale · count), one
+    /// product per element instead of a division. Every reader of the sums (`writeMean`, an
+    /// optimizer reading `GradientSource.exactSums`) takes it from here, so their bits agree.
+    public static func meanFactor(scale: Double, count: Int) -> Double { 1 / (scale * Double(count)) }
+
     /// Writes `sums[i] · (1 / (scale · count))` to `gradients`: the mean over `count` samples,
     /// one Double product (a multiplication rather than a division, which would dominate this
     /// memory-bound pass) rounded to Float32. (NN's `GradientSource.exactSums` reads the sums with
     /// the same arithmetic, so an optimizer step from them has the same bits.)
     public static func writeMean(_ gradients: UnsafeMutablePointer<Float>, _ sums: UnsafePointer<Double>,
                                  scale: Double, count: Int, _ n: Int) {
-        let factor = 1 / (scale * Double(count))
+        let factor = meanFactor(scale: scale, count: count)
         switch KernelPath.current {
         case .avx512:
             #if canImport(KernelsAVX512)

@@ -158,11 +158,7 @@ extension DataParallelTrainer {
 
         // Long layers poll the reductions in flight between samples, as in fast mode, so the
         // buckets started after the dense layers advance during the convolutions' backward.
-        let backwardContext = final && communicator.size > 1
-            ? BackwardContext(progress: { [unowned self] in
-                do { try exactReducer!.progress() } catch { deferredError = deferredError ?? error }
-            })
-            : BackwardContext()
+        let backwardContext = final && communicator.size > 1 ? pollingContext : BackwardContext()
         for i in order.reversed() {
             let layerStart = Timeline.now()
             if let norm = normLayers[i], norm.synchronized {

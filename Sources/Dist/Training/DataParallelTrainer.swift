@@ -57,10 +57,15 @@ public final class DataParallelTrainer {
     private var batch = Tensor.empty, batchLabels: [Int32] = [], batchKeys: [UInt64] = [], augmentationScratch: [Float] = []
     private var batchIndices: [Int] = []
     private var gradLogits = Tensor.empty
-    /// Fast mode on several ranks: backward polls the reductions in flight between samples of
-    /// long layers (made once; `unowned`, as the trainer owns it).
-    private lazy var pollingContext = BackwardContext(progress: { [unowned self] in
-        do { try self.reducer.progress() } catch { self.deferredError = self.deferredError ?? error }
+    /// On several ranks, backward polls the reductions in flight between samples of long layers:
+    /// the fast reducer's buckets, or in deterministic mode the exact reducer's (made once;
+    /// `unowned`, as the trainer owns it).
+    lazy var pollingContext = BackwardContext(progress: { [unowned self] in
+        do {
+            if let exact = self.exactReducer { try exact.progress() } else { try self.reducer.progress() }
+        } catch {
+            self.deferredError = self.deferredError ?? error
+        }
     })
 
     /// Builds the replica and initializes its parameters from the seed.
