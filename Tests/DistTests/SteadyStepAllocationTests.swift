@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MallocInterposerSwift
 import XCTest
 @testable import Dist
@@ -135,13 +138,31 @@ final class SteadyStepAllocationTests: XCTestCase {
     }
 }
 
-/// The heap allocations `body` makes on any thread (malloc, calloc, realloc, aligned allocations).
+/// The heap allocations `body` makes (malloc, calloc, realloc, aligned allocations).
+///
+/// Only the calling thread's allocations count: the measured code runs on it (one in-process rank),
+/// while threads that other tests of the same process left behind may allocate at any moment, and
+/// the interposer's own counters see the whole process.
 func allocations(_ body: () -> Void) -> Int {
+    measuringThread = pthread_self()
+    measuredAllocations = 0
+    MallocInterposerSwift.setAllocationHook(countOnTheMeasuringThread)
     MallocInterposerSwift.reset()
     MallocInterposerSwift.hook()
     body()
     MallocInterposerSwift.unhook()
-    return MallocInterposerSwift.getStatistics().mallocCount
+    MallocInterposerSwift.setAllocationHook(nil)
+    measuringThread = nil
+    return measuredAllocations
+}
+
+/// The thread `allocations` measures, and what it counted there (written by that thread only).
+nonisolated(unsafe) private var measuringThread: pthread_t?
+nonisolated(unsafe) private var measuredAllocations = 0
+
+/// The interposer's hook, run inside the allocator on the allocating thread: neither call allocates.
+private let countOnTheMeasuringThread: MallocInterposerSwift.AllocationHook = { _ in
+    if let thread = measuringThread, pthread_equal(pthread_self(), thread) != 0 { measuredAllocations += 1 }
 }
 
 /// Keeps a value alive past the optimizer, so the allocation that made it cannot be removed.
