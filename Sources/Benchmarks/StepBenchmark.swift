@@ -69,7 +69,7 @@ public enum StepBenchmark {
             _ = trainer.computeGradients(globalBatch: batch, epoch: epoch, dataset: data)
             let computed = Timeline.now()
             try trainer.reduceGradients(globalBatchSize: batch.count, scalingInUpdate: true)
-            trainer.applyUpdate()
+            try trainer.applyUpdate()
             guard k >= warmup else { continue }
             sums[0] += Timeline.seconds(since: start, until: computed)
             if let exact = trainer.exactReducer?.lastStep {

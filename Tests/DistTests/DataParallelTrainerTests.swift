@@ -80,7 +80,7 @@ final class DataParallelTrainerTests: XCTestCase {
                         let mine = sampler.shard(step: step, order: order, rank: c.rank, size: c.size)
                         _ = trainer.computeGradients(indices: mine, epoch: 0, dataset: data)
                         try trainer.reduceGradients(globalBatchSize: 20, scalingInUpdate: scalingInUpdate)
-                        trainer.applyUpdate()
+                        try trainer.applyUpdate()
                     }
                     return trainer.model.arena.parameterSnapshot()
                 })?[0]

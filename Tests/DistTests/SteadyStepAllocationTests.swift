@@ -128,7 +128,7 @@ final class SteadyStepAllocationTests: XCTestCase {
             let r = allocations {
                 do { try trainer.reduceGradients(globalBatchSize: 16, scalingInUpdate: true) } catch { reduceError = error }
             }
-            let u = allocations { trainer.applyUpdate() }
+            let u = allocations { try! trainer.applyUpdate() }
             if let reduceError { throw reduceError }
             if measured { parts = (parts.gradients + g, parts.reduction + r, parts.update + u) }
         }

@@ -44,7 +44,7 @@ final class TimelineTests: XCTestCase {
             try trainer.synchronize(dataset: data)
             _ = trainer.computeGradients(indices: DistributedSampler.slice(count: 8, rank: c.rank, size: 2), epoch: 0, dataset: data)
             try trainer.reduceGradients(globalBatchSize: 8)
-            trainer.applyUpdate()
+            try trainer.applyUpdate()
             let object = try JSONSerialization.jsonObject(with: Data(trainer.timeline!.json().utf8)) as? [String: Any]
             return ((object?["traceEvents"] as? [[String: Any]]) ?? []).filter { $0["ph"] as? String == "X" }.compactMap { $0["name"] as? String }
         }

@@ -56,6 +56,25 @@ public protocol Communicator: AnyObject {
     /// - Throws: `DistError.mpi` when the collective cannot start.
     func startHalfSum(_ buffer: UnsafeMutableBufferPointer<UInt16>) throws -> PendingReduction
 
+    /// Starts a personalized exchange and returns at once (MPI_Ialltoallv on bytes): rank d
+    /// receives `sendCounts[d]` bytes of `send` from `sendOffsets[d]`, and this rank receives
+    /// `receiveCounts[s]` bytes from rank s at `receiveOffsets[s]` of `receive` (each count equal
+    /// to what rank s sends here). The exact reduction's reduce-scatter: every rank sends each other
+    /// rank the part of a bucket that rank owns.
+    ///
+    /// Both buffers must stay valid, the send side unchanged and the receive side unread, until
+    /// the returned exchange completes.
+    /// - Throws: `DistError.mpi` when the collective cannot start.
+    func startExchange(sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
+                       receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int], offsets receiveOffsets: [Int]) throws -> PendingReduction
+
+    /// Starts gathering every rank's part of `buffer` into every rank's `buffer`, in place, and
+    /// returns at once (MPI_Iallgatherv): rank r contributes `buffer[parts[r]]`, which must be
+    /// ranges of the buffer in rank order, the same on every rank.
+    ///
+    /// - Throws: `DistError.mpi` when the collective cannot start.
+    func startAllgather(_ buffer: UnsafeMutableBufferPointer<Float>, parts: [Range<Int>]) throws -> PendingReduction
+
     /// Copies `buffer` from rank `root` to every other rank.
     ///
     /// - Parameters:

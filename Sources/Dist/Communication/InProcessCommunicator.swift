@@ -127,6 +127,40 @@ public final class InProcessCommunicator: Communicator {
         }
     }
 
+    public func startExchange(sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
+                              receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int],
+                              offsets receiveOffsets: [Int]) throws -> PendingReduction {
+        precondition([sendCounts.count, sendOffsets.count, receiveCounts.count, receiveOffsets.count].allSatisfy { $0 == size },
+                     "An exchange needs a count and an offset per rank (\(size)).")
+        let parts = (0 ..< size).map { Array(UnsafeRawBufferPointer(start: send + sendOffsets[$0], count: sendCounts[$0])) }
+        let rank = self.rank
+        let deliver: ([Any]) -> Void = { all in
+            for s in all.indices {
+                let bytes = (all[s] as! [[UInt8]])[rank]
+                precondition(bytes.count == receiveCounts[s], "Rank \(s) sends \(bytes.count) bytes to rank \(rank), which expects \(receiveCounts[s]).")
+                bytes.withUnsafeBytes { (receive + receiveOffsets[s]).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            }
+        }
+        guard size > 1 else {
+            deliver([parts])
+            return CompletedReduction()
+        }
+        return startPending(parts, finish: deliver)
+    }
+
+    public func startAllgather(_ buffer: UnsafeMutableBufferPointer<Float>, parts: [Range<Int>]) throws -> PendingReduction {
+        precondition(parts.count == size, "An allgather needs one part per rank (\(size)), got \(parts.count).")
+        guard size > 1 else { return CompletedReduction() }
+        let rank = self.rank
+        return startPending(Array(buffer[parts[rank]])) { all in
+            for (s, part) in parts.enumerated() {
+                let values = all[s] as! [Float]
+                precondition(values.count == part.count, "Rank \(s) gathers \(values.count) values into a part of \(part.count) on rank \(rank).")
+                for (k, i) in part.enumerated() { buffer[i] = values[k] }
+            }
+        }
+    }
+
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, from root: Int) throws { try bcast(buffer, root: root) }
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Double>, from root: Int) throws { try bcast(buffer, root: root) }

@@ -230,6 +230,45 @@ public final class MPICommunicator: Communicator {
         return pending
     }
 
+    public func startExchange(sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
+                              receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int],
+                              offsets receiveOffsets: [Int]) throws -> PendingReduction {
+        let pending = MPIPendingReduction(lock: mpiLock, owner: self, position: locked { startCollective("gradient exchange") })
+        // The count and offset arrays belong to the collective until it completes.
+        let arrays = [sendCounts, sendOffsets, receiveCounts, receiveOffsets].map { pending.retain(MPICommunicator.int32s($0, "exchange")) }
+        var request: MPI_Request? = cmpi_request_null()
+        try locked {
+            try MPICommunicator.check(MPI_Ialltoallv(send, arrays[0], arrays[1], cmpi_byte(), receive, arrays[2], arrays[3], cmpi_byte(),
+                                                     comm, &request), "MPI_Ialltoallv")
+        }
+        pending.requests.append(request)
+        track(pending)
+        return pending
+    }
+
+    public func startAllgather(_ buffer: UnsafeMutableBufferPointer<Float>, parts: [Range<Int>]) throws -> PendingReduction {
+        precondition(parts.count == size, "An allgather needs one part per rank (\(size)), got \(parts.count).")
+        let pending = MPIPendingReduction(lock: mpiLock, owner: self, position: locked { startCollective("gradient gather") })
+        let counts = pending.retain(MPICommunicator.int32s(parts.map(\.count), "allgather"))
+        let offsets = pending.retain(MPICommunicator.int32s(parts.map(\.lowerBound), "allgather"))
+        var request: MPI_Request? = cmpi_request_null()
+        try locked {
+            try MPICommunicator.check(MPI_Iallgatherv(cmpi_in_place(), 0, cmpi_float(), buffer.baseAddress, counts, offsets, cmpi_float(),
+                                                      comm, &request), "MPI_Iallgatherv")
+        }
+        pending.requests.append(request)
+        track(pending)
+        return pending
+    }
+
+    /// MPI's Int32 counts and offsets (a collective of 2 GiB or more in one piece is refused).
+    private static func int32s(_ values: [Int], _ what: String) -> [Int32] {
+        values.map {
+            precondition($0 >= 0 && $0 <= Int(Int32.max), "An \(what) count or offset of \($0) does not fit MPI's 32-bit counts.")
+            return Int32($0)
+        }
+    }
+
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, from root: Int) throws {
         try broadcast(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 4, type: cmpi_float(), root: root)
     }
@@ -517,6 +556,8 @@ public final class MPICommunicator: Communicator {
 /// `pollHoldingLock`, and an error it meets is kept for the owner's next `wait` or `test`.
 final class MPIPendingReduction: PendingReduction {
     var requests: [MPI_Request?] = []
+    /// Arguments MPI reads until the requests complete (the vector collectives' counts and offsets).
+    private var retained: [UnsafeMutablePointer<Int32>] = []
     private let lock: NSLock
     private var progressError: Error?
     private var seenComplete: UInt64?
@@ -535,6 +576,18 @@ final class MPIPendingReduction: PendingReduction {
         self.lock = lock
         self.owner = owner
         self.position = position
+    }
+
+    deinit {
+        for p in retained { p.deallocate() }
+    }
+
+    /// A copy of `values` that lives as long as this reduction.
+    func retain(_ values: [Int32]) -> UnsafeMutablePointer<Int32> {
+        let p = UnsafeMutablePointer<Int32>.allocate(capacity: Swift.max(values.count, 1))
+        p.initialize(from: values, count: values.count)
+        retained.append(p)
+        return p
     }
 
     func wait() throws {

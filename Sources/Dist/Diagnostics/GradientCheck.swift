@@ -159,9 +159,9 @@ public enum GradientCheck {
                     let e = relativeError(distributed.model.arena.gradients + slot.offset, reference.model.arena.gradients + slot.offset, slot.count)
                     gradientErrors[i] = (max(gradientErrors[i].absolute, e.absolute), max(gradientErrors[i].relative, e.relative))
                 }
-                reference.applyUpdate()
+                try reference.applyUpdate()
             }
-            distributed.applyUpdate()
+            try distributed.applyUpdate()
         }
 
         var rows: [GradientCheckRow] = []

@@ -20,9 +20,17 @@ public struct ExactReductionStatistics: Equatable {
 
 /// Sums a step's chunk gradients exactly: each chunk's float gradient is turned into integers at a
 /// per-tensor power-of-two scale agreed before the step, added into Double accumulators (integers
-/// below 2^53 are exact in Double, so the order of additions cannot change a bit), allreduced in
-/// buckets (started during the last chunk's backward, like the fast path), and rounded once to the
-/// mean at the end.
+/// below 2^53 are exact in Double, so the order of additions cannot change a bit), summed across
+/// ranks in buckets (started during the last chunk's backward, like the fast path), and rounded
+/// once to the mean at the end.
+///
+/// On several ranks a bucket is reduce-scattered, then gathered: each rank owns a part of every
+/// bucket (`parts`), receives the other ranks' terms for its part (`startExchange`), adds them to
+/// its own, writes its part's float mean, and the means are gathered into every rank's gradients
+/// (`startAllgather`, 4 bytes an element instead of the sums' 8). A rank with a single chunk in the
+/// step sends that chunk's float gradient as it is (`Wire.floats`: 4 bytes an element, and no
+/// conversion on its side); its receivers turn it into integers, which gives the integers its own
+/// conversion would. A rank with several chunks sends their Double sums (`Wire.sums`).
 ///
 /// The scale of tensor s is 2^e with e = 52 − h − ⌈log2 T⌉ − E_s, where T bounds the terms (chunks)
 /// per step, h = `headroomBits`, and E_s is the exponent of the largest |chunk gradient| of tensor s
@@ -65,7 +73,19 @@ public final class ExactGradientReducer {
     /// Per slot: no term added this attempt yet (its accumulators hold stale values until the
     /// first term is written over them, or they are cleared before the slot's bucket is sent).
     private var fresh: [Bool]
-    private var pending: [PendingReduction] = []
+    /// What a rank sends for its terms: its one chunk's float gradients, or the Double sums of its
+    /// chunks.
+    enum Wire { case floats, sums }
+    /// Per rank, this attempt (several ranks only).
+    private var wires: [Wire] = []
+    /// The sample count the means are taken over (several ranks: given when the buckets start).
+    private var meanCount: Int?
+    /// Several ranks: the buckets in flight, in bucket order.
+    private var exchanges: [BucketExchange] = []
+    /// Where each bucket's terms from the other ranks arrive (bucket by bucket, at most 8 bytes
+    /// an element of this rank's part per sending rank), and a cache-sized block of Double sums.
+    private let received = GrowingBuffer<UInt8>()
+    private let tile = GrowingBuffer<Double>()
     /// `accumulateDense`'s block of float gradients, and of Double sums when they stay in cache.
     private let block = GrowingBuffer<Float>()
     private let sumsBlock = GrowingBuffer<Double>()
@@ -109,10 +129,18 @@ public final class ExactGradientReducer {
 
     /// Starts an attempt at a step: clears the accumulators and fixes each tensor's scale.
     ///
-    /// - Parameter terms: the most chunks any element can receive this step (the same on every rank).
-    public func begin(terms: Int) {
+    /// - Parameters:
+    ///   - terms: the most chunks any element can receive this step (the same on every rank).
+    ///   - termsByRank: how many chunks each rank adds this step, when known at the start (every
+    ///     rank passes the same); a rank with at most one sends its float gradient (`Wire.floats`).
+    ///     Nil: every rank sends Double sums.
+    public func begin(terms: Int, termsByRank: [Int]? = nil) {
         precondition(terms > 0, "An exact sum needs at least one term, got \(terms).")
-        precondition(pending.isEmpty, "ExactGradientReducer.begin called with \(pending.count) reductions still in flight.")
+        precondition(exchanges.isEmpty, "ExactGradientReducer.begin called with \(exchanges.count) reductions still in flight.")
+        precondition(termsByRank == nil || termsByRank!.count == communicator.size,
+                     "termsByRank needs one count per rank (\(communicator.size)), got \(termsByRank!.count).")
+        wires = (0 ..< communicator.size).map { r in termsByRank.map { $0[r] <= 1 ? Wire.floats : .sums } ?? .sums }
+        meanCount = nil
         let termBits = Int(Double(terms).log2Ceiling)
         for s in arena.slots.indices {
             let e = 52 - ExactGradientReducer.headroomBits - termBits - (exponents[s] ?? 0)
@@ -126,7 +154,14 @@ public final class ExactGradientReducer {
     /// Adds the gradients of slots `slots` (arena slot indices) to the accumulators at the agreed
     /// scales and clears them in the arena for the next chunk's backward (unless `clearing` is
     /// false: the step's last chunk on this rank, whose gradients `finish` overwrites). Local.
+    ///
+    /// A rank whose wire is `.floats` (its one chunk) leaves the gradients where they are: they are
+    /// sent as they are.
     public func accumulate(slots: Range<Int>, clearing: Bool = true) {
+        if sendsFloats {
+            precondition(!clearing, "A rank that sends its one chunk's float gradients cannot take another chunk.")
+            return
+        }
         let start = Timeline.now()
         for s in slots where arena.slots[s].trainable {
             let slot = arena.slots[s]
@@ -159,6 +194,9 @@ public final class ExactGradientReducer {
     ///     or send: each block's sums then stay in a cache-sized scratch and its mean (the bits
     ///     `finish` would write) goes straight to the arena's gradients, sparing the accumulators'
     ///     round trip through memory. `finish` must then be given the same count.
+    ///
+    /// A rank whose wire is `.floats` (one chunk) writes the chunk's gradients to the arena instead,
+    /// where they are sent from.
     public func accumulateDense(weight: Int, bias: Int?, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>,
                                 chunks: [Range<Int>], meanOver: Int? = nil) {
         let start = Timeline.now()
@@ -166,6 +204,22 @@ public final class ExactGradientReducer {
         let slot = arena.slots[weight]
         precondition(slot.shape.count == 2, "A dense weight is [units, features], got \(slot.shape) for \(slot.name).")
         let units = slot.shape[0], features = slot.shape[1]
+        if sendsFloats {
+            precondition(chunks.count <= 1, "A rank that sends its one chunk's float gradients got \(chunks.count) chunks.")
+            guard let chunk = chunks.first else { return }
+            // The same product as the blocked one below (blocking does not change an element's
+            // FMA chain), written where backward would have added it into zeros.
+            if slot.trainable {
+                GEMM.multiply(arena.gradients + slot.offset, ldc: features, gy + chunk.lowerBound * units, lda: units, transA: true,
+                              x + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
+            }
+            if let bias, arena.slots[bias].trainable {
+                let total = arena.gradients + arena.slots[bias].offset
+                total.update(repeating: 0, count: units)
+                Dense.addBiasGradient(total, gy, rows: chunk, units: units)
+            }
+            return
+        }
         // A block of the weight at a time, rows × columns: the float block and its accumulators (12
         // bytes an element) in about 768 KiB, so both stay in L2 while every chunk adds to them.
         // Blocks at most 512 columns wide and as tall as that allows, so each chunk's product (a
@@ -222,28 +276,165 @@ public final class ExactGradientReducer {
         }
     }
 
+    /// Whether this rank sends its one chunk's float gradients this attempt.
+    private var sendsFloats: Bool { communicator.size > 1 && wires[communicator.rank] == .floats }
+
     /// Tells the reducer that no chunk will add to accumulators at offsets ≥ `offset` any more this
     /// attempt, so the buckets lying there start reducing (non-blocking), in bucket order.
     ///
+    /// - Parameter count: the step's sample count, which the means are taken over (`finish` must
+    ///   be given the same).
     /// - Throws: `DistError.mpi` when a reduction cannot start.
-    public func sumsFinal(from offset: Int) throws {
+    public func sumsFinal(from offset: Int, meanOver count: Int) throws {
         guard communicator.size > 1 else { return }
-        while pending.count < buckets.count && buckets[pending.count].lowerBound >= offset {
-            let bucket = buckets[pending.count]
-            clearFresh(in: bucket)
-            pending.append(try communicator.startAllreduce(UnsafeMutableBufferPointer(start: sums + bucket.lowerBound,
-                                                                                      count: bucket.count), op: .sum))
-            step.wireBytes += 8 * bucket.count
+        precondition(meanCount == nil || meanCount == count, "The exact reduction's buckets average over \(meanCount!) and \(count) samples.")
+        meanCount = count
+        while exchanges.count < buckets.count && buckets[exchanges.count].lowerBound >= offset {
+            exchanges.append(try startExchange(of: exchanges.count))
         }
         try progress()
     }
 
-    /// Lets MPI advance the reductions in flight (a test of each; nothing blocks). Long layers call
-    /// it between blocks of their backward, so a bucket started before them moves during them.
+    /// Lets MPI advance the reductions in flight (a test of each; nothing blocks), and turns the
+    /// terms received for this rank's part of a bucket into its mean as soon as they are all in.
+    /// Long layers call it between blocks of their backward, so a bucket started before them
+    /// moves during them.
     ///
     /// - Throws: `DistError.mpi` when a reduction failed.
     public func progress() throws {
-        for p in pending { _ = try p.test() }
+        for b in exchanges.indices where !exchanges[b].summed {
+            if try exchanges[b].terms.test() { sumPart(of: b) }
+        }
+    }
+
+    /// One bucket on several ranks: the exchange of terms, then (started by `finish`, in bucket
+    /// order on every rank, as collectives must be) the gather of the means.
+    private struct BucketExchange {
+        /// The bucket's arena range, and each rank's part of it (arena ranges, in rank order).
+        let bucket: Range<Int>
+        let parts: [Range<Int>]
+        /// Where the other ranks' terms for this rank's part arrive (byte offset per rank).
+        let received: UnsafeMutableRawPointer
+        let receivedAt: [Int]
+        let terms: PendingReduction
+        var summed = false
+        var means: PendingReduction?
+    }
+
+    /// Starts gathering every rank's part of bucket `b` of `values` (an arena-sized buffer) into
+    /// every rank's `values`, in place.
+    private func startGather(_ values: UnsafeMutablePointer<Float>, bucket b: Int) throws -> PendingReduction {
+        let bucket = buckets[b]
+        return try communicator.startAllgather(UnsafeMutableBufferPointer(start: values + bucket.lowerBound, count: bucket.count),
+                                               parts: parts(of: bucket).map { $0.lowerBound - bucket.lowerBound ..< $0.upperBound - bucket.lowerBound })
+    }
+
+    /// After the optimizer stepped a sharded step (`gradients` was `.arenaRanges`): gathers every
+    /// rank's updated parameters, so every replica holds the same parameters again (a collective).
+    ///
+    /// - Throws: `DistError.mpi` when a gather fails.
+    public func shareParameters() throws {
+        guard case .arenaRanges = gradients else { return }
+        let start = Timeline.now()
+        let gathers = try buckets.indices.map { try startGather(arena.parameters, bucket: $0) }
+        for g in gathers { try g.wait() }
+        gradients = .arena(scale: 1)
+        lastStep.blockedSeconds += Timeline.seconds(since: start)
+        lastStep.wireBytes += buckets.reduce(0) { $0 + 4 * (communicator.size - 1) * parts(of: $1)[communicator.rank].count }
+    }
+
+    /// Whether every rank's optimizer state is complete (false after a sharded step: each rank
+    /// updated the moments of its own parts only).
+    public private(set) var optimizerStateShared = true
+
+    /// Gathers every rank's parts of the optimizer's arena-sized buffers (moments), so rank 0 can
+    /// write a complete checkpoint (a collective; nothing to do when no step was sharded since).
+    ///
+    /// - Throws: `DistError.mpi` when a gather fails.
+    public func shareOptimizerState(_ optimizer: Optimizer) throws {
+        guard communicator.size > 1, !optimizerStateShared else { return }
+        var state = optimizer.state
+        for name in state.buffers.keys.sorted() where state.buffers[name]!.count == arena.count {
+            try state.buffers[name]!.withUnsafeMutableBufferPointer { values in
+                let gathers = try buckets.indices.map { try startGather(values.baseAddress!, bucket: $0) }
+                for g in gathers { try g.wait() }
+            }
+        }
+        optimizer.state = state
+        optimizerStateShared = true
+    }
+
+    /// Each rank's part of a bucket: contiguous runs of whole 16-element blocks, in rank order.
+    private func parts(of bucket: Range<Int>) -> [Range<Int>] {
+        let blocks = (bucket.count + 15) / 16
+        return (0 ..< communicator.size).map { r in
+            let b = DistributedSampler.slice(count: blocks, rank: r, size: communicator.size)
+            return Swift.min(bucket.lowerBound + 16 * b.lowerBound, bucket.upperBound) ..< Swift.min(bucket.lowerBound + 16 * b.upperBound, bucket.upperBound)
+        }
+    }
+
+    /// Bytes an element of rank `r`'s terms takes on the wire.
+    private func width(_ r: Int) -> Int { wires[r] == .floats ? 4 : 8 }
+
+    /// Starts bucket `b`'s exchange: every other rank's part of this rank's terms goes to it.
+    private func startExchange(of b: Int) throws -> BucketExchange {
+        let bucket = buckets[b], parts = parts(of: bucket), me = communicator.rank, ranks = communicator.size
+        if wires[me] == .sums { clearFresh(in: bucket) }
+        // Every bucket's arrivals have their own place (all may be in flight at once), room for
+        // Double terms from every other rank into the largest part; reserved whole by bucket 0, so
+        // it never moves while terms are arriving.
+        let room = buckets.map { 8 * (ranks - 1) * ((($0.count + 15) / 16 + ranks - 1) / ranks * 16) }
+        let base = UnsafeMutableRawPointer(received.reserve(room.reduce(0, +))) + room[..<b].reduce(0, +)
+        var receivedAt = [Int](repeating: 0, count: ranks), receiveCounts = receivedAt, at = 0
+        for s in 0 ..< ranks where s != me {
+            receivedAt[s] = at
+            receiveCounts[s] = parts[me].count * width(s)
+            at += receiveCounts[s]
+        }
+        let w = width(me)
+        let send = wires[me] == .floats ? UnsafeRawPointer(arena.gradients + bucket.lowerBound) : UnsafeRawPointer(sums + bucket.lowerBound)
+        let sendCounts = parts.indices.map { $0 == me ? 0 : parts[$0].count * w }
+        let pending = try communicator.startExchange(sending: send, counts: sendCounts,
+                                                     offsets: parts.map { ($0.lowerBound - bucket.lowerBound) * w },
+                                                     receiving: base, counts: receiveCounts, offsets: receivedAt)
+        step.wireBytes += sendCounts.reduce(0, +) + 4 * parts[me].count * (ranks - 1)
+        return BucketExchange(bucket: bucket, parts: parts, received: base, receivedAt: receivedAt, terms: pending)
+    }
+
+    /// Adds every rank's terms of this rank's part of bucket `b` and writes their mean to the
+    /// gradients; the largest magnitude of the float terms goes into `maxima` (the ranks that sent
+    /// sums measured theirs).
+    private func sumPart(of b: Int) {
+        let start = Timeline.now()
+        defer { step.accumulateSeconds += Timeline.seconds(since: start) }
+        let mine = exchanges[b].parts[communicator.rank], me = communicator.rank
+        let tileCount = 1024
+        let scratch = tile.reserve(tileCount)
+        for (s, slot) in arena.slots.enumerated() where slot.trainable {
+            let lower = Swift.max(slot.offset, mine.lowerBound), upper = Swift.min(slot.offset + slot.count, mine.upperBound)
+            var i = lower
+            while i < upper {
+                let n = Swift.min(tileCount, upper - i)
+                // The sums of this rank's own part are not sent: they take the others' terms in place.
+                let total = wires[me] == .sums ? sums + i : scratch
+                if wires[me] == .floats {
+                    let m = ExactSum.accumulate(total, clearing: arena.gradients + i, scale: scales[s], n, first: true, clear: false)
+                    if !(m <= maxima[s]) { maxima[s] = m }
+                }
+                for r in 0 ..< communicator.size where r != me {
+                    let terms = exchanges[b].received + exchanges[b].receivedAt[r] + (i - mine.lowerBound) * width(r)
+                    if wires[r] == .floats {
+                        let m = ExactSum.accumulate(total, clearing: terms.assumingMemoryBound(to: Float.self), scale: scales[s], n, clear: false)
+                        if !(m <= maxima[s]) { maxima[s] = m }
+                    } else {
+                        ExactSum.add(total, terms.assumingMemoryBound(to: Double.self), n)
+                    }
+                }
+                ExactSum.writeMean(arena.gradients + i, total, scale: scales[s], count: meanCount!, n)
+                i += n
+            }
+        }
+        exchanges[b].summed = true
     }
 
     /// Zeroes the accumulators of slots in `range` that received no term this attempt (padding
@@ -260,20 +451,36 @@ public final class ExactGradientReducer {
     /// (returns true) or asks for the step to be recomputed at the measured scales (returns false,
     /// leaving the gradients cleared).
     ///
-    /// With `writingMean` false, a completed attempt leaves the mean in the sums instead, for the
-    /// optimizer to read as `gradients` (one pass over memory fewer); the arena's gradients then
-    /// hold nothing meaningful until the next step.
+    /// With `writingMean` false, a completed attempt leaves the mean where the optimizer reads it as
+    /// `gradients` without a pass to put it in the arena: on a single rank in the sums; on several
+    /// ranks in this rank's parts of the arena only (`.arenaRanges`), for a sharded step: each rank
+    /// updates its parts, then `shareParameters` gathers them, so the optimizer's pass over memory
+    /// is split among the ranks. The arena's gradients elsewhere hold nothing meaningful until the
+    /// next step. With `writingMean` true the mean is in the whole arena on every rank.
     /// - Throws: `DistError.mpi` when a reduction fails.
     public func finish(globalBatchSize: Int, writingMean: Bool = true) throws -> Bool {
         precondition(globalBatchSize > 0, "Cannot average gradients over an empty global batch.")
-        try sumsFinal(from: 0)
-        clearFresh(in: 0 ..< arena.count) // one rank: nothing was sent
+        try sumsFinal(from: 0, meanOver: globalBatchSize)
         let start = Timeline.now()
+        if communicator.size == 1 {
+            clearFresh(in: 0 ..< arena.count)
+        } else {
+            // Every part's terms, then (unless the step is sharded) the means' gathers in bucket
+            // order (the same on every rank).
+            for b in exchanges.indices {
+                if !exchanges[b].summed {
+                    try exchanges[b].terms.wait()
+                    sumPart(of: b)
+                }
+                if writingMean { exchanges[b].means = try startGather(arena.gradients, bucket: b) }
+            }
+        }
         // NaN would make the max order-dependent; +inf marks a non-finite tensor as well.
         var most = maxima.map { $0.isNaN ? Double.infinity : Double($0) }
         try communicator.allreduce(&most, op: .max)
-        for p in pending { try p.wait() }
-        pending.removeAll(keepingCapacity: true)
+        for e in exchanges { try e.means?.wait() }
+        let ownParts = exchanges.map { $0.parts[communicator.rank] }
+        exchanges.removeAll(keepingCapacity: true)
         step.blockedSeconds += Timeline.seconds(since: start)
         step.attempts += 1
         var fits = true
@@ -293,8 +500,11 @@ public final class ExactGradientReducer {
             precondition(step.attempts < 3, "The exact reduction did not fit the scales it measured on the attempt before; the chunk gradients changed between attempts.")
             return false
         }
-        // A slot whose mean is in the arena already forces the arena form for all (single rank).
-        if !writingMean && meanWritten.allSatisfy({ $0 == nil }) {
+        if communicator.size > 1 {
+            gradients = writingMean ? .arena(scale: 1) : .arenaRanges(ownParts)
+            optimizerStateShared = optimizerStateShared && writingMean
+        } else if !writingMean && meanWritten.allSatisfy({ $0 == nil }) {
+            // A slot whose mean is in the arena already forces the arena form for all.
             gradients = .exactSums(UnsafePointer(sums), factors: scales.map { ExactSum.meanFactor(scale: $0, count: globalBatchSize) })
         } else {
             gradients = .arena(scale: 1)

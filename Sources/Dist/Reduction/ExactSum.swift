@@ -63,6 +63,12 @@ public enum ExactSum {
         return most
     }
 
+    /// Adds integer-valued Double sums into `sums` (another rank's terms): exact while every partial
+    /// sum stays within 2^53, as the scales guarantee for a step that fits.
+    public static func add(_ sums: UnsafeMutablePointer<Double>, _ terms: UnsafePointer<Double>, _ n: Int) {
+        for i in 0 ..< n { sums[i] += terms[i] }
+    }
+
     /// What turns a sum at `scale` over `count` samples into the mean: 1 / (scale · count), one
     /// product per element instead of a division. Every reader of the sums (`writeMean`, an
     /// optimizer reading `GradientSource.exactSums`) takes it from here, so their bits agree.

@@ -43,6 +43,7 @@ extension DataParallelTrainer {
         for slot in arena.slots where !UnsafeBufferPointer(start: arena.parameters + slot.offset, count: slot.count).allSatisfy(\.isFinite) {
             throw DistError.nonFiniteParameters(step: position.step, parameter: slot.name)
         }
+        try exactReducer?.shareOptimizerState(optimizer)
         guard communicator.isRoot else { return }
         let record = CheckpointRecord(globalBatch: configuration.globalBatchSize, accumulate: configuration.accumulationSteps,
                                       seed: "\(configuration.seed)", trainingSamples: trainingSamples, position: position,

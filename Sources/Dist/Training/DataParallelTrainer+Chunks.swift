@@ -25,6 +25,8 @@ extension DataParallelTrainer {
         var micro: [(batch: [Int], epoch: Int, dataset: Dataset)] = []
         /// The most chunks an element's sum receives this step (fixes the exact scales).
         var terms = 1
+        /// Each rank's chunk count, when the step is one micro-batch.
+        var termsByRank: [Int]?
         /// The running statistics before the step (restored before the ordered updates or a redo).
         var running: [Float] = []
         /// Per micro-batch: this rank's chunks' unsynchronized statistics, by chunk index.
@@ -67,8 +69,15 @@ extension DataParallelTrainer {
             exactStep.running = runningStatistics()
             let perBatch = (max(configuration.globalBatchSize, batch.count) + configuration.chunkSize - 1) / configuration.chunkSize
             exactStep.terms = max(configuration.accumulationSteps, 1) * perBatch
+            // One micro-batch: every rank's chunk count is known now (a rank with one sends it as floats).
+            if max(configuration.accumulationSteps, 1) == 1 {
+                let chunks = DistributedSampler.chunks(count: batch.count, chunkSize: configuration.chunkSize).count
+                exactStep.termsByRank = (0 ..< communicator.size).map {
+                    DistributedSampler.slice(count: chunks, rank: $0, size: communicator.size).count
+                }
+            }
             model.arena.zeroGradients()
-            exact.begin(terms: exactStep.terms)
+            exact.begin(terms: exactStep.terms, termsByRank: exactStep.termsByRank)
         }
         exactStep.micro.append((batch, epoch, dataset))
         return runChunks(micro: exactStep.micro.count - 1, final: final)
@@ -83,7 +92,7 @@ extension DataParallelTrainer {
         while !(try exact.finish(globalBatchSize: globalBatchSize, writingMean: writingMean)) {
             setRunningStatistics(exactStep.running)
             model.arena.zeroGradients()
-            exact.begin(terms: exactStep.terms)
+            exact.begin(terms: exactStep.terms, termsByRank: exactStep.termsByRank)
             exactStep.chunkStatistics = []
             exactStep.globalStatistics = []
             for m in exactStep.micro.indices { _ = runChunks(micro: m, final: m == exactStep.micro.count - 1) }
@@ -186,7 +195,7 @@ extension DataParallelTrainer {
             }
             timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
             if final, let offset = layerOffsets(i) {
-                do { try exactReducer!.sumsFinal(from: offset) } catch { deferredError = deferredError ?? error }
+                do { try exactReducer!.sumsFinal(from: offset, meanOver: stepSamples) } catch { deferredError = deferredError ?? error }
             } else {
                 backwardContext.progress?()
             }

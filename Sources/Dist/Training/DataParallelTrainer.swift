@@ -218,17 +218,23 @@ public final class DataParallelTrainer {
             updateGradients = .arena(scale: try reducer.reduce(globalBatchSize: globalBatchSize, leavingScale: scalingInUpdate))
             return
         }
+        // A full step after sharded ones needs every rank's moments first.
+        if !scalingInUpdate { try exactReducer.shareOptimizerState(optimizer) }
         try reduceExactly(globalBatchSize: globalBatchSize, writingMean: !scalingInUpdate)
         updateGradients = exactReducer.gradients
     }
 
     /// Applies one optimizer step to this replica (identical on every rank), scaling the gradients
-    /// if `reduceGradients(globalBatchSize:scalingInUpdate:)` left that to it.
-    public func applyUpdate() {
+    /// if `reduceGradients(globalBatchSize:scalingInUpdate:)` left that to it. A sharded step
+    /// (deterministic mode on several ranks) updates this rank's parts, then gathers the others'
+    /// (a collective).
+    /// - Throws: `DistError.mpi` when the gather of a sharded step fails.
+    public func applyUpdate() throws {
         let stepStart = Timeline.now()
         optimizer.step(arena: model.arena, gradients: updateGradients)
         updateGradients = .arena(scale: 1)
         timeline?.record("optimizer step", lane: .compute, from: stepStart, to: Timeline.now())
+        try exactReducer?.shareParameters()
     }
 
     /// Evaluates the model on a dataset split across ranks (each sample exactly once), with the
@@ -301,7 +307,7 @@ public final class DataParallelTrainer {
                 guard stepTotals.lossSum.isFinite else {
                     throw DistError.nonFiniteLoss(epoch: epoch, step: step + 1, value: stepTotals.lossSum)
                 }
-                applyUpdate()
+                try applyUpdate()
                 position.stepInEpoch += 1
                 position.step += 1
                 // Checkpointed below, like --stop-after; at an epoch's last step the epoch ends first.

@@ -11,6 +11,9 @@ public enum GradientSource {
     /// 1 / (2^e · B) that turns them into the mean: the gradient is `Float(sums[i] · factor)`, the
     /// value the reduction would have written to the arena, so the step has the same bits.
     case exactSums(UnsafePointer<Double>, factors: [Double])
+    /// The mean in the arena over these ranges only (a rank's parts of a sharded step): the step
+    /// updates these elements and leaves the rest, which other ranks update and then share.
+    case arenaRanges([Range<Int>])
 
     /// Hands each trainable slot of `arena` and the reader of its gradient to `visitor`, in slot
     /// order (generic, so each form of gradient gets its own specialized loop).
@@ -22,6 +25,13 @@ public enum GradientSource {
                 visitor.visit(slot, ScaledGradient(values: arena.gradients + slot.offset, scale: scale))
             case let .exactSums(sums, factors):
                 visitor.visit(slot, ExactMeanGradient(sums: sums + slot.offset, factor: factors[index]))
+            case let .arenaRanges(ranges):
+                // Each element's update is the same whichever piece of its slot it falls in.
+                for r in ranges where r.overlaps(slot.range) {
+                    let piece = r.clamped(to: slot.range)
+                    visitor.visit(ParameterSlot(name: slot.name, offset: piece.lowerBound, shape: [piece.count]),
+                                  ScaledGradient(values: arena.gradients + piece.lowerBound, scale: 1))
+                }
             }
         }
     }
