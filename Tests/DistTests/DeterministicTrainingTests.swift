@@ -104,6 +104,19 @@ final class DeterministicTrainingTests: XCTestCase {
         XCTAssertEqual(four, one)
     }
 
+    /// One micro-batch a step: a rank with a single chunk sends its float gradient, a rank with
+    /// more its Double sums (P = 3: 2, 2, 1 chunks; P = 4: 2, 1, 1, 1; P = 5: one each), and each
+    /// rank steps its parts of the parameters (and of SGD's momentum); P = 1's parameters bit for bit.
+    func testOneMicroBatchMixesFloatAndSumTermsBitForBit() throws {
+        let single: (inout TrainingConfiguration) -> Void = { $0.accumulationSteps = 1 }
+        let spec = try spec("fmnist-cnn")
+        guard let one = train(spec, ranks: 1, configure: single) else { return }
+        for p in [2, 3, 4, 5] {
+            guard let all = train(spec, ranks: p, configure: single) else { return }
+            XCTAssertEqual(all, one, "P=\(p)")
+        }
+    }
+
     /// A run stopped after 3 steps on 2 ranks and resumed on 3 ends where 6 uninterrupted steps
     /// on one rank end, bit for bit (the checkpoint carries the exact sums' scales).
     func testResumeOnAnotherNumberOfRanksIsBitForBit() throws {

@@ -61,14 +61,18 @@ final class ExactSumTests: XCTestCase {
 final class ExactGradientReducerTests: XCTestCase {
     /// One attempt on `ranks` ranks: rank r adds terms r, r + P, … of `terms` (each an arena's
     /// worth of gradients); returns whether it fit and the gradients after.
-    func attempt(_ reducers: [ExactGradientReducer], _ arenas: [ParameterArena], terms: [[Float]], communicators: [InProcessCommunicator]) -> [(Bool, [Float])]? {
+    /// With `announcing`, `begin` is told each rank's term count (a rank with one sends floats).
+    func attempt(_ reducers: [ExactGradientReducer], _ arenas: [ParameterArena], terms: [[Float]], communicators: [InProcessCommunicator],
+                 announcing: Bool = false) -> [(Bool, [Float])]? {
         let p = reducers.count
         let results = runRanks(p) { c -> (Bool, [Float]) in
             let (reducer, arena) = (reducers[c.rank], arenas[c.rank])
-            reducer.begin(terms: terms.count)
+            let counts = (0 ..< p).map { r in stride(from: r, to: terms.count, by: p).underestimatedCount }
+            reducer.begin(terms: terms.count, termsByRank: announcing ? counts : nil)
+            arena.zeroGradients()
             for t in stride(from: c.rank, to: terms.count, by: p) {
                 for (i, v) in terms[t].enumerated() { arena.gradients[i] = v }
-                reducer.accumulate(slots: 0 ..< arena.slots.count)
+                reducer.accumulate(slots: 0 ..< arena.slots.count, clearing: counts[c.rank] > 1 || !announcing)
             }
             let fit = try reducer.finish(globalBatchSize: terms.count)
             return (fit, Array(arena.gradientSnapshot().prefix(terms[0].count)))
@@ -125,6 +129,25 @@ final class ExactGradientReducerTests: XCTestCase {
             results.append(r[0].1)
         }
         for (p, r) in results.enumerated() { XCTAssertEqual(r, results[0], "P=\(p + 1)") }
+    }
+
+    /// Ranks with one term send it as floats, the others their Double sums, mixed in one step
+    /// (P = 3: 2, 2, 1 terms; P = 4: 2, 2, 1, 1; P = 5..7: some ranks with none): the same bits as
+    /// one rank, over a tensor whose parts do not fall on 16-element blocks of the whole.
+    func testFloatAndSumTermsGiveTheSameBits() {
+        var g = SplitMix64(seed: 6, keys: [3])
+        let terms: [[Float]] = (0 ..< 5).map { _ in (0 ..< 203).map { _ in Float(Int64(bitPattern: g.next()) % 1_000_000) * 1e-6 } }
+        var results: [[Float]] = []
+        for p in 1 ... 7 {
+            let (reducers, arenas, communicators) = makeRanks(p, count: 203)
+            _ = attempt(reducers, arenas, terms: terms, communicators: communicators, announcing: true)
+            guard let r = attempt(reducers, arenas, terms: terms, communicators: communicators, announcing: true) else { return }
+            XCTAssertEqual(r.map(\.0), [Bool](repeating: true, count: p), "P=\(p)")
+            for (rank, values) in r.map(\.1).enumerated() { XCTAssertEqual(values, results.first ?? r[0].1, "P=\(p), rank \(rank)") }
+            results.append(r[0].1)
+        }
+        let mean = (0 ..< 203).map { i in Float(terms.reduce(0.0) { $0 + Double($1[i]) } / 5) }
+        XCTAssertEqual(results[0], mean, "exact sums of these terms round to the Double mean")
     }
 
     /// A dense layer's gradients summed chunk by chunk inside the reducer (`accumulateDense`, the
