@@ -15,7 +15,11 @@ struct Gradcheck: ParsableCommand {
         summation-order noise (each way adds the batch in a different order) with margin; bugs \
         give errors of order 1. With --compression fp16 the default is 1e-2: each rank's sum is \
         rounded to half precision (11-bit significand, relative error 2^-11 ≈ 4.9e-4) and the \
-        reduction rounds again after each addition of a rank. Uses synthetic data, so it needs no files.         With --reduction deterministic the global batch is cut into chunks of --chunk-size samples         on both sides, and --tolerance 0 holds for any P. --rounding prints instead (rank 0) how         far the fast mode's float32 sums (emulating 1, 2 and 8 ranks) and the deterministic mode's         exact sums lie from a float64 sum of the per-sample gradients.
+        reduction rounds again after each addition of a rank. Uses synthetic data, so it needs no \
+        files. With --reduction deterministic the global batch is cut into chunks of --chunk-size \
+        samples on both sides, and --tolerance 0 holds for any P. --rounding prints instead (rank \
+        0) how far the fast mode's float32 sums (emulating 1, 2 and 8 ranks) and the deterministic \
+        mode's exact sums lie from a float64 sum of the per-sample gradients.
         """)
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
