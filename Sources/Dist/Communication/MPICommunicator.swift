@@ -435,7 +435,7 @@ public final class MPICommunicator: Communicator {
             }
             usleep(1000)
         }
-        try locked {
+        locked {
             for (i, r) in others.enumerated() where answers[r] == nil {
                 answers[r] = .some(nil)
                 MPI_Cancel(&receives[i])
@@ -486,7 +486,7 @@ public final class MPICommunicator: Communicator {
         }
         if let fields = environment[MPICommunicator.testKillVariable]?.split(separator: ":", maxSplits: 2).map(String.init),
            fields.count == 3, Int(fields[0]) == rank, fields[1] == phase, !FileManager.default.fileExists(atPath: fields[2]) {
-            FileManager.default.createFile(atPath: fields[2], contents: Data("killed".utf8))
+            _ = FileManager.default.createFile(atPath: fields[2], contents: Data("killed".utf8))
             kill(getpid(), SIGKILL)
         }
     }

@@ -8,9 +8,11 @@ public struct ExactReductionStatistics: Equatable {
     /// Attempts the step took: 1, or 2 when the agreed scales did not fit the gradients (the first
     /// step of a run, or magnitudes that moved by more than the headroom) and the step was redone.
     public var attempts = 0
-    /// Bytes this rank handed to the allreduce (8 per gradient element per attempt).
+    /// Bytes this rank sent: its terms for the other ranks' parts (4 or 8 an element), then its
+    /// parts of the means or, after a sharded step, of the parameters (4 an element).
     public var wireBytes = 0
-    /// Seconds `finish` was blocked (the maxima's allreduce and the wait for the sums).
+    /// Seconds `finish` and `shareParameters` were blocked (the wait for the terms, the maxima's
+    /// allreduce, the gathers).
     public var blockedSeconds = 0.0
     /// Seconds spent turning chunk gradients into integers and adding them.
     public var accumulateSeconds = 0.0
@@ -61,7 +63,8 @@ public final class ExactGradientReducer {
     /// The last completed step's figures on this rank.
     public private(set) var lastStep = ExactReductionStatistics()
     /// Where the last completed step's mean gradient lies: the arena, or (`finish(…, writingMean:
-    /// false)`) the sums with their factors. Valid until the next `begin`.
+    /// false)`) the sums with their factors (one rank) or this rank's parts of the arena (several
+    /// ranks: a sharded step). Valid until the next `begin`.
     public private(set) var gradients = GradientSource.arena(scale: 1)
     private let arena: ParameterArena
     private let communicator: Communicator
@@ -82,6 +85,8 @@ public final class ExactGradientReducer {
     private var meanCount: Int?
     /// Several ranks: the buckets in flight, in bucket order.
     private var exchanges: [BucketExchange] = []
+    /// This rank's part of each bucket, as of the last `finish` (several ranks).
+    private var ownParts: [Range<Int>] = []
     /// Where each bucket's terms from the other ranks arrive (bucket by bucket, at most 8 bytes
     /// an element of this rank's part per sending rank), and a cache-sized block of Double sums.
     private let received = GrowingBuffer<UInt8>()
@@ -340,7 +345,7 @@ public final class ExactGradientReducer {
         for g in gathers { try g.wait() }
         gradients = .arena(scale: 1)
         lastStep.blockedSeconds += Timeline.seconds(since: start)
-        lastStep.wireBytes += buckets.reduce(0) { $0 + 4 * (communicator.size - 1) * parts(of: $1)[communicator.rank].count }
+        lastStep.wireBytes += 4 * (communicator.size - 1) * ownParts.reduce(0) { $0 + $1.count }
     }
 
     /// Whether every rank's optimizer state is complete (false after a sharded step: each rank
@@ -397,7 +402,7 @@ public final class ExactGradientReducer {
         let pending = try communicator.startExchange(sending: send, counts: sendCounts,
                                                      offsets: parts.map { ($0.lowerBound - bucket.lowerBound) * w },
                                                      receiving: base, counts: receiveCounts, offsets: receivedAt)
-        step.wireBytes += sendCounts.reduce(0, +) + 4 * parts[me].count * (ranks - 1)
+        step.wireBytes += sendCounts.reduce(0, +)
         return BucketExchange(bucket: bucket, parts: parts, received: base, receivedAt: receivedAt, terms: pending)
     }
 
@@ -472,14 +477,17 @@ public final class ExactGradientReducer {
                     try exchanges[b].terms.wait()
                     sumPart(of: b)
                 }
-                if writingMean { exchanges[b].means = try startGather(arena.gradients, bucket: b) }
+                if writingMean {
+                    exchanges[b].means = try startGather(arena.gradients, bucket: b)
+                    step.wireBytes += 4 * (communicator.size - 1) * exchanges[b].parts[communicator.rank].count
+                }
             }
         }
         // NaN would make the max order-dependent; +inf marks a non-finite tensor as well.
         var most = maxima.map { $0.isNaN ? Double.infinity : Double($0) }
         try communicator.allreduce(&most, op: .max)
         for e in exchanges { try e.means?.wait() }
-        let ownParts = exchanges.map { $0.parts[communicator.rank] }
+        ownParts = exchanges.map { $0.parts[communicator.rank] }
         exchanges.removeAll(keepingCapacity: true)
         step.blockedSeconds += Timeline.seconds(since: start)
         step.attempts += 1

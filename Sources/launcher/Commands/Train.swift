@@ -36,7 +36,7 @@ struct Train: ParsableCommand {
         if launch.ranks != nil && MPIRelaunch.launcherSize() == nil { TrainingOutput.exportProgressStyle() }
         if try faultOptions.superviseIfRequested(launch: launch, checkpointDir: checkpoints.checkpointDir, metrics: output.metrics) { return }
         try launch.relaunchIfRequested()
-        StopSignals.install { _ in printError("stop requested: stopping after the current step (a second signal stops at once)") }
+        StopSignals.install(onFirst: { _ in printError("stop requested: stopping after the current step (a second signal stops at once)") })
         RankSession.run(agreeingOnSetup: true) { communicator in
             faultOptions.apply(to: communicator)
             let (train, validation, test) = try dataOptions.load(rank: communicator.rank, seed: modelOptions.seed)
