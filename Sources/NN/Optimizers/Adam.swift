@@ -1,3 +1,6 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
 import Foundation
 
 /// Adam (Kingma & Ba) with bias correction and optional L2 weight decay added to the gradient.
@@ -112,6 +115,18 @@ struct AdamMoments {
         }
     }
 
+    /// √v lane by lane, correctly rounded like the scalar tail's. On x86-64 one vsqrtps: the
+    /// standard library's SIMD `squareRoot()` compiles there to eight scalar square roots, each
+    /// with a branch to libm's `sqrtf` (for errno) that a negative lane would take.
+    @inline(__always)
+    static func squareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        #if arch(x86_64)
+        return _mm256_sqrt_ps(v)
+        #else
+        return v.squareRoot()
+        #endif
+    }
+
     /// The update of one slot, eight lanes at a time, then a scalar tail with the same arithmetic.
     ///
     /// theta, m, v are (count), read and written; grad is (count), read.
@@ -129,7 +144,7 @@ struct AdamMoments {
             let vi = b2 * vp.loadUnaligned(as: V8.self) + (1 - b2) * g * g
             mp.storeBytes(of: mi, as: V8.self)
             vp.storeBytes(of: vi, as: V8.self)
-            p.storeBytes(of: th * decay - stepSize * mi / (vi.squareRoot() * r2 + eps), as: V8.self)
+            p.storeBytes(of: th * decay - stepSize * mi / (AdamMoments.squareRoot(vi) * r2 + eps), as: V8.self)
             i += 8
         }
         while i < count {
