@@ -47,7 +47,7 @@ struct CommOptions: ParsableArguments {
     /// Rejects options that cannot go together with the reduction mode.
     func validate(reduction: ReductionMode) throws {
         if compression != .none && reduction == .deterministic {
-            throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly and sends float64")
+            throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly (its terms travel as float32 or float64)")
         }
     }
 
