@@ -82,9 +82,25 @@ enum MPIRelaunch {
         if isRoot && !mpirunArguments.contains("--allow-run-as-root") { argv.append("--allow-run-as-root") }
         // Only this machine's cores are known here: with a hostfile the slots are mpirun's to count.
         if ranks > cores && mpirunArguments.isEmpty { argv.append("--oversubscribe") }
+        // Open MPI binds each of a few ranks to one core: a rank with T threads needs T of them
+        // (bound to T cores each where the machine has them, else not bound at all).
+        let threads = threadCount(in: arguments)
+        if threads > 1 && mpirunArguments.isEmpty {
+            argv += ranks * threads <= cores ? ["--map-by", "slot:PE=\(threads)"] : ["--bind-to", "none"]
+        }
         argv += mpirunArguments
         argv += ["-np", "\(ranks)", executable] + strippingRanks(arguments)
         return argv
+    }
+
+    /// The value of `--threads T` / `--threads=T` among `arguments` (1 when absent or not a number).
+    static func threadCount(in arguments: [String]) -> Int {
+        var value: String?
+        for (i, a) in arguments.enumerated() {
+            if a == "--threads", i + 1 < arguments.count { value = arguments[i + 1] }
+            if a.hasPrefix("--threads=") { value = String(a.dropFirst("--threads=".count)) }
+        }
+        return value.flatMap { Int($0) } ?? 1
     }
 
     /// Replaces this process with mpirun; returns only by throwing.

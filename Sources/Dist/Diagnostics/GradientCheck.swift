@@ -27,6 +27,8 @@ public struct GradientCheckConfiguration {
     public var bucketCapacity = 1 << 20
     /// The wire format on the distributed side (fp16 needs a looser tolerance: see `tolerance(for:)`).
     public var compression: GradientCompression = .none
+    /// Threads each distributed rank computes its slice with (the single replica uses one).
+    public var threads = 1
 
     /// The default tolerance for a wire format.
     ///
@@ -124,6 +126,7 @@ public enum GradientCheck {
         options.chunkSize = c.chunkSize
         options.bucketCapacity = c.bucketCapacity
         options.compression = c.compression
+        options.threads = c.threads
         options.verifiedOptions = [("steps", "\(c.steps)"), ("tolerance", "\(c.tolerance)"), ("compression", c.compression.rawValue)]
         let distributed = try DataParallelTrainer(spec: spec, optimizer: makeOptimizer(), loss: loss,
                                                   communicator: communicator, configuration: options)
@@ -136,8 +139,10 @@ public enum GradientCheck {
         // Rank 0's second replica starts from the broadcast state, on a communicator of its own.
         var reference: DataParallelTrainer?
         if communicator.isRoot {
+            var alone = options
+            alone.threads = 1
             let single = try DataParallelTrainer(spec: spec, optimizer: makeOptimizer(), loss: loss,
-                                                 communicator: InProcessCommunicator(), configuration: options)
+                                                 communicator: InProcessCommunicator(), configuration: alone)
             single.model.arena.copyParameters(from: distributed.model.arena)
             single.optimizer.state = distributed.optimizer.state
             reference = single

@@ -56,6 +56,8 @@ public final class DataParallelTrainer {
     /// loss gradient, reused from step to step (a steady step allocates nothing).
     private var batch = Tensor.empty, batchLabels: [Int32] = [], batchKeys: [UInt64] = [], augmentationScratch: [Float] = []
     private var batchIndices: [Int] = []
+    /// Fast mode with several threads: one worker per sub-batch (made on first use).
+    var subBatchWorkers: [SubBatchWorker] = []
     private var gradLogits = Tensor.empty
     /// On several ranks, backward polls the reductions in flight between samples of long layers:
     /// the fast reducer's buckets, or in deterministic mode the exact reducer's (made once;
@@ -105,6 +107,10 @@ public final class DataParallelTrainer {
         layerSlots = slotRanges
         exactReducer = configuration.reduction == .deterministic
             ? ExactGradientReducer(arena: model.arena, communicator: communicator, buckets: reducer.buckets) : nil
+        if configuration.threads > 1, let norm = model.layers.first(where: { $0 is BatchNorm2D }) {
+            throw DistError.invalidConfiguration(option: "threads",
+                                                 reason: "\(configuration.threads) threads a rank cannot run \(norm.summary) yet (its batch statistics would need summing across the threads); hint: run more ranks instead (--np), or drop --threads")
+        }
     }
 
     /// The fingerprint this rank compares with rank 0's.
@@ -147,6 +153,9 @@ public final class DataParallelTrainer {
                                                 accumulating: Bool = false, final: Bool = true) -> BatchTotals where C.Element == Int {
         precondition(configuration.reduction == .fast,
                      "computeGradients(indices:) takes a rank's slice, which deterministic mode does not use; pass the global batch to computeGradients(globalBatch:).")
+        if configuration.threads > 1 && indices.count > 1 {
+            return computeGradientsOnThreads(Array(indices), epoch: epoch, dataset: dataset, accumulating: accumulating, final: final)
+        }
         if !accumulating { model.arena.zeroGradients() }
         guard !indices.isEmpty else { return BatchTotals() }
         // The first layer still holds the last batch: let go of it, so the batch is refilled in place.
@@ -171,7 +180,7 @@ public final class DataParallelTrainer {
     }
 
     /// `trainingBatch` into buffers the caller keeps (their storage is reused when the size is unchanged).
-    private func fillTrainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset, into input: inout Tensor,
+    func fillTrainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset, into input: inout Tensor,
                                    labels: inout [Int32], keys: inout [UInt64], scratch: inout [Float]) {
         keys.removeAll(keepingCapacity: true)
         for i in indices { keys.append(DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: i)) }

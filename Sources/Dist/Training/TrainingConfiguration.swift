@@ -23,6 +23,12 @@ public struct TrainingConfiguration {
     /// the results; they do depend on this size (and so do unsynchronized batch statistics, taken
     /// per chunk). A rank takes whole chunks: a global batch of fewer than P chunks leaves ranks idle.
     public var chunkSize = 16
+    /// Threads this rank computes its slice with (fast mode, models without batch norm): the slice
+    /// is cut into this many contiguous sub-batches, each run forward and backward on its own
+    /// thread with its own copy of the layers and its own gradient buffer, and their gradients are
+    /// added in sub-batch order. So one rank can use T cores with one replica and one allreduce
+    /// participant. Results depend on T only through float32 rounding (the sum's grouping).
+    public var threads = 1
     /// Floats per gradient bucket.
     public var bucketCapacity = 1 << 20
     /// The wire format of the fast reduction (fp16 halves the bytes; needs `reduction` fast).
@@ -104,6 +110,13 @@ public struct TrainingConfiguration {
         }
         guard chunkSize > 0 else {
             throw DistError.invalidConfiguration(option: "chunk size", reason: "must be positive, got \(chunkSize)")
+        }
+        guard (1 ... 256).contains(threads) else {
+            throw DistError.invalidConfiguration(option: "threads", reason: "must be 1 to 256, got \(threads)")
+        }
+        if threads > 1 && reduction == .deterministic {
+            throw DistError.invalidConfiguration(option: "threads",
+                                                 reason: "\(threads) threads a rank need the fast reduction for now; hint: run more ranks instead (--np), or drop --threads")
         }
         guard bucketCapacity > 0 else {
             throw DistError.invalidConfiguration(option: "bucket capacity", reason: "must be positive, got \(bucketCapacity)")

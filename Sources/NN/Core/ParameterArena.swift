@@ -65,10 +65,25 @@ public final class ParameterArena {
         self.count = offset
         parameters = AlignedMemory.zeroedFloats(max(offset, 16))
         gradients = AlignedMemory.zeroedFloats(max(offset, 16))
+        parameterOwner = nil
     }
 
+    /// An arena that reads `other`'s parameters (the same buffer, kept alive by this one) and has
+    /// gradients of its own, zero-filled: a worker thread's backward adds into it while another
+    /// thread's adds into `other`'s.
+    public init(sharingParametersOf other: ParameterArena) {
+        slots = other.slots
+        count = other.count
+        parameters = other.parameters
+        gradients = AlignedMemory.zeroedFloats(max(other.count, 16))
+        parameterOwner = other
+    }
+
+    /// The arena whose parameters this one reads, if it does not own them.
+    private let parameterOwner: ParameterArena?
+
     deinit {
-        AlignedMemory.free(parameters)
+        if parameterOwner == nil { AlignedMemory.free(parameters) }
         AlignedMemory.free(gradients)
     }
 

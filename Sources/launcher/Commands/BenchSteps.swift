@@ -25,6 +25,7 @@ struct BenchSteps: ParsableCommand {
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
     @OptionGroup(title: "Communication") var commOptions: CommOptions
+    @OptionGroup(title: "Communication") var threadOptions: ThreadOptions
 
     @Option(help: ArgumentHelp("A built-in model (\(ModelSpec.builtinNames.joined(separator: ", "))) or a model file (.json, .yaml).", valueName: "name|file"))
     var model = "fmnist-cnn"
@@ -90,6 +91,7 @@ struct BenchSteps: ParsableCommand {
             config.chunkSize = chunkSize
             try commOptions.validate(reduction: config.reduction)
             commOptions.apply(to: &config)
+            threadOptions.apply(to: &config)
             try config.validate(ranks: p, trainingSamples: data.count)
             let trainer = try DataParallelTrainer(spec: spec, optimizer: try SGD(learningRate: 0.01, momentum: 0.9),
                                                   loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
@@ -99,7 +101,7 @@ struct BenchSteps: ParsableCommand {
                 trainer.timeline = try commOptions.makeTimeline(communicator)
             }
             try commOptions.save(trainer.timeline)
-            let result = StepBenchResult(label: label, model: model, ranks: p, cores: cores, globalBatch: globalBatch,
+            let result = StepBenchResult(label: label, model: model, ranks: p, threads: threadOptions.threads, cores: cores, globalBatch: globalBatch,
                                          steps: steps, compression: commOptions.compression.rawValue,
                                          bucketMegabytes: Double(commOptions.bucketCapacity) * 4 / 1_048_576,
                                          samplesPerSecond: Double(globalBatch * steps) / f.wallSeconds,
@@ -122,6 +124,8 @@ struct StepBenchResult {
     var label: String
     var model: String
     var ranks: Int
+    /// Threads per rank (`--threads`).
+    var threads = 1
     var cores: Int
     var globalBatch: Int
     var steps: Int
@@ -144,12 +148,12 @@ struct StepBenchResult {
     var gradientFloats = 0
     var buckets = 0
 
-    var oversubscribed: Bool { ranks > cores }
+    var oversubscribed: Bool { ranks * threads > cores }
     var hiddenPercent: Double { commSeconds > 0 ? 100 * hiddenSeconds / commSeconds : 0 }
 
     var summary: String {
-        String(format: "bench steps: %@ %@, %d rank%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms, cpu %.2f ms | %d gradient floats in %d bucket%@",
-               label, model, ranks, ranks == 1 ? "" : "s", oversubscribed ? " (oversubscribed)" : "", globalBatch, reduction, steps,
+        String(format: "bench steps: %@ %@, %d rank%@%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms, cpu %.2f ms | %d gradient floats in %d bucket%@",
+               label, model, ranks, ranks == 1 ? "" : "s", threads > 1 ? " × \(threads) threads" : "", oversubscribed ? " (oversubscribed)" : "", globalBatch, reduction, steps,
                samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, mpiCallSeconds * 1000, commSeconds * 1000,
                blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction == "fast" ? "fp16" : "integer", conversionSeconds * 1000, cpuSeconds * 1000,
                gradientFloats, buckets, buckets == 1 ? "" : "s")

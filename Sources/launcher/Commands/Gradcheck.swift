@@ -24,6 +24,7 @@ struct Gradcheck: ParsableCommand {
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
+    @OptionGroup(title: "Options") var threadOptions: ThreadOptions
 
     @Option(name: .customLong("batch"), help: "The global batch size B (at least the number of ranks).")
     var batch = 24
@@ -114,6 +115,7 @@ struct Gradcheck: ParsableCommand {
             config.reduction = reduction
             config.chunkSize = chunkSize
             config.bucketCapacity = bucketFloats
+            config.threads = threadOptions.threads
             let report = try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
                                                makeOptimizer: { try SGD(learningRate: learningRate, momentum: momentum) },
                                                communicator: communicator, configuration: config)

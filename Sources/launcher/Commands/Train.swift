@@ -21,6 +21,7 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Checkpoints and resume") var checkpoints: CheckpointOptions
     @OptionGroup(title: "Communication") var reductionOptions: ReductionOptions
     @OptionGroup(title: "Communication") var commOptions: CommOptions
+    @OptionGroup(title: "Communication") var threadOptions: ThreadOptions
     @OptionGroup(title: "Faults") var faultOptions: FaultOptions
     @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -46,6 +47,7 @@ struct Train: ParsableCommand {
             config.seed = modelOptions.seed
             reductionOptions.apply(to: &config)
             commOptions.apply(to: &config)
+            threadOptions.apply(to: &config)
             config.augmentation = try dataOptions.augmentation(channels: train.sampleShape[0])
             config.stopRequested = { StopSignals.requested }
             config.checkpoints = checkpoints.policy
