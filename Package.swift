@@ -61,7 +61,7 @@ let package = Package(
                 exclude: ["README.md", "Core/README.md", "Kernels/README.md", "Layers/README.md", "Losses/README.md",
                           "Optimizers/README.md", "Data/README.md", "Data/Readers/README.md", "Models/README.md",
                           "Checkpoint/README.md"], swiftSettings: simdFlags),
-        .target(name: "Dist", dependencies: ["NN", "CMPI"] + kernelDependencies,
+        .target(name: "Dist", dependencies: ["NN", "CMPI", "CPrefetch"] + kernelDependencies,
                 exclude: ["README.md", "Communication/README.md", "Reduction/README.md", "Training/README.md",
                           "Replicas/README.md", "Diagnostics/README.md"],
                 swiftSettings: simdFlags),

@@ -235,7 +235,10 @@ public final class ExactGradientReducer {
         let block = self.block.reserve(rows * width)
         let firstTerm = fresh[weight]
         let alone = communicator.size == 1 && firstTerm && meanOver != nil
-        let blockSums = alone ? sumsBlock.reserve(rows * width) : nil
+        // With no earlier term in the sums, every chunk adds into a block that stays in cache, and
+        // the finished block goes to the sums with streaming stores (or, alone, as its mean to the
+        // arena): the sums' lines are written once and never read back from memory first.
+        let blockSums = firstTerm ? sumsBlock.reserve(rows * width) : nil
         var u0 = 0
         while slot.trainable && u0 < units {
             let height = Swift.min(rows, units - u0)
@@ -255,10 +258,14 @@ public final class ExactGradientReducer {
                         if !(m <= maxima[weight]) { maxima[weight] = m }
                     }
                 }
-                if let blockSums, let count = meanOver {
+                if let blockSums {
                     for r in 0 ..< height {
-                        ExactSum.writeMean(arena.gradients + corner + r * features, blockSums + r * columns, scale: scales[weight],
-                                           count: count, columns)
+                        if alone, let count = meanOver {
+                            ExactSum.writeMean(arena.gradients + corner + r * features, blockSums + r * columns, scale: scales[weight],
+                                               count: count, columns)
+                        } else {
+                            ExactSum.streamStore(sums + corner + r * features, blockSums + r * columns, columns)
+                        }
                     }
                 }
                 f0 += columns
@@ -266,6 +273,7 @@ public final class ExactGradientReducer {
             u0 += height
         }
         if alone && slot.trainable { meanWritten[weight] = meanOver }
+        if firstTerm && !alone { ExactSum.fenceStores() }
         fresh[weight] = false
         if let bias, arena.slots[bias].trainable {
             let total = self.block.reserve(units)
@@ -420,11 +428,14 @@ public final class ExactGradientReducer {
             var i = lower
             while i < upper {
                 let n = Swift.min(tileCount, upper - i)
-                // The sums of this rank's own part are not sent: they take the others' terms in place.
-                let total = wires[me] == .sums ? sums + i : scratch
+                // In a tile that stays in cache: the sums of this rank's own part are read once and
+                // not written back.
+                let total = scratch
                 if wires[me] == .floats {
                     let m = ExactSum.accumulate(total, clearing: arena.gradients + i, scale: scales[s], n, first: true, clear: false)
                     if !(m <= maxima[s]) { maxima[s] = m }
+                } else {
+                    total.update(from: sums + i, count: n)
                 }
                 for r in 0 ..< communicator.size where r != me {
                     let terms = exchanges[b].received + exchanges[b].receivedAt[r] + (i - mine.lowerBound) * width(r)

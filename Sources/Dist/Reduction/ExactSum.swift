@@ -1,6 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+import CPrefetch
 import KernelsAVX2
 #if canImport(KernelsAVX512)
 import KernelsAVX512
@@ -67,6 +71,32 @@ public enum ExactSum {
     /// sum stays within 2^53, as the scales guarantee for a step that fits.
     public static func add(_ sums: UnsafeMutablePointer<Double>, _ terms: UnsafePointer<Double>, _ n: Int) {
         for i in 0 ..< n { sums[i] += terms[i] }
+    }
+
+    /// Copies `n` sums to `destination` with non-temporal stores where it is 32-byte aligned (x86-64):
+    /// a block of sums finished in cache goes to memory without first reading the lines it
+    /// replaces. Call `fenceStores` before anything else (MPI, another process) reads them.
+    public static func streamStore(_ destination: UnsafeMutablePointer<Double>, _ values: UnsafePointer<Double>, _ n: Int) {
+        var i = 0
+        #if arch(x86_64)
+        while i < n && Int(bitPattern: destination + i) & 31 != 0 {
+            destination[i] = values[i]
+            i += 1
+        }
+        while i + 4 <= n {
+            _mm256_stream_pd(destination + i, UnsafeRawPointer(values + i).loadUnaligned(as: SIMD4<Double>.self))
+            i += 4
+        }
+        #endif
+        while i < n {
+            destination[i] = values[i]
+            i += 1
+        }
+    }
+
+    /// Orders the non-temporal stores of `streamStore` before later stores and loads.
+    public static func fenceStores() {
+        ddp_store_fence()
     }
 
     /// What turns a sum at `scale` over `count` samples into the mean: 1 / (scale · count), one
