@@ -28,10 +28,10 @@ final class MaxPool2DTests: XCTestCase {
     }
 
     func testPairwiseKernelMatchesReference() throws {
-        // 2x2/stride-2 windows: widths with 8+ outputs (vector path and its ragged end), fewer
-        // (scalar path), odd sizes (a last row/column no window reaches), and values drawn from a
+        // 2x2/stride-2 windows: widths with 8+ outputs (vector path and its ragged end), 4 to 7
+        // (four-lane path and its ragged end), fewer (scalar path), odd sizes (a last row/column no window reaches), and values drawn from a
         // few levels so that ties are common.
-        for (i, input) in [[2, 3, 28, 28], [1, 2, 14, 14], [1, 1, 7, 7], [2, 1, 5, 33], [1, 2, 6, 20]].enumerated() {
+        for (i, input) in [[2, 3, 28, 28], [1, 2, 14, 14], [1, 1, 7, 7], [2, 1, 5, 33], [1, 2, 6, 20], [1, 3, 9, 11], [2, 2, 4, 8]].enumerated() {
             let g = try MaxPool2D().geometry(for: Array(input.dropFirst()))
             XCTAssertTrue(g.isPairwise)
             let planes = input[0] * g.C

@@ -120,8 +120,8 @@ public struct MaxPool2D: PoolingLayer {
             let xBase = plane * g.HW, yBase = plane * g.PQ
             for p in 0 ..< g.P {
                 let top = xBase + 2 * p * g.W, out = yBase + p * g.Q
-                // Eight outputs at a time; a ragged end repeats the last eight (same values), and rows
-                // of fewer than eight outputs go one by one.
+                // Eight outputs at a time; a ragged end repeats the last eight (same values); rows of
+                // four to seven outputs go four at a time, shorter ones one by one.
                 var q = 0
                 while g.Q >= 8 && q < g.Q {
                     q = min(q, g.Q - 8)
@@ -144,6 +144,28 @@ public struct MaxPool2D: PoolingLayer {
                     UnsafeMutableRawPointer(y + out + q).storeBytes(of: best, as: SIMD8<Float>.self)
                     UnsafeMutableRawPointer(argmax + out + q).storeBytes(of: index, as: SIMD8<Int>.self)
                     q += 8
+                }
+                // Four at a time when a row has four to seven outputs (fmnist-cnn's second pool: 7).
+                while g.Q >= 4 && g.Q < 8 && q < g.Q {
+                    q = min(q, g.Q - 4)
+                    let r0 = UnsafeRawPointer(x + top + 2 * q).loadUnaligned(as: SIMD8<Float>.self)
+                    let r1 = UnsafeRawPointer(x + top + g.W + 2 * q).loadUnaligned(as: SIMD8<Float>.self)
+                    var best = r0.evenHalf, tap = SIMD4<Int32>(repeating: 0)
+                    let b = r0.oddHalf, c = r1.evenHalf, d = r1.oddHalf
+                    var wins = b .> best
+                    best.replace(with: b, where: wins)
+                    tap.replace(with: 1, where: wins)
+                    wins = c .> best
+                    best.replace(with: c, where: wins)
+                    tap.replace(with: 2, where: wins)
+                    wins = d .> best
+                    best.replace(with: d, where: wins)
+                    tap.replace(with: 3, where: wins)
+                    let t = SIMD4<Int>(truncatingIfNeeded: tap)
+                    let index = SIMD4<Int>(repeating: top + 2 * q) &+ lanes.lowHalf &+ (t & 1) &+ (t &>> 1) &* g.W
+                    UnsafeMutableRawPointer(y + out + q).storeBytes(of: best, as: SIMD4<Float>.self)
+                    UnsafeMutableRawPointer(argmax + out + q).storeBytes(of: index, as: SIMD4<Int>.self)
+                    q += 4
                 }
                 while q < g.Q {
                     let i0 = top + 2 * q
