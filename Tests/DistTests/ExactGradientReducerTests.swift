@@ -26,6 +26,25 @@ final class ExactSumTests: XCTestCase {
         }
     }
 
+    /// A scale too large for a Float (tiny gradients: 2^130 here) takes the Double loop; the same
+    /// integers as the reference on every path.
+    func testAccumulateBeyondAFloatScaleMatchesTheReference() {
+        var g = SplitMix64(seed: 7, keys: [5])
+        let n = 37
+        let values: [Float] = (0 ..< n).map { _ in Float(Int64(bitPattern: g.next()) % 1_000_000) * 0x1p-120 }
+        for path in KernelPath.runnable {
+            KernelPath.with(path) {
+                var fast = [Double](repeating: 3, count: n), plain = fast
+                var a = values, b = values
+                let scale = Double(sign: .plus, exponent: 130, significand: 1)
+                XCTAssertEqual(ExactSum.accumulate(&fast, clearing: &a, scale: scale, n),
+                               ExactSum.accumulateReference(&plain, clearing: &b, scale: scale, n), "\(path)")
+                XCTAssertEqual(fast, plain, "\(path)")
+                XCTAssertTrue(fast.contains { $0 != 3 }, "the terms were added")
+            }
+        }
+    }
+
     /// The mean is one Double product rounded to Float, element by element, on every path.
     func testWriteMeanIsOneRoundedProductOnEveryPath() {
         var g = SplitMix64(seed: 4, keys: [2])
