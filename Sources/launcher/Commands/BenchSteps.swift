@@ -25,7 +25,7 @@ struct BenchSteps: ParsableCommand {
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
     @OptionGroup(title: "Communication") var commOptions: CommOptions
-    @OptionGroup(title: "Communication") var threadOptions: ThreadOptions
+    @OptionGroup(title: "Compute") var threadOptions: ThreadOptions
 
     @Option(help: ArgumentHelp("A built-in model (\(ModelSpec.builtinNames.joined(separator: ", "))) or a model file (.json, .yaml).", valueName: "name|file"))
     var model = "fmnist-cnn"

@@ -24,7 +24,7 @@ struct Gradcheck: ParsableCommand {
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
-    @OptionGroup(title: "Options") var threadOptions: ThreadOptions
+    @OptionGroup(title: "Compute") var threadOptions: ThreadOptions
 
     @Option(name: .customLong("batch"), help: "The global batch size B (at least the number of ranks).")
     var batch = 24

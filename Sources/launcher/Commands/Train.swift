@@ -21,7 +21,7 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Checkpoints and resume") var checkpoints: CheckpointOptions
     @OptionGroup(title: "Communication") var reductionOptions: ReductionOptions
     @OptionGroup(title: "Communication") var commOptions: CommOptions
-    @OptionGroup(title: "Communication") var threadOptions: ThreadOptions
+    @OptionGroup(title: "Compute") var threadOptions: ThreadOptions
     @OptionGroup(title: "Faults") var faultOptions: FaultOptions
     @OptionGroup(title: "Output") var output: OutputOptions
 
