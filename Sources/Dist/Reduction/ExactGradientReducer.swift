@@ -379,11 +379,7 @@ public final class ExactGradientReducer {
 
     /// Each rank's part of a bucket: contiguous runs of whole 16-element blocks, in rank order.
     private func parts(of bucket: Range<Int>) -> [Range<Int>] {
-        let blocks = (bucket.count + 15) / 16
-        return (0 ..< communicator.size).map { r in
-            let b = DistributedSampler.slice(count: blocks, rank: r, size: communicator.size)
-            return Swift.min(bucket.lowerBound + 16 * b.lowerBound, bucket.upperBound) ..< Swift.min(bucket.lowerBound + 16 * b.upperBound, bucket.upperBound)
-        }
+        (0 ..< communicator.size).map { DistributedSampler.blockSlice(of: bucket, rank: $0, size: communicator.size) }
     }
 
     /// Bytes an element of rank `r`'s terms takes on the wire.

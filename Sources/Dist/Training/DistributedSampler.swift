@@ -111,6 +111,13 @@ public struct DistributedSampler {
         return start ..< start + base + (rank < extra ? 1 : 0)
     }
 
+    /// Rank `rank`'s part of `range` cut into whole runs of `block` elements (the last run may be
+    /// short), as `slice` cuts items: the parts of all ranks tile `range` in rank order.
+    public static func blockSlice(of range: Range<Int>, block: Int = 16, rank: Int, size: Int) -> Range<Int> {
+        let blocks = slice(count: (range.count + block - 1) / block, rank: rank, size: size)
+        return min(range.lowerBound + block * blocks.lowerBound, range.upperBound) ..< min(range.lowerBound + block * blocks.upperBound, range.upperBound)
+    }
+
     /// The fixed chunks of a global batch of `count` samples in deterministic mode: positions
     /// `0 ..< c`, `c ..< 2c`, … of the batch (the last one shorter), whatever the number of ranks.
     ///

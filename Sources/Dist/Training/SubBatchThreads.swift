@@ -34,8 +34,8 @@ extension DataParallelTrainer {
         // arena (+)= Σ_t worker t, in t order, each thread summing its own stretch of the arena.
         let arena = model.arena, count = arena.count
         DispatchQueue.concurrentPerform(iterations: parts) { t in
-            let stretch = DistributedSampler.slice(count: (count + 15) / 16, rank: t, size: parts)
-            let lower = 16 * stretch.lowerBound, upper = min(16 * stretch.upperBound, count)
+            let stretch = DistributedSampler.blockSlice(of: 0 ..< count, rank: t, size: parts)
+            let lower = stretch.lowerBound, upper = stretch.upperBound
             guard lower < upper else { return }
             let total = arena.gradients + lower
             if !accumulating { total.update(from: workers[0].arena.gradients + lower, count: upper - lower) }
