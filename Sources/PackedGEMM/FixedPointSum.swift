@@ -37,6 +37,10 @@ public enum FixedPointSum {
     /// patterns lie above +inf).
     ///
     /// - sums: `n` Doubles (read unless `first`, written). gradients: `n` Floats (read; zeroed with `clear`).
+    ///
+    /// Never inlined: inlined into a caller with a constant `n` (the register tile of
+    /// `PackedGEMM.exactChunkProducts`), the loop was unrolled into scalarized masks, four times slower.
+    @inline(never)
     public static func accumulate(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafeMutablePointer<Float>,
                                   scale: Double, _ n: Int, first: Bool, clear: Bool) -> UInt32 {
         // g · 2^e is exact in Float as in Double while 2^e is a Float (e ≤ 127), and so is its

@@ -91,19 +91,45 @@ public final class ExactGradientReducer {
     /// an element of this rank's part per sending rank), and a cache-sized block of Double sums.
     private let received = GrowingBuffer<UInt8>()
     private let tile = GrowingBuffer<Double>()
-    /// `accumulateDense`'s block of float gradients, and of Double sums when they stay in cache.
+    /// `accumulateDense`'s bias gradient of a chunk.
     private let block = GrowingBuffer<Float>()
-    private let sumsBlock = GrowingBuffer<Double>()
     /// Per slot: the mean is in the arena already (`accumulateDense` on a single rank), over this
     /// many samples; `finish` checks the count and does not write it again.
     private var meanWritten: [Int?]
     private var step = ExactReductionStatistics()
+    /// The arena slots of dense layers' weights (`[units, features]`), whose gradients
+    /// `accumulateDense` forms from the layer's input and output gradient.
+    private let denseWeights: Set<Int>
+    /// A bucket whose only trainable slot is a dense weight, on several ranks with the step in one
+    /// micro-batch: the ranks gather each other's factors of it (every sample's output gradient and
+    /// input, `[gy | x]` a row) instead of exchanging its terms, and each computes its own part of
+    /// the weight's gradient from every chunk (`sumPart`). The factors are some hundred times
+    /// smaller than the gradient (fc1: a sample's 4160 floats against 3.2 M), and no rank writes,
+    /// sends or reads the weight's Double sums.
+    struct FactorPlan {
+        let slot: Int
+        let units: Int, features: Int
+        /// Each rank's rows of the gathered factors (its chunks' samples, in chunk order).
+        let rows: [Range<Int>]
+        /// The step's chunks, as rows of the gathered factors.
+        let chunks: [Range<Int>]
+        var width: Int { units + features }
+    }
+    /// This attempt's factor plans, by bucket.
+    private var factorPlans: [Int: FactorPlan] = [:]
+    /// The gathered factors (rows of `units + features` floats, every rank's samples in chunk
+    /// order), one region per factor bucket.
+    private let factors = GrowingBuffer<Float>()
+    private var factorRows: [Int: UnsafeMutablePointer<Float>] = [:]
 
     /// - Parameters:
     ///   - arena: the gradients (each chunk's backward adds into it; `accumulate` clears it).
     ///   - communicator: the ranks.
     ///   - buckets: arena ranges tiling the arena, in the order backward finishes them.
-    public init(arena: ParameterArena, communicator: Communicator, buckets: [Range<Int>]) {
+    ///   - denseWeights: the arena slots of dense layers' weights (the trainer passes their
+    ///     gradients to `accumulateDense`).
+    public init(arena: ParameterArena, communicator: Communicator, buckets: [Range<Int>], denseWeights: [Int] = []) {
+        self.denseWeights = Set(denseWeights)
         self.arena = arena
         self.communicator = communicator
         self.buckets = buckets
@@ -139,7 +165,10 @@ public final class ExactGradientReducer {
     ///   - termsByRank: how many chunks each rank adds this step, when known at the start (every
     ///     rank passes the same); a rank with at most one sends its float gradient (`Wire.floats`).
     ///     Nil: every rank sends Double sums.
-    public func begin(terms: Int, termsByRank: [Int]? = nil) {
+    ///   - chunks: with `termsByRank`, the step's chunks as sample ranges of its one micro-batch
+    ///     (rank r holds the `termsByRank[r]` chunks after those of the ranks before it): dense
+    ///     weights alone in a bucket are then summed from gathered factors (`FactorPlan`).
+    public func begin(terms: Int, termsByRank: [Int]? = nil, chunks: [Range<Int>]? = nil) {
         precondition(terms > 0, "An exact sum needs at least one term, got \(terms).")
         precondition(exchanges.isEmpty, "ExactGradientReducer.begin called with \(exchanges.count) reductions still in flight.")
         precondition(termsByRank == nil || termsByRank!.count == communicator.size,
@@ -154,6 +183,41 @@ public final class ExactGradientReducer {
             fresh[s] = true
             meanWritten[s] = nil
         }
+        planFactors(termsByRank: termsByRank, chunks: chunks)
+    }
+
+    /// Decides which buckets gather factors this attempt (the same on every rank: it depends on
+    /// the buckets, the chunks and the agreed scales only).
+    private func planFactors(termsByRank: [Int]?, chunks: [Range<Int>]?) {
+        factorPlans = [:]
+        factorRows = [:]
+        guard communicator.size > 1, let termsByRank, let chunks, termsByRank.reduce(0, +) == chunks.count else { return }
+        var firstChunk = 0
+        let rows = termsByRank.map { count -> Range<Int> in
+            defer { firstChunk += count }
+            let mine = chunks[firstChunk ..< firstChunk + count]
+            return (mine.first?.lowerBound ?? chunks.last?.upperBound ?? 0) ..< (mine.last?.upperBound ?? mine.first?.lowerBound ?? chunks.last?.upperBound ?? 0)
+        }
+        var size = 0, starts: [Int: Int] = [:]
+        for (b, bucket) in buckets.enumerated() {
+            let trainable = arena.slots.indices.filter { arena.slots[$0].trainable && bucket.contains(arena.slots[$0].offset) }
+            guard trainable.count == 1, let s = trainable.first, denseWeights.contains(s), arena.slots[s].shape.count == 2,
+                  ExactSum.fusesDenseChunks(chunks, scale: scales[s]) else { continue }
+            let plan = FactorPlan(slot: s, units: arena.slots[s].shape[0], features: arena.slots[s].shape[1], rows: rows, chunks: chunks)
+            factorPlans[b] = plan
+            starts[b] = size
+            size += (chunks.last?.upperBound ?? 0) * plan.width
+        }
+        if size > 0 {
+            let base = factors.reserve(size)
+            for (b, start) in starts { factorRows[b] = base + start }
+        }
+    }
+
+    /// The factor plan of the bucket holding slot `s`, if it has one this attempt.
+    private func factorPlan(ofSlot s: Int) -> (bucket: Int, plan: FactorPlan)? {
+        for (b, plan) in factorPlans where plan.slot == s { return (b, plan) }
+        return nil
     }
 
     /// Adds the gradients of slots `slots` (arena slot indices) to the accumulators at the agreed
@@ -184,10 +248,9 @@ public final class ExactGradientReducer {
     ///
     /// Chunk c's weight gradient is `gyᵀ[U, c] · x[c, F]`, one GEMM over the chunk's samples (each
     /// element the same in-order FMA chain as the layer's own backward), its bias gradient the sum of
-    /// the chunk's rows of gy in sample order. The product is formed a block of rows of the weight at
-    /// a time into a scratch that stays in cache, and turned into integers there, so the float
-    /// gradient never travels to memory and the accumulators are written once per block, not read
-    /// and written once per chunk from memory.
+    /// the chunk's rows of gy in sample order. The product is formed a register tile at a time and
+    /// turned into integers there (`ExactSum.denseChunkProducts`), so the float gradient never
+    /// travels to memory and the accumulators are written once.
     /// - Parameters:
     ///   - weight: the arena slot index of the weight, `[U, F]`.
     ///   - bias: the slot index of the bias `[U]`, or nil.
@@ -196,12 +259,13 @@ public final class ExactGradientReducer {
     ///   - chunks: consecutive row ranges of gy and x, one per chunk, in chunk order.
     ///   - meanOver: the step's sample count when these chunks are its last terms (the last
     ///     micro-batch). On a single rank with no earlier term of the weight, nothing is left to add
-    ///     or send: each block's sums then stay in a cache-sized scratch and its mean (the bits
-    ///     `finish` would write) goes straight to the arena's gradients, sparing the accumulators'
-    ///     round trip through memory. `finish` must then be given the same count.
+    ///     or send: the mean (the bits `finish` would write) goes straight to the arena's gradients,
+    ///     sparing the accumulators' round trip through memory. `finish` must then be given the same
+    ///     count.
     ///
-    /// A rank whose wire is `.floats` (one chunk) writes the chunk's gradients to the arena instead,
-    /// where they are sent from.
+    /// When the weight's bucket gathers factors (`FactorPlan`), the weight's gradient is not formed
+    /// here: gy and x are kept for the gather. A rank whose wire is `.floats` (one chunk) writes the
+    /// chunk's gradients to the arena instead, where they are sent from.
     public func accumulateDense(weight: Int, bias: Int?, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>,
                                 chunks: [Range<Int>], meanOver: Int? = nil) {
         let start = Timeline.now()
@@ -211,82 +275,87 @@ public final class ExactGradientReducer {
         let units = slot.shape[0], features = slot.shape[1]
         if sendsFloats {
             precondition(chunks.count <= 1, "A rank that sends its one chunk's float gradients got \(chunks.count) chunks.")
-            guard let chunk = chunks.first else { return }
-            // The same product as the blocked one below (blocking does not change an element's
-            // FMA chain), written where backward would have added it into zeros.
-            if slot.trainable {
+        }
+        if !slot.trainable {
+            // Nothing to add for the weight.
+        } else if let (b, plan) = factorPlan(ofSlot: weight) {
+            // This rank's rows of the factors, for the gather its bucket starts.
+            let mine = plan.rows[communicator.rank]
+            precondition(fresh[weight] && meanOver != nil && chunks.reduce(0, { $0 + $1.count }) == mine.count,
+                         "Gathered factors of \(slot.name) take the step's one micro-batch: \(mine.count) rows, got chunks \(chunks).")
+            var row = factorRows[b]! + mine.lowerBound * plan.width
+            for i in 0 ..< mine.count {
+                row.update(from: gy + i * units, count: units)
+                (row + units).update(from: x + i * features, count: features)
+                row += plan.width
+            }
+            fresh[weight] = false
+        } else if sendsFloats {
+            // The same product as the fused one below (an element's FMA chain is the same), written
+            // where backward would have added it into zeros.
+            if let chunk = chunks.first {
                 GEMM.multiply(arena.gradients + slot.offset, ldc: features, gy + chunk.lowerBound * units, lda: units, transA: true,
                               x + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
             }
-            if let bias, arena.slots[bias].trainable {
+        } else {
+            accumulateWeight(weight, gradOutput: gy, input: x, chunks: chunks, meanOver: meanOver)
+        }
+        if sendsFloats {
+            if let bias, arena.slots[bias].trainable, let chunk = chunks.first {
                 let total = arena.gradients + arena.slots[bias].offset
                 total.update(repeating: 0, count: units)
                 Dense.addBiasGradient(total, gy, rows: chunk, units: units)
             }
-            return
+        } else {
+            accumulateBias(bias, gradOutput: gy, units: units, chunks: chunks)
         }
-        // A block of the weight at a time, rows × columns: the float block and its accumulators (12
-        // bytes an element) in about 768 KiB, so both stay in L2 while every chunk adds to them.
-        // Blocks at most 512 columns wide and as tall as that allows, so each chunk's product (a
-        // depth of only `chunkSize`) reuses its slice of x over many rows instead of streaming the
-        // whole of x for a few. Blocking does not change an element's FMA chain, hence its bits.
-        let width = Swift.min(features, 512)
-        let rows = Swift.min(units, Swift.max(8, 786_432 / (12 * width) / 8 * 8))
-        let block = self.block.reserve(rows * width)
+    }
+
+    /// `accumulateDense`'s weight, into the sums (or, alone with the last terms, as its mean into
+    /// the arena).
+    private func accumulateWeight(_ weight: Int, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>,
+                                  chunks: [Range<Int>], meanOver: Int?) {
+        let slot = arena.slots[weight]
+        let units = slot.shape[0], features = slot.shape[1]
         let firstTerm = fresh[weight]
         let alone = communicator.size == 1 && firstTerm && meanOver != nil
-        // With no earlier term in the sums, every chunk adds into a block that stays in cache, and
-        // the finished block goes to the sums with streaming stores (or, alone, as its mean to the
-        // arena): the sums' lines are written once and never read back from memory first.
-        let blockSums = firstTerm ? sumsBlock.reserve(rows * width) : nil
-        var u0 = 0
-        while slot.trainable && u0 < units {
-            let height = Swift.min(rows, units - u0)
-            var f0 = 0
-            while f0 < features {
-                let columns = Swift.min(width, features - f0)
-                let corner = slot.offset + u0 * features + f0
-                for (j, chunk) in chunks.enumerated() {
-                    // block[height, columns] = gyᵀ[u0 ..< u0 + height, chunk] · x[chunk, f0 ..< f0 + columns]
-                    GEMM.multiply(block, ldc: columns, gy + chunk.lowerBound * units + u0, lda: units, transA: true,
-                                  x + chunk.lowerBound * features + f0, ldb: features, transB: false,
-                                  m: height, n: columns, k: chunk.count)
-                    for r in 0 ..< height {
-                        let target = blockSums.map { $0 + r * columns } ?? sums + corner + r * features
-                        let m = ExactSum.accumulate(target, clearing: block + r * columns, scale: scales[weight], columns,
-                                                    first: firstTerm && j == 0, clear: false)
-                        if !(m <= maxima[weight]) { maxima[weight] = m }
-                    }
-                }
-                if let blockSums {
-                    for r in 0 ..< height {
-                        if alone, let count = meanOver {
-                            ExactSum.writeMean(arena.gradients + corner + r * features, blockSums + r * columns, scale: scales[weight],
-                                               count: count, columns)
-                        } else {
-                            ExactSum.streamStore(sums + corner + r * features, blockSums + r * columns, columns)
-                        }
-                    }
-                }
-                f0 += columns
-            }
-            u0 += height
+        defer { fresh[weight] = false }
+        if ExactSum.fusesDenseChunks(chunks, scale: scales[weight]) {
+            let m = ExactSum.denseChunkProducts(sums: sums + slot.offset, first: firstTerm, mean: alone ? arena.gradients + slot.offset : nil,
+                                                count: meanOver ?? 1, gy: gy, ldGy: units, x: x, ldX: features, units: units,
+                                                features: features, window: 0 ..< units * features, chunks: chunks, scale: scales[weight])
+            if !(m <= maxima[weight]) { maxima[weight] = m }
+            if alone { meanWritten[weight] = meanOver } else { ExactSum.fenceStores() }
+            return
         }
-        if alone && slot.trainable { meanWritten[weight] = meanOver }
-        if firstTerm && !alone { ExactSum.fenceStores() }
-        fresh[weight] = false
-        if let bias, arena.slots[bias].trainable {
-            let total = self.block.reserve(units)
-            let firstBias = fresh[bias]
-            for (j, chunk) in chunks.enumerated() {
-                total.update(repeating: 0, count: units)
-                Dense.addBiasGradient(total, gy, rows: chunk, units: units)
-                let m = ExactSum.accumulate(sums + arena.slots[bias].offset, clearing: total, scale: scales[bias], units,
-                                            first: firstBias && j == 0, clear: false)
-                if !(m <= maxima[bias]) { maxima[bias] = m }
-            }
-            fresh[bias] = false
+        // Otherwise (chunks too deep for one depth block, or gradients so small that 2^e is not a
+        // Float): one chunk's product at a time into the arena's gradients, then into integers.
+        let g = arena.gradients + slot.offset
+        for (j, chunk) in chunks.enumerated() {
+            GEMM.multiply(g, ldc: features, gy + chunk.lowerBound * units, lda: units, transA: true,
+                          x + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
+            let m = ExactSum.accumulate(sums + slot.offset, clearing: g, scale: scales[weight], slot.count, first: firstTerm && j == 0)
+            if !(m <= maxima[weight]) { maxima[weight] = m }
         }
+        if alone, let count = meanOver {
+            ExactSum.writeMean(g, sums + slot.offset, scale: scales[weight], count: count, slot.count)
+            meanWritten[weight] = count
+        }
+    }
+
+    /// `accumulateDense`'s bias: each chunk's sum of its rows of gy, in sample order.
+    private func accumulateBias(_ bias: Int?, gradOutput gy: UnsafePointer<Float>, units: Int, chunks: [Range<Int>]) {
+        guard let bias, arena.slots[bias].trainable else { return }
+        let total = self.block.reserve(units)
+        let firstBias = fresh[bias]
+        for (j, chunk) in chunks.enumerated() {
+            total.update(repeating: 0, count: units)
+            Dense.addBiasGradient(total, gy, rows: chunk, units: units)
+            let m = ExactSum.accumulate(sums + arena.slots[bias].offset, clearing: total, scale: scales[bias], units,
+                                        first: firstBias && j == 0, clear: false)
+            if !(m <= maxima[bias]) { maxima[bias] = m }
+        }
+        fresh[bias] = false
     }
 
     /// Whether this rank sends its one chunk's float gradients this attempt.
@@ -388,11 +457,20 @@ public final class ExactGradientReducer {
     /// Starts bucket `b`'s exchange: every other rank's part of this rank's terms goes to it.
     private func startExchange(of b: Int) throws -> BucketExchange {
         let bucket = buckets[b], parts = parts(of: bucket), me = communicator.rank, ranks = communicator.size
+        if let plan = factorPlans[b] {
+            // Every rank's rows of the factors, gathered in place.
+            fresh[plan.slot] = false
+            let total = (plan.chunks.last?.upperBound ?? 0) * plan.width
+            let pending = try communicator.startAllgather(UnsafeMutableBufferPointer(start: factorRows[b]!, count: total),
+                                                          parts: plan.rows.map { $0.lowerBound * plan.width ..< $0.upperBound * plan.width })
+            step.wireBytes += 4 * (ranks - 1) * plan.rows[me].count * plan.width
+            return BucketExchange(bucket: bucket, parts: parts, received: UnsafeMutableRawPointer(factorRows[b]!), receivedAt: [], terms: pending)
+        }
         if wires[me] == .sums { clearFresh(in: bucket) }
         // Every bucket's arrivals have their own place (all may be in flight at once), room for
         // Double terms from every other rank into the largest part; reserved whole by bucket 0, so
         // it never moves while terms are arriving.
-        let room = buckets.map { 8 * (ranks - 1) * ((($0.count + 15) / 16 + ranks - 1) / ranks * 16) }
+        let room = buckets.indices.map { factorPlans[$0] != nil ? 0 : 8 * (ranks - 1) * (((buckets[$0].count + 15) / 16 + ranks - 1) / ranks * 16) }
         let base = UnsafeMutableRawPointer(received.reserve(room.reduce(0, +))) + room[..<b].reduce(0, +)
         var receivedAt = [Int](repeating: 0, count: ranks), receiveCounts = receivedAt, at = 0
         for s in 0 ..< ranks where s != me {
@@ -417,6 +495,22 @@ public final class ExactGradientReducer {
         let start = Timeline.now()
         defer { step.accumulateSeconds += Timeline.seconds(since: start) }
         let mine = exchanges[b].parts[communicator.rank], me = communicator.rank
+        if let plan = factorPlans[b] {
+            // This rank's part of the weight, from every rank's factors: the mean of the chunks'
+            // integers, written to the arena's gradients.
+            let slot = arena.slots[plan.slot]
+            let lower = Swift.max(slot.offset, mine.lowerBound), upper = Swift.min(slot.offset + slot.count, mine.upperBound)
+            if lower < upper {
+                let rows = UnsafePointer(factorRows[b]!)
+                let m = ExactSum.denseChunkProducts(sums: sums + slot.offset, first: true, mean: arena.gradients + slot.offset, count: meanCount!,
+                                                    gy: rows, ldGy: plan.width, x: rows + plan.units, ldX: plan.width,
+                                                    units: plan.units, features: plan.features,
+                                                    window: lower - slot.offset ..< upper - slot.offset, chunks: plan.chunks, scale: scales[plan.slot])
+                if !(m <= maxima[plan.slot]) { maxima[plan.slot] = m }
+            }
+            exchanges[b].summed = true
+            return
+        }
         let tileCount = 1024
         let scratch = tile.reserve(tileCount)
         for (s, slot) in arena.slots.enumerated() where slot.trainable {

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-#if arch(x86_64)
-import _Builtin_intrinsics.intel
-#endif
 import CPrefetch
 import KernelsAVX2
 #if canImport(KernelsAVX512)
@@ -77,21 +71,58 @@ public enum ExactSum {
     /// a block of sums finished in cache goes to memory without first reading the lines it
     /// replaces. Call `fenceStores` before anything else (MPI, another process) reads them.
     public static func streamStore(_ destination: UnsafeMutablePointer<Double>, _ values: UnsafePointer<Double>, _ n: Int) {
-        var i = 0
-        #if arch(x86_64)
-        while i < n && Int(bitPattern: destination + i) & 31 != 0 {
-            destination[i] = values[i]
-            i += 1
+        KernelsAVX2.FixedPointSum.streamStore(destination, values, n)
+    }
+
+    /// Whether `denseChunkProducts` takes these chunks at this scale (else the caller forms each
+    /// chunk's product with `GEMM.multiply` and converts it with `accumulate`: the same integers).
+    public static func fusesDenseChunks(_ chunks: [Range<Int>], scale: Double) -> Bool {
+        let depth: Int, samples: Int
+        switch KernelPath.current {
+        case .avx512:
+            #if canImport(KernelsAVX512)
+            (depth, samples) = (KernelsAVX512.PackedGEMM.exactChunkDepthLimit, KernelsAVX512.PackedGEMM.exactChunkSampleLimit)
+            #else
+            preconditionFailure("This build has no AVX-512 kernels.")
+            #endif
+        case .avx2, .portable:
+            (depth, samples) = (KernelsAVX2.PackedGEMM.exactChunkDepthLimit, KernelsAVX2.PackedGEMM.exactChunkSampleLimit)
         }
-        while i + 4 <= n {
-            _mm256_stream_pd(destination + i, UnsafeRawPointer(values + i).loadUnaligned(as: SIMD4<Double>.self))
-            i += 4
+        return scale <= 0x1p127 && chunks.allSatisfy { $0.count <= depth } && chunks.reduce(0) { $0 + $1.count } <= samples
+    }
+
+    /// A dense layer's weight gradient chunk by chunk, each turned into integers at `scale` and
+    /// added into `sums` (`first`: written), in register tiles (`PackedGEMM.exactChunkProducts` of
+    /// the path in use): the integers `accumulate` makes from `GEMM.multiply`'s product of each
+    /// chunk, without the products ever reaching memory. With `mean` (and `first`), the sums are not
+    /// written: their mean over `count` samples goes to `mean` instead, the bits `writeMean` gives.
+    /// Only the elements in `window` (row-major indices of the weight) are written, and only the
+    /// rows it touches computed. Returns the largest |gradient| of those rows. Take it only where
+    /// `fusesDenseChunks` says so.
+    ///
+    /// - sums: `[units, features]` (row stride `features`). mean: the same shape, Float. gy:
+    ///   `[N, units]`, row stride `ldGy`. x: `[N, features]`, row stride `ldX`. chunks: row ranges
+    ///   of gy and x.
+    public static func denseChunkProducts(sums: UnsafeMutablePointer<Double>, first: Bool, mean: UnsafeMutablePointer<Float>?, count: Int,
+                                          gy: UnsafePointer<Float>, ldGy: Int, x: UnsafePointer<Float>, ldX: Int,
+                                          units: Int, features: Int, window: Range<Int>, chunks: [Range<Int>], scale: Double) -> Float {
+        let factor = meanFactor(scale: scale, count: max(count, 1))
+        let bits: UInt32
+        switch KernelPath.current {
+        case .avx512:
+            #if canImport(KernelsAVX512)
+            bits = KernelsAVX512.PackedGEMM.exactChunkProducts(sums: sums, ldSums: features, first: first, mean: mean, ldMean: features,
+                                                               meanFactor: factor, window: window, gy: gy, ldGy: ldGy, x: x, ldX: ldX,
+                                                               m: units, n: features, chunks: chunks, scale: scale)
+            #else
+            preconditionFailure("This build has no AVX-512 kernels.")
+            #endif
+        case .avx2, .portable:
+            bits = KernelsAVX2.PackedGEMM.exactChunkProducts(sums: sums, ldSums: features, first: first, mean: mean, ldMean: features,
+                                                             meanFactor: factor, window: window, gy: gy, ldGy: ldGy, x: x, ldX: ldX,
+                                                             m: units, n: features, chunks: chunks, scale: scale)
         }
-        #endif
-        while i < n {
-            destination[i] = values[i]
-            i += 1
-        }
+        return Float(bitPattern: bits)
     }
 
     /// Orders the non-temporal stores of `streamStore` before later stores and loads.

@@ -25,8 +25,10 @@ extension DataParallelTrainer {
         var micro: [(batch: [Int], epoch: Int, dataset: Dataset)] = []
         /// The most chunks an element's sum receives this step (fixes the exact scales).
         var terms = 1
-        /// Each rank's chunk count, when the step is one micro-batch.
+        /// Each rank's chunk count, and the chunks (sample ranges of the batch), when the step is
+        /// one micro-batch.
         var termsByRank: [Int]?
+        var chunks: [Range<Int>]?
         /// The running statistics before the step (restored before the ordered updates or a redo).
         var running: [Float] = []
         /// Per micro-batch: this rank's chunks' unsynchronized statistics, by chunk index.
@@ -71,13 +73,14 @@ extension DataParallelTrainer {
             exactStep.terms = max(configuration.accumulationSteps, 1) * perBatch
             // One micro-batch: every rank's chunk count is known now (a rank with one sends it as floats).
             if max(configuration.accumulationSteps, 1) == 1 {
-                let chunks = DistributedSampler.chunks(count: batch.count, chunkSize: configuration.chunkSize).count
+                let chunks = DistributedSampler.chunks(count: batch.count, chunkSize: configuration.chunkSize)
+                exactStep.chunks = chunks
                 exactStep.termsByRank = (0 ..< communicator.size).map {
-                    DistributedSampler.slice(count: chunks, rank: $0, size: communicator.size).count
+                    DistributedSampler.slice(count: chunks.count, rank: $0, size: communicator.size).count
                 }
             }
             model.arena.zeroGradients()
-            exact.begin(terms: exactStep.terms, termsByRank: exactStep.termsByRank)
+            exact.begin(terms: exactStep.terms, termsByRank: exactStep.termsByRank, chunks: exactStep.chunks)
         }
         exactStep.micro.append((batch, epoch, dataset))
         return runChunks(micro: exactStep.micro.count - 1, final: final)
@@ -92,7 +95,7 @@ extension DataParallelTrainer {
         while !(try exact.finish(globalBatchSize: globalBatchSize, writingMean: writingMean)) {
             setRunningStatistics(exactStep.running)
             model.arena.zeroGradients()
-            exact.begin(terms: exactStep.terms, termsByRank: exactStep.termsByRank)
+            exact.begin(terms: exactStep.terms, termsByRank: exactStep.termsByRank, chunks: exactStep.chunks)
             exactStep.chunkStatistics = []
             exactStep.globalStatistics = []
             for m in exactStep.micro.indices { _ = runChunks(micro: m, final: m == exactStep.micro.count - 1) }

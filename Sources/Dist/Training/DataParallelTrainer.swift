@@ -106,7 +106,9 @@ public final class DataParallelTrainer {
         layerOffsets = offsets
         layerSlots = slotRanges
         exactReducer = configuration.reduction == .deterministic
-            ? ExactGradientReducer(arena: model.arena, communicator: communicator, buckets: reducer.buckets) : nil
+            ? ExactGradientReducer(arena: model.arena, communicator: communicator, buckets: reducer.buckets,
+                                   denseWeights: zip(model.layers, slotRanges).compactMap { $0 is Dense ? $1?.lowerBound : nil })
+            : nil
         if configuration.threads > 1, let norm = model.layers.first(where: { $0 is BatchNorm2D }) {
             throw DistError.invalidConfiguration(option: "threads",
                                                  reason: "\(configuration.threads) threads a rank cannot run \(norm.summary) yet (its batch statistics would need summing across the threads); hint: run more ranks instead (--np), or drop --threads")

@@ -1,0 +1,1 @@
+../PackedGEMM/PackedGEMM+ExactChunks.swift

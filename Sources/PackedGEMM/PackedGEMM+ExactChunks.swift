@@ -1,0 +1,158 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
+// Shared by every instruction-set target, like PackedGEMM.swift: the deterministic reduction's
+// dense-layer product, fused with its conversion to integers. A chunk's weight gradient is formed
+// one register tile at a time, turned into integers while the tile is still in L1, and added into
+// a tile of Double sums that leaves for memory once, after the last chunk: the float gradient never
+// reaches memory, and neither does a partial sum.
+
+extension PackedGEMM {
+    /// The most samples (all chunks together) `exactChunkProducts` takes in one call: the packed B
+    /// panels of every chunk for one column panel must fit the B scratch, and an A panel of every
+    /// chunk the A scratch.
+    public static var exactChunkSampleLimit: Int { min(kc * nc / nr, mc * kc / mr) }
+
+    /// The most samples one chunk may have: a chunk is one depth block, so its products are the
+    /// same FMA chains as `multiply`'s.
+    public static var exactChunkDepthLimit: Int { kc }
+
+    /// For each chunk c (a range of rows of gy and x), the weight gradient `gyᵀ[·, c] · x[c, ·]`
+    /// (m×n, every element the FMA chain over c's samples in order that `multiply` forms, from
+    /// zero), turned into integers `round(g · scale)` (ties to even) and added into Double sums.
+    ///
+    /// The integers and sums are those of `FixedPointSum.accumulate` on the product `multiply`
+    /// writes, chunk by chunk. Returns the largest |g| of the rows computed (as a bit pattern).
+    ///
+    /// - Parameters:
+    ///   - sums: m×n Doubles, row stride `ldSums`: added into (`first`: written, old contents
+    ///     ignored). Written with non-temporal stores on x86-64 (the caller fences before another
+    ///     thread or process reads them), unless `mean` is given.
+    ///   - mean: when given (with `first`), the sums are not written: `Float(sum · meanFactor)` goes
+    ///     to this m×n float matrix (row stride `ldMean`) instead.
+    ///   - window: the elements written (row-major indices into m×n); only the rows it touches are
+    ///     computed.
+    ///   - gy: `[N, m]`, row stride `ldGy` ≥ m (read). x: `[N, n]`, row stride `ldX` ≥ n (read).
+    ///   - chunks: row ranges of gy and x, each at most `exactChunkDepthLimit` rows, together at
+    ///     most `exactChunkSampleLimit`.
+    ///   - scale: 2^e with e ≤ 127 (a Float, so the scaling is exact in Float).
+    public static func exactChunkProducts(
+        sums: UnsafeMutablePointer<Double>, ldSums: Int, first: Bool,
+        mean: UnsafeMutablePointer<Float>?, ldMean: Int, meanFactor: Double, window: Range<Int>,
+        gy: UnsafePointer<Float>, ldGy: Int, x: UnsafePointer<Float>, ldX: Int, m: Int, n: Int,
+        chunks: [Range<Int>], scale: Double
+    ) -> UInt32 {
+        precondition(scale <= 0x1p127, "exactChunkProducts scales in Float; 2^e must be a Float, got \(scale).")
+        precondition(mean == nil || first, "exactChunkProducts writes a mean only from the chunks' own sums (first).")
+        precondition(window.lowerBound >= 0 && window.upperBound <= m * n, "The window \(window) lies outside a \(m)×\(n) matrix.")
+        let depths = chunks.map(\.count)
+        let total = depths.reduce(0, +)
+        precondition(depths.allSatisfy { $0 <= kc } && total <= exactChunkSampleLimit,
+                     "exactChunkProducts takes chunks of at most \(kc) samples, \(exactChunkSampleLimit) in all; got \(depths).")
+        if window.isEmpty || total == 0 { return 0 }
+        let scratch = GEMMScratch.current
+        let firstRow = window.lowerBound / n, endRow = (window.upperBound - 1) / n + 1
+        // Rows of the weight per block: the packed A panels of every chunk fill the A scratch.
+        let blockRows = max(mr, min((endRow - firstRow + mr - 1) / mr * mr, mc * kc / total / mr * mr))
+        let aStarts = depths.indices.map { j in depths[..<j].reduce(0, +) * blockRows }
+        let bStarts = depths.indices.map { j in depths[..<j].reduce(0, +) * nr }
+        var most: UInt32 = 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: mr * nr + 16) { floatSpace in
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: mr * nr + 8) { doubleSpace in
+                // 64-byte aligned tiles (a whole vector store never splits a line).
+                let tile = align(floatSpace.baseAddress!), totals = align(doubleSpace.baseAddress!)
+                tile.initialize(repeating: 0, count: mr * nr)
+                totals.initialize(repeating: 0, count: mr * nr)
+                var ic = firstRow
+                while ic < endRow {
+                    let height = min(blockRows, endRow - ic)
+                    for (j, chunk) in chunks.enumerated() {
+                        packA(scratch.a + aStarts[j], gy, lda: ldGy, transA: true, storedWidth: m, row: ic, column: chunk.lowerBound,
+                              height: height, depth: chunk.count)
+                    }
+                    var j0 = 0
+                    while j0 < n {
+                        let columns = min(nr, n - j0)
+                        // This column panel of x, chunk by chunk (zero-padded to NR columns): it stays
+                        // in L1 while every row panel of the block passes it.
+                        for (j, chunk) in chunks.enumerated() {
+                            packB(scratch.b + bStarts[j], x, ldb: ldX, transB: false, row: chunk.lowerBound, column: j0,
+                                  depth: chunk.count, width: columns)
+                        }
+                        var i0 = 0
+                        while i0 < height {
+                            let rows = min(mr, height - i0)
+                            let row = ic + i0
+                            if !first {
+                                for r in 0 ..< rows {
+                                    let (from, to) = clip(window, row: row + r, n: n, columns: j0 ..< j0 + columns)
+                                    (totals + r * nr + from - j0).update(from: sums + (row + r) * ldSums + from, count: to - from)
+                                }
+                            }
+                            for (j, depth) in depths.enumerated() {
+                                // Padded rows and columns of the panels are zero, so the whole tile
+                                // is computed and converted; only its live corner is written out.
+                                microKernel(tile, ldc: nr, UnsafePointer(scratch.a + aStarts[j] + i0 * depth),
+                                            UnsafePointer(scratch.b + bStarts[j]), bStride: nr,
+                                            depth: depth, rows: mr, columns: nr, alpha: 1, beta: 0)
+                                let largest = FixedPointSum.accumulate(totals, tile, scale: scale, mr * nr, first: first && j == 0, clear: false)
+                                most = max(most, largest)
+                            }
+                            for r in 0 ..< rows {
+                                let (from, to) = clip(window, row: row + r, n: n, columns: j0 ..< j0 + columns)
+                                guard from < to else { continue }
+                                if let mean {
+                                    FixedPointSum.writeMean(mean + (row + r) * ldMean + from, totals + r * nr + from - j0, factor: meanFactor, to - from)
+                                } else {
+                                    FixedPointSum.streamStore(sums + (row + r) * ldSums + from, totals + r * nr + from - j0, to - from)
+                                }
+                            }
+                            i0 += mr
+                        }
+                        j0 += nr
+                    }
+                    ic += height
+                }
+            }
+        }
+        return most
+    }
+
+    /// The columns of `columns` in row `row` of an n-wide matrix that lie inside `window`
+    /// (row-major element indices), as a half-open pair (empty when from ≥ to).
+    @inline(__always)
+    static func clip(_ window: Range<Int>, row: Int, n: Int, columns: Range<Int>) -> (Int, Int) {
+        (max(columns.lowerBound, window.lowerBound - row * n), min(columns.upperBound, window.upperBound - row * n))
+    }
+
+    /// The first 64-byte boundary at or after `p`.
+    @inline(__always)
+    static func align<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<T> {
+        let address = Int(bitPattern: p)
+        return UnsafeMutablePointer(bitPattern: (address + 63) & ~63)!
+    }
+}
+
+extension FixedPointSum {
+    /// Copies `n` sums to `destination` with non-temporal stores where it is 32-byte aligned (x86-64):
+    /// sums finished in cache go to memory without first reading the lines they replace. The caller
+    /// orders them (a store fence) before anything else reads them.
+    public static func streamStore(_ destination: UnsafeMutablePointer<Double>, _ values: UnsafePointer<Double>, _ n: Int) {
+        var i = 0
+        #if arch(x86_64)
+        while i < n && Int(bitPattern: destination + i) & 31 != 0 {
+            destination[i] = values[i]
+            i += 1
+        }
+        while i + 4 <= n {
+            _mm256_stream_pd(destination + i, UnsafeRawPointer(values + i).loadUnaligned(as: SIMD4<Double>.self))
+            i += 4
+        }
+        #endif
+        while i < n {
+            destination[i] = values[i]
+            i += 1
+        }
+    }
+}
