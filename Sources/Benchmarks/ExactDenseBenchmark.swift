@@ -4,19 +4,20 @@ import NN
 /// The deterministic mode's dense-layer kernel beside what the fast mode does for the same layer:
 /// the weight gradient of fc1 over one rank's batch as one product (fast), as one product per chunk
 /// (the deterministic mode's FMA chains, without integers), and as the deterministic mode computes
-/// it (each chunk's product turned into integers and summed: `ExactSum.denseChunkProducts`).
+/// it on one rank (each chunk's product turned into integers, summed, and the mean written:
+/// `ExactSum.denseChunkProducts`).
 extension KernelBenchmark {
     public struct ExactDenseResult {
         public let name: String
         public let units: Int, features: Int, batch: Int, chunkSize: Int
-        /// Median seconds: the whole batch as one product; one product per chunk; the exact sums.
+        /// Median seconds: the whole batch as one product; one product per chunk; the exact mean.
         public let productSeconds: Double, chunkProductSeconds: Double, exactSeconds: Double
         public var flops: Double { 2 * Double(units) * Double(features) * Double(batch) }
     }
 
     /// Times each dense layer of the convnet's weight gradient three ways at `batch` samples in
-    /// chunks of `chunkSize`, in turn, after checking that the exact sums agree with a product per
-    /// chunk converted element by element (`ExactSum.accumulateReference`).
+    /// chunks of `chunkSize`, in turn, after checking that the exact mean agrees with a product per
+    /// chunk converted element by element (`ExactSum.accumulateReference`) and scaled once.
     ///
     /// - Throws: `BenchmarkError.validationFailed` when a sum differs.
     public static func runExactDense(batch: Int, chunkSize: Int, repeats: Int) throws -> [ExactDenseResult] {
@@ -37,11 +38,10 @@ extension KernelBenchmark {
                 GEMM.multiply(pp, ldc: features, gp + chunk.lowerBound * units, lda: units, transA: true,
                               xp + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
             }
+            // As a single rank's step computes it: the mean over the batch goes to the product buffer.
             func exact() -> Float {
-                let m = ExactSum.denseChunkProducts(sums: sums, first: true, mean: nil, count: batch, gy: gp, ldGy: units, x: xp, ldX: features,
-                                                    units: units, features: features, window: 0 ..< units * features, chunks: chunks, scale: scale)
-                ExactSum.fenceStores()
-                return m
+                ExactSum.denseChunkProducts(sums: sums, first: true, mean: pp, count: batch, gy: gp, ldGy: units, x: xp, ldX: features,
+                                            units: units, features: features, window: 0 ..< units * features, chunks: chunks, scale: scale)
             }
             guard ExactSum.fusesDenseChunks(chunks, scale: scale) else { continue }
             for (j, chunk) in chunks.enumerated() {
@@ -49,10 +49,11 @@ extension KernelBenchmark {
                 _ = ExactSum.accumulateReference(expected, clearing: pp, scale: scale, units * features, first: j == 0, clear: false)
             }
             _ = exact()
+            let factor = ExactSum.meanFactor(scale: scale, count: batch)
             var mismatches = 0
-            for i in 0 ..< units * features where sums[i] != expected[i] { mismatches += 1 }
+            for i in 0 ..< units * features where pp[i] != Float(expected[i] * factor) { mismatches += 1 }
             guard mismatches == 0 else {
-                throw BenchmarkError.validationFailed(name: "\(fc.name) exact sums", error: Float(mismatches), tolerance: 0)
+                throw BenchmarkError.validationFailed(name: "\(fc.name) exact mean", error: Float(mismatches), tolerance: 0)
             }
             let times = medianSeconds(repeats: repeats, [
                 { GEMM.multiply(pp, ldc: features, gp, lda: units, transA: true, xp, ldb: features, transB: false,

@@ -102,6 +102,51 @@ public enum FixedPointSum {
         return largest
     }
 
+    /// `accumulate` for a register tile parked in L1 (`PackedGEMM.exactChunkProducts`): `vectors`
+    /// whole vectors, the scale a Float (2^e ≤ 2^127), and the largest |g| kept as a vector of bit
+    /// patterns across calls, so a call has no scalar tail and no horizontal maximum.
+    @inline(never)
+    static func accumulateTile(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafePointer<Float>, scale: Float,
+                               vectors: Int, first: Bool, most: inout SIMD16<UInt32>) {
+        if first {
+            accumulateTile(sums, gradients, scale, vectors, &most, Yes.self)
+        } else {
+            accumulateTile(sums, gradients, scale, vectors, &most, No.self)
+        }
+    }
+
+    @inline(__always)
+    static func accumulateTile<First: Flag>(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafePointer<Float>, _ scale: Float,
+                                            _ vectors: Int, _ most: inout Bits, _: First.Type) {
+        let raw = UnsafeRawPointer(gradients)
+        var largest = most
+        for v in 0 ..< vectors {
+            let bits = raw.loadUnaligned(fromByteOffset: 64 * v, as: Bits.self)
+            largest = larger(largest, bits & 0x7FFF_FFFF)
+            let q = widened((raw.loadUnaligned(fromByteOffset: 64 * v, as: Floats.self) * scale).rounded(.toNearestOrEven))
+            let s = UnsafeMutableRawPointer(sums + 16 * v)
+            s.storeBytes(of: First.on ? q : s.loadUnaligned(as: Doubles.self) + q, as: Doubles.self)
+        }
+        most = largest
+    }
+
+    /// `writeMean` for a whole register tile: `rows` rows of `16 · vectorsPerRow` sums (contiguous)
+    /// to rows `ldMean` floats apart.
+    @inline(never)
+    static func writeMeanTile(_ mean: UnsafeMutablePointer<Float>, ldMean: Int, _ sums: UnsafePointer<Double>, factor: Double,
+                              rows: Int, vectorsPerRow: Int) {
+        for r in 0 ..< rows {
+            let out = UnsafeMutableRawPointer(mean + r * ldMean), from = UnsafeRawPointer(sums + r * 16 * vectorsPerRow)
+            for v in 0 ..< vectorsPerRow {
+                out.storeBytes(of: narrowed(from.loadUnaligned(fromByteOffset: 128 * v, as: Doubles.self) * factor),
+                               toByteOffset: 64 * v, as: Floats.self)
+            }
+        }
+    }
+
+    /// The largest of sixteen bit patterns.
+    static func largest(_ most: SIMD16<UInt32>) -> UInt32 { most.max() }
+
     /// Writes `Float(sums[i] · factor)` to `gradients`: one Double product rounded to Float.
     ///
     /// - gradients: `n` Floats (written). sums: `n` Doubles (read).

@@ -53,70 +53,86 @@ extension PackedGEMM {
         if window.isEmpty || total == 0 { return 0 }
         let scratch = GEMMScratch.current
         let firstRow = window.lowerBound / n, endRow = (window.upperBound - 1) / n + 1
+        // As `shallowBlock` orders a product of small depth: a block of columns of x for every chunk
+        // is packed once and stays in L2; row strips of MR rows then pass it left to right, so the
+        // output streams along MR rows at a time and each strip's A panels stay in L1.
+        let blockColumns = min((n + nr - 1) / nr * nr, max(nr, kc * nc / total / nr * nr))
         // Rows of the weight per block: the packed A panels of every chunk fill the A scratch.
         let blockRows = max(mr, min((endRow - firstRow + mr - 1) / mr * mr, mc * kc / total / mr * mr))
         let aStarts = depths.indices.map { j in depths[..<j].reduce(0, +) * blockRows }
-        let bStarts = depths.indices.map { j in depths[..<j].reduce(0, +) * nr }
-        var most: UInt32 = 0
+        let bStarts = depths.indices.map { j in depths[..<j].reduce(0, +) * blockColumns }
+        var most = SIMD16<UInt32>()
         withUnsafeTemporaryAllocation(of: Float.self, capacity: mr * nr + 16) { floatSpace in
             withUnsafeTemporaryAllocation(of: Double.self, capacity: mr * nr + 8) { doubleSpace in
                 // 64-byte aligned tiles (a whole vector store never splits a line).
                 let tile = align(floatSpace.baseAddress!), totals = align(doubleSpace.baseAddress!)
                 tile.initialize(repeating: 0, count: mr * nr)
                 totals.initialize(repeating: 0, count: mr * nr)
-                var ic = firstRow
-                while ic < endRow {
-                    let height = min(blockRows, endRow - ic)
+                var jc = 0
+                while jc < n {
+                    let width = min(blockColumns, n - jc)
                     for (j, chunk) in chunks.enumerated() {
-                        packA(scratch.a + aStarts[j], gy, lda: ldGy, transA: true, storedWidth: m, row: ic, column: chunk.lowerBound,
-                              height: height, depth: chunk.count)
+                        packB(scratch.b + bStarts[j], x, ldb: ldX, transB: false, row: chunk.lowerBound, column: jc,
+                              depth: chunk.count, width: width)
                     }
-                    var j0 = 0
-                    while j0 < n {
-                        let columns = min(nr, n - j0)
-                        // This column panel of x, chunk by chunk (zero-padded to NR columns): it stays
-                        // in L1 while every row panel of the block passes it.
+                    var ic = firstRow
+                    while ic < endRow {
+                        let height = min(blockRows, endRow - ic)
                         for (j, chunk) in chunks.enumerated() {
-                            packB(scratch.b + bStarts[j], x, ldb: ldX, transB: false, row: chunk.lowerBound, column: j0,
-                                  depth: chunk.count, width: columns)
+                            packA(scratch.a + aStarts[j], gy, lda: ldGy, transA: true, storedWidth: m, row: ic, column: chunk.lowerBound,
+                                  height: height, depth: chunk.count)
                         }
                         var i0 = 0
                         while i0 < height {
                             let rows = min(mr, height - i0)
                             let row = ic + i0
-                            if !first {
+                            var j0 = 0
+                            while j0 < width {
+                                let columns = min(nr, width - j0), column = jc + j0
+                                if !first {
+                                    for r in 0 ..< rows {
+                                        let (from, to) = clip(window, row: row + r, n: n, columns: column ..< column + columns)
+                                        if from < to { (totals + r * nr + from - column).update(from: sums + (row + r) * ldSums + from, count: to - from) }
+                                    }
+                                }
+                                for (j, depth) in depths.enumerated() {
+                                    // Padded rows and columns of the panels are zero, so the whole tile
+                                    // is computed and converted; only its live corner is written out.
+                                    microKernel(tile, ldc: nr, UnsafePointer(scratch.a + aStarts[j] + i0 * depth),
+                                                UnsafePointer(scratch.b + bStarts[j] + j0 * depth), bStride: nr,
+                                                depth: depth, rows: mr, columns: nr, alpha: 1, beta: 0)
+                                    FixedPointSum.accumulateTile(totals, tile, scale: Float(scale), vectors: mr * nr / 16,
+                                                                 first: first && j == 0, most: &most)
+                                }
+                                let whole = rows == mr && columns == nr && window.lowerBound <= row * n + column
+                                    && (row + mr - 1) * n + column + nr <= window.upperBound
+                                if whole, let mean {
+                                    FixedPointSum.writeMeanTile(mean + row * ldMean + column, ldMean: ldMean, totals, factor: meanFactor,
+                                                                rows: mr, vectorsPerRow: nr / 16)
+                                    j0 += nr
+                                    continue
+                                }
                                 for r in 0 ..< rows {
-                                    let (from, to) = clip(window, row: row + r, n: n, columns: j0 ..< j0 + columns)
-                                    (totals + r * nr + from - j0).update(from: sums + (row + r) * ldSums + from, count: to - from)
+                                    let (from, to) = clip(window, row: row + r, n: n, columns: column ..< column + columns)
+                                    guard from < to else { continue }
+                                    if let mean {
+                                        FixedPointSum.writeMean(mean + (row + r) * ldMean + from, totals + r * nr + from - column,
+                                                                factor: meanFactor, to - from)
+                                    } else {
+                                        FixedPointSum.streamStore(sums + (row + r) * ldSums + from, totals + r * nr + from - column, to - from)
+                                    }
                                 }
-                            }
-                            for (j, depth) in depths.enumerated() {
-                                // Padded rows and columns of the panels are zero, so the whole tile
-                                // is computed and converted; only its live corner is written out.
-                                microKernel(tile, ldc: nr, UnsafePointer(scratch.a + aStarts[j] + i0 * depth),
-                                            UnsafePointer(scratch.b + bStarts[j]), bStride: nr,
-                                            depth: depth, rows: mr, columns: nr, alpha: 1, beta: 0)
-                                let largest = FixedPointSum.accumulate(totals, tile, scale: scale, mr * nr, first: first && j == 0, clear: false)
-                                most = max(most, largest)
-                            }
-                            for r in 0 ..< rows {
-                                let (from, to) = clip(window, row: row + r, n: n, columns: j0 ..< j0 + columns)
-                                guard from < to else { continue }
-                                if let mean {
-                                    FixedPointSum.writeMean(mean + (row + r) * ldMean + from, totals + r * nr + from - j0, factor: meanFactor, to - from)
-                                } else {
-                                    FixedPointSum.streamStore(sums + (row + r) * ldSums + from, totals + r * nr + from - j0, to - from)
-                                }
+                                j0 += nr
                             }
                             i0 += mr
                         }
-                        j0 += nr
+                        ic += height
                     }
-                    ic += height
+                    jc += width
                 }
             }
         }
-        return most
+        return FixedPointSum.largest(most)
     }
 
     /// The columns of `columns` in row `row` of an n-wide matrix that lie inside `window`

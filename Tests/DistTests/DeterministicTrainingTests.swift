@@ -117,6 +117,32 @@ final class DeterministicTrainingTests: XCTestCase {
         }
     }
 
+    /// Dense weights alone in their buckets (a small bucket capacity) are summed from gathered
+    /// factors on several ranks: P = 2..5 (ranks with two chunks, one, none) give P = 1's parameters
+    /// bit for bit, and so does a rank count whose ranks hold uneven rows.
+    func testDenseWeightsFromGatheredFactorsAreBitForBit() throws {
+        let spec = try spec("fmnist-cnn")
+        guard let one = train(spec, ranks: 1, configure: { $0.accumulationSteps = 1 }) else { return }
+        let data = self.data
+        for p in [2, 3, 5] {
+            let results = runRanks(p, timeout: 120) { c -> ([Float], Int) in
+                var config = TrainingConfiguration()
+                try self.options(&config)
+                config.accumulationSteps = 1
+                config.bucketCapacity = 1 << 12
+                let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
+                                                      loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+                try trainer.fit(training: data)
+                return (trainer.model.arena.parameterSnapshot(), trainer.exactReducer!.lastStep.factorBuckets)
+            }
+            guard let all = values(results) else { return }
+            for (rank, r) in all.enumerated() {
+                XCTAssertEqual(r.0, one, "P=\(p), rank \(rank)")
+                XCTAssertEqual(r.1, 2, "P=\(p): fc1's and fc2's weights, each alone in a bucket, came from gathered factors")
+            }
+        }
+    }
+
     /// A run stopped after 3 steps on 2 ranks and resumed on 3 ends where 6 uninterrupted steps
     /// on one rank end, bit for bit (the checkpoint carries the exact sums' scales).
     func testResumeOnAnotherNumberOfRanksIsBitForBit() throws {

@@ -45,6 +45,79 @@ final class ExactSumTests: XCTestCase {
         }
     }
 
+    /// The fused dense kernel (`denseChunkProducts`: each chunk's product converted in register
+    /// tiles) gives, on every path, the integers of `GEMM.multiply` per chunk followed by the plain
+    /// conversion: chunks of different depths, a ragged m and n, a first term and a later one,
+    /// sums or the mean as output, and a window that starts and ends inside rows (nothing outside
+    /// it is written).
+    func testDenseChunkProductsMatchTheProductThenTheConversion() {
+        let (m, n) = (13, 45), chunks = [0 ..< 5, 5 ..< 16, 16 ..< 19], rows = 19
+        var g = SplitMix64(seed: 8, keys: [6])
+        func random(_ count: Int) -> [Float] { (0 ..< count).map { _ in Float(Int64(bitPattern: g.next()) % 1_000_003) * 1e-6 } }
+        let gy = random(rows * m), x = random(rows * n)
+        let scale = Double(sign: .plus, exponent: 30, significand: 1), count = 19
+        let start: [Double] = (0 ..< m * n).map { Double($0 % 11) - 5 }
+        for path in KernelPath.runnable {
+            KernelPath.with(path) {
+                for first in [true, false] {
+                    var expected = start, product = [Float](repeating: 0, count: m * n)
+                    var expectedMost: Float = 0
+                    for (j, chunk) in chunks.enumerated() {
+                        GEMM.multiply(&product, ldc: n, Array(gy[(chunk.lowerBound * m)...]), lda: m, transA: true,
+                                      Array(x[(chunk.lowerBound * n)...]), ldb: n, transB: false, m: m, n: n, k: chunk.count)
+                        expectedMost = max(expectedMost, ExactSum.accumulateReference(&expected, clearing: &product, scale: scale, m * n,
+                                                                                    first: first && j == 0))
+                    }
+                    for window in [0 ..< m * n, 7 ..< 500] {
+                        var sums = start
+                        let most = ExactSum.denseChunkProducts(sums: &sums, first: first, mean: nil, count: count, gy: gy, ldGy: m, x: x, ldX: n,
+                                                               units: m, features: n, window: window, chunks: chunks, scale: scale)
+                        ExactSum.fenceStores()
+                        for i in 0 ..< m * n {
+                            XCTAssertEqual(sums[i], window.contains(i) ? expected[i] : start[i], "\(path), first \(first), window \(window), element \(i)")
+                        }
+                        if window.count == m * n { XCTAssertEqual(most, expectedMost, "\(path)") }
+                        guard first else { continue }
+                        var mean = [Float](repeating: .nan, count: m * n)
+                        _ = ExactSum.denseChunkProducts(sums: &sums, first: true, mean: &mean, count: count, gy: gy, ldGy: m, x: x, ldX: n,
+                                                        units: m, features: n, window: window, chunks: chunks, scale: scale)
+                        let factor = ExactSum.meanFactor(scale: scale, count: count)
+                        for i in 0 ..< m * n {
+                            let want = window.contains(i) ? Float(expected[i] * factor) : .nan
+                            XCTAssertEqual(mean[i].bitPattern, want.bitPattern, "\(path), mean, window \(window), element \(i)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gathered factors with row strides wider than the matrices (`[gy | x]` rows, as the reducer
+    /// gathers them) give the same sums as separate gy and x.
+    func testDenseChunkProductsReadStridedFactors() {
+        let (m, n) = (10, 37), chunks = [0 ..< 16, 16 ..< 20], rows = 20
+        var g = SplitMix64(seed: 9, keys: [7])
+        func random(_ count: Int) -> [Float] { (0 ..< count).map { _ in Float(Int64(bitPattern: g.next()) % 1_000_003) * 1e-6 } }
+        let gy = random(rows * m), x = random(rows * n)
+        let joined = (0 ..< rows).flatMap { r in Array(gy[(r * m) ..< (r + 1) * m]) + Array(x[(r * n) ..< (r + 1) * n]) }
+        let scale = Double(sign: .plus, exponent: 28, significand: 1)
+        for path in KernelPath.runnable {
+            KernelPath.with(path) {
+                var apart = [Double](repeating: 0, count: m * n), together = apart
+                _ = ExactSum.denseChunkProducts(sums: &apart, first: true, mean: nil, count: rows, gy: gy, ldGy: m, x: x, ldX: n,
+                                                units: m, features: n, window: 0 ..< m * n, chunks: chunks, scale: scale)
+                joined.withUnsafeBufferPointer { j in
+                    _ = ExactSum.denseChunkProducts(sums: &together, first: true, mean: nil, count: rows, gy: j.baseAddress!, ldGy: m + n,
+                                                    x: j.baseAddress! + m, ldX: m + n, units: m, features: n, window: 0 ..< m * n,
+                                                    chunks: chunks, scale: scale)
+                }
+                ExactSum.fenceStores()
+                XCTAssertEqual(apart, together, "\(path)")
+                XCTAssertTrue(apart.contains { $0 != 0 })
+            }
+        }
+    }
+
     /// The mean is one Double product rounded to Float, element by element, on every path.
     func testWriteMeanIsOneRoundedProductOnEveryPath() {
         var g = SplitMix64(seed: 4, keys: [2])

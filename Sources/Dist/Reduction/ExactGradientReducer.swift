@@ -16,6 +16,8 @@ public struct ExactReductionStatistics: Equatable {
     public var blockedSeconds = 0.0
     /// Seconds spent turning chunk gradients into integers and adding them.
     public var accumulateSeconds = 0.0
+    /// Buckets whose dense weight was summed from gathered factors (`ExactGradientReducer.FactorPlan`).
+    public var factorBuckets = 0
 
     public init() {}
 }
@@ -464,6 +466,7 @@ public final class ExactGradientReducer {
             let pending = try communicator.startAllgather(UnsafeMutableBufferPointer(start: factorRows[b]!, count: total),
                                                           parts: plan.rows.map { $0.lowerBound * plan.width ..< $0.upperBound * plan.width })
             step.wireBytes += 4 * (ranks - 1) * plan.rows[me].count * plan.width
+            step.factorBuckets += 1
             return BucketExchange(bucket: bucket, parts: parts, received: UnsafeMutableRawPointer(factorRows[b]!), receivedAt: [], terms: pending)
         }
         if wires[me] == .sums { clearFresh(in: bucket) }

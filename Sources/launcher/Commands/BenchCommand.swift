@@ -120,13 +120,13 @@ extension Bench {
             // fast mode's single product of the same layer.
             print("")
             print(pad("Dense weight gradient", 24) + pad("batch", 6, right: true) + pad("one product", 13, right: true)
-                  + pad("per chunk", 11, right: true) + pad("exact sums", 12, right: true) + pad("exact/one", 11, right: true))
+                  + pad("per chunk", 11, right: true) + pad("exact mean", 12, right: true) + pad("exact/one", 11, right: true))
             for r in try KernelBenchmark.runExactDense(batch: batch, chunkSize: 16, repeats: repeats) {
                 print(pad(r.name, 24) + pad("\(r.batch)", 6, right: true) + pad(formatTime(r.productSeconds), 13, right: true)
                       + pad(formatTime(r.chunkProductSeconds), 11, right: true) + pad(formatTime(r.exactSeconds), 12, right: true)
                       + pad(String(format: "%.2fx", r.exactSeconds / r.productSeconds), 11, right: true))
                 for (kind, seconds) in [("dense-product", r.productSeconds), ("dense-chunk-products", r.chunkProductSeconds),
-                                        ("dense-exact-sums", r.exactSeconds)] {
+                                        ("dense-exact-mean", r.exactSeconds)] {
                     rows.append([kind, r.name, "\(r.units)", "\(r.features)", "\(r.batch)", "T,N", "1", "\(seconds)",
                                  "\(r.flops / seconds / 1e9)", "\(100 * r.flops / seconds / 1e9 / samePeak)", "", "", ""].joined(separator: ","))
                 }
