@@ -33,6 +33,9 @@ public enum StepBenchmark {
         /// Deterministic mode: timed steps computed twice (scales that did not fit; every rank redoes
         /// the same steps).
         public var redoneSteps = 0
+        /// Deterministic mode on several ranks: buckets whose dense weight was summed from
+        /// gathered factors (per attempt).
+        public var factorBuckets = 0
     }
 
     /// Runs `warmup` untimed then `steps` timed steps of `trainer` on `data`, batches drawn by a
@@ -55,7 +58,7 @@ public enum StepBenchmark {
         // Per timed step: compute, comm, blocked, hidden, conversion, in MPI, process CPU (seconds, this rank).
         var sums = [Double](repeating: 0, count: 7)
         var wallStart: UInt64 = 0
-        var redone = 0
+        var redone = 0, factorBuckets = 0
         for k in 0 ..< warmup + steps {
             if k == warmup {
                 try communicator.barrier()
@@ -76,6 +79,7 @@ public enum StepBenchmark {
                 sums[2] += exact.blockedSeconds
                 sums[4] += exact.accumulateSeconds
                 redone += exact.attempts - 1
+                factorBuckets = max(factorBuckets, exact.factorBuckets / max(exact.attempts, 1))
             } else {
                 let s = trainer.reducer.lastStep
                 sums[1] += s.communicationSeconds
@@ -94,7 +98,7 @@ public enum StepBenchmark {
         let n = Double(steps * communicator.size)
         return Figures(wallSeconds: walls[0], computeSeconds: sums[0] / n, commSeconds: sums[1] / n, blockedSeconds: sums[2] / n,
                        hiddenSeconds: sums[3] / n, conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n,
-                       cpuSeconds: sums[6] / n, redoneSteps: redone)
+                       cpuSeconds: sums[6] / n, redoneSteps: redone, factorBuckets: factorBuckets)
     }
 
     /// CPU time of the whole process (every thread), in seconds.

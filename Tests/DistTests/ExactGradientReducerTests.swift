@@ -99,7 +99,11 @@ final class ExactSumTests: XCTestCase {
         var g = SplitMix64(seed: 9, keys: [7])
         func random(_ count: Int) -> [Float] { (0 ..< count).map { _ in Float(Int64(bitPattern: g.next()) % 1_000_003) * 1e-6 } }
         let gy = random(rows * m), x = random(rows * n)
-        let joined = (0 ..< rows).flatMap { r in Array(gy[(r * m) ..< (r + 1) * m]) + Array(x[(r * n) ..< (r + 1) * n]) }
+        var joined: [Float] = []
+        for r in 0 ..< rows {
+            joined += gy[(r * m) ..< (r + 1) * m]
+            joined += x[(r * n) ..< (r + 1) * n]
+        }
         let scale = Double(sign: .plus, exponent: 28, significand: 1)
         for path in KernelPath.runnable {
             KernelPath.with(path) {
