@@ -33,8 +33,8 @@ public enum StepBenchmark {
         /// Deterministic mode: timed steps computed twice (scales that did not fit; every rank redoes
         /// the same steps).
         public var redoneSteps = 0
-        /// Deterministic mode on several ranks: buckets whose dense weight was summed from
-        /// gathered factors (per attempt).
+        /// Several ranks: buckets whose dense weight was formed from gathered factors (deterministic
+        /// mode, per attempt; fast mode with `--dense-factors`).
         public var factorBuckets = 0
     }
 
@@ -87,6 +87,7 @@ public enum StepBenchmark {
                 sums[3] += s.hiddenSeconds
                 sums[4] += s.conversionSeconds
                 sums[5] += s.mpiCallSeconds
+                factorBuckets = max(factorBuckets, s.factorBuckets)
             }
             sums[6] += processCPUSeconds() - cpuStart
         }

@@ -27,6 +27,8 @@ public struct GradientCheckConfiguration {
     public var bucketCapacity = 1 << 20
     /// The wire format on the distributed side (fp16 needs a looser tolerance: see `tolerance(for:)`).
     public var compression: GradientCompression = .none
+    /// Dense weights with a bucket of their own travel as their factors (fast mode).
+    public var denseFactors = false
     /// Threads each distributed rank computes its slice with (the single replica uses one).
     public var threads = 1
 
@@ -86,7 +88,7 @@ public struct GradientCheckReport {
         func e(_ x: Double) -> String { String(format: "%.2e", x) }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
         let nameWidth = max(20, (rows.map(\.name.count).max() ?? 0) + 2)
-        var lines = ["gradient check: model \(modelName), \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(c.globalBatchSize), \(c.steps) step\(c.steps == 1 ? "" : "s"), seed \(c.seed), reduction \(c.reduction.rawValue)\(c.reduction == .deterministic ? " (chunks of \(c.chunkSize))" : "")\(c.compression == .fp16 ? ", fp16 wire" : "")",
+        var lines = ["gradient check: model \(modelName), \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(c.globalBatchSize), \(c.steps) step\(c.steps == 1 ? "" : "s"), seed \(c.seed), reduction \(c.reduction.rawValue)\(c.reduction == .deterministic ? " (chunks of \(c.chunkSize))" : "")\(c.compression == .fp16 ? ", fp16 wire" : "")\(c.denseFactors ? ", dense factors" : "")",
                      "errors of \(ranks)-rank data-parallel vs one replica on the whole batch; relative = abs / the tensor's max |value|; tolerance \(e(c.tolerance)) relative",
                      pad("tensor", nameWidth) + pad("shape", 16) + pad("grad abs", 11) + pad("grad rel", 11) + pad("param abs", 11) + "param rel"]
         for r in rows {
@@ -126,6 +128,7 @@ public enum GradientCheck {
         options.chunkSize = c.chunkSize
         options.bucketCapacity = c.bucketCapacity
         options.compression = c.compression
+        options.denseFactors = c.denseFactors
         options.threads = c.threads
         options.verifiedOptions = [("steps", "\(c.steps)"), ("tolerance", "\(c.tolerance)"), ("compression", c.compression.rawValue)]
         let distributed = try DataParallelTrainer(spec: spec, optimizer: makeOptimizer(), loss: loss,

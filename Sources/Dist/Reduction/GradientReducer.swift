@@ -53,6 +53,10 @@ public struct ReductionStatistics: Equatable {
     /// progress thread), before the final wait: the communication work done on this rank's
     /// cores while backward runs. Of `hiddenSeconds`, only this part took time from compute.
     public var mpiCallSeconds = 0.0
+    /// Buckets whose dense weight was formed from gathered factors (`--dense-factors`).
+    public var factorBuckets = 0
+    /// Seconds spent forming those weights' gradients from the gathered factors.
+    public var factorSeconds = 0.0
 
     /// Communication that overlapped backward: total − blocked.
     public var hiddenSeconds: Double { Swift.max(0, communicationSeconds - blockedSeconds) }
@@ -96,8 +100,10 @@ public final class GradientReducer {
     ///   - mode: fast or deterministic summation.
     ///   - compression: the wire format of fast mode (deterministic mode sums exactly and ignores it;
     ///     the launcher rejects the combination).
+    ///   - denseFactors: with the dense weights' slots (`[units, features]`), each weight alone in
+    ///     its bucket travels as its factors (fast mode, several ranks; see `FactorBucket`).
     public init(arena: ParameterArena, communicator: Communicator, bucketCapacity: Int = 1 << 20, mode: ReductionMode = .fast,
-                compression: GradientCompression = .none) {
+                compression: GradientCompression = .none, denseFactors: [Int] = []) {
         precondition(bucketCapacity > 0, "A bucket needs a positive capacity, got \(bucketCapacity).")
         self.arena = arena
         self.communicator = communicator
@@ -119,9 +125,92 @@ public final class GradientReducer {
         if start > 0 { start = 0 }
         if end > start { buckets.append(start ..< end) }
         self.buckets = buckets
+        var factored: [Int: FactorBucket] = [:]
+        if mode == .fast && communicator.size > 1 {
+            for (b, bucket) in buckets.enumerated() {
+                let trainable = arena.slots.indices.filter { arena.slots[$0].trainable && bucket.contains(arena.slots[$0].offset) }
+                guard trainable.count == 1, let s = trainable.first, denseFactors.contains(s), arena.slots[s].shape.count == 2 else { continue }
+                factored[b] = FactorBucket(slot: s, units: arena.slots[s].shape[0], features: arena.slots[s].shape[1])
+            }
+        }
+        factorBuckets = factored
     }
 
-    deinit { halves?.deallocate() }
+    /// A bucket that holds one dense weight and nothing else trainable, sent as its factors: a
+    /// dense weight's gradient summed over the global batch is `Σ gyᵀ·x` over every sample, so the
+    /// ranks can gather each other's `[gy | x]` rows (units + features floats a sample; fc1: 4160
+    /// against its 3.2 M-float gradient) and each form the whole sum with one GEMM, instead of
+    /// allreducing the gradient (Poseidon's sufficient factors). Each rank then multiplies P times
+    /// the samples it would alone: worth it where the link, not the core, is the bottleneck.
+    struct FactorBucket {
+        let slot: Int
+        let units: Int, features: Int
+        var width: Int { units + features }
+    }
+    /// The buckets that may travel as factors.
+    let factorBuckets: [Int: FactorBucket]
+    /// This step's rows of each rank (its samples), when the trainer announced them
+    /// (`expectFactors`); nil: every bucket is allreduced.
+    private var factorRows: [Range<Int>]?
+    /// The gathered factors of each factor bucket, rows in rank order.
+    private var factors: [Int: UnsafeMutablePointer<Float>] = [:]
+    private var factorCapacity: [Int: Int] = [:]
+    /// Per pending reduction: the factor bucket it gathers, if it does.
+    private var gathering: [Int?] = []
+
+    /// Announces a step whose dense weights travel as factors (a collective decision: every rank
+    /// passes the same counts): rank r holds `rowsByRank[r]` samples. Call before backward; the
+    /// trainer then hands each factor bucket's weight to `storeFactors` instead of adding its
+    /// gradient to the arena.
+    public func expectFactors(rowsByRank: [Int]) {
+        precondition(rowsByRank.count == communicator.size, "expectFactors needs one count per rank (\(communicator.size)), got \(rowsByRank.count).")
+        guard !factorBuckets.isEmpty else { return }
+        var at = 0
+        factorRows = rowsByRank.map { n in defer { at += n }; return at ..< at + n }
+        for (b, plan) in factorBuckets {
+            let count = Swift.max(at * plan.width, 1)
+            if factorCapacity[b, default: 0] < count {
+                factors[b]?.deallocate()
+                factors[b] = UnsafeMutablePointer<Float>.allocate(capacity: count)
+                factorCapacity[b] = count
+            }
+        }
+    }
+
+    /// The slot of a dense weight that this step sends as factors (after `expectFactors`).
+    public func sendsFactors(slot: Int) -> Bool {
+        factorRows != nil && factorBuckets.values.contains { $0.slot == slot }
+    }
+
+    /// This rank's factors of dense weight `slot`: gy `[n, units]` and x `[n, features]`, n this
+    /// rank's rows (the weight's gradient is not added to the arena: the gathered factors form it).
+    public func storeFactors(slot: Int, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>) {
+        guard let rows = factorRows?[communicator.rank], let (b, plan) = factorBuckets.first(where: { $0.value.slot == slot }) else {
+            preconditionFailure("storeFactors(slot: \(slot)) without a factor bucket announced for this step.")
+        }
+        var row = factors[b]! + rows.lowerBound * plan.width
+        for i in 0 ..< rows.count {
+            row.update(from: gy + i * plan.units, count: plan.units)
+            (row + plan.units).update(from: x + i * plan.features, count: plan.features)
+            row += plan.width
+        }
+    }
+
+    /// Forms a factor bucket's weight gradient from the gathered factors: `Σ gyᵀ·x` over every
+    /// rank's samples, times `alpha`.
+    private func formFromFactors(_ b: Int, alpha: Float) {
+        guard let plan = factorBuckets[b], let rows = factorRows?.last?.upperBound, let f = factors[b] else { return }
+        let t = Timeline.now()
+        let g = arena.gradients + arena.slots[plan.slot].offset
+        GEMM.multiply(g, ldc: plan.features, f, lda: plan.width, transA: true, f + plan.units, ldb: plan.width, transB: false,
+                      m: plan.units, n: plan.features, k: rows, alpha: alpha)
+        step.factorSeconds += Timeline.seconds(since: t)
+    }
+
+    deinit {
+        halves?.deallocate()
+        for f in factors.values { f.deallocate() }
+    }
 
     /// Reductions started this step, in bucket order, with their start and observed end times.
     private var pending: [PendingReduction] = []
@@ -170,9 +259,14 @@ public final class GradientReducer {
         let scale = Float(1.0 / Double(globalBatchSize))
         let g = arena.gradients
         var left: Float = 1
+        // Gathered factors become their weight's summed gradient (already scaled where the fp16
+        // path scales the others as it widens them).
+        for k in gathering.indices { if let b = gathering[k] { formFromFactors(b, alpha: halves != nil ? scale : 1) } }
         if let halves, !pending.isEmpty {
             let t = Timeline.now()
-            for bucket in buckets { HalfPrecision.decompress(g + bucket.lowerBound, halves + bucket.lowerBound, scale: scale, bucket.count) }
+            for (b, bucket) in buckets.enumerated() where !gathering.contains(b) {
+                HalfPrecision.decompress(g + bucket.lowerBound, halves + bucket.lowerBound, scale: scale, bucket.count)
+            }
             step.conversionSeconds += Timeline.seconds(since: t)
             timeline?.record("fp16 decompress", lane: .compute, from: t, to: Timeline.now())
         } else if leavingScale {
@@ -181,8 +275,11 @@ public final class GradientReducer {
             for i in 0 ..< arena.count { g[i] *= scale }
         }
         step.buckets = pending.count
+        step.factorBuckets = gathering.compactMap { $0 }.count
         lastStep = step
         step = ReductionStatistics()
+        factorRows = nil
+        gathering.removeAll(keepingCapacity: true)
         pending.removeAll(keepingCapacity: true)
         startedAt.removeAll(keepingCapacity: true)
         completedAt.removeAll(keepingCapacity: true)
@@ -221,10 +318,16 @@ public final class GradientReducer {
     private func startBuckets(while ready: (Range<Int>) -> Bool) throws {
         guard communicator.size > 1 else { return }
         while pending.count < buckets.count && ready(buckets[pending.count]) {
-            let bucket = buckets[pending.count]
+            let b = pending.count, bucket = buckets[b]
             let start = Timeline.now()
             var call = start
-            if let halves {
+            if let rows = factorRows, let plan = factorBuckets[b], let f = factors[b] {
+                let total = (rows.last?.upperBound ?? 0) * plan.width
+                pending.append(try communicator.startAllgather(UnsafeMutableBufferPointer(start: f, count: total),
+                                                               parts: rows.map { $0.lowerBound * plan.width ..< $0.upperBound * plan.width }))
+                step.wireBytes += 4 * rows[communicator.rank].count * plan.width
+                gathering.append(b)
+            } else if let halves {
                 HalfPrecision.compress(halves + bucket.lowerBound, arena.gradients + bucket.lowerBound, bucket.count)
                 call = Timeline.now()
                 step.conversionSeconds += Timeline.seconds(since: start, until: call)
@@ -236,6 +339,7 @@ public final class GradientReducer {
                                                                                           count: bucket.count), op: .sum))
                 step.wireBytes += 4 * bucket.count
             }
+            if gathering.count < pending.count { gathering.append(nil) }
             step.mpiCallSeconds += Timeline.seconds(since: call)
             startedAt.append(start)
             completedAt.append(nil)

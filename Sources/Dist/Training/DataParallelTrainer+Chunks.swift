@@ -64,6 +64,11 @@ extension DataParallelTrainer {
         let batch = Array(globalBatch)
         guard let exact = exactReducer else {
             let mine = DistributedSampler.slice(count: batch.count, rank: communicator.rank, size: communicator.size)
+            if configuration.denseFactors && !accumulating && final {
+                reducer.expectFactors(rowsByRank: (0 ..< communicator.size).map {
+                    DistributedSampler.slice(count: batch.count, rank: $0, size: communicator.size).count
+                })
+            }
             return computeGradients(indices: batch[mine], epoch: epoch, dataset: dataset, accumulating: accumulating, final: final)
         }
         if !accumulating || exactStep.micro.isEmpty {

@@ -90,10 +90,6 @@ public final class DataParallelTrainer {
         let a = configuration.augmentation
         evaluationAugmentation = a.isRandom ? try Augmentation(rescale: a.rescale, mean: a.mean, std: a.std) : a
         model.initializeParameters(seed: configuration.seed)
-        reducer = GradientReducer(arena: model.arena, communicator: communicator,
-                                  bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction,
-                                  compression: configuration.compression)
-        statisticsReducer = CommunicatorStatisticsReducer(communicator: communicator)
         // Slot names start with the layer's index ("3.dense.weight").
         var offsets = [Int?](repeating: nil, count: model.layers.count)
         var slotRanges = [Range<Int>?](repeating: nil, count: model.layers.count)
@@ -105,9 +101,13 @@ public final class DataParallelTrainer {
         }
         layerOffsets = offsets
         layerSlots = slotRanges
+        let denseWeights = zip(model.layers, slotRanges).compactMap { $0 is Dense ? $1?.lowerBound : nil }
+        reducer = GradientReducer(arena: model.arena, communicator: communicator,
+                                  bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction,
+                                  compression: configuration.compression, denseFactors: configuration.denseFactors ? denseWeights : [])
+        statisticsReducer = CommunicatorStatisticsReducer(communicator: communicator)
         exactReducer = configuration.reduction == .deterministic
-            ? ExactGradientReducer(arena: model.arena, communicator: communicator, buckets: reducer.buckets,
-                                   denseWeights: zip(model.layers, slotRanges).compactMap { $0 is Dense ? $1?.lowerBound : nil })
+            ? ExactGradientReducer(arena: model.arena, communicator: communicator, buckets: reducer.buckets, denseWeights: denseWeights)
             : nil
         if configuration.threads > 1, let norm = model.layers.first(where: { $0 is BatchNorm2D }) {
             throw DistError.invalidConfiguration(option: "threads",
@@ -201,7 +201,24 @@ public final class DataParallelTrainer {
         let context = communicator.size > 1 && configuration.reduction == .fast ? pollingContext : BackwardContext()
         for i in model.executionOrder.reversed() {
             let layerStart = Timeline.now()
-            g = model.layers[i].backward(g, arena: model.arena, context: context)
+            if let slots = layerSlots[i], reducer.sendsFactors(slot: slots.lowerBound), var dense = model.layers[i] as? Dense {
+                // The weight's gradient travels as its factors (`--dense-factors`): the bias
+                // gradient and the input gradient only.
+                let arena = model.arena, n = dense.lastInput.batchSize
+                g.storage.withUnsafeBufferPointer { gy in
+                    dense.lastInput.storage.withUnsafeBufferPointer { x in
+                        reducer.storeFactors(slot: slots.lowerBound, gradOutput: gy.baseAddress!, input: x.baseAddress!)
+                    }
+                    if dense.useBias, arena.slots[slots.lowerBound + 1].trainable {
+                        Dense.addBiasGradient(arena.gradients + arena.slots[slots.lowerBound + 1].offset, gy.baseAddress!, rows: 0 ..< n,
+                                              units: dense.units)
+                    }
+                }
+                g = dense.inputGradient(g, arena: arena)
+                model.layers[i] = dense
+            } else {
+                g = model.layers[i].backward(g, arena: model.arena, context: context)
+            }
             timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
             if startBuckets, let offset = layerOffsets[i] {
                 do { try reducer.gradientsFinal(from: offset) } catch { deferredError = deferredError ?? error }

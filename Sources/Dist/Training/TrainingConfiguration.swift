@@ -33,6 +33,11 @@ public struct TrainingConfiguration {
     public var bucketCapacity = 1 << 20
     /// The wire format of the fast reduction (fp16 halves the bytes; needs `reduction` fast).
     public var compression: GradientCompression = .none
+    /// Fast mode on several ranks: dense weights alone in their buckets travel as their factors
+    /// (each sample's output gradient and input) instead of as gradients, and every rank forms
+    /// their summed gradient itself (`GradientReducer.FactorBucket`). Fewer bytes, more compute:
+    /// for slow links.
+    public var denseFactors = false
     /// Samples per forward pass when evaluating (per rank). Every layer keeps its output for the
     /// batch it last saw, so this bounds the activations' memory: 64 keeps fmnist-cnn's to a
     /// quarter of what 256 takes, at the same speed (convolutions run a sample at a time).
@@ -117,6 +122,17 @@ public struct TrainingConfiguration {
         if threads > 1 && reduction == .deterministic {
             throw DistError.invalidConfiguration(option: "threads",
                                                  reason: "\(threads) threads a rank need the fast reduction for now; hint: run more ranks instead (--np), or drop --threads")
+        }
+        if denseFactors && reduction == .deterministic {
+            throw DistError.invalidConfiguration(option: "dense-factors",
+                                                 reason: "needs --reduction fast; hint: the deterministic reduction gathers dense factors by itself")
+        }
+        if denseFactors && threads > 1 {
+            throw DistError.invalidConfiguration(option: "dense-factors", reason: "cannot run with \(threads) threads a rank yet; hint: drop --threads")
+        }
+        if denseFactors && accumulationSteps > 1 {
+            throw DistError.invalidConfiguration(option: "dense-factors",
+                                                 reason: "needs one micro-batch a step, got --accumulate \(accumulationSteps); hint: drop --accumulate")
         }
         guard bucketCapacity > 0 else {
             throw DistError.invalidConfiguration(option: "bucket capacity", reason: "must be positive, got \(bucketCapacity)")

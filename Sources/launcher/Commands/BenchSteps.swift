@@ -108,7 +108,7 @@ struct BenchSteps: ParsableCommand {
                                          stepSeconds: f.wallSeconds / Double(steps), computeSeconds: f.computeSeconds,
                                          commSeconds: f.commSeconds, blockedSeconds: f.blockedSeconds, hiddenSeconds: f.hiddenSeconds,
                                          conversionSeconds: f.conversionSeconds, mpiCallSeconds: f.mpiCallSeconds, cpuSeconds: f.cpuSeconds,
-                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone\(f.factorBuckets > 0 ? ", \(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") from gathered factors" : ""))" : "fast",
+                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone\(f.factorBuckets > 0 ? ", \(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") from gathered factors" : ""))" : "fast\(f.factorBuckets > 0 ? " (\(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") as factors)" : "")",
                                          gradientFloats: trainer.reducer.buckets.reduce(0) { $0 + $1.count },
                                          buckets: trainer.reducer.buckets.count)
             if communicator.isRoot {

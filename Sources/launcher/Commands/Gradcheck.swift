@@ -56,6 +56,9 @@ struct Gradcheck: ParsableCommand {
     @Option(help: "Gradient wire format on the distributed side: none (float32) or fp16.")
     var compression: GradientCompression = .none
 
+    @Flag(name: .customLong("dense-factors"), help: "Send dense weights that have a bucket of their own as their factors (fast reduction; see train --help).")
+    var denseFactors = false
+
     @Option(help: ArgumentHelp("Also poll reductions in flight from a helper thread every N microseconds (0: only between layers).", valueName: "N"))
     var progressThread = 0
 
@@ -83,6 +86,9 @@ struct Gradcheck: ParsableCommand {
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard progressThread >= 0 else { throw ValidationError("--progress-thread must be non-negative, got \(progressThread)") }
         if let t = tolerance, !(t >= 0) { throw ValidationError("--tolerance must be non-negative, got \(t)") }
+        if denseFactors && reduction == .deterministic {
+            throw ValidationError("--dense-factors needs --reduction fast; hint: the deterministic reduction gathers dense factors by itself")
+        }
         if compression != .none && reduction == .deterministic {
             throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly")
         }
@@ -112,6 +118,7 @@ struct Gradcheck: ParsableCommand {
             config.seed = modelOptions.seed
             config.tolerance = effectiveTolerance
             config.compression = compression
+            config.denseFactors = denseFactors
             config.reduction = reduction
             config.chunkSize = chunkSize
             config.bucketCapacity = bucketFloats

@@ -23,6 +23,9 @@ struct CommOptions: ParsableArguments {
     @Option(help: "Gradient wire format of the fast reduction: none (float32) or fp16 (half the bytes, about 3 significant digits).")
     var compression: GradientCompression = .none
 
+    @Flag(name: .customLong("dense-factors"), help: "Send each dense weight that has a bucket of its own as its factors (every sample's output gradient and input: fc1 4160 floats a sample instead of a 3.2 M-float gradient); every rank forms the summed gradient itself, multiplying P times its own samples. For links slower than the cores (fast reduction, one micro-batch a step, one thread a rank).")
+    var denseFactors = false
+
     @Option(help: ArgumentHelp("Write a Chrome trace (chrome://tracing, Perfetto) of each rank's steps to FILE with the rank inserted: trace.json -> trace.rank0.json, trace.rank1.json, ...", valueName: "file"))
     var timeline: String?
 
@@ -46,6 +49,9 @@ struct CommOptions: ParsableArguments {
 
     /// Rejects options that cannot go together with the reduction mode.
     func validate(reduction: ReductionMode) throws {
+        if denseFactors && reduction == .deterministic {
+            throw ValidationError("--dense-factors needs --reduction fast; hint: the deterministic reduction gathers dense factors by itself")
+        }
         if compression != .none && reduction == .deterministic {
             throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly (its terms travel as float32 or float64)")
         }
@@ -54,12 +60,14 @@ struct CommOptions: ParsableArguments {
     /// Floats per bucket.
     var bucketCapacity: Int { bucketFloats ?? max(1, Int(bucketMegabytes * 1_048_576 / 4)) }
 
-    /// Copies the bucket size and compression into a training configuration (compression is also
-    /// verified across ranks).
+    /// Copies the bucket size, compression and dense factors into a training configuration (the
+    /// last two are also verified across ranks).
     func apply(to config: inout TrainingConfiguration) {
         config.bucketCapacity = bucketCapacity
         config.compression = compression
+        config.denseFactors = denseFactors
         config.verifiedOptions.append(("compression", compression.rawValue))
+        config.verifiedOptions.append(("dense-factors", "\(denseFactors)"))
     }
 
     /// Starts the progress thread when asked for, and returns the timeline (a collective).
