@@ -45,6 +45,56 @@ final class DataParallelTrainerTests: XCTestCase {
         }
     }
 
+    /// `denseFactors`: dense weights alone in their buckets (a small bucket capacity) travel as
+    /// their factors and every rank forms their gradient; P = 2, 3 (uneven slices of 25) end where
+    /// one rank ends, within float32 summation order, with identical replicas, and each step
+    /// formed both of mlp's dense weights from factors (fp32 and fp16 wires).
+    func testDenseFactorsMatchOneRank() throws {
+        guard let one = train(ranks: 1, model: "mlp")?[0] else { return }
+        let data = self.data
+        for compression in GradientCompression.allCases {
+            for p in [2, 3] {
+                let results = runRanks(p) { c -> ([Float], Int) in
+                    var config = TrainingConfiguration()
+                    config.epochs = 2
+                    config.globalBatchSize = 25
+                    config.seed = 11
+                    config.lastBatch = .split
+                    config.logInterval = 2
+                    config.bucketCapacity = 64
+                    config.denseFactors = true
+                    config.compression = compression
+                    let spec = try ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount)
+                    let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.1, momentum: 0.9),
+                                                          loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+                    _ = try trainer.fit(training: data, validation: data.subset(Array(0 ..< 37)))
+                    return (trainer.model.arena.parameterSnapshot(), trainer.reducer.lastStep.factorBuckets)
+                }
+                guard let all = values(results) else { return }
+                let dense = try ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount).build().layers.filter { $0 is Dense }.count
+                for (rank, (params, factored)) in all.enumerated() {
+                    XCTAssertEqual(params, all[0].0, "replicas must stay identical (P=\(p), rank \(rank), \(compression))")
+                    XCTAssertLessThanOrEqual(maxRelativeDifference(params, one.0), compression == .fp16 ? 2e-2 : 1e-5, "P=\(p), \(compression)")
+                    XCTAssertEqual(factored, dense, "every dense weight came from factors (P=\(p), \(compression))")
+                }
+            }
+        }
+    }
+
+    /// Dense factors need the fast reduction, one thread and one micro-batch: refused by name.
+    func testDenseFactorsRefuseWhatTheyCannotServe() {
+        for (reduction, threads, accumulate) in [(ReductionMode.deterministic, 1, 1), (.fast, 2, 1), (.fast, 1, 2)] {
+            var config = TrainingConfiguration()
+            config.denseFactors = true
+            config.reduction = reduction
+            config.threads = threads
+            config.accumulationSteps = accumulate
+            XCTAssertThrowsError(try config.validate(ranks: 2, trainingSamples: 1000)) { error in
+                XCTAssertTrue("\(error)".contains("dense-factors"), "\(error)")
+            }
+        }
+    }
+
     /// The deterministic mode's contract: P ranks give one rank's parameters bit for bit.
     func testDeterministicModeMatchesOneRankBitForBit() {
         guard let one = train(ranks: 1, reduction: .deterministic)?[0] else { return }
