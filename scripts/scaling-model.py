@@ -25,6 +25,12 @@ The model (times per step, weak scaling: every rank takes B samples a step):
               (reductions advance at the polls between layers), calibrated on the 2-host fp32 run
               at the first rate as 1 - (step - compute) / t_ar
   efficiency  t_c / T (1.0: communication costs nothing)
+  --dense-factors (fast mode): each dense weight with a bucket of its own (fmnist-cnn's fc1, W
+              floats) travels as its factors, w floats a sample: a ring allgather
+              t_ag = (P-1) * alpha + (P-1) * B * w * 4 * beta replaces its share of the allreduce,
+              and every rank forms the weight's gradient from all P*B samples instead of its own B:
+              T = t_c + (P-1) * B * c_w + t_x' + (1 - o) * (t_ar' + t_ag), with t_ar' and t_x' over
+              the other floats and c_w (seconds a sample) from a 2-rank `--dense-factors` run
 This machine's cores: all simulated hosts share its N cores, so with P ranks each rank gets at most
 N/P of a core: the validation predicts t_c * max(1, P/N) for compute, with t_c timed on one rank
 just before each point (other work on a shared machine changes it from minute to minute). The
@@ -73,6 +79,11 @@ STEPS_RE = {
     "floats": r"(\d+) gradient floats", "buckets": r"in (\d+) bucket", "ranks": r", (\d+) ranks?",
     "batch": r"global batch (\d+)",
 }
+# Present only with --dense-factors (zero otherwise).
+FACTOR_RE = {
+    "factor_weights": r"as factors: (\d+) weight floats", "factor_width": r"(\d+) floats a sample",
+    "factor_formed": r"formed in ([0-9.]+) ms", "factor_buckets": r"\((\d+) dense weights? as factors",
+}
 
 
 def parse_steps(path):
@@ -88,6 +99,10 @@ def parse_steps(path):
             sys.exit(f"scaling-model: no {key} in {path}: {line}")
         v = float(m.group(1))
         out[key] = v / 1000 if key in ("step", "compute", "comm", "hidden", "conversion") else int(v)
+    for key, pattern in FACTOR_RE.items():
+        m = re.search(pattern, line)
+        v = float(m.group(1)) if m else 0.0
+        out[key] = v / 1000 if key == "factor_formed" else int(v)
     return out
 
 
@@ -100,6 +115,8 @@ def measure(a):
     # Compute: one rank, no launcher, nothing to reduce; then the fp16 conversion on 2 local ranks.
     run([ddp] + fm, f"{a.out}/compute-fmnist-cnn.txt")
     run([ddp] + fm + ["--np", "2", "--compression", "fp16"], f"{a.out}/conversion-fmnist-cnn.txt")
+    # The dense factors: the weights' sizes, and the cost of forming their gradient per sample.
+    run([ddp] + fm + ["--np", "2", "--dense-factors"], f"{a.out}/factors-fmnist-cnn.txt")
     if a.large:
         run([ddp, "bench", "steps", "--model", a.large, "--sample-shape", "3,64,64", "--classes", "1000",
              "--per-rank-batch", str(a.large_batch), "--steps", "2", "--warmup", "1"], f"{a.out}/compute-large.txt")
@@ -111,11 +128,13 @@ def measure(a):
     for rate in a.rates.split(","):
         for hosts in a.hosts.split(","):
             for comp in ("none", "fp16"):
-                # The machine is shared: compute is timed again just before each point, on one rank.
-                run([ddp, "bench", "steps", "--model", "fmnist-cnn", "--per-rank-batch", str(a.per_rank_batch),
-                     "--steps", "3", "--warmup", "1"], f"{a.out}/before-{rate}-{hosts}-{comp}.txt")
-                run([SIM, "--hosts", hosts, "--rate", rate, "--"] + fm + ["--compression", comp],
-                    f"{a.out}/validate-{rate}-{hosts}-{comp}.txt", env)
+                for factors in ((False, True) if a.dense_factors else (False,)):
+                    tag = f"{rate}-{hosts}-{comp}{'-factors' if factors else ''}"
+                    # The machine is shared: compute is timed again just before each point, on one rank.
+                    run([ddp, "bench", "steps", "--model", "fmnist-cnn", "--per-rank-batch", str(a.per_rank_batch),
+                         "--steps", "3", "--warmup", "1"], f"{a.out}/before-{tag}.txt")
+                    run([SIM, "--hosts", hosts, "--rate", rate, "--"] + fm + ["--compression", comp]
+                        + (["--dense-factors"] if factors else []), f"{a.out}/validate-{tag}.txt", env)
 
 
 def fit_allreduce(path, rate):
@@ -141,6 +160,15 @@ def step_time(compute, conversion, comm, o, overlap):
     return compute + conversion + (1 - o if overlap else 1.0) * comm
 
 
+def factor_terms(p, batch, m, fx, alpha, beta, fp16, gamma):
+    """With dense factors: (extra compute, fp16 conversion, communication) per step on p ranks, for a
+    model m whose factored weights fx describes (weights W, w floats a sample, c_w a sample)."""
+    floats, buckets = m["floats"] - fx["weights"], m["buckets"] - fx["buckets"]
+    tar = allreduce_time(p, floats, buckets, alpha, beta, fp16)
+    tag = (p - 1) * alpha + (p - 1) * batch * fx["width"] * 4 * beta if p > 1 else 0.0
+    return (p - 1) * batch * fx["per_sample"], (gamma * floats if fp16 else 0.0), tar + tag
+
+
 def report(a):
     d = a.out
     rates = sorted({f[len("allreduce-"):-4] for f in os.listdir(d) if f.startswith("allreduce-") and f.endswith(".csv")},
@@ -160,6 +188,12 @@ def report(a):
     low = rates[0]
     link_efficiency = (8 / rate_bits(low)) / net[low][1]
     alpha = net[low][0]
+    fx = None
+    if os.path.exists(f"{d}/factors-fmnist-cnn.txt"):
+        fl = parse_steps(f"{d}/factors-fmnist-cnn.txt")
+        if fl["factor_buckets"] > 0:
+            fx = {"weights": fl["factor_weights"], "width": fl["factor_width"], "buckets": fl["factor_buckets"],
+                  "per_sample": fl["factor_formed"] / fl["batch"]}
     models = [("fmnist-cnn", fm)]
     if os.path.exists(f"{d}/compute-large.txt"):
         large = parse_steps(f"{d}/compute-large.txt")
@@ -170,6 +204,9 @@ def report(a):
           f"{fm['floats']} gradient floats in {fm['buckets']} buckets; fp16 conversion {gamma * 1e9:.3f} ns per float")
     for name, m in models[1:]:
         print(f"  {name}: {m['compute'] / m['batch'] * 1e3:.3f} ms per sample, {m['floats']} gradient floats in {m['buckets']} buckets")
+    if fx:
+        print(f"  dense factors: {fx['weights']} weight floats as {fx['width']} floats a sample; forming their gradient "
+              f"{fx['per_sample'] * 1e6:.1f} us a sample (2 local ranks)")
     for r in rates:
         al, be = net[r]
         print(f"  link {r}: alpha {al * 1e6:.1f} us, beta {be * 1e9:.3f} ns/byte = {8 / be / 1e9:.3f} Gbit/s "
@@ -179,9 +216,9 @@ def report(a):
     points = []
     for r in rates:
         for f in sorted(os.listdir(d)):
-            m = re.fullmatch(rf"validate-{re.escape(r)}-(\d+)-(none|fp16)\.txt", f)
-            if m:
-                points.append((r, int(m.group(1)), m.group(2), parse_steps(f"{d}/{f}")))
+            m = re.fullmatch(rf"validate-{re.escape(r)}-(\d+)-(none|fp16)(-factors)?\.txt", f)
+            if m and (fx or not m.group(3)):
+                points.append((r, int(m.group(1)), m.group(2) + (m.group(3) or ""), parse_steps(f"{d}/{f}")))
     o = 0.0
     base = [p for p in points if p[0] == low and p[1] == 2 and p[2] == "none"]
     if base:
@@ -194,24 +231,33 @@ def report(a):
         print(f"\nvalidation: fmnist-cnn, per-rank batch {fm['batch']}, 1 rank per host, hosts sharing this machine's {cores} cores;")
         print("  predicted: compute from one rank timed just before the point x max(1, ranks/cores);")
         print("  given compute: the same model fed the compute that the run itself measured (checks the network and overlap part)")
-        print(f"{'link':8} {'hosts':>5} {'wire':5} {'compute':>9} {'allreduce':>10} {'predicted':>10} {'measured':>9} {'error':>7}"
+        print("  wire +f: --dense-factors (its allreduce column: the other buckets' allreduce and the factors' allgather)")
+        print(f"{'link':8} {'hosts':>5} {'wire':7} {'compute':>9} {'allreduce':>10} {'predicted':>10} {'measured':>9} {'error':>7}"
               f" {'given compute':>14} {'error':>7}")
         for r, hosts, comp, meas in points:
             al, be = net[r]
-            fp16 = comp == "fp16"
+            fp16 = comp.startswith("fp16")
             before = f"{d}/before-{r}-{hosts}-{comp}.txt"
             one = parse_steps(before) if os.path.exists(before) else fm
-            tc = one["compute"] / one["batch"] * fm["batch"] * max(1.0, hosts / cores)
-            tar = allreduce_time(hosts, fm["floats"], fm["buckets"], al, be, fp16)
-            tx = gamma * fm["floats"] if fp16 else 0.0
-            pred = step_time(tc, tx, tar, o, True)
-            given = step_time(meas["compute"], tx, tar, o, True)
+            share = max(1.0, hosts / cores)
+            tc = one["compute"] / one["batch"] * fm["batch"] * share
+            if comp.endswith("-factors"):
+                extra, tx, tar = factor_terms(hosts, fm["batch"], fm, fx, al, be, fp16, gamma)
+                pred = step_time(tc + extra * share, tx, tar, o, True)
+                # The run's compute leaves out the rank's own weight gradient, which the factors replace.
+                given = step_time(meas["compute"] + (extra + fm["batch"] * fx["per_sample"]) * share, tx, tar, o, True)
+            else:
+                tar = allreduce_time(hosts, fm["floats"], fm["buckets"], al, be, fp16)
+                tx = gamma * fm["floats"] if fp16 else 0.0
+                pred = step_time(tc, tx, tar, o, True)
+                given = step_time(meas["compute"], tx, tar, o, True)
             err = (pred - meas["step"]) / meas["step"]
             gerr = (given - meas["step"]) / meas["step"]
             calib = r == low and hosts == 2 and comp == "none"
             rows.append([r, hosts, comp, tc * 1e3, tar * 1e3, pred * 1e3, meas["step"] * 1e3, 100 * err,
                          given * 1e3, 100 * gerr, "calibration" if calib else ""])
-            print(f"{r:8} {hosts:>5} {'fp16' if fp16 else 'fp32':5} {tc * 1e3:8.1f}ms {tar * 1e3:9.1f}ms {pred * 1e3:9.1f}ms "
+            wire = ("fp16" if fp16 else "fp32") + ("+f" if comp.endswith("-factors") else "")
+            print(f"{r:8} {hosts:>5} {wire:7} {tc * 1e3:8.1f}ms {tar * 1e3:9.1f}ms {pred * 1e3:9.1f}ms "
                   f"{meas['step'] * 1e3:8.1f}ms {100 * err:+6.1f}% {given * 1e3:12.1f}ms {100 * gerr:+6.1f}%"
                   f"{'  (calibration point)' if calib else ''}")
         for label, col in (("predicted", 7), ("given compute", 9)):
@@ -234,16 +280,23 @@ def report(a):
     for name, m in models:
         b = fm["batch"]
         tc = m["compute"] / m["batch"] * b * scale
-        for variant, fp16, overlap in (("fp32, no overlap", False, False), ("fp32, overlap", False, True), ("fp16, overlap", True, True)):
+        variants = [("fp32, no overlap", False, False, False), ("fp32, overlap", False, True, False), ("fp16, overlap", True, True, False)]
+        if fx and name == "fmnist-cnn":
+            variants += [("fp32, dense factors", False, True, True), ("fp16, dense factors", True, True, True)]
+        for variant, fp16, overlap, factors in variants:
             print(f"{name}, {variant} (compute {tc * 1e3:.1f} ms):")
             print(f"{'ranks':>6}" + "".join(f"{str(g) + ' Gbit/s':>18}" for g in gbits))
             for p in ranks:
                 cells = []
                 for g in gbits:
                     be = 8 / (g * 1e9) / link_efficiency
-                    tar = allreduce_time(p, m["floats"], m["buckets"], alpha, be, fp16)
-                    tx = gamma * m["floats"] if fp16 else 0.0
-                    t = step_time(tc, tx, tar, o, overlap)
+                    if factors:
+                        extra, tx, tar = factor_terms(p, b, m, fx, alpha, be, fp16, gamma)
+                        t = step_time(tc + extra * scale, tx, tar, o, overlap)
+                    else:
+                        tar = allreduce_time(p, m["floats"], m["buckets"], alpha, be, fp16)
+                        tx = gamma * m["floats"] if fp16 else 0.0
+                        t = step_time(tc, tx, tar, o, overlap)
                     pred_rows.append([name, variant, p, g, tc * 1e3, tar * 1e3, t * 1e3, tc / t])
                     cells.append(f"{t * 1e3:10.1f} {100 * tc / t:5.1f}%")
                 print(f"{p:>6}" + "".join(f"{c:>18}" for c in cells))
@@ -266,10 +319,10 @@ def plot(d, rows, pred_rows):
         return
     with open(f"{d}/plot-validation.dat", "w") as f:
         for r in sorted({x[0] for x in rows}, key=rate_bits):
-            for comp in ("none", "fp16"):
+            for comp in ("none", "fp16", "none-factors", "fp16-factors"):
                 pts = [x for x in rows if x[0] == r and x[2] == comp]
                 if pts:
-                    f.write(f"# {r} {'fp32' if comp == 'none' else 'fp16'}\n")
+                    f.write(f"# {r} {('fp32' if comp.startswith('none') else 'fp16') + (' factors' if comp.endswith('factors') else '')}\n")
                     for x in sorted(pts, key=lambda x: x[1]):
                         f.write(f"{x[1]} {x[5]:.3f} {x[6]:.3f}\n")
                     f.write("\n\n")
@@ -316,6 +369,8 @@ def main():
     m.add_argument("--large", default=LARGE, help="a larger model file to predict (empty: none)")
     m.add_argument("--large-batch", type=int, default=8, help="samples per step when timing the larger model")
     m.add_argument("--skip-validation", action="store_true")
+    m.add_argument("--no-dense-factors", dest="dense_factors", action="store_false",
+                   help="skip the --dense-factors validation runs")
     r = sub.add_parser("report", help="fit and print from a measured folder")
     r.add_argument("out")
     r.add_argument("--per-sample-ms", type=float,

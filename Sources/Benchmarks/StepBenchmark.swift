@@ -36,6 +36,9 @@ public enum StepBenchmark {
         /// Several ranks: buckets whose dense weight was formed from gathered factors (deterministic
         /// mode, per attempt; fast mode with `--dense-factors`).
         public var factorBuckets = 0
+        /// Fast mode with `--dense-factors`: seconds a step spent forming the weights' gradients
+        /// from the gathered factors (rank mean).
+        public var factorSeconds = 0.0
     }
 
     /// Runs `warmup` untimed then `steps` timed steps of `trainer` on `data`, batches drawn by a
@@ -56,7 +59,7 @@ public enum StepBenchmark {
         let communicator = trainer.communicator
         let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: globalBatch, seed: 1)
         // Per timed step: compute, comm, blocked, hidden, conversion, in MPI, process CPU (seconds, this rank).
-        var sums = [Double](repeating: 0, count: 7)
+        var sums = [Double](repeating: 0, count: 8)
         var wallStart: UInt64 = 0
         var redone = 0, factorBuckets = 0
         for k in 0 ..< warmup + steps {
@@ -88,6 +91,7 @@ public enum StepBenchmark {
                 sums[4] += s.conversionSeconds
                 sums[5] += s.mpiCallSeconds
                 factorBuckets = max(factorBuckets, s.factorBuckets)
+                sums[7] += s.factorSeconds
             }
             sums[6] += processCPUSeconds() - cpuStart
         }
@@ -99,7 +103,8 @@ public enum StepBenchmark {
         let n = Double(steps * communicator.size)
         return Figures(wallSeconds: walls[0], computeSeconds: sums[0] / n, commSeconds: sums[1] / n, blockedSeconds: sums[2] / n,
                        hiddenSeconds: sums[3] / n, conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n,
-                       cpuSeconds: sums[6] / n, redoneSteps: redone, factorBuckets: factorBuckets)
+                       cpuSeconds: sums[6] / n, redoneSteps: redone, factorBuckets: factorBuckets,
+                       factorSeconds: sums[7] / n)
     }
 
     /// CPU time of the whole process (every thread), in seconds.

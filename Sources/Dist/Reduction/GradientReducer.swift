@@ -149,6 +149,12 @@ public final class GradientReducer {
     }
     /// The buckets that may travel as factors.
     let factorBuckets: [Int: FactorBucket]
+
+    /// The dense weights that may travel as factors: floats of the weights, and floats a sample of
+    /// their factors (what the scaling model takes).
+    public var factorSizes: (weightFloats: Int, floatsPerSample: Int) {
+        factorBuckets.values.reduce((0, 0)) { ($0.0 + $1.units * $1.features, $0.1 + $1.width) }
+    }
     /// This step's rows of each rank (its samples), when the trainer announced them
     /// (`expectFactors`); nil: every bucket is allreduced.
     private var factorRows: [Range<Int>]?

@@ -108,7 +108,7 @@ struct BenchSteps: ParsableCommand {
                                          stepSeconds: f.wallSeconds / Double(steps), computeSeconds: f.computeSeconds,
                                          commSeconds: f.commSeconds, blockedSeconds: f.blockedSeconds, hiddenSeconds: f.hiddenSeconds,
                                          conversionSeconds: f.conversionSeconds, mpiCallSeconds: f.mpiCallSeconds, cpuSeconds: f.cpuSeconds,
-                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone\(f.factorBuckets > 0 ? ", \(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") from gathered factors" : ""))" : "fast\(f.factorBuckets > 0 ? " (\(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") as factors)" : "")",
+                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone\(f.factorBuckets > 0 ? ", \(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") from gathered factors" : ""))" : "fast\(f.factorBuckets > 0 ? " (\(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") as factors: \(trainer.reducer.factorSizes.weightFloats) weight floats, \(trainer.reducer.factorSizes.floatsPerSample) floats a sample, formed in \(String(format: "%.2f", f.factorSeconds * 1000)) ms)" : "")",
                                          gradientFloats: trainer.reducer.buckets.reduce(0) { $0 + $1.count },
                                          buckets: trainer.reducer.buckets.count)
             if communicator.isRoot {
@@ -155,7 +155,7 @@ struct StepBenchResult {
         String(format: "bench steps: %@ %@, %d rank%@%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms, cpu %.2f ms | %d gradient floats in %d bucket%@",
                label, model, ranks, ranks == 1 ? "" : "s", threads > 1 ? " × \(threads) threads" : "", oversubscribed ? " (oversubscribed)" : "", globalBatch, reduction, steps,
                samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, mpiCallSeconds * 1000, commSeconds * 1000,
-               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction == "fast" ? "fp16" : "integer", conversionSeconds * 1000, cpuSeconds * 1000,
+               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction.hasPrefix("fast") ? "fp16" : "integer", conversionSeconds * 1000, cpuSeconds * 1000,
                gradientFloats, buckets, buckets == 1 ? "" : "s")
     }
 
