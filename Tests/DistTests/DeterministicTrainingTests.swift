@@ -143,6 +143,24 @@ final class DeterministicTrainingTests: XCTestCase {
         }
     }
 
+    /// Ranks × threads: each thread computes a run of its rank's chunks (own layers, own
+    /// gradients) and the integers are added in whatever order the threads finish; P ranks × T
+    /// threads give one rank's parameters bit for bit, with one micro-batch a step and with two,
+    /// for the models without batch norm.
+    func testThreadsAreBitForBit() throws {
+        for name in ["fmnist-cnn", "lenet5", "mlp"] {
+            let spec = try spec(name)
+            guard let one = train(spec, ranks: 1) else { return }
+            for (ranks, threads) in [(1, 2), (1, 3), (2, 2)] {
+                guard let all = train(spec, ranks: ranks, configure: { $0.threads = threads }) else { return }
+                XCTAssertEqual(all, one, "\(name), \(ranks) ranks × \(threads) threads")
+            }
+            guard let single = train(spec, ranks: 1, configure: { $0.accumulationSteps = 1 }),
+                  let threaded = train(spec, ranks: 2, configure: { $0.accumulationSteps = 1; $0.threads = 2 }) else { return }
+            XCTAssertEqual(threaded, single, "\(name), one micro-batch, 2 ranks × 2 threads")
+        }
+    }
+
     /// A run stopped after 3 steps on 2 ranks and resumed on 3 ends where 6 uninterrupted steps
     /// on one rank end, bit for bit (the checkpoint carries the exact sums' scales).
     func testResumeOnAnotherNumberOfRanksIsBitForBit() throws {

@@ -51,8 +51,8 @@ final class SubBatchThreadTests: XCTestCase {
         XCTAssertEqual(a.0, b.0)
     }
 
-    /// Batch norm (its statistics would need summing across threads) and the deterministic mode
-    /// are refused with the option's name, not run wrongly.
+    /// Batch norm (its statistics would need summing across threads) is refused with the
+    /// option's name, not run wrongly; so is a thread count out of range.
     func testUnsupportedCombinationsAreRefused() throws {
         var config = TrainingConfiguration()
         config.threads = 2
@@ -61,9 +61,6 @@ final class SubBatchThreadTests: XCTestCase {
                                                      communicator: InProcessCommunicator(), configuration: config)) { error in
             XCTAssertTrue("\(error)".contains("threads"), "\(error)")
         }
-        config.reduction = .deterministic
-        XCTAssertThrowsError(try config.validate(ranks: 1, trainingSamples: 120)) { XCTAssertTrue("\($0)".contains("threads"), "\($0)") }
-        config.reduction = .fast
         config.threads = 0
         XCTAssertThrowsError(try config.validate(ranks: 1, trainingSamples: 120))
     }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import NN
 
 /// What the last step's exact reduction did on this rank.
@@ -99,6 +100,7 @@ public final class ExactGradientReducer {
     /// many samples; `finish` checks the count and does not write it again.
     private var meanWritten: [Int?]
     private var step = ExactReductionStatistics()
+    private let accumulateLock = NSLock()
     /// The arena slots of dense layers' weights (`[units, features]`), whose gradients
     /// `accumulateDense` forms from the layer's input and output gradient.
     private let denseWeights: Set<Int>
@@ -229,14 +231,24 @@ public final class ExactGradientReducer {
     /// A rank whose wire is `.floats` (its one chunk) leaves the gradients where they are: they are
     /// sent as they are.
     public func accumulate(slots: Range<Int>, clearing: Bool = true) {
+        accumulate(slots: slots, from: arena.gradients, clearing: clearing)
+    }
+
+    /// `accumulate(slots:clearing:)` from another gradient buffer of the arena's layout (a
+    /// thread's, in deterministic mode on several threads), which it reads and clears. Calls from
+    /// several threads take turns; the integer sums do not depend on their order.
+    public func accumulate(slots: Range<Int>, from gradients: UnsafeMutablePointer<Float>, clearing: Bool = true) {
+        accumulateLock.lock()
+        defer { accumulateLock.unlock() }
         if sendsFloats {
-            precondition(!clearing, "A rank that sends its one chunk's float gradients cannot take another chunk.")
+            precondition(!clearing && gradients == arena.gradients,
+                         "A rank that sends its one chunk's float gradients cannot take another chunk.")
             return
         }
         let start = Timeline.now()
         for s in slots where arena.slots[s].trainable {
             let slot = arena.slots[s]
-            let m = ExactSum.accumulate(sums + slot.offset, clearing: arena.gradients + slot.offset, scale: scales[s], slot.count,
+            let m = ExactSum.accumulate(sums + slot.offset, clearing: gradients + slot.offset, scale: scales[s], slot.count,
                                         first: fresh[s], clear: clearing)
             fresh[s] = false
             if !(m <= maxima[s]) { maxima[s] = m }

@@ -1,3 +1,4 @@
+import Foundation
 import NN
 
 /// Deterministic mode's step: fixed chunks of the global batch, each computed with batched kernels
@@ -136,6 +137,11 @@ extension DataParallelTrainer {
         let rows = xs.map(\.batchSize)
         let chunkRows = rows.indices.map { rows[..<$0].reduce(0, +) ..< rows[...$0].reduce(0, +) }
 
+        // Several threads a rank (`threads`): the chunks of each layer other than the dense ones in
+        // parallel. Each chunk is computed as it is alone and its integers added exactly, so the
+        // bits do not depend on the threads either.
+        let threads = min(configuration.threads, xs.count)
+        while chunkGradientArenas.count < threads { chunkGradientArenas.append(ParameterArena(sharingParametersOf: arena)) }
         let forwardStart = Timeline.now()
         for i in order {
             // The copy is kept across steps, so its output and gradient buffers are reused.
@@ -151,6 +157,22 @@ extension DataParallelTrainer {
                 preset.values = sumInChunkOrder(local, mine: mine, chunks: ranges.count, width: 3 * norm.channels)
                 exactStep.globalStatistics[m][i] = preset.values
                 context.statisticsReducer = preset
+            }
+            if threads > 1 {
+                // Each thread a contiguous run of chunks, each chunk its own layers (no batch norm:
+                // refused with threads).
+                xs.withUnsafeMutableBufferPointer { xp in
+                    chunkLayers.withUnsafeMutableBufferPointer { lp in
+                        DispatchQueue.concurrentPerform(iterations: threads) { t in
+                            var c = context
+                            for j in DistributedSampler.slice(count: xp.count, rank: t, size: threads) {
+                                c.sampleKeys = keys[j]
+                                xp[j] = lp[j][i].forward(xp[j], arena: arena, context: c)
+                            }
+                        }
+                    }
+                }
+                continue
             }
             for j in xs.indices {
                 context.sampleKeys = keys[j]
@@ -195,6 +217,20 @@ extension DataParallelTrainer {
                 }
                 grads = Tensor.splittingRows(dense.inputGradient(gradOutput, arena: arena), counts: rows)
                 batchedDense[i] = dense
+            } else if threads > 1 {
+                // Each thread's chunks add into its own gradients, which the reducer turns into
+                // integers (in turn) and clears; no MPI call leaves this thread.
+                let slots = layerSlots[i], reducer = exactReducer!, arenas = chunkGradientArenas
+                grads.withUnsafeMutableBufferPointer { gp in
+                    chunkLayers.withUnsafeMutableBufferPointer { lp in
+                        DispatchQueue.concurrentPerform(iterations: threads) { t in
+                            for j in DistributedSampler.slice(count: gp.count, rank: t, size: threads) {
+                                gp[j] = lp[j][i].backward(gp[j], arena: arenas[t], context: BackwardContext())
+                                if let slots { reducer.accumulate(slots: slots, from: arenas[t].gradients) }
+                            }
+                        }
+                    }
+                }
             } else {
                 for j in grads.indices {
                     grads[j] = chunkLayers[j][i].backward(grads[j], arena: arena, context: backwardContext)

@@ -58,6 +58,9 @@ public final class DataParallelTrainer {
     private var batchIndices: [Int] = []
     /// Fast mode with several threads: one worker per sub-batch (made on first use).
     var subBatchWorkers: [SubBatchWorker] = []
+    /// Deterministic mode on several threads: a gradient buffer per thread over the shared
+    /// parameters, which its chunks' backward adds into.
+    var chunkGradientArenas: [ParameterArena] = []
     private var gradLogits = Tensor.empty
     /// On several ranks, backward polls the reductions in flight between samples of long layers:
     /// the fast reducer's buckets, or in deterministic mode the exact reducer's (made once;

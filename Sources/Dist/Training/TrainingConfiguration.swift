@@ -119,10 +119,6 @@ public struct TrainingConfiguration {
         guard (1 ... 256).contains(threads) else {
             throw DistError.invalidConfiguration(option: "threads", reason: "must be 1 to 256, got \(threads)")
         }
-        if threads > 1 && reduction == .deterministic {
-            throw DistError.invalidConfiguration(option: "threads",
-                                                 reason: "\(threads) threads a rank need the fast reduction for now; hint: run more ranks instead (--np), or drop --threads")
-        }
         if denseFactors && reduction == .deterministic {
             throw DistError.invalidConfiguration(option: "dense-factors",
                                                  reason: "needs --reduction fast; hint: the deterministic reduction gathers dense factors by itself")
