@@ -211,6 +211,8 @@ public final class GradientReducer {
         GEMM.multiply(g, ldc: plan.features, f, lda: plan.width, transA: true, f + plan.units, ldb: plan.width, transB: false,
                       m: plan.units, n: plan.features, k: rows, alpha: alpha)
         step.factorSeconds += Timeline.seconds(since: t)
+        timeline?.record("gradient of bucket \(b) from factors", lane: .compute, from: t, to: Timeline.now(),
+                         detail: "\(rows) samples")
     }
 
     deinit {
@@ -258,6 +260,11 @@ public final class GradientReducer {
         if let timeline, !pending.isEmpty {
             timeline.record("wait for reductions", lane: .compute, from: waitStart, to: waitEnd)
             for k in pending.indices {
+                if gathering[k] != nil, let rows = factorRows?.last?.upperBound, let plan = factorBuckets[k] {
+                    timeline.record("allgather factors of bucket \(k)", lane: .comm, from: startedAt[k], to: completedAt[k] ?? waitEnd,
+                                    detail: "\(rows) samples × \(plan.width) floats")
+                    continue
+                }
                 timeline.record("allreduce bucket \(k)", lane: .comm, from: startedAt[k], to: completedAt[k] ?? waitEnd,
                                 detail: "\(buckets[k].count) floats\(compression == .fp16 ? " as fp16" : "")")
             }
