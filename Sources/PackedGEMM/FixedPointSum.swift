@@ -37,10 +37,6 @@ public enum FixedPointSum {
     /// patterns lie above +inf).
     ///
     /// - sums: `n` Doubles (read unless `first`, written). gradients: `n` Floats (read; zeroed with `clear`).
-    ///
-    /// Never inlined: inlined into a caller with a constant `n` (the register tile of
-    /// `PackedGEMM.exactChunkProducts`), the loop was unrolled into scalarized masks, four times slower.
-    @inline(never)
     public static func accumulate(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafeMutablePointer<Float>,
                                   scale: Double, _ n: Int, first: Bool, clear: Bool) -> UInt32 {
         // g · 2^e is exact in Float as in Double while 2^e is a Float (e ≤ 127), and so is its
@@ -104,7 +100,9 @@ public enum FixedPointSum {
 
     /// `accumulate` for a register tile parked in L1 (`PackedGEMM.exactChunkProducts`): `vectors`
     /// whole vectors, the scale a Float (2^e ≤ 2^127), and the largest |g| kept as a vector of bit
-    /// patterns across calls, so a call has no scalar tail and no horizontal maximum.
+    /// patterns across calls, so a call has no scalar tail and no horizontal maximum. Never
+    /// inlined: inlined into the tile loop (a constant trip count), the loop was unrolled into
+    /// scalarized masks, four times slower.
     @inline(never)
     static func accumulateTile(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafePointer<Float>, scale: Float,
                                vectors: Int, first: Bool, most: inout SIMD16<UInt32>) {
@@ -143,9 +141,6 @@ public enum FixedPointSum {
             }
         }
     }
-
-    /// The largest of sixteen bit patterns.
-    static func largest(_ most: SIMD16<UInt32>) -> UInt32 { most.max() }
 
     /// Writes `Float(sums[i] · factor)` to `gradients`: one Double product rounded to Float.
     ///

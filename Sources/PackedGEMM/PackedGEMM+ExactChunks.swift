@@ -132,7 +132,7 @@ extension PackedGEMM {
                 }
             }
         }
-        return FixedPointSum.largest(most)
+        return most.max()
     }
 
     /// The columns of `columns` in row `row` of an n-wide matrix that lie inside `window`

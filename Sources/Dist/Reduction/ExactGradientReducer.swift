@@ -111,13 +111,11 @@ public final class ExactGradientReducer {
     /// smaller than the gradient (fc1: a sample's 4160 floats against 3.2 M), and no rank writes,
     /// sends or reads the weight's Double sums.
     struct FactorPlan {
-        let slot: Int
-        let units: Int, features: Int
+        let weight: FactoredWeight
         /// Each rank's rows of the gathered factors (its chunks' samples, in chunk order).
         let rows: [Range<Int>]
         /// The step's chunks, as rows of the gathered factors.
         let chunks: [Range<Int>]
-        var width: Int { units + features }
     }
     /// This attempt's factor plans, by bucket.
     private var factorPlans: [Int: FactorPlan] = [:]
@@ -196,21 +194,21 @@ public final class ExactGradientReducer {
         factorPlans = [:]
         factorRows = [:]
         guard communicator.size > 1, let termsByRank, let chunks, termsByRank.reduce(0, +) == chunks.count else { return }
-        var firstChunk = 0
+        // Rank r's samples: its chunks, which follow those of the ranks before it.
+        var nextChunk = 0, end = 0
         let rows = termsByRank.map { count -> Range<Int> in
-            defer { firstChunk += count }
-            let mine = chunks[firstChunk ..< firstChunk + count]
-            return (mine.first?.lowerBound ?? chunks.last?.upperBound ?? 0) ..< (mine.last?.upperBound ?? mine.first?.lowerBound ?? chunks.last?.upperBound ?? 0)
+            let start = end
+            if count > 0 { end = chunks[nextChunk + count - 1].upperBound }
+            nextChunk += count
+            return start ..< end
         }
         var size = 0, starts: [Int: Int] = [:]
         for (b, bucket) in buckets.enumerated() {
-            let trainable = arena.slots.indices.filter { arena.slots[$0].trainable && bucket.contains(arena.slots[$0].offset) }
-            guard trainable.count == 1, let s = trainable.first, denseWeights.contains(s), arena.slots[s].shape.count == 2,
-                  ExactSum.fusesDenseChunks(chunks, scale: scales[s]) else { continue }
-            let plan = FactorPlan(slot: s, units: arena.slots[s].shape[0], features: arena.slots[s].shape[1], rows: rows, chunks: chunks)
-            factorPlans[b] = plan
+            guard let weight = FactoredWeight(bucket: bucket, arena: arena, denseWeights: denseWeights),
+                  ExactSum.fusesDenseChunks(chunks, scale: scales[weight.slot]) else { continue }
+            factorPlans[b] = FactorPlan(weight: weight, rows: rows, chunks: chunks)
             starts[b] = size
-            size += (chunks.last?.upperBound ?? 0) * plan.width
+            size += (chunks.last?.upperBound ?? 0) * weight.width
         }
         if size > 0 {
             let base = factors.reserve(size)
@@ -220,7 +218,7 @@ public final class ExactGradientReducer {
 
     /// The factor plan of the bucket holding slot `s`, if it has one this attempt.
     private func factorPlan(ofSlot s: Int) -> (bucket: Int, plan: FactorPlan)? {
-        for (b, plan) in factorPlans where plan.slot == s { return (b, plan) }
+        for (b, plan) in factorPlans where plan.weight.slot == s { return (b, plan) }
         return nil
     }
 
@@ -297,12 +295,7 @@ public final class ExactGradientReducer {
             let mine = plan.rows[communicator.rank]
             precondition(fresh[weight] && meanOver != nil && chunks.reduce(0, { $0 + $1.count }) == mine.count,
                          "Gathered factors of \(slot.name) take the step's one micro-batch: \(mine.count) rows, got chunks \(chunks).")
-            var row = factorRows[b]! + mine.lowerBound * plan.width
-            for i in 0 ..< mine.count {
-                row.update(from: gy + i * units, count: units)
-                (row + units).update(from: x + i * features, count: features)
-                row += plan.width
-            }
+            plan.weight.store(factorRows[b]! + mine.lowerBound * plan.weight.width, gradOutput: gy, input: x, count: mine.count)
             fresh[weight] = false
         } else if sendsFloats {
             // The same product as the fused one below (an element's FMA chain is the same), written
@@ -473,11 +466,12 @@ public final class ExactGradientReducer {
         let bucket = buckets[b], parts = parts(of: bucket), me = communicator.rank, ranks = communicator.size
         if let plan = factorPlans[b] {
             // Every rank's rows of the factors, gathered in place.
-            fresh[plan.slot] = false
-            let total = (plan.chunks.last?.upperBound ?? 0) * plan.width
+            let width = plan.weight.width
+            fresh[plan.weight.slot] = false
+            let total = (plan.chunks.last?.upperBound ?? 0) * width
             let pending = try communicator.startAllgather(UnsafeMutableBufferPointer(start: factorRows[b]!, count: total),
-                                                          parts: plan.rows.map { $0.lowerBound * plan.width ..< $0.upperBound * plan.width })
-            step.wireBytes += 4 * (ranks - 1) * plan.rows[me].count * plan.width
+                                                          parts: plan.rows.map { $0.lowerBound * width ..< $0.upperBound * width })
+            step.wireBytes += 4 * (ranks - 1) * plan.rows[me].count * width
             step.factorBuckets += 1
             return BucketExchange(bucket: bucket, parts: parts, received: UnsafeMutableRawPointer(factorRows[b]!), receivedAt: [], terms: pending)
         }
@@ -513,15 +507,15 @@ public final class ExactGradientReducer {
         if let plan = factorPlans[b] {
             // This rank's part of the weight, from every rank's factors: the mean of the chunks'
             // integers, written to the arena's gradients.
-            let slot = arena.slots[plan.slot]
+            let w = plan.weight, slot = arena.slots[w.slot]
             let lower = Swift.max(slot.offset, mine.lowerBound), upper = Swift.min(slot.offset + slot.count, mine.upperBound)
             if lower < upper {
                 let rows = UnsafePointer(factorRows[b]!)
                 let m = ExactSum.denseChunkProducts(sums: sums + slot.offset, first: true, mean: arena.gradients + slot.offset, count: meanCount!,
-                                                    gy: rows, ldGy: plan.width, x: rows + plan.units, ldX: plan.width,
-                                                    units: plan.units, features: plan.features,
-                                                    window: lower - slot.offset ..< upper - slot.offset, chunks: plan.chunks, scale: scales[plan.slot])
-                if !(m <= maxima[plan.slot]) { maxima[plan.slot] = m }
+                                                    gy: rows, ldGy: w.width, x: rows + w.units, ldX: w.width,
+                                                    units: w.units, features: w.features,
+                                                    window: lower - slot.offset ..< upper - slot.offset, chunks: plan.chunks, scale: scales[w.slot])
+                if !(m <= maxima[w.slot]) { maxima[w.slot] = m }
             }
             exchanges[b].summed = true
             return
@@ -644,23 +638,5 @@ public final class ExactGradientReducer {
         lastStep = step
         step = ExactReductionStatistics()
         return true
-    }
-}
-
-/// A buffer that grows to the largest size asked of it and is kept for later calls.
-private final class GrowingBuffer<Element> {
-    private var pointer: UnsafeMutablePointer<Element>?
-    private var capacity = 0
-
-    deinit { pointer?.deallocate() }
-
-    /// At least `count` elements; their contents are whatever the last user left.
-    func reserve(_ count: Int) -> UnsafeMutablePointer<Element> {
-        if capacity < count {
-            pointer?.deallocate()
-            pointer = UnsafeMutablePointer<Element>.allocate(capacity: count)
-            capacity = count
-        }
-        return pointer!
     }
 }

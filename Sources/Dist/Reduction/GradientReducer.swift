@@ -101,7 +101,7 @@ public final class GradientReducer {
     ///   - compression: the wire format of fast mode (deterministic mode sums exactly and ignores it;
     ///     the launcher rejects the combination).
     ///   - denseFactors: with the dense weights' slots (`[units, features]`), each weight alone in
-    ///     its bucket travels as its factors (fast mode, several ranks; see `FactorBucket`).
+    ///     its bucket travels as its factors (fast mode, several ranks; see `FactoredWeight`).
     public init(arena: ParameterArena, communicator: Communicator, bucketCapacity: Int = 1 << 20, mode: ReductionMode = .fast,
                 compression: GradientCompression = .none, denseFactors: [Int] = []) {
         precondition(bucketCapacity > 0, "A bucket needs a positive capacity, got \(bucketCapacity).")
@@ -125,30 +125,24 @@ public final class GradientReducer {
         if start > 0 { start = 0 }
         if end > start { buckets.append(start ..< end) }
         self.buckets = buckets
-        var factored: [Int: FactorBucket] = [:]
+        var factored: [Int: FactoredWeight] = [:]
         if mode == .fast && communicator.size > 1 {
             for (b, bucket) in buckets.enumerated() {
-                let trainable = arena.slots.indices.filter { arena.slots[$0].trainable && bucket.contains(arena.slots[$0].offset) }
-                guard trainable.count == 1, let s = trainable.first, denseFactors.contains(s), arena.slots[s].shape.count == 2 else { continue }
-                factored[b] = FactorBucket(slot: s, units: arena.slots[s].shape[0], features: arena.slots[s].shape[1])
+                factored[b] = FactoredWeight(bucket: bucket, arena: arena, denseWeights: Set(denseFactors))
             }
         }
         factorBuckets = factored
     }
 
-    /// A bucket that holds one dense weight and nothing else trainable, sent as its factors: a
-    /// dense weight's gradient summed over the global batch is `Σ gyᵀ·x` over every sample, so the
-    /// ranks can gather each other's `[gy | x]` rows (units + features floats a sample; fc1: 4160
-    /// against its 3.2 M-float gradient) and each form the whole sum with one GEMM, instead of
-    /// allreducing the gradient (Poseidon's sufficient factors). Each rank then multiplies P times
-    /// the samples it would alone: worth it where the link, not the core, is the bottleneck.
-    struct FactorBucket {
-        let slot: Int
-        let units: Int, features: Int
-        var width: Int { units + features }
-    }
+    // A bucket that holds one dense weight and nothing else trainable (`FactoredWeight`) may be
+    // sent as its factors: a dense weight's gradient summed over the global batch is `Σ gyᵀ·x`
+    // over every sample, so the ranks can gather each other's `[gy | x]` rows (fc1: 4160 floats a
+    // sample against its 3.2 M-float gradient) and each form the whole sum with one GEMM, instead
+    // of allreducing the gradient (Poseidon's sufficient factors). Each rank then multiplies P
+    // times the samples it would alone: worth it where the link, not the core, is the bottleneck.
+
     /// The buckets that may travel as factors.
-    let factorBuckets: [Int: FactorBucket]
+    let factorBuckets: [Int: FactoredWeight]
 
     /// The dense weights that may travel as factors: floats of the weights, and floats a sample of
     /// their factors (what the scaling model takes).
@@ -158,9 +152,10 @@ public final class GradientReducer {
     /// This step's rows of each rank (its samples), when the trainer announced them
     /// (`expectFactors`); nil: every bucket is allreduced.
     private var factorRows: [Range<Int>]?
-    /// The gathered factors of each factor bucket, rows in rank order.
+    /// The gathered factors of each factor bucket this step, rows in rank order, in buffers kept
+    /// across steps.
     private var factors: [Int: UnsafeMutablePointer<Float>] = [:]
-    private var factorCapacity: [Int: Int] = [:]
+    private var factorBuffers: [Int: GrowingBuffer<Float>] = [:]
     /// Per pending reduction: the factor bucket it gathers, if it does.
     private var gathering: [Int?] = []
 
@@ -173,13 +168,10 @@ public final class GradientReducer {
         guard !factorBuckets.isEmpty else { return }
         var at = 0
         factorRows = rowsByRank.map { n in defer { at += n }; return at ..< at + n }
-        for (b, plan) in factorBuckets {
-            let count = Swift.max(at * plan.width, 1)
-            if factorCapacity[b, default: 0] < count {
-                factors[b]?.deallocate()
-                factors[b] = UnsafeMutablePointer<Float>.allocate(capacity: count)
-                factorCapacity[b] = count
-            }
+        for (b, weight) in factorBuckets {
+            let buffer = factorBuffers[b] ?? GrowingBuffer()
+            factorBuffers[b] = buffer
+            factors[b] = buffer.reserve(Swift.max(at * weight.width, 1))
         }
     }
 
@@ -191,15 +183,11 @@ public final class GradientReducer {
     /// This rank's factors of dense weight `slot`: gy `[n, units]` and x `[n, features]`, n this
     /// rank's rows (the weight's gradient is not added to the arena: the gathered factors form it).
     public func storeFactors(slot: Int, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>) {
-        guard let rows = factorRows?[communicator.rank], let (b, plan) = factorBuckets.first(where: { $0.value.slot == slot }) else {
+        guard let rows = factorRows?[communicator.rank], let (b, weight) = factorBuckets.first(where: { $0.value.slot == slot }),
+              let f = factors[b] else {
             preconditionFailure("storeFactors(slot: \(slot)) without a factor bucket announced for this step.")
         }
-        var row = factors[b]! + rows.lowerBound * plan.width
-        for i in 0 ..< rows.count {
-            row.update(from: gy + i * plan.units, count: plan.units)
-            (row + plan.units).update(from: x + i * plan.features, count: plan.features)
-            row += plan.width
-        }
+        weight.store(f + rows.lowerBound * weight.width, gradOutput: gy, input: x, count: rows.count)
     }
 
     /// Forms a factor bucket's weight gradient from the gathered factors: `Σ gyᵀ·x` over every
@@ -215,10 +203,7 @@ public final class GradientReducer {
                          detail: "\(rows) samples")
     }
 
-    deinit {
-        halves?.deallocate()
-        for f in factors.values { f.deallocate() }
-    }
+    deinit { halves?.deallocate() }
 
     /// Reductions started this step, in bucket order, with their start and observed end times.
     private var pending: [PendingReduction] = []

@@ -35,7 +35,7 @@ public struct TrainingConfiguration {
     public var compression: GradientCompression = .none
     /// Fast mode on several ranks: dense weights alone in their buckets travel as their factors
     /// (each sample's output gradient and input) instead of as gradients, and every rank forms
-    /// their summed gradient itself (`GradientReducer.FactorBucket`). Fewer bytes, more compute:
+    /// their summed gradient itself (`FactoredWeight`). Fewer bytes, more compute:
     /// for slow links.
     public var denseFactors = false
     /// Samples per forward pass when evaluating (per rank). Every layer keeps its output for the
