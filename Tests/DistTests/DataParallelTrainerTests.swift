@@ -7,21 +7,31 @@ final class DataParallelTrainerTests: XCTestCase {
 
     func train(ranks: Int, model: String = "tiny", lastBatch: LastBatchPolicy = .split, reduction: ReductionMode = .fast,
                bucketCapacity: Int = 1 << 20) -> [([Float], [EpochMetrics])]? {
+        fit(ranks: ranks, model: model, configure: {
+            $0.lastBatch = lastBatch
+            $0.reduction = reduction
+            $0.bucketCapacity = bucketCapacity
+        }) { trainer, result in (trainer.model.arena.parameterSnapshot(), result.epochs) }
+    }
+
+    /// Trains `model` for 2 epochs of global batch 25 on `ranks` in-process ranks (then
+    /// `configure`'s changes to the options) and returns what `result` reads from each rank's
+    /// trainer after `fit`.
+    func fit<R>(ranks: Int, model: String, configure: @escaping (inout TrainingConfiguration) -> Void,
+                result: @escaping (DataParallelTrainer, TrainingResult) -> R) -> [R]? {
         let data = self.data
-        let results = runRanks(ranks) { c -> ([Float], [EpochMetrics]) in
+        let results = runRanks(ranks) { c -> R in
             var config = TrainingConfiguration()
             config.epochs = 2
             config.globalBatchSize = 25 // 120 = 4·25 + 20: uneven slices and a short last batch
             config.seed = 11
-            config.lastBatch = lastBatch
-            config.reduction = reduction
+            config.lastBatch = .split
             config.logInterval = 2
-            config.bucketCapacity = bucketCapacity
+            configure(&config)
             let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
             let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.1, momentum: 0.9),
                                                   loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
-            let result = try trainer.fit(training: data, validation: data.subset(Array(0 ..< 37)))
-            return (trainer.model.arena.parameterSnapshot(), result.epochs)
+            return result(trainer, try trainer.fit(training: data, validation: data.subset(Array(0 ..< 37))))
         }
         return values(results)
     }
@@ -51,26 +61,14 @@ final class DataParallelTrainerTests: XCTestCase {
     /// formed both of mlp's dense weights from factors (fp32 and fp16 wires).
     func testDenseFactorsMatchOneRank() throws {
         guard let one = train(ranks: 1, model: "mlp")?[0] else { return }
-        let data = self.data
         for compression in GradientCompression.allCases {
             for p in [2, 3] {
-                let results = runRanks(p) { c -> ([Float], Int) in
-                    var config = TrainingConfiguration()
-                    config.epochs = 2
-                    config.globalBatchSize = 25
-                    config.seed = 11
-                    config.lastBatch = .split
-                    config.logInterval = 2
-                    config.bucketCapacity = 64
-                    config.denseFactors = true
-                    config.compression = compression
-                    let spec = try ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount)
-                    let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.1, momentum: 0.9),
-                                                          loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
-                    _ = try trainer.fit(training: data, validation: data.subset(Array(0 ..< 37)))
-                    return (trainer.model.arena.parameterSnapshot(), trainer.reducer.lastStep.factorBuckets)
-                }
-                guard let all = values(results) else { return }
+                let run = fit(ranks: p, model: "mlp", configure: {
+                    $0.bucketCapacity = 64
+                    $0.denseFactors = true
+                    $0.compression = compression
+                }) { trainer, _ in (trainer.model.arena.parameterSnapshot(), trainer.reducer.lastStep.factorBuckets) }
+                guard let all = run else { return }
                 let dense = try ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount).build().layers.filter { $0 is Dense }.count
                 for (rank, (params, factored)) in all.enumerated() {
                     XCTAssertEqual(params, all[0].0, "replicas must stay identical (P=\(p), rank \(rank), \(compression))")

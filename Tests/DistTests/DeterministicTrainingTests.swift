@@ -26,8 +26,19 @@ final class DeterministicTrainingTests: XCTestCase {
     /// rank holds the same).
     func train(_ spec: ModelSpec, ranks: Int, epochs: Int = 1, file: StaticString = #filePath, line: UInt = #line,
                configure: @escaping (inout TrainingConfiguration) -> Void = { _ in }) -> [Float]? {
+        guard let all = fit(spec, ranks: ranks, epochs: epochs, file: file, line: line, configure: configure,
+                            result: { $0.model.arena.parameterSnapshot() }) else { return nil }
+        for (rank, p) in all.enumerated() { XCTAssertEqual(p, all[0], "rank \(rank) of \(ranks) differs", file: file, line: line) }
+        return all[0]
+    }
+
+    /// Trains with this suite's options (then `configure`'s changes) on `ranks` in-process ranks
+    /// and returns what `result` reads from each rank's trainer afterwards.
+    func fit<R>(_ spec: ModelSpec, ranks: Int, epochs: Int = 1, file: StaticString = #filePath, line: UInt = #line,
+                configure: @escaping (inout TrainingConfiguration) -> Void = { _ in },
+                result: @escaping (DataParallelTrainer) -> R) -> [R]? {
         let data = self.data
-        let results = runRanks(ranks, timeout: 120) { c -> [Float] in
+        let results = runRanks(ranks, timeout: 120) { c -> R in
             var config = TrainingConfiguration()
             try self.options(&config)
             config.epochs = epochs
@@ -35,11 +46,9 @@ final class DeterministicTrainingTests: XCTestCase {
             let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
                                                   loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
             try trainer.fit(training: data)
-            return trainer.model.arena.parameterSnapshot()
+            return result(trainer)
         }
-        guard let all = values(results, file: file, line: line) else { return nil }
-        for (rank, p) in all.enumerated() { XCTAssertEqual(p, all[0], "rank \(rank) of \(ranks) differs", file: file, line: line) }
-        return all[0]
+        return values(results, file: file, line: line)
     }
 
     func spec(_ name: String) throws -> ModelSpec {
@@ -123,19 +132,11 @@ final class DeterministicTrainingTests: XCTestCase {
     func testDenseWeightsFromGatheredFactorsAreBitForBit() throws {
         let spec = try spec("fmnist-cnn")
         guard let one = train(spec, ranks: 1, configure: { $0.accumulationSteps = 1 }) else { return }
-        let data = self.data
         for p in [2, 3, 5] {
-            let results = runRanks(p, timeout: 120) { c -> ([Float], Int) in
-                var config = TrainingConfiguration()
-                try self.options(&config)
-                config.accumulationSteps = 1
-                config.bucketCapacity = 1 << 12
-                let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
-                                                      loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
-                try trainer.fit(training: data)
-                return (trainer.model.arena.parameterSnapshot(), trainer.exactReducer!.lastStep.factorBuckets)
+            let run = fit(spec, ranks: p, configure: { $0.accumulationSteps = 1; $0.bucketCapacity = 1 << 12 }) {
+                ($0.model.arena.parameterSnapshot(), $0.exactReducer!.lastStep.factorBuckets)
             }
-            guard let all = values(results) else { return }
+            guard let all = run else { return }
             for (rank, r) in all.enumerated() {
                 XCTAssertEqual(r.0, one, "P=\(p), rank \(rank)")
                 XCTAssertEqual(r.1, 2, "P=\(p): fc1's and fc2's weights, each alone in a bucket, came from gathered factors")
