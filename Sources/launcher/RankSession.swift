@@ -41,9 +41,11 @@ enum RankSession {
             exit(0)
         } catch is TrainingStopped {
             // Every rank stopped after the same step (a collective decision); the message is printed.
+            StopSignals.ending(with: StopSignals.exitCode)
             try? communicator.finalize()
             exit(StopSignals.exitCode)
         } catch {
+            StopSignals.ending(with: 1)
             if setupPending {
                 setupPending = false
                 endAgreed(error: error, message: SetupAgreement.agreedText(error), code: 1, communicator: communicator)
@@ -88,6 +90,7 @@ enum RankSession {
     ///     than as `error: message`.
     static func endAgreed(error: Error, message: String, code: Int32, communicator: MPICommunicator,
                           printsRaw: Bool = false) -> Never {
+        StopSignals.ending(with: code)
         let (rank, size) = (communicator.rank, communicator.size)
         let verdict = (try? SetupAgreement.exchange(communicator, failure: message)) ?? .failedApart
         if verdict == .failedAlike {

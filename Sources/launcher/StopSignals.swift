@@ -19,6 +19,7 @@ enum StopSignals {
 
     private static let lock = NSLock()
     private static var received = 0
+    private static var endingCode: Int32?
     private static var sources: [DispatchSourceSignal] = []
 
     /// Whether a stop was asked for.
@@ -43,9 +44,13 @@ enum StopSignals {
             source.setEventHandler {
                 lock.lock()
                 received += 1
-                let count = received
+                let count = received, ending = endingCode
                 lock.unlock()
-                if count == 1 {
+                if let ending {
+                    // The process is already ending (an error it reported, or a stop): a signal
+                    // now, such as mpirun's SIGTERM after another rank exited, ends it quietly.
+                    _exit(ending)
+                } else if count == 1 {
                     onFirst(number)
                 } else if let onSecond {
                     onSecond(number)
@@ -57,6 +62,17 @@ enum StopSignals {
             source.resume()
             sources.append(source)
         }
+    }
+}
+
+extension StopSignals {
+    /// Marks the process as ending with `code`: from now on a signal ends it at once with that
+    /// status and prints nothing, so a rank still finalizing when `mpirun` terminates the job
+    /// does not add a "stop requested" line to an error already reported.
+    static func ending(with code: Int32) {
+        lock.lock()
+        endingCode = code
+        lock.unlock()
     }
 }
 
