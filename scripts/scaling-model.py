@@ -12,34 +12,42 @@ predicted step time and efficiency for 2..512 ranks at 1, 10, 25 and 100 Gbit/s;
 model.csv, validation.csv, predictions.csv and (with gnuplot) scaling-model.png into DIR.
 
 The model (times per step, weak scaling: every rank takes B samples a step):
-  compute     t_c = c * B                  c: seconds per sample, from `ddp bench steps` on 1 rank
-  allreduce   t_ar = k * 2(P-1) * alpha + 2(P-1)/P * G * beta
-              the ring that the reducer runs per bucket (k buckets, G bytes on the wire: 4 per
-              gradient float, 2 with fp16); alpha (from 4 KB) and beta (from 1-16 MB) fitted to
-              `ddp bench allreduce` on 2 simulated hosts with their links shaped to each rate. In a ring with a node's ranks
-              consecutive only one hop per node crosses its link, so G per link does not grow with
-              the ranks per node.
+  compute     t_c = c * B                  c: seconds per sample of one rank's whole step (forward,
+              backward, optimizer step), the median of `ddp bench steps` on 1 rank
+  allreduce   t_ar = sum over buckets of 2(P-1) * alpha_b  +  2(P-1)/P * G * beta
+              the ring that the reducer runs per bucket: 2(P-1) rounds, each paying a latency
+              (alpha for a small bucket, alpha_big for one of 1 MB or more, whose rounds start
+              slower: TCP restarts its window after the idle gap between rounds), and 2(P-1)/P of
+              the G bytes on the wire (4 per gradient float, 2 with fp16) through each link.
+              alpha from 4 KB on 2 hosts; alpha_big and beta by least squares over the sizes of
+              1-16 MB on every host count (2, 3, 4: the rounds grow with P, the bytes hardly),
+              all from `ddp bench allreduce` on the simulated hosts with links shaped to each rate.
+              In a ring with a node's ranks consecutive only one hop per node crosses its link,
+              so G per link does not grow with the ranks per node.
   fp16        t_x = gamma * floats          conversion both ways, on the rank's cores
-  step        T = t_c + t_x + (1 - o) * t_ar   with overlap; o = 0 without
-              o: the share of the allreduce that the trainer hides behind backward today
-              (reductions advance at the polls between layers), calibrated on the 2-host fp32 run
-              at the first rate as 1 - (step - compute) / t_ar
+  step        T = t_c + t_x + max(0, t_ar - h)   with overlap; h = 0 without
+              h = eta * t_c: backward hides at most the communication that fits in the backward
+              left when the first big bucket starts (a time, not a share of the allreduce: on a
+              slow link the same few tens of ms are hidden of a much longer allreduce); eta from
+              the 2-host fp32 run at the fastest rate, (t_c + t_ar - T) / t_c
   efficiency  t_c / T (1.0: communication costs nothing)
   --dense-factors (fast mode): each dense weight with a bucket of its own (fmnist-cnn's fc1, W
               floats) travels as its factors, w floats a sample: a ring allgather
-              t_ag = (P-1) * alpha + (P-1) * B * w * 4 * beta replaces its share of the allreduce,
-              and every rank forms the weight's gradient from all P*B samples instead of its own B:
-              T = t_c + (P-1) * B * c_w + t_x' + (1 - o) * (t_ar' + t_ag), with t_ar' and t_x' over
-              the other floats and c_w (seconds a sample) from a 2-rank `--dense-factors` run
-This machine's cores: all simulated hosts share its N cores, so with P ranks each rank gets at most
-N/P of a core: the validation predicts t_c * max(1, P/N) for compute, with t_c timed on one rank
-just before each point (other work on a shared machine changes it from minute to minute). The
-table also gives the model fed the compute that the run itself measured: that checks the network
-and overlap part alone. The kernel's TCP work for the veth links runs on the same cores too, and
-with the cores oversubscribed a transfer advances only when both ranks are scheduled; the fitted
-beta takes in what that costs on 2 hosts. The cluster predictions
-assume one core per rank and links at the nominal rate times the efficiency that TCP reached over
-the shaped links (beta fitted at the lowest rate against 8/rate).
+              t_ag = (P-1) * (alpha_b + B * w * 4 * beta) replaces its share of the allreduce,
+              and every rank forms the weight's gradient from all P*B samples after backward
+              (backward copies its factors instead of forming its own part, and was measured no
+              shorter for it): T = t_c + P * B * c_w + t_x' + max(0, t_ar' + t_ag - h), with t_ar'
+              and t_x' over the other floats and c_w (seconds a sample) from a 2-rank
+              `--dense-factors` run
+This machine's cores: all simulated hosts share its N cores. A step waits for its slowest rank,
+and the busiest core carries ceil(P/N) ranks (the scheduler does not move a rank off a shared core
+within a step: 3 ranks on 2 cores run at half speed, not two thirds), so the validation predicts
+compute as t_c * ceil(P/N), with t_c timed on one rank just before each point (other work on a
+shared machine changes it from minute to minute). The kernel's TCP work for the veth links runs on
+the same cores too; the fitted alpha_big and beta take in what that costs. The cluster predictions
+assume one core per rank, the round latencies fitted at the fastest rate, and links at the nominal
+rate times the efficiency that TCP reached over the shaped links (beta fitted at the lowest rate
+against 8/rate).
 """
 import argparse
 import csv
@@ -79,6 +87,8 @@ STEPS_RE = {
     "floats": r"(\d+) gradient floats", "buckets": r"in (\d+) bucket", "ranks": r", (\d+) ranks?",
     "batch": r"global batch (\d+)",
 }
+# Printed since the bucket sizes and medians were added (older outputs: the means alone).
+MEDIAN_RE = {"median_step": r"median step ([0-9.]+) ms", "median_compute": r"median compute ([0-9.]+) ms"}
 # Present only with --dense-factors (zero otherwise).
 FACTOR_RE = {
     "factor_weights": r"as factors: (\d+) weight floats", "factor_width": r"(\d+) floats a sample",
@@ -103,6 +113,13 @@ def parse_steps(path):
         m = re.search(pattern, line)
         v = float(m.group(1)) if m else 0.0
         out[key] = v / 1000 if key == "factor_formed" else int(v)
+    # The step's figures as the model reads them: medians where printed (a step that other work on
+    # the shared machine delayed moves a mean, not a median).
+    for key, pattern in MEDIAN_RE.items():
+        m = re.search(pattern, line)
+        out[key] = float(m.group(1)) / 1000 if m else out[key[len("median_"):]]
+    m = re.search(r"\(floats: ([0-9 ]+)\)", line)
+    out["bucket_floats"] = [int(x) for x in m.group(1).split()] if m else [out["floats"] // out["buckets"]] * out["buckets"]
     return out
 
 
@@ -120,9 +137,13 @@ def measure(a):
     if a.large:
         run([ddp, "bench", "steps", "--model", a.large, "--sample-shape", "3,64,64", "--classes", "1000",
              "--per-rank-batch", str(a.large_batch), "--steps", "2", "--warmup", "1"], f"{a.out}/compute-large.txt")
+    # The links: the reducer's allreduce on 2 simulated hosts, and on every other host count of the
+    # validation (a ring's rounds grow with the hosts: that separates a round's latency from the bytes).
     for rate in a.rates.split(","):
-        run([SIM, "--hosts", "2", "--rate", rate, "--", "bench", "allreduce", "--sizes", "4K,1M,4M,16M",
-             "--repeats", "5", "--csv", f"{a.out}/allreduce-{rate}.csv"], f"{a.out}/allreduce-{rate}.txt", env)
+        for hosts in sorted({2} | {int(h) for h in a.hosts.split(",")}):
+            name = f"allreduce-{rate}" + ("" if hosts == 2 else f"-{hosts}hosts")
+            run([SIM, "--hosts", str(hosts), "--rate", rate, "--", "bench", "allreduce", "--sizes", "4K,1M,4M,16M",
+                 "--repeats", "5", "--csv", f"{a.out}/{name}.csv"], f"{a.out}/{name}.txt", env)
     if a.skip_validation:
         return
     for rate in a.rates.split(","):
@@ -132,62 +153,104 @@ def measure(a):
                     tag = f"{rate}-{hosts}-{comp}{'-factors' if factors else ''}"
                     # The machine is shared: compute is timed again just before each point, on one rank.
                     run([ddp, "bench", "steps", "--model", "fmnist-cnn", "--per-rank-batch", str(a.per_rank_batch),
-                         "--steps", "3", "--warmup", "1"], f"{a.out}/before-{tag}.txt")
+                         "--steps", "5", "--warmup", "1"], f"{a.out}/before-{tag}.txt")
                     run([SIM, "--hosts", hosts, "--rate", rate, "--"] + fm + ["--compression", comp]
                         + (["--dense-factors"] if factors else []), f"{a.out}/validate-{tag}.txt", env)
 
 
-def fit_allreduce(path, rate):
-    """alpha, beta of t = 2 k alpha + S beta on 2 ranks (the ring's 2(P-1)/P = 1; k buckets) from the
-    reducer's fp32 times: alpha from the smallest size (latency only), beta by least squares over the
-    sizes of 1 MB and more after their latency; beta no lower than the shaped rate allows."""
-    rows = sorted(csv.DictReader(open(path)), key=lambda r: int(r["bytes"]))
-    pts = [(int(r["buckets"]), float(r["bytes"]), float(r["reducer_ms"]) / 1000) for r in rows]
-    alpha = pts[0][2] / 2
-    big = [(k, size, t) for k, size, t in pts if size >= 1 << 20] or pts[-1:]
-    beta = sum(size * (t - 2 * k * alpha) for k, size, t in big) / sum(size * size for k, size, t in big)
-    return alpha, max(beta, 8 / rate_bits(rate))
+def fit_allreduce(d, rate):
+    """The link at `rate` from the reducer's fp32 allreduce times on 2, 3, 4... simulated hosts:
+    alpha_big and beta of t = k 2(P-1) alpha_big + 2(P-1)/P S beta by least squares over the sizes
+    of 1 MB and more on every host count (k buckets; a ring runs 2(P-1) rounds a bucket); alpha, a
+    round's latency for small buckets, from the smallest size on 2 hosts (2 rounds; its few bytes
+    pass within the shaper's burst). A round that moves megabytes starts slower than a 4 KB one (TCP restarts its window
+    after the idle gap between rounds), which only the host counts beyond 2 can tell from the bytes.
+    beta no lower than the shaped rate allows; with 2 hosts alone, alpha_big = alpha."""
+    pts = []
+    for f in sorted(os.listdir(d)):
+        m = re.fullmatch(rf"allreduce-{re.escape(rate)}(?:-(\d+)hosts)?\.csv", f)
+        if m:
+            p = int(m.group(1) or 2)
+            pts += [(p, int(r["buckets"]), float(r["bytes"]), float(r["reducer_ms"]) / 1000) for r in csv.DictReader(open(f"{d}/{f}"))]
+    small = min((x for x in pts if x[0] == 2), key=lambda x: x[2])
+    alpha = small[3] / (2 * small[1])
+    big = [x for x in pts if x[2] >= 1 << 20] or [max(pts, key=lambda x: x[2])]
+    floor = 8 / rate_bits(rate)
+    rows = [(2 * (p - 1) * k, 2 * (p - 1) / p * size, t) for p, k, size, t in big]
+    suu = sum(u * u for u, v, t in rows); svv = sum(v * v for u, v, t in rows); suv = sum(u * v for u, v, t in rows)
+    sut = sum(u * t for u, v, t in rows); svt = sum(v * t for u, v, t in rows)
+    det = suu * svv - suv * suv
+    if len({p for p, *_ in big}) > 1 and det > 0:
+        # Least squares of t = u alpha_big + v beta.
+        alpha_big, beta = (sut * svv - svt * suv) / det, (svt * suu - sut * suv) / det
+        if beta < floor:
+            beta = floor
+            alpha_big = sum(u * (t - v * beta) for u, v, t in rows) / suu
+        alpha_big = max(alpha_big, alpha)
+    else:
+        alpha_big = alpha
+        beta = max(floor, sum(v * (t - u * alpha) for u, v, t in rows) / svv)
+    return {"alpha": alpha, "alpha_big": alpha_big, "beta": beta, "hosts": sorted({p for p, *_ in pts})}
 
 
-def allreduce_time(p, floats, buckets, alpha, beta, fp16):
+BIG_BUCKET = 1 << 20  # bytes: the buckets whose rounds start as the megabyte sizes of the fit did
+
+
+def allreduce_time(p, bucket_floats, net, fp16):
+    """The reducer's ring allreduce of buckets of `bucket_floats` on p ranks: 2(p-1) rounds a bucket,
+    each paying its latency, and 2(p-1)/p of the bytes through each link."""
     if p < 2:
         return 0.0
-    wire = floats * (2 if fp16 else 4)
-    return buckets * 2 * (p - 1) * alpha + 2 * (p - 1) / p * wire * beta
+    width = 2 if fp16 else 4
+    rounds = sum(2 * (p - 1) * (net["alpha_big"] if n * width >= BIG_BUCKET else net["alpha"]) for n in bucket_floats)
+    return rounds + 2 * (p - 1) / p * sum(bucket_floats) * width * net["beta"]
 
 
-def step_time(compute, conversion, comm, o, overlap):
-    return compute + conversion + (1 - o if overlap else 1.0) * comm
+def step_time(compute, conversion, comm, hidden):
+    """A step: compute, fp16 conversion, and the communication that backward did not hide (at most
+    `hidden` seconds of it: the backward that is left when the first big bucket starts)."""
+    return compute + conversion + max(0.0, comm - hidden)
 
 
-def factor_terms(p, batch, m, fx, alpha, beta, fp16, gamma):
+def core_share(ranks, cores):
+    """How many ranks the busiest core carries when `ranks` share `cores`: a step waits for its
+    slowest rank, and the scheduler does not move a rank off a shared core within a step (3 ranks
+    on 2 cores run at half speed, not two thirds)."""
+    return max(1, math.ceil(ranks / cores))
+
+
+def factor_terms(p, batch, m, fx, net, fp16, gamma):
     """With dense factors: (extra compute, fp16 conversion, communication) per step on p ranks, for a
-    model m whose factored weights fx describes (weights W, w floats a sample, c_w a sample)."""
-    floats, buckets = m["floats"] - fx["weights"], m["buckets"] - fx["buckets"]
-    tar = allreduce_time(p, floats, buckets, alpha, beta, fp16)
-    tag = (p - 1) * alpha + (p - 1) * batch * fx["width"] * 4 * beta if p > 1 else 0.0
-    return (p - 1) * batch * fx["per_sample"], (gamma * floats if fp16 else 0.0), tar + tag
+    model m whose factored weights fx describes (weights W, w floats a sample, c_w a sample): the
+    weight's gradient formed from all p B samples after backward (backward, which copies its
+    factors instead of forming its own part, was measured no shorter), the other buckets'
+    allreduce and a ring allgather of the factors, p-1 rounds of B w 4 bytes."""
+    others = list(m["bucket_floats"])
+    others.remove(fx["weights"])
+    tar = allreduce_time(p, others, net, fp16)
+    part = batch * fx["width"] * 4
+    tag = (p - 1) * ((net["alpha_big"] if part >= BIG_BUCKET else net["alpha"]) + part * net["beta"]) if p > 1 else 0.0
+    return p * batch * fx["per_sample"], (gamma * sum(others) if fp16 else 0.0), tar + tag
 
 
 def report(a):
     d = a.out
-    rates = sorted({f[len("allreduce-"):-4] for f in os.listdir(d) if f.startswith("allreduce-") and f.endswith(".csv")},
+    rates = sorted({m.group(1) for m in (re.fullmatch(r"allreduce-(.+?)(?:-\d+hosts)?\.csv", f) for f in os.listdir(d)) if m},
                    key=rate_bits)
     if not rates:
         sys.exit(f"scaling-model: no allreduce-RATE.csv in {d}; hint: scripts/scaling-model.py measure --out {d}")
     fm = parse_steps(f"{d}/compute-fmnist-cnn.txt")
     conv = parse_steps(f"{d}/conversion-fmnist-cnn.txt")
     cores = os.cpu_count()
-    per_sample = fm["compute"] / fm["batch"]
+    per_sample = fm["median_step"] / fm["batch"]
     scale = 1.0
     if getattr(a, "per_sample_ms", None):
         # Another machine's (or an idle core's) compute: every model's compute scales alike.
         scale = a.per_sample_ms / 1000 / per_sample
     gamma = conv["conversion"] / conv["floats"]
-    net = {r: fit_allreduce(f"{d}/allreduce-{r}.csv", r) for r in rates}
-    low = rates[0]
-    link_efficiency = (8 / rate_bits(low)) / net[low][1]
-    alpha = net[low][0]
+    net = {r: fit_allreduce(d, r) for r in rates}
+    low, high = rates[0], rates[-1]
+    link_efficiency = (8 / rate_bits(low)) / net[low]["beta"]
     fx = None
     if os.path.exists(f"{d}/factors-fmnist-cnn.txt"):
         fl = parse_steps(f"{d}/factors-fmnist-cnn.txt")
@@ -200,74 +263,75 @@ def report(a):
         models.append(("four-conv-classifier", large))
 
     print(f"calibration ({d}):")
-    print(f"  fmnist-cnn: {per_sample * 1e3:.3f} ms per sample on one rank ({fm['compute'] * 1e3:.1f} ms for {fm['batch']}), "
+    print(f"  fmnist-cnn: {per_sample * 1e3:.3f} ms per sample on one rank ({fm['median_step'] * 1e3:.1f} ms a step of {fm['batch']}), "
           f"{fm['floats']} gradient floats in {fm['buckets']} buckets; fp16 conversion {gamma * 1e9:.3f} ns per float")
     for name, m in models[1:]:
-        print(f"  {name}: {m['compute'] / m['batch'] * 1e3:.3f} ms per sample, {m['floats']} gradient floats in {m['buckets']} buckets")
+        print(f"  {name}: {m['median_step'] / m['batch'] * 1e3:.3f} ms per sample, {m['floats']} gradient floats in {m['buckets']} buckets")
     if fx:
         print(f"  dense factors: {fx['weights']} weight floats as {fx['width']} floats a sample; forming their gradient "
               f"{fx['per_sample'] * 1e6:.1f} us a sample (2 local ranks)")
     for r in rates:
-        al, be = net[r]
-        print(f"  link {r}: alpha {al * 1e6:.1f} us, beta {be * 1e9:.3f} ns/byte = {8 / be / 1e9:.3f} Gbit/s "
-              f"({100 * (8 / rate_bits(r)) / be:.0f}% of the rate)")
+        n = net[r]
+        print(f"  link {r}: alpha {n['alpha'] * 1e6:.1f} us a round (4 KB), {n['alpha_big'] * 1e3:.2f} ms a round of a bucket of "
+              f"1 MB or more; beta {n['beta'] * 1e9:.3f} ns/byte = {8 / n['beta'] / 1e9:.3f} Gbit/s "
+              f"({100 * (8 / rate_bits(r)) / n['beta']:.0f}% of the rate); fitted on {', '.join(map(str, n['hosts']))} hosts")
 
-    # Validation: the overlap share o from the 2-host fp32 run at the lowest rate.
+    # Validation: the time backward hides, from the 2-host fp32 run at the fastest link (where the
+    # hidden part is large enough to see; at a slow link the allreduce dwarfs it).
     points = []
     for r in rates:
         for f in sorted(os.listdir(d)):
             m = re.fullmatch(rf"validate-{re.escape(r)}-(\d+)-(none|fp16)(-factors)?\.txt", f)
             if m and (fx or not m.group(3)):
                 points.append((r, int(m.group(1)), m.group(2) + (m.group(3) or ""), parse_steps(f"{d}/{f}")))
-    o = 0.0
-    base = [p for p in points if p[0] == low and p[1] == 2 and p[2] == "none"]
+
+    def one_rank(r, hosts, comp):
+        """One rank's step (compute and update) timed just before a validation point."""
+        before = f"{d}/before-{r}-{hosts}-{comp}.txt"
+        return parse_steps(before)["median_step"] if os.path.exists(before) else fm["median_step"]
+
+    eta = 0.0
+    base = [p for p in points if p[0] == high and p[1] == 2 and p[2] == "none"]
     if base:
         meas = base[0][3]
-        tar = allreduce_time(2, fm["floats"], fm["buckets"], net[low][0], net[low][1], False)
-        o = min(1.0, max(0.0, 1 - (meas["step"] - meas["compute"]) / tar))
-        print(f"  overlap: o = {o:.2f} of the allreduce hidden (2 hosts, {low}, fp32: the calibration point)")
+        tc = one_rank(high, 2, "none")
+        tar = allreduce_time(2, fm["bucket_floats"], net[high], False)
+        eta = max(0.0, (tc + tar - meas["median_step"]) / tc)
+        print(f"  overlap: backward hides up to {eta:.2f} x the step's compute of communication "
+              f"(2 hosts, {high}, fp32: the calibration point)")
     rows = []
     if points:
         print(f"\nvalidation: fmnist-cnn, per-rank batch {fm['batch']}, 1 rank per host, hosts sharing this machine's {cores} cores;")
-        print("  predicted: compute from one rank timed just before the point x max(1, ranks/cores);")
-        print("  given compute: the same model fed the compute that the run itself measured (checks the network and overlap part)")
+        print("  predicted: compute from one rank timed just before the point, x ceil(ranks/cores) (the busiest core's ranks);")
         print("  wire +f: --dense-factors (its allreduce column: the other buckets' allreduce and the factors' allgather)")
-        print(f"{'link':8} {'hosts':>5} {'wire':7} {'compute':>9} {'allreduce':>10} {'predicted':>10} {'measured':>9} {'error':>7}"
-              f" {'given compute':>14} {'error':>7}")
+        print(f"{'link':8} {'hosts':>5} {'wire':7} {'compute':>9} {'allreduce':>10} {'predicted':>10} {'measured':>9} {'error':>7}")
         for r, hosts, comp, meas in points:
-            al, be = net[r]
             fp16 = comp.startswith("fp16")
-            before = f"{d}/before-{r}-{hosts}-{comp}.txt"
-            one = parse_steps(before) if os.path.exists(before) else fm
-            share = max(1.0, hosts / cores)
-            tc = one["compute"] / one["batch"] * fm["batch"] * share
+            share = core_share(hosts, cores)
+            one = one_rank(r, hosts, comp)
+            tc = one * share
             if comp.endswith("-factors"):
-                extra, tx, tar = factor_terms(hosts, fm["batch"], fm, fx, al, be, fp16, gamma)
-                pred = step_time(tc + extra * share, tx, tar, o, True)
-                # The run's compute leaves out the rank's own weight gradient, which the factors replace.
-                given = step_time(meas["compute"] + (extra + fm["batch"] * fx["per_sample"]) * share, tx, tar, o, True)
+                extra, tx, tar = factor_terms(hosts, fm["batch"], fm, fx, net[r], fp16, gamma)
+                tc += extra * share
             else:
-                tar = allreduce_time(hosts, fm["floats"], fm["buckets"], al, be, fp16)
+                tar = allreduce_time(hosts, fm["bucket_floats"], net[r], fp16)
                 tx = gamma * fm["floats"] if fp16 else 0.0
-                pred = step_time(tc, tx, tar, o, True)
-                given = step_time(meas["compute"], tx, tar, o, True)
-            err = (pred - meas["step"]) / meas["step"]
-            gerr = (given - meas["step"]) / meas["step"]
-            calib = r == low and hosts == 2 and comp == "none"
-            rows.append([r, hosts, comp, tc * 1e3, tar * 1e3, pred * 1e3, meas["step"] * 1e3, 100 * err,
-                         given * 1e3, 100 * gerr, "calibration" if calib else ""])
+            pred = step_time(tc, tx, tar, eta * one * share)
+            measured = meas["median_step"]
+            err = (pred - measured) / measured
+            calib = r == high and hosts == 2 and comp == "none"
+            rows.append([r, hosts, comp, tc * 1e3, tar * 1e3, pred * 1e3, measured * 1e3, 100 * err,
+                         "calibration" if calib else ""])
             wire = ("fp16" if fp16 else "fp32") + ("+f" if comp.endswith("-factors") else "")
             print(f"{r:8} {hosts:>5} {wire:7} {tc * 1e3:8.1f}ms {tar * 1e3:9.1f}ms {pred * 1e3:9.1f}ms "
-                  f"{meas['step'] * 1e3:8.1f}ms {100 * err:+6.1f}% {given * 1e3:12.1f}ms {100 * gerr:+6.1f}%"
+                  f"{measured * 1e3:8.1f}ms {100 * err:+6.1f}%"
                   f"{'  (calibration point)' if calib else ''}")
-        for label, col in (("predicted", 7), ("given compute", 9)):
-            checked = [abs(x[col]) for x in rows if not x[10]]
-            if checked:
-                print(f"{label}: worst error over the {len(checked)} validation points {max(checked):.1f}%, "
-                      f"{sum(c <= 15 for c in checked)} of {len(checked)} within 15%")
+        checked = [abs(x[7]) for x in rows if not x[8]]
+        if checked:
+            print(f"worst error over the {len(checked)} validation points {max(checked):.1f}%, "
+                  f"{sum(c <= 15 for c in checked)} of {len(checked)} within 15%")
         with open(f"{d}/validation.csv", "w") as f:
-            f.write("rate,hosts,compression,compute_ms,allreduce_ms,predicted_ms,measured_ms,error_pct,"
-                    "given_compute_predicted_ms,given_compute_error_pct,note\n")
+            f.write("rate,hosts,compression,compute_ms,allreduce_ms,predicted_ms,measured_ms,error_pct,note\n")
             for x in rows:
                 f.write(",".join(str(round(v, 3)) if isinstance(v, float) else str(v) for v in x) + "\n")
 
@@ -275,11 +339,12 @@ def report(a):
     gbits = [1, 10, 25, 100]
     ranks = [2 ** i for i in range(1, 10)]
     pred_rows = []
-    print(f"\npredictions: per-rank batch {fm['batch']}, one core per rank, ring allreduce, alpha {alpha * 1e6:.1f} us, "
+    print(f"\npredictions: per-rank batch {fm['batch']}, one core per rank, ring allreduce, a round's latency as at {high} "
+          f"({net[high]['alpha'] * 1e6:.1f} us; {net[high]['alpha_big'] * 1e3:.2f} ms for buckets of 1 MB or more), "
           f"links at {100 * link_efficiency:.0f}% of their rate; step ms / efficiency")
     for name, m in models:
         b = fm["batch"]
-        tc = m["compute"] / m["batch"] * b * scale
+        tc = m["median_step"] / m["batch"] * b * scale
         variants = [("fp32, no overlap", False, False, False), ("fp32, overlap", False, True, False), ("fp16, overlap", True, True, False)]
         if fx and name == "fmnist-cnn":
             variants += [("fp32, dense factors", False, True, True), ("fp16, dense factors", True, True, True)]
@@ -289,27 +354,28 @@ def report(a):
             for p in ranks:
                 cells = []
                 for g in gbits:
-                    be = 8 / (g * 1e9) / link_efficiency
+                    link = dict(net[high], beta=8 / (g * 1e9) / link_efficiency)
                     if factors:
-                        extra, tx, tar = factor_terms(p, b, m, fx, alpha, be, fp16, gamma)
-                        t = step_time(tc + extra * scale, tx, tar, o, overlap)
+                        extra, tx, tar = factor_terms(p, b, m, fx, link, fp16, gamma)
+                        t = step_time(tc + extra * scale, tx, tar, eta * tc if overlap else 0.0)
                     else:
-                        tar = allreduce_time(p, m["floats"], m["buckets"], alpha, be, fp16)
+                        tar = allreduce_time(p, m["bucket_floats"], link, fp16)
                         tx = gamma * m["floats"] if fp16 else 0.0
-                        t = step_time(tc, tx, tar, o, overlap)
+                        t = step_time(tc, tx, tar, eta * tc if overlap else 0.0)
                     pred_rows.append([name, variant, p, g, tc * 1e3, tar * 1e3, t * 1e3, tc / t])
                     cells.append(f"{t * 1e3:10.1f} {100 * tc / t:5.1f}%")
                 print(f"{p:>6}" + "".join(f"{c:>18}" for c in cells))
-    with open(f"{d}/predictions.csv", "w") as f:
-        f.write("model,variant,ranks,gbit_s,compute_ms,allreduce_ms,step_ms,efficiency\n")
+    with open(f"{d}/predictions.csv", "w", newline="") as f:
+        out = csv.writer(f, lineterminator="\n")  # the variants' names hold commas
+        out.writerow(["model", "variant", "ranks", "gbit_s", "compute_ms", "allreduce_ms", "step_ms", "efficiency"])
         for x in pred_rows:
-            f.write(",".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in x) + "\n")
+            out.writerow([f"{v:.4f}" if isinstance(v, float) else str(v) for v in x])
     with open(f"{d}/model.csv", "w") as f:
         f.write("quantity,value\n")
-        f.write(f"seconds_per_sample_fmnist_cnn,{per_sample}\nfp16_seconds_per_float,{gamma}\noverlap_share,{o}\n"
+        f.write(f"seconds_per_sample_fmnist_cnn,{per_sample}\nfp16_seconds_per_float,{gamma}\nhidden_compute_fraction,{eta}\n"
                 f"link_efficiency,{link_efficiency}\n")
         for r in rates:
-            f.write(f"alpha_{r},{net[r][0]}\nbeta_{r},{net[r][1]}\n")
+            f.write(f"alpha_{r},{net[r]['alpha']}\nalpha_big_{r},{net[r]['alpha_big']}\nbeta_{r},{net[r]['beta']}\n")
     plot(d, rows, pred_rows)
 
 

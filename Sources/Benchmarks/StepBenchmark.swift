@@ -39,6 +39,11 @@ public enum StepBenchmark {
         /// Fast mode with `--dense-factors`: seconds a step spent forming the weights' gradients
         /// from the gathered factors (rank mean).
         public var factorSeconds = 0.0
+        /// The median over the timed steps of a step's wall time (each step's slowest rank): less
+        /// moved than the mean by a step that other work on a shared machine delayed.
+        public var medianStepSeconds = 0.0
+        /// The median over the timed steps of forward + backward (each step's rank mean).
+        public var medianComputeSeconds = 0.0
     }
 
     /// Runs `warmup` untimed then `steps` timed steps of `trainer` on `data`, batches drawn by a
@@ -60,6 +65,8 @@ public enum StepBenchmark {
         let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: globalBatch, seed: 1)
         // Per timed step: compute, comm, blocked, hidden, conversion, in MPI, process CPU (seconds, this rank).
         var sums = [Double](repeating: 0, count: 8)
+        // Per timed step: its wall time and its compute (seconds, this rank).
+        var stepWalls = [Double](repeating: 0, count: steps), stepComputes = [Double](repeating: 0, count: steps)
         var wallStart: UInt64 = 0
         var redone = 0, factorBuckets = 0
         for k in 0 ..< warmup + steps {
@@ -77,7 +84,9 @@ public enum StepBenchmark {
             try trainer.reduceGradients(globalBatchSize: batch.count, scalingInUpdate: true)
             try trainer.applyUpdate()
             guard k >= warmup else { continue }
-            sums[0] += Timeline.seconds(since: start, until: computed)
+            stepWalls[k - warmup] = Timeline.seconds(since: start)
+            stepComputes[k - warmup] = Timeline.seconds(since: start, until: computed)
+            sums[0] += stepComputes[k - warmup]
             if let exact = trainer.exactReducer?.lastStep {
                 sums[2] += exact.blockedSeconds
                 sums[4] += exact.accumulateSeconds
@@ -100,11 +109,21 @@ public enum StepBenchmark {
         var walls = [Timeline.seconds(since: wallStart)]
         try communicator.allreduce(&walls, op: .max)
         try communicator.allreduce(&sums, op: .sum)
+        try communicator.allreduce(&stepWalls, op: .max)
+        try communicator.allreduce(&stepComputes, op: .sum)
         let n = Double(steps * communicator.size)
         return Figures(wallSeconds: walls[0], computeSeconds: sums[0] / n, commSeconds: sums[1] / n, blockedSeconds: sums[2] / n,
                        hiddenSeconds: sums[3] / n, conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n,
                        cpuSeconds: sums[6] / n, redoneSteps: redone, factorBuckets: factorBuckets,
-                       factorSeconds: sums[7] / n)
+                       factorSeconds: sums[7] / n, medianStepSeconds: median(stepWalls),
+                       medianComputeSeconds: median(stepComputes) / Double(communicator.size))
+    }
+
+    /// The middle value (the mean of the middle two for an even count).
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted(), n = sorted.count
+        guard n > 0 else { return 0 }
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
     }
 
     /// CPU time of the whole process (every thread), in seconds.

@@ -110,7 +110,8 @@ struct BenchSteps: ParsableCommand {
                                          conversionSeconds: f.conversionSeconds, mpiCallSeconds: f.mpiCallSeconds, cpuSeconds: f.cpuSeconds,
                                          reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone\(f.factorBuckets > 0 ? ", \(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") from gathered factors" : ""))" : "fast\(f.factorBuckets > 0 ? " (\(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") as factors: \(trainer.reducer.factorSizes.weightFloats) weight floats, \(trainer.reducer.factorSizes.floatsPerSample) floats a sample, formed in \(String(format: "%.2f", f.factorSeconds * 1000)) ms)" : "")",
                                          gradientFloats: trainer.reducer.buckets.reduce(0) { $0 + $1.count },
-                                         buckets: trainer.reducer.buckets.count)
+                                         bucketFloats: trainer.reducer.buckets.map(\.count),
+                                         medianStepSeconds: f.medianStepSeconds, medianComputeSeconds: f.medianComputeSeconds)
             if communicator.isRoot {
                 printLine(result.summary)
                 if let csv { try result.append(to: csv) }
@@ -146,17 +147,23 @@ struct StepBenchResult {
     var reduction = "fast"
     /// Floats of gradient reduced each step, and the buckets they travel in (the scaling model's input).
     var gradientFloats = 0
-    var buckets = 0
+    /// The floats of each bucket, in the order they are reduced.
+    var bucketFloats: [Int] = []
+    var buckets: Int { bucketFloats.count }
+    /// Medians over the timed steps (see `StepBenchmark.Figures`).
+    var medianStepSeconds = 0.0
+    var medianComputeSeconds = 0.0
 
     var oversubscribed: Bool { ranks * threads > cores }
     var hiddenPercent: Double { commSeconds > 0 ? 100 * hiddenSeconds / commSeconds : 0 }
 
     var summary: String {
-        String(format: "bench steps: %@ %@, %d rank%@%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms, cpu %.2f ms | %d gradient floats in %d bucket%@",
+        String(format: "bench steps: %@ %@, %d rank%@%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms, cpu %.2f ms | %d gradient floats in %d bucket%@ (floats: %@) | median step %.2f ms, median compute %.2f ms",
                label, model, ranks, ranks == 1 ? "" : "s", threads > 1 ? " × \(threads) threads" : "", oversubscribed ? " (oversubscribed)" : "", globalBatch, reduction, steps,
                samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, mpiCallSeconds * 1000, commSeconds * 1000,
                blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction.hasPrefix("fast") ? "fp16" : "integer", conversionSeconds * 1000, cpuSeconds * 1000,
-               gradientFloats, buckets, buckets == 1 ? "" : "s")
+               gradientFloats, buckets, buckets == 1 ? "" : "s", bucketFloats.map(String.init).joined(separator: " "),
+               medianStepSeconds * 1000, medianComputeSeconds * 1000)
     }
 
     static let csvHeader = "label,model,ranks,cores,oversubscribed,global_batch,per_rank_batch,steps,compression,bucket_mb,samples_per_s,step_ms,compute_ms,comm_ms,blocked_ms,hidden_ms,hidden_pct,conversion_ms,cpu_ms"
