@@ -17,9 +17,11 @@ if [[ "${1:-}" == "--sanitize" ]]; then
     shift 2
     [[ $sanitize == address || $sanitize == thread ]] || { echo "test.sh: --sanitize takes address or thread, not $sanitize" >&2; exit 2; }
 fi
-flags=(-c release -Xswiftc -enable-testing --scratch-path .build-test)
+# DDP_TEST_HOOKS compiles in the fault injection the fault tests use (a rank that hangs, is killed
+# or gets a signal at a given step); the binary `swift build` makes has none of it.
+flags=(-c release -Xswiftc -enable-testing -Xswiftc -DDDP_TEST_HOOKS --scratch-path .build-test)
 if [[ -n $sanitize ]]; then
-    flags=(-c release -Xswiftc -enable-testing -Xswiftc "-sanitize=$sanitize" --scratch-path ".build-test-$sanitize")
+    flags=(-c release -Xswiftc -enable-testing -Xswiftc -DDDP_TEST_HOOKS -Xswiftc "-sanitize=$sanitize" --scratch-path ".build-test-$sanitize")
     # Sanitizer reports end the process with a non-zero status, so a finding fails the test that met
     # it. They also go to files: a rank or a ddp a test expects to fail would hide its report in a
     # non-zero status the test wanted, so any report file fails the run (below).

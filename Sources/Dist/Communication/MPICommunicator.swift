@@ -463,12 +463,16 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    #if DDP_TEST_HOOKS
+    // Fault injection for the test suite, compiled only into its build (scripts/test.sh passes
+    // -DDDP_TEST_HOOKS): the `ddp` that `swift build` makes has none of it.
+
     /// The environment variable through which tests make one rank hang: `RANK:PHASE`, e.g.
-    /// `1:epoch 1 step 3`. Read only by the test suite; no option sets it.
+    /// `1:epoch 1 step 3`. No option sets it.
     public static let testStallVariable = "DDP_TEST_STALL"
     /// The environment variable through which tests kill one rank (SIGKILL) once:
     /// `RANK:PHASE:MARKER`; the rank creates the file MARKER first and is not killed again while
-    /// it exists (a restarted job passes the same phase again). Read only by the test suite.
+    /// it exists (a restarted job passes the same phase again).
     public static let testKillVariable = "DDP_TEST_KILL"
     /// The environment variable through which tests send one rank SIGTERM: `RANK:PHASE`.
     public static let testSignalVariable = "DDP_TEST_SIGNAL"
@@ -490,6 +494,9 @@ public final class MPICommunicator: Communicator {
             kill(getpid(), SIGKILL)
         }
     }
+    #else
+    private func runTestHooks() {}
+    #endif
 
     // MARK: Progress thread
 
