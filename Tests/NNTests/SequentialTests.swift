@@ -13,6 +13,27 @@ final class SequentialTests: XCTestCase {
         XCTAssertEqual(averaged.executionOrder, [0, 1, 2], "only the max commutes with the ReLU")
     }
 
+    /// Each layer's slots by index, and the layers that normalize with batch statistics, without
+    /// reading names or summaries.
+    func testLayersAreQueriedByTypeNotByName() throws {
+        let model = try ModelSpec.builtin("fmnist-cnn-bn", inputShape: [1, 28, 28], classes: 10).build()
+        XCTAssertEqual(model.slotIndices.count, model.layers.count)
+        XCTAssertEqual(model.slotIndices.flatMap { Array($0) }, Array(model.arena.slots.indices), "every slot once, in order")
+        for (i, layer) in model.layers.enumerated() {
+            let slots = model.slots(ofLayer: i)
+            XCTAssertEqual(slots.map(\.name), layer.parameterSpecs(for: i == 0 ? model.inputShape : model.outputShapes[i - 1]).map {
+                "\(i).\(layer.summary.prefix { $0 != "(" }).\($0.name)"
+            })
+            XCTAssertEqual(layer.usesBatchStatistics, layer is BatchNorm2D, layer.summary)
+            XCTAssertEqual(layer.isSynchronized, (layer as? BatchNorm2D)?.synchronized ?? false, layer.summary)
+        }
+        XCTAssertTrue(model.layers.contains { $0.usesBatchStatistics })
+        let synchronized = try Sequential(inputShape: [2, 4, 4], layers: [BatchNorm2D(synchronized: true), Flatten(), Dense(units: 3)])
+        XCTAssertTrue(synchronized.layers[0].isSynchronized)
+        XCTAssertEqual(synchronized.slots(ofLayer: 0).map(\.trainable), [true, true, false, false], "scale, shift, running mean and variance")
+        XCTAssertEqual(synchronized.slotIndices[1], 4 ..< 4, "a layer without parameters")
+    }
+
     /// The reordered model against the same layers run one by one in the written order: outputs,
     /// parameter gradients and input gradients must be identical, bit for bit, including windows
     /// whose values are all negative (where the written order routes a zero gradient to a zero).

@@ -32,6 +32,21 @@ public struct GradientCheckConfiguration {
     /// Threads each distributed rank computes its slice with (the single replica uses one).
     public var threads = 1
 
+    /// The distributed side's training options.
+    public var training: TrainingConfiguration {
+        var options = TrainingConfiguration()
+        options.globalBatchSize = globalBatchSize
+        options.seed = seed
+        options.reduction = reduction
+        options.chunkSize = chunkSize
+        options.bucketCapacity = bucketCapacity
+        options.compression = compression
+        options.denseFactors = denseFactors
+        options.threads = threads
+        options.verifiedOptions = [("steps", "\(steps)"), ("tolerance", "\(tolerance)"), ("compression", compression.rawValue)]
+        return options
+    }
+
     /// The default tolerance for a wire format.
     ///
     /// Float32: 1e-4 (summation order, above). Float16: 1e-2. Each rank's gradient sum is rounded
@@ -121,16 +136,7 @@ public enum GradientCheck {
     /// - Throws: `DistError` for bad options, mismatched replicas or MPI failures.
     public static func run(spec: ModelSpec, dataset: Dataset, loss: Loss, makeOptimizer: () throws -> Optimizer,
                            communicator: Communicator, configuration c: GradientCheckConfiguration) throws -> GradientCheckReport {
-        var options = TrainingConfiguration()
-        options.globalBatchSize = c.globalBatchSize
-        options.seed = c.seed
-        options.reduction = c.reduction
-        options.chunkSize = c.chunkSize
-        options.bucketCapacity = c.bucketCapacity
-        options.compression = c.compression
-        options.denseFactors = c.denseFactors
-        options.threads = c.threads
-        options.verifiedOptions = [("steps", "\(c.steps)"), ("tolerance", "\(c.tolerance)"), ("compression", c.compression.rawValue)]
+        let options = c.training
         let distributed = try DataParallelTrainer(spec: spec, optimizer: makeOptimizer(), loss: loss,
                                                   communicator: communicator, configuration: options)
         try distributed.synchronize(dataset: dataset)

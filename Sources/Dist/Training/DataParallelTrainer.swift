@@ -93,17 +93,11 @@ public final class DataParallelTrainer {
         let a = configuration.augmentation
         evaluationAugmentation = a.isRandom ? try Augmentation(rescale: a.rescale, mean: a.mean, std: a.std) : a
         model.initializeParameters(seed: configuration.seed)
-        // Slot names start with the layer's index ("3.dense.weight").
-        var offsets = [Int?](repeating: nil, count: model.layers.count)
-        var slotRanges = [Range<Int>?](repeating: nil, count: model.layers.count)
-        for (s, slot) in model.arena.slots.enumerated() {
-            if let i = Int(slot.name.prefix { $0 != "." }), i < offsets.count {
-                offsets[i] = min(offsets[i] ?? .max, slot.offset)
-                slotRanges[i] = (slotRanges[i]?.lowerBound ?? s) ..< s + 1
-            }
-        }
-        layerOffsets = offsets
+        // The arena lays out the slots layer by layer, each at a higher offset than the last.
+        let slotRanges = model.slotIndices.map { $0.isEmpty ? nil : $0 }
         layerSlots = slotRanges
+        let slots = model.arena.slots
+        layerOffsets = slotRanges.map { $0.map { slots[$0.lowerBound].offset } }
         let denseWeights = zip(model.layers, slotRanges).compactMap { $0 is Dense ? $1?.lowerBound : nil }
         reducer = GradientReducer(arena: model.arena, communicator: communicator,
                                   bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction,
@@ -112,7 +106,7 @@ public final class DataParallelTrainer {
         exactReducer = configuration.reduction == .deterministic
             ? ExactGradientReducer(arena: model.arena, communicator: communicator, buckets: reducer.buckets, denseWeights: denseWeights)
             : nil
-        if configuration.threads > 1, let norm = model.layers.first(where: { $0 is BatchNorm2D }) {
+        if configuration.threads > 1, let norm = model.layers.first(where: \.usesBatchStatistics) {
             throw DistError.invalidConfiguration(option: "threads",
                                                  reason: "\(configuration.threads) threads a rank cannot run \(norm.summary) yet (its batch statistics would need summing across the threads); hint: run more ranks instead (--np), or drop --threads")
         }

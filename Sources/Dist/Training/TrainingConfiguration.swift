@@ -90,32 +90,19 @@ public struct TrainingConfiguration {
         return min(steps, maxStepsPerEpoch ?? .max)
     }
 
-    /// Checks the values against the number of ranks and the training set size.
+    /// Checks the values that do not depend on the ranks or the data, each alone or against
+    /// another (a launcher calls it while parsing its command line, before any rank starts).
     ///
     /// - Throws: `DistError.invalidConfiguration` naming the option.
-    public func validate(ranks: Int, trainingSamples: Int) throws {
-        guard epochs > 0 else { throw DistError.invalidConfiguration(option: "epochs", reason: "must be positive, got \(epochs)") }
-        guard globalBatchSize >= ranks else {
-            throw DistError.invalidConfiguration(option: "global batch size",
-                                                 reason: "\(globalBatchSize) is smaller than the \(ranks) ranks; hint: every rank needs at least one sample per step")
+    public func validateOptions() throws {
+        func positive(_ value: Int, _ option: String) throws {
+            guard value > 0 else { throw DistError.invalidConfiguration(option: option, reason: "must be positive, got \(value)") }
         }
-        guard globalBatchSize <= trainingSamples else {
-            throw DistError.invalidConfiguration(option: "global batch size",
-                                                 reason: "\(globalBatchSize) is larger than the \(trainingSamples) training samples")
-        }
-        guard accumulationSteps > 0 else {
-            throw DistError.invalidConfiguration(option: "accumulate", reason: "must be positive, got \(accumulationSteps)")
-        }
-        guard optimizerStepsPerEpoch(trainingSamples: trainingSamples) > 0 else {
-            throw DistError.invalidConfiguration(option: "accumulate",
-                                                 reason: "\(accumulationSteps) micro-batches of \(globalBatchSize) need more than the \(trainingSamples) training samples; hint: lower --accumulate or --batch-size")
-        }
-        guard evaluationBatchSize > 0 else {
-            throw DistError.invalidConfiguration(option: "evaluation batch size", reason: "must be positive, got \(evaluationBatchSize)")
-        }
-        guard chunkSize > 0 else {
-            throw DistError.invalidConfiguration(option: "chunk size", reason: "must be positive, got \(chunkSize)")
-        }
+        try positive(epochs, "epochs")
+        try positive(globalBatchSize, "global batch size")
+        try positive(accumulationSteps, "accumulate")
+        try positive(evaluationBatchSize, "evaluation batch size")
+        try positive(chunkSize, "chunk size")
         guard (1 ... 256).contains(threads) else {
             throw DistError.invalidConfiguration(option: "threads", reason: "must be 1 to 256, got \(threads)")
         }
@@ -130,24 +117,40 @@ public struct TrainingConfiguration {
             throw DistError.invalidConfiguration(option: "dense-factors",
                                                  reason: "needs one micro-batch a step, got --accumulate \(accumulationSteps); hint: drop --accumulate")
         }
-        guard bucketCapacity > 0 else {
-            throw DistError.invalidConfiguration(option: "bucket capacity", reason: "must be positive, got \(bucketCapacity)")
+        if compression != .none && reduction == .deterministic {
+            throw DistError.invalidConfiguration(option: "compression",
+                                                 reason: "\(compression) needs --reduction fast; hint: the deterministic reduction sums exactly (its terms travel as float32 or float64)")
         }
-        if let m = maxStepsPerEpoch, m <= 0 {
-            throw DistError.invalidConfiguration(option: "max steps per epoch", reason: "must be positive, got \(m)")
-        }
-        if let m = stopAfterSteps, m <= 0 {
-            throw DistError.invalidConfiguration(option: "stop after steps", reason: "must be positive, got \(m)")
-        }
-        if let p = earlyStoppingPatience, p <= 0 {
-            throw DistError.invalidConfiguration(option: "early stopping patience", reason: "must be positive, got \(p)")
-        }
+        try positive(bucketCapacity, "bucket capacity")
+        if let m = maxStepsPerEpoch { try positive(m, "max steps per epoch") }
+        if let m = stopAfterSteps { try positive(m, "stop after steps") }
+        if let p = earlyStoppingPatience { try positive(p, "early stopping patience") }
         guard earlyStoppingMinDelta >= 0, earlyStoppingMinDelta.isFinite else {
-            throw DistError.invalidConfiguration(option: "min delta", reason: "must be a finite number ≥ 0, got \(earlyStoppingMinDelta)")
+            throw DistError.invalidConfiguration(option: "min delta", reason: "must be a number >= 0, got \(earlyStoppingMinDelta)")
         }
         if let c = checkpoints {
             guard c.everySteps >= 0 else { throw DistError.invalidConfiguration(option: "checkpoint every", reason: "must be 0 or more, got \(c.everySteps)") }
             guard c.keepLast >= 0 else { throw DistError.invalidConfiguration(option: "keep last", reason: "must be 0 or more, got \(c.keepLast)") }
+        }
+    }
+
+    /// Checks the values (`validateOptions`), then against the number of ranks and the training
+    /// set size.
+    ///
+    /// - Throws: `DistError.invalidConfiguration` naming the option.
+    public func validate(ranks: Int, trainingSamples: Int) throws {
+        try validateOptions()
+        guard globalBatchSize >= ranks else {
+            throw DistError.invalidConfiguration(option: "global batch size",
+                                                 reason: "\(globalBatchSize) is smaller than the \(ranks) ranks; hint: every rank needs at least one sample per step")
+        }
+        guard globalBatchSize <= trainingSamples else {
+            throw DistError.invalidConfiguration(option: "global batch size",
+                                                 reason: "\(globalBatchSize) is larger than the \(trainingSamples) training samples")
+        }
+        guard optimizerStepsPerEpoch(trainingSamples: trainingSamples) > 0 else {
+            throw DistError.invalidConfiguration(option: "accumulate",
+                                                 reason: "\(accumulationSteps) micro-batches of \(globalBatchSize) need more than the \(trainingSamples) training samples; hint: lower --accumulate or --batch-size")
         }
     }
 

@@ -62,6 +62,9 @@ public struct BatchNorm2D: Layer {
         self.synchronized = synchronized
     }
 
+    public var usesBatchStatistics: Bool { true }
+    public var isSynchronized: Bool { synchronized }
+
     public var summary: String {
         "batchnorm2d(m\(momentum),eps\(epsilon)\(synchronized ? ",sync" : ""))"
     }

@@ -93,12 +93,24 @@ public protocol Layer {
     /// layer still holds it, the write copies it instead (an allocation per step).
     /// `Sequential.forward` calls it on every layer first. By default there is nothing to release.
     mutating func releaseInput()
+
+    /// Whether training normalizes with statistics of the batch, keeping running statistics in
+    /// non-trainable slots (batch norm). Such a layer's output depends on how the batch is split
+    /// across ranks and threads. False by default.
+    var usesBatchStatistics: Bool { get }
+
+    /// Whether the layer sums its batch statistics across replicas in forward, so that every rank
+    /// normalizes with the global batch's (a synchronized batch norm): every rank must then run
+    /// forward on every step. False by default.
+    var isSynchronized: Bool { get }
 }
 
 extension Layer {
     public func parameterSpecs(for inputShape: [Int]) -> [ParameterSpec] { [] }
     public mutating func bind(slots: [ParameterSlot]) {}
     public mutating func releaseInput() {}
+    public var usesBatchStatistics: Bool { false }
+    public var isSynchronized: Bool { false }
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena, context: BackwardContext) -> Tensor {
         backward(gradOutput, arena: arena)
     }

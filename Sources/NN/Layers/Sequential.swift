@@ -17,6 +17,9 @@ public struct Sequential {
     public let arena: ParameterArena
     /// The initializer of each arena slot, same order as `arena.slots`.
     public let initializers: [Initializer]
+    /// The indices into `arena.slots` of each layer's parameters (empty for a layer without any),
+    /// by layer index: the slots are laid out layer by layer, in forward order.
+    public let slotIndices: [Range<Int>]
 
     /// Builds a model and its arena (parameters zero until `initializeParameters(seed:)`).
     ///
@@ -52,10 +55,13 @@ public struct Sequential {
         self.arena = ParameterArena(tensors: tensors)
         var bound = layers
         var next = 0
+        var indices: [Range<Int>] = []
         for i in bound.indices {
-            bound[i].bind(slots: Array(arena.slots[next ..< next + counts[i]]))
+            indices.append(next ..< next + counts[i])
+            bound[i].bind(slots: Array(arena.slots[indices[i]]))
             next += counts[i]
         }
+        self.slotIndices = indices
         self.layers = bound
         self.executionOrder = Sequential.executionOrder(of: bound)
     }
@@ -152,4 +158,7 @@ public struct Sequential {
 
     /// The layer summaries, in order (what replica verification compares).
     public var layerSummaries: [String] { layers.map(\.summary) }
+
+    /// The arena slots of layer `index`'s parameters, in the order the layer declared them.
+    public func slots(ofLayer index: Int) -> ArraySlice<ParameterSlot> { arena.slots[slotIndices[index]] }
 }

@@ -69,12 +69,22 @@ struct BenchSteps: ParsableCommand {
     func validate() throws {
         guard perRankBatch == nil || batchSize == nil else { throw ValidationError("give --per-rank-batch or --batch-size, not both") }
         if let b = perRankBatch, b <= 0 { throw ValidationError("--per-rank-batch must be positive, got \(b)") }
-        if let b = batchSize, b <= 0 { throw ValidationError("--batch-size must be positive, got \(b)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
-        guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive, got \(chunkSize)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
         guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
         guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
+        try ConfigurationCheck.validate(configuration(globalBatch: batchSize ?? perRankBatch ?? 32))
+    }
+
+    /// The training options of the command line for a global batch.
+    func configuration(globalBatch: Int) -> TrainingConfiguration {
+        var config = TrainingConfiguration()
+        config.globalBatchSize = globalBatch
+        config.reduction = reduction
+        config.chunkSize = chunkSize
+        commOptions.apply(to: &config)
+        threadOptions.apply(to: &config)
+        return config
     }
 
     func run() throws {
@@ -85,13 +95,7 @@ struct BenchSteps: ParsableCommand {
             let globalBatch = batchSize ?? (perRankBatch ?? 32) * p
             let data = SyntheticPatterns.make(count: globalBatch * 4, shape: parsedShape!, classes: classes, seed: 7)
             let spec = try ModelSpec.resolve(model, inputShape: data.sampleShape, classes: data.classCount)
-            var config = TrainingConfiguration()
-            config.globalBatchSize = globalBatch
-            config.reduction = reduction
-            config.chunkSize = chunkSize
-            try commOptions.validate(reduction: config.reduction)
-            commOptions.apply(to: &config)
-            threadOptions.apply(to: &config)
+            let config = configuration(globalBatch: globalBatch)
             try config.validate(ranks: p, trainingSamples: data.count)
             let trainer = try DataParallelTrainer(spec: spec, optimizer: try SGD(learningRate: 0.01, momentum: 0.9),
                                                   loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)

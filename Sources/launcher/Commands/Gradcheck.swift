@@ -82,21 +82,29 @@ struct Gradcheck: ParsableCommand {
     }
 
     func validate() throws {
-        guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard progressThread >= 0 else { throw ValidationError("--progress-thread must be non-negative, got \(progressThread)") }
         if let t = tolerance, !(t >= 0) { throw ValidationError("--tolerance must be non-negative, got \(t)") }
-        if denseFactors && reduction == .deterministic {
-            throw ValidationError("--dense-factors needs --reduction fast; hint: the deterministic reduction gathers dense factors by itself")
-        }
-        if compression != .none && reduction == .deterministic {
-            throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly")
-        }
-        guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive, got \(chunkSize)") }
-        guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
         guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
         guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
         guard samples >= batch else { throw ValidationError("--samples \(samples) is smaller than --batch \(batch)") }
+        try ConfigurationCheck.validate(configuration().training, renamed: ["global batch size": "--batch"])
+    }
+
+    /// The check's options from the command line.
+    func configuration() -> GradientCheckConfiguration {
+        var config = GradientCheckConfiguration()
+        config.globalBatchSize = batch
+        config.steps = steps
+        config.seed = modelOptions.seed
+        config.tolerance = effectiveTolerance
+        config.compression = compression
+        config.denseFactors = denseFactors
+        config.reduction = reduction
+        config.chunkSize = chunkSize
+        config.bucketCapacity = bucketFloats
+        config.threads = threadOptions.threads
+        return config
     }
 
     func run() throws {
@@ -112,20 +120,9 @@ struct Gradcheck: ParsableCommand {
                 printLine(report.table)
                 return
             }
-            var config = GradientCheckConfiguration()
-            config.globalBatchSize = batch
-            config.steps = steps
-            config.seed = modelOptions.seed
-            config.tolerance = effectiveTolerance
-            config.compression = compression
-            config.denseFactors = denseFactors
-            config.reduction = reduction
-            config.chunkSize = chunkSize
-            config.bucketCapacity = bucketFloats
-            config.threads = threadOptions.threads
             let report = try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
                                                makeOptimizer: { try SGD(learningRate: learningRate, momentum: momentum) },
-                                               communicator: communicator, configuration: config)
+                                               communicator: communicator, configuration: configuration())
             if communicator.isRoot { printLine(report.table) }
             guard report.passed else {
                 let w = report.worst

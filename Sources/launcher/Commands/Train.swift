@@ -25,12 +25,25 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Faults") var faultOptions: FaultOptions
     @OptionGroup(title: "Output") var output: OutputOptions
 
-    /// Checks what needs two groups; each group checks its own options.
+    /// Checks what needs two groups; each group checks the forms of its own options, and the
+    /// library the training options' values (`ConfigurationCheck`).
     func validate() throws {
-        try commOptions.validate(reduction: reductionOptions.reduction)
+        try ConfigurationCheck.validate(configuration())
         if let p = loop.earlyStoppingPatience, !dataOptions.hasValidation {
             throw LaunchError("--early-stopping-patience \(p) needs a validation set; hint: add --validation-split 0.1 or --validation-data test")
         }
+    }
+
+    /// The training options of the command line (without the data's: augmentation, schedule).
+    func configuration() -> TrainingConfiguration {
+        var config = TrainingConfiguration()
+        loop.apply(to: &config)
+        config.seed = modelOptions.seed
+        reductionOptions.apply(to: &config)
+        commOptions.apply(to: &config)
+        threadOptions.apply(to: &config)
+        config.checkpoints = checkpoints.policy
+        return config
     }
 
     func run() throws {
@@ -42,15 +55,9 @@ struct Train: ParsableCommand {
             faultOptions.apply(to: communicator)
             let (train, validation, test) = try dataOptions.load(rank: communicator.rank, seed: modelOptions.seed)
             let spec = try modelOptions.spec(for: train)
-            var config = TrainingConfiguration()
-            loop.apply(to: &config)
-            config.seed = modelOptions.seed
-            reductionOptions.apply(to: &config)
-            commOptions.apply(to: &config)
-            threadOptions.apply(to: &config)
+            var config = configuration()
             config.augmentation = try dataOptions.augmentation(channels: train.sampleShape[0])
             config.stopRequested = { StopSignals.requested }
-            config.checkpoints = checkpoints.policy
             let epochs = loop.epochs, batchSize = loop.batchSize, accumulate = loop.accumulate
             let output = try TrainingOutput(isRoot: communicator.isRoot, metricsPath: self.output.metrics, epochs: epochs)
             let tensorboardLog = try TrainingTensorBoard(directory: self.output.tensorboard, isRoot: communicator.isRoot)

@@ -35,7 +35,6 @@ struct CommOptions: ParsableArguments {
     func validate() throws {
         guard progressThread >= 0 else { throw ValidationError("--progress-thread must be non-negative, got \(progressThread)") }
         guard bucketMegabytes > 0, bucketMegabytes.isFinite else { throw ValidationError("--bucket-mb must be positive, got \(bucketMegabytes)") }
-        if let f = bucketFloats, f <= 0 { throw ValidationError("--bucket-floats must be positive, got \(f)") }
         if let t = timeline {
             guard !t.isEmpty else { throw ValidationError("--timeline needs a file name") }
             // Fail now rather than after training when the traces cannot be written.
@@ -44,16 +43,6 @@ struct CommOptions: ParsableArguments {
             guard FileManager.default.fileExists(atPath: dir.isEmpty ? "/" : dir, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw ValidationError("--timeline \(t): no such directory \(dir)")
             }
-        }
-    }
-
-    /// Rejects options that cannot go together with the reduction mode.
-    func validate(reduction: ReductionMode) throws {
-        if denseFactors && reduction == .deterministic {
-            throw ValidationError("--dense-factors needs --reduction fast; hint: the deterministic reduction gathers dense factors by itself")
-        }
-        if compression != .none && reduction == .deterministic {
-            throw ValidationError("--compression \(compression) needs --reduction fast; hint: the deterministic reduction sums exactly (its terms travel as float32 or float64)")
         }
     }
 

@@ -9,9 +9,6 @@ struct ReductionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Deterministic mode: samples per chunk of the global batch (results depend on it, not on the ranks; a rank takes whole chunks).", valueName: "c"))
     var chunkSize = 16
 
-    func validate() throws {
-        guard chunkSize > 0 else { throw LaunchError("--chunk-size must be positive, got \(chunkSize)") }
-    }
 
     /// Copies the reduction mode and chunk size into a training configuration.
     func apply(to config: inout TrainingConfiguration) {

@@ -31,18 +31,6 @@ struct TrainingLoopOptions: ParsableArguments {
     @Option(help: "The smallest change of the monitored figure that counts as an improvement.")
     var minDelta = 0.0
 
-    /// Checks each option alone; `Train.validate` checks the ones that need another group
-    /// (early stopping needs a validation set).
-    func validate() throws {
-        guard epochs > 0 else { throw LaunchError("--epochs must be positive, got \(epochs)") }
-        guard batchSize > 0 else { throw LaunchError("--batch-size must be positive, got \(batchSize)") }
-        guard accumulate > 0 else { throw LaunchError("--accumulate must be positive, got \(accumulate)") }
-        if let m = maxSteps, m <= 0 { throw LaunchError("--max-steps must be positive, got \(m)") }
-        if let m = stopAfter, m <= 0 { throw LaunchError("--stop-after must be positive, got \(m)") }
-        if let p = earlyStoppingPatience, p <= 0 { throw LaunchError("--early-stopping-patience must be positive, got \(p)") }
-        guard minDelta.isFinite, minDelta >= 0 else { throw LaunchError("--min-delta must be a number >= 0, got \(minDelta)") }
-    }
-
     /// Copies the loop's settings into a training configuration.
     func apply(to config: inout TrainingConfiguration) {
         config.epochs = epochs
