@@ -15,7 +15,6 @@ final class ProgressReporterTests: XCTestCase {
             loop.epochTotals = BatchTotals()
             loop.epochStepsRun = 0
             loop.epochTrainingSeconds = 0
-            try reporter.epochBegin(loop)
             for loss in losses {
                 loop.position.stepInEpoch += 1
                 loop.position.step += 1
@@ -45,8 +44,9 @@ final class ProgressReporterTests: XCTestCase {
         XCTAssertEqual(p.map(\.learningRate), [0.1, 0.1, 0.1].map { Double(Float($0)) })
     }
 
-    /// A new epoch starts a new window: the last steps of the previous one are not carried over.
-    func testEachEpochStartsAFreshWindow() throws {
+    /// Each epoch reports its own steps: the window of the first report of an epoch holds only
+    /// that epoch's steps, and the global step keeps counting.
+    func testEachEpochReportsItsOwnSteps() throws {
         let p = try reports(interval: 2, losses: [1, 3, 3], epochs: 2)
         XCTAssertEqual(p.map(\.epoch), [0, 0, 1, 1])
         XCTAssertEqual(p.map(\.step), [2, 3, 2, 3])

@@ -4,15 +4,12 @@
 final class ProgressReporter: TrainingCallback {
     /// Steps between reports (0: none; the `.epoch` event still comes).
     let interval: Int
-    /// The global figures of the steps since the last report.
+    /// The global figures of the steps since the last report. (An epoch's last step always
+    /// reports, so a new epoch starts with an empty window.)
     private var window = BatchTotals()
 
     init(interval: Int) {
         self.interval = interval
-    }
-
-    func epochBegin(_ loop: TrainingLoop) throws {
-        window = BatchTotals()
     }
 
     func stepEnd(_ loop: TrainingLoop) throws {
