@@ -6,8 +6,8 @@ import NN
 /// The loop itself does only what every step needs and every rank must agree on at once: the
 /// learning rate of the schedule, the micro-batches, the reduction, the one small allreduce of
 /// the step's loss (which carries the ranks' stop votes, so a non-finite loss or a stop request
-/// ends every rank at the same step) and the update. Checkpoints, early stopping, batch-norm
-/// averaging and progress reports are callbacks (`Callbacks/`), called in that order
+/// ends every rank at the same step) and the update. Batch-norm averaging, progress reports,
+/// early stopping and checkpoints are callbacks (`Callbacks/`), called in that order
 /// (`standardCallbacks`) before the caller's own.
 ///
 /// The callbacks read the run's state here; only the loop and the callbacks of this module change it.
