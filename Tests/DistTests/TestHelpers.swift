@@ -53,3 +53,50 @@ final class ResultBox<T>: @unchecked Sendable {
     var results: [Result<T, Error>?]
     init(_ n: Int) { results = Array(repeating: nil, count: n) }
 }
+
+/// Training events and callback hooks in the order they happened, as short lines.
+final class RunLog {
+    var lines: [String] = []
+    /// The events themselves.
+    var events: [TrainingEvent] = []
+
+    func record(_ event: TrainingEvent) {
+        events.append(event)
+        switch event {
+        case .ready: lines.append("ready")
+        case let .resumed(p): lines.append("resumed \(p.step)")
+        case let .progress(p): lines.append("progress \(p.epoch):\(p.step)")
+        case let .epoch(m): lines.append("epoch \(m.epoch)")
+        case let .checkpoint(path): lines.append("checkpoint \((path as NSString).lastPathComponent)")
+        case let .stoppedEarly(epoch, best): lines.append("stoppedEarly \(epoch) \(best)")
+        case let .finished(m): lines.append("finished \(m.step)")
+        }
+    }
+}
+
+/// A callback that writes each hook it sees, with the loop's global step, into a `RunLog`.
+final class HookRecorder: TrainingCallback {
+    let log: RunLog
+    init(_ log: RunLog) { self.log = log }
+    func trainBegin(_ loop: TrainingLoop) throws { log.lines.append("trainBegin \(loop.position.step)") }
+    func epochBegin(_ loop: TrainingLoop) throws { log.lines.append("epochBegin \(loop.position.step)") }
+    func stepEnd(_ loop: TrainingLoop) throws { log.lines.append("stepEnd \(loop.position.step)") }
+    func modelWillBeRead(_ loop: TrainingLoop) throws { log.lines.append("modelWillBeRead \(loop.position.step)") }
+    func epochEnd(_ loop: TrainingLoop, metrics: EpochMetrics) throws { log.lines.append("epochEnd \(metrics.epoch)") }
+    func trainEnd(_ loop: TrainingLoop) throws { log.lines.append("trainEnd \(loop.position.step)") }
+}
+
+/// A loop over a small MLP (3 classes of 1×8×8 samples) that a test drives hook by hook: nothing
+/// runs until `run()`, so `callbacks` are only the ones given, and the test sets the loop's state.
+func makeLoop(spec: ModelSpec? = nil, communicator: Communicator = InProcessCommunicator(), callbacks: [TrainingCallback] = [],
+              log: RunLog = RunLog(), configure: (inout TrainingConfiguration) -> Void = { _ in }) throws -> TrainingLoop {
+    let data = SyntheticPatterns.make(count: 24, shape: [1, 8, 8], classes: 3, seed: 5)
+    var config = TrainingConfiguration()
+    config.globalBatchSize = 8
+    configure(&config)
+    let trainer = try DataParallelTrainer(spec: spec ?? ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount),
+                                          optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(), communicator: communicator,
+                                          configuration: config)
+    return TrainingLoop(trainer: trainer, training: data, validation: nil, test: nil, from: TrainingPosition(), callbacks: callbacks,
+                        onEvent: log.record)
+}

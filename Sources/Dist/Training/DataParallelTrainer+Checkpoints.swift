@@ -9,42 +9,19 @@ import NN
 /// and `options`: a `CheckpointRecord` JSON with the position within the epoch, the early-stopping
 /// state, the global batch and the launcher's options.
 extension DataParallelTrainer {
-    /// Averages the running statistics of batch-norm layers that are not synchronized (each rank
-    /// saw only its own slices), so evaluation and checkpoints use the same figures on every rank.
-    /// Synchronized layers already agree, and so does every layer in deterministic mode (each
-    /// step applies every chunk's statistics in chunk order on every rank). A collective (a no-op
-    /// on one rank).
+    /// Writes a checkpoint of `position` to `path` on rank 0; every rank first checks that the
+    /// parameters are finite (they are identical on every rank, so all ranks throw together). A
+    /// collective in deterministic mode on several ranks (the optimizer's moments are gathered).
     ///
-    /// - Throws: `DistError.mpi` when the allreduce fails.
-    public func averageBatchStatistics() throws {
-        guard communicator.size > 1, configuration.reduction == .fast else { return }
-        let arena = model.arena
-        let local = model.layerSummaries.enumerated().filter { $0.element.hasPrefix("batchnorm") && !$0.element.contains(",sync") }
-        let slots = arena.slots.filter { slot in
-            !slot.trainable && local.contains { slot.name.hasPrefix("\($0.offset).") }
-        }
-        guard !slots.isEmpty else { return }
-        var values: [Float] = []
-        for slot in slots { values += UnsafeBufferPointer(start: arena.parameters + slot.offset, count: slot.count) }
-        try communicator.allreduce(&values, op: .sum)
-        let scale = 1 / Float(communicator.size)
-        var at = 0
-        for slot in slots {
-            arena.setParameter(slot, values[at ..< at + slot.count].map { $0 * scale })
-            at += slot.count
-        }
-    }
-
-    /// Writes a checkpoint on rank 0 and prunes old ones; every rank first checks that the
-    /// parameters are finite (they are identical on every rank, so all ranks throw together).
-    func saveCheckpoint(_ checkpoints: TrainingCheckpoints, position: TrainingPosition, name: String? = nil,
-                        onEvent: (TrainingEvent) -> Void) throws {
+    /// - Returns: whether this rank wrote the file (rank 0 does).
+    /// - Throws: `DistError.nonFiniteParameters` on every rank; `CheckpointError` on rank 0.
+    func saveCheckpoint(position: TrainingPosition, to path: String) throws -> Bool {
         let arena = model.arena
         for slot in arena.slots where !UnsafeBufferPointer(start: arena.parameters + slot.offset, count: slot.count).allSatisfy(\.isFinite) {
             throw DistError.nonFiniteParameters(step: position.step, parameter: slot.name)
         }
         try exactReducer?.shareOptimizerState(optimizer)
-        guard communicator.isRoot else { return }
+        guard communicator.isRoot else { return false }
         let record = CheckpointRecord(globalBatch: configuration.globalBatchSize, accumulate: configuration.accumulationSteps,
                                       seed: "\(configuration.seed)", trainingSamples: trainingSamples, position: position,
                                       options: configuration.recordedOptions, chunkSize: exactReducer.map { _ in configuration.chunkSize },
@@ -55,10 +32,8 @@ extension DataParallelTrainer {
                                         modelSpec: String(decoding: try encoder.encode(spec), as: UTF8.self),
                                         options: String(decoding: try encoder.encode(record), as: UTF8.self),
                                         optimizer: optimizer.summary)
-        let path = checkpoints.path(name ?? TrainingCheckpoints.stepName(position.step))
         try Checkpoint.save(arena: model.arena, optimizer: optimizer.state, metadata: metadata, to: path)
-        onEvent(.checkpoint(path: path))
-        if name == nil { checkpoints.prune() }
+        return true
     }
 
     /// Loads a checkpoint's parameters and optimizer state into this replica (before `fit`).

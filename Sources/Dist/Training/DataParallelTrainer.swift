@@ -4,8 +4,8 @@ import NN
 /// Trains one replica of a model on this rank's shard of every global batch, keeping all
 /// replicas identical by averaging gradients across ranks before each optimizer step.
 ///
-/// Use `fit(training:validation:test:from:onEvent:)` for the whole loop (and `restore(from:trainingSamples:)`
-/// before it to resume), or the step functions
+/// Use `fit(training:validation:test:from:callbacks:onEvent:)` for the whole loop (`TrainingLoop`;
+/// `restore(from:trainingSamples:)` before it to resume), or the step functions
 /// (`computeGradients`, `reduceGradients`, `applyUpdate`) for finer control (the gradient check).
 /// Every public method except `computeGradients` is a collective: all ranks call it together.
 public final class DataParallelTrainer {
@@ -271,140 +271,28 @@ public final class DataParallelTrainer {
                            communicator: communicator, preprocessing: evaluationAugmentation)
     }
 
-    /// The whole run: verify replicas, broadcast, then for each epoch and step {batch, forward,
-    /// loss, zero, backward, reduce, step, log}, a validation pass per epoch, checkpoints and
-    /// early stopping, and the test set once at the end.
+    /// The whole run (`TrainingLoop`): verify replicas, broadcast, then for each epoch and step
+    /// {batch, forward, loss, zero, backward, reduce, step}, a validation pass per epoch and the
+    /// test set once at the end, with callbacks at fixed points: batch-norm averaging, progress,
+    /// early stopping, checkpoints (from the configuration), then `callbacks`.
     ///
     /// - Parameters:
     ///   - training: the training set (same on every rank).
     ///   - validation: an optional validation set, evaluated after each epoch.
     ///   - test: an optional test set, evaluated once after the last step.
     ///   - start: where to begin (from `restore(from:)` when resuming).
+    ///   - callbacks: more callbacks, called after the standard ones in this order (on every rank).
     ///   - onEvent: called on every rank (`.checkpoint` on rank 0 only); print on rank 0 only.
     /// - Returns: the figures of each epoch and of the test set (the same on every rank).
     /// - Throws: `DistError` for bad options, mismatched replicas, MPI failures or a non-finite
     ///   loss (on every rank at the same step, before that step's update); `CheckpointError` on
-    ///   rank 0 when a checkpoint cannot be written.
+    ///   rank 0 when a checkpoint cannot be written; what a callback throws.
     @discardableResult
     public func fit(training: Dataset, validation: Dataset? = nil, test: Dataset? = nil,
-                    from start: TrainingPosition = TrainingPosition(),
-                    onEvent: (TrainingEvent) -> Void = { _ in }) throws -> TrainingResult {
-        let size = communicator.size
-        let digest = try synchronize(dataset: training)
-        try configuration.validate(ranks: size, trainingSamples: training.count)
-        try configuration.validate(layerSummaries: model.layerSummaries, ranks: size, trainingSamples: training.count)
-        let sampler = DistributedSampler(datasetCount: training.count, globalBatchSize: configuration.globalBatchSize,
-                                         seed: configuration.seed, shuffle: configuration.shuffle, lastBatch: configuration.lastBatch)
-        let steps = configuration.optimizerStepsPerEpoch(trainingSamples: training.count)
-        let microPerStep = configuration.accumulationSteps
-        let checkpoints = try configuration.checkpoints.map { try TrainingCheckpoints(policy: $0, isRoot: communicator.isRoot) }
-        trainingSamples = training.count
-        onEvent(.ready(parameters: model.arena.parameterCount, fingerprint: digest, ranks: size, stepsPerEpoch: steps))
-        var position = start
-        if position != TrainingPosition() { onEvent(.resumed(position)) }
-        var lastSaved = position.step // the checkpoint resumed from needs no copy
-
-        var history: [EpochMetrics] = []
-        var stoppedEarly = false, interrupted = false
-        epochs: while position.epoch < configuration.epochs {
-            let epoch = position.epoch
-            let started = Date()
-            var trainingSeconds = 0.0, stepsRun = 0
-            let order = sampler.permutation(epoch: epoch)
-            var epochTotals = BatchTotals(), windowTotals = BatchTotals()
-            while position.stepInEpoch < steps {
-                if let stop = configuration.stopAfterSteps, position.step >= stop { break epochs }
-                let stepStarted = Date()
-                let step = position.stepInEpoch
-                (communicator as? MPICommunicator)?.phase = "epoch \(epoch + 1) step \(step + 1)" // for stall messages
-                if let schedule = configuration.schedule { optimizer.learningRate = schedule.learningRate(at: position.step) }
-                // The step's micro-batches: sampler batches step·N ..< (step+1)·N (fewer at a split end).
-                let micro = step * microPerStep ..< min((step + 1) * microPerStep, sampler.stepsPerEpoch)
-                let globalCount = micro.reduce(0) { $0 + sampler.globalBatch(step: $1, order: order).count }
-                var totals = BatchTotals()
-                for (m, s) in micro.enumerated() {
-                    totals += computeGradients(globalBatch: sampler.globalBatch(step: s, order: order), epoch: epoch, dataset: training,
-                                               accumulating: m > 0, final: m == micro.count - 1)
-                }
-                try reduceGradients(globalBatchSize: globalCount, scalingInUpdate: true)
-                // One small allreduce per step: the global loss, so every rank sees a NaN at once.
-                let (stepTotals, stopVotes) = try totals.reduced(across: communicator, stopVote: configuration.stopRequested?() == true)
-                guard stepTotals.lossSum.isFinite else {
-                    throw DistError.nonFiniteLoss(epoch: epoch, step: step + 1, value: stepTotals.lossSum)
-                }
-                try applyUpdate()
-                position.stepInEpoch += 1
-                position.step += 1
-                // Checkpointed below, like --stop-after; at an epoch's last step the epoch ends first.
-                if stopVotes > 0 && position.stepInEpoch < steps { interrupted = true; break epochs }
-                epochTotals += stepTotals
-                windowTotals += stepTotals
-                stepsRun += 1
-                trainingSeconds += Date().timeIntervalSince(stepStarted)
-                let done = position.stepInEpoch
-                if configuration.logInterval > 0 && (done % configuration.logInterval == 0 || done == steps) {
-                    let rate = Double(epochTotals.count) / max(trainingSeconds, 1e-9)
-                    onEvent(.progress(StepProgress(epoch: epoch, step: done, steps: steps, globalStep: position.step,
-                                                   loss: windowTotals.meanLoss, accuracy: windowTotals.accuracy,
-                                                   learningRate: Double(optimizer.learningRate), samplesPerSecond: rate,
-                                                   secondsLeft: trainingSeconds / Double(stepsRun) * Double(steps - done))))
-                    windowTotals = BatchTotals()
-                }
-                if let checkpoints, checkpoints.policy.everySteps > 0, position.step % checkpoints.policy.everySteps == 0, done < steps {
-                    try averageBatchStatistics()
-                    try saveCheckpoint(checkpoints, position: position, onEvent: onEvent)
-                    lastSaved = position.step
-                }
-            }
-            position.epoch += 1
-            position.stepInEpoch = 0
-            try averageBatchStatistics()
-            let evaluation = try validation.map { try evaluate($0) }
-            var metrics = EpochMetrics(epoch: epoch, step: position.step, trainLoss: epochTotals.meanLoss,
-                                       trainAccuracy: epochTotals.accuracy, trainSamples: epochTotals.count,
-                                       validationLoss: evaluation?.meanLoss, validationAccuracy: evaluation?.accuracy,
-                                       validationSamples: evaluation?.count, learningRate: Double(optimizer.learningRate),
-                                       samplesPerSecond: Double(epochTotals.count) / max(trainingSeconds, 1e-9), seconds: 0)
-            var improved = false
-            if let value = configuration.monitor.value(of: metrics) {
-                if configuration.monitor.improves(value, on: position.best, minDelta: configuration.earlyStoppingMinDelta) {
-                    position.best = value
-                    position.epochsWithoutImprovement = 0
-                    improved = true
-                } else {
-                    position.epochsWithoutImprovement += 1
-                }
-            }
-            if let checkpoints {
-                try saveCheckpoint(checkpoints, position: position, onEvent: onEvent)
-                lastSaved = position.step
-                if improved { try saveCheckpoint(checkpoints, position: position, name: TrainingCheckpoints.bestName, onEvent: onEvent) }
-            }
-            metrics.seconds = Date().timeIntervalSince(started)
-            history.append(metrics)
-            onEvent(.epoch(metrics))
-            if let patience = configuration.earlyStoppingPatience, position.epochsWithoutImprovement >= patience, let best = position.best {
-                stoppedEarly = true
-                onEvent(.stoppedEarly(epoch: epoch, best: best))
-                break
-            }
-        }
-        try averageBatchStatistics()
-        if let checkpoints, lastSaved != position.step {
-            try saveCheckpoint(checkpoints, position: position, onEvent: onEvent)
-        }
-        if interrupted {
-            return TrainingResult(epochs: history, test: nil, stoppedEarly: false, interrupted: true, position: position)
-        }
-        let testTotals = try test.map { try evaluate($0) }
-        var final = history.last ?? EpochMetrics(epoch: position.epoch, step: position.step, trainLoss: 0, trainAccuracy: 0,
-                                                 trainSamples: 0, seconds: 0)
-        final.step = position.step
-        final.testLoss = testTotals?.meanLoss
-        final.testAccuracy = testTotals?.accuracy
-        final.testSamples = testTotals?.count
-        onEvent(.finished(final))
-        return TrainingResult(epochs: history, test: testTotals, stoppedEarly: stoppedEarly, position: position)
+                    from start: TrainingPosition = TrainingPosition(), callbacks: [TrainingCallback] = [],
+                    onEvent: @escaping (TrainingEvent) -> Void = { _ in }) throws -> TrainingResult {
+        try TrainingLoop(trainer: self, training: training, validation: validation, test: test, from: start,
+                         callbacks: callbacks, onEvent: onEvent).run()
     }
 }
 

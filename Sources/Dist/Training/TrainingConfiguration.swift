@@ -257,7 +257,7 @@ public struct TrainingResult {
     public var epochs: [EpochMetrics]
     /// The test set's totals after the last step (nil without a test set).
     public var test: BatchTotals?
-    /// Whether early stopping ended the run.
+    /// Whether a callback ended the run after an epoch (early stopping, `TrainingLoop.requestStop`).
     public var stoppedEarly: Bool
     /// Whether a stop request (`TrainingConfiguration.stopRequested`) ended the run at a step boundary.
     public var interrupted = false
