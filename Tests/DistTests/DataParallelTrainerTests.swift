@@ -212,22 +212,43 @@ final class TrainingConfigurationTests: XCTestCase {
         config.globalBatchSize = 32
         config.lastBatch = .split
         config.reduction = .deterministic
-        let layers = ["conv2d(8,3x3,s1x1,same)", "batchnorm2d(m0.1,eps1e-05,sync)"]
-        XCTAssertNoThrow(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
+        let layers: [any Layer] = [Conv2D(filters: 8, kernelSize: (3, 3), padding: .same), BatchNorm2D(synchronized: true)]
+        XCTAssertNoThrow(try config.validate(layers: layers, ranks: 4, trainingSamples: 98))
         config.reduction = .fast
-        XCTAssertThrowsError(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
+        XCTAssertThrowsError(try config.validate(layers: layers, ranks: 4, trainingSamples: 98))
     }
 
     func testSynchronizedLayersRejectEmptySlices() {
         var config = TrainingConfiguration()
         config.globalBatchSize = 32
         config.lastBatch = .split
-        let layers = ["batchnorm2d(m0.1,eps1e-05,sync)"]
+        let layers: [any Layer] = [BatchNorm2D(synchronized: true)]
         // 98 = 3·32 + 2: a last batch of 2 leaves ranks 2 and 3 of 4 without a sample.
-        XCTAssertThrowsError(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
-        XCTAssertNoThrow(try config.validate(layerSummaries: layers, ranks: 2, trainingSamples: 98))
+        XCTAssertThrowsError(try config.validate(layers: layers, ranks: 4, trainingSamples: 98))
+        XCTAssertNoThrow(try config.validate(layers: layers, ranks: 2, trainingSamples: 98))
         config.lastBatch = .drop
-        XCTAssertNoThrow(try config.validate(layerSummaries: layers, ranks: 4, trainingSamples: 98))
+        XCTAssertNoThrow(try config.validate(layers: layers, ranks: 4, trainingSamples: 98))
+        config.lastBatch = .split
+        XCTAssertNoThrow(try config.validate(layers: [BatchNorm2D()], ranks: 4, trainingSamples: 98), "a local batch norm runs alone")
+    }
+
+    /// The values alone, before any rank or data: each error names its option.
+    func testOptionsAreCheckedAloneAndNamed() {
+        func option(_ change: (inout TrainingConfiguration) -> Void) -> String? {
+            var config = TrainingConfiguration()
+            change(&config)
+            do { try config.validateOptions() } catch let DistError.invalidConfiguration(option, _) { return option } catch { return "\(error)" }
+            return nil
+        }
+        XCTAssertNil(option { _ in })
+        XCTAssertEqual(option { $0.epochs = 0 }, "epochs")
+        XCTAssertEqual(option { $0.globalBatchSize = 0 }, "global batch size")
+        XCTAssertEqual(option { $0.threads = 257 }, "threads")
+        XCTAssertEqual(option { $0.denseFactors = true; $0.reduction = .deterministic }, "dense-factors")
+        XCTAssertEqual(option { $0.denseFactors = true; $0.accumulationSteps = 2 }, "dense-factors")
+        XCTAssertEqual(option { $0.compression = .fp16; $0.reduction = .deterministic }, "compression")
+        XCTAssertEqual(option { $0.earlyStoppingMinDelta = -1 }, "min delta")
+        XCTAssertEqual(option { $0.checkpoints = CheckpointPolicy(directory: "/tmp", everySteps: -1, keepLast: 0) }, "checkpoint every")
     }
 
     func testStatisticsReducerSumsAcrossRanks() {

@@ -141,7 +141,7 @@ public enum GradientCheck {
                                                   communicator: communicator, configuration: options)
         try distributed.synchronize(dataset: dataset)
         try options.validate(ranks: communicator.size, trainingSamples: dataset.count)
-        try options.validate(layerSummaries: distributed.model.layerSummaries, ranks: communicator.size, trainingSamples: dataset.count)
+        try options.validate(layers: distributed.model.layers, ranks: communicator.size, trainingSamples: dataset.count)
         guard c.steps > 0 else { throw DistError.invalidConfiguration(option: "steps", reason: "must be positive, got \(c.steps)") }
         guard c.tolerance >= 0 else { throw DistError.invalidConfiguration(option: "tolerance", reason: "must be non-negative, got \(c.tolerance)") }
 

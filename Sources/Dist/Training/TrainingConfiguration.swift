@@ -154,16 +154,16 @@ public struct TrainingConfiguration {
         }
     }
 
-    /// Checks the options against the model's layers (by their summaries).
+    /// Checks the options against the model's layers.
     ///
-    /// In fast mode, synchronized layers (`…,sync…`) make forward a collective, so no rank may have
+    /// In fast mode, synchronized layers (`Layer.isSynchronized`) make forward a collective, so no rank may have
     /// an empty slice, which a split last batch smaller than the ranks would give. (Deterministic
     /// mode runs every rank through every layer, with or without chunks.)
     /// - Throws: `DistError.invalidConfiguration` naming the option.
-    public func validate(layerSummaries: [String], ranks: Int, trainingSamples: Int) throws {
+    public func validate(layers: [any Layer], ranks: Int, trainingSamples: Int) throws {
         guard reduction == .fast else { return }
         let remainder = trainingSamples % globalBatchSize
-        if let layer = layerSummaries.first(where: { $0.contains(",sync") }), lastBatch == .split, remainder > 0, remainder < ranks {
+        if let layer = layers.first(where: \.isSynchronized)?.summary, lastBatch == .split, remainder > 0, remainder < ranks {
             throw DistError.invalidConfiguration(option: "last batch",
                                                  reason: "split gives a last batch of \(remainder) samples for \(ranks) ranks, and \(layer) needs every rank in forward; hint: drop the last batch or change the batch size")
         }

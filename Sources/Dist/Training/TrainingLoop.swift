@@ -101,7 +101,7 @@ public final class TrainingLoop {
         let configuration = trainer.configuration, size = trainer.communicator.size
         let digest = try trainer.synchronize(dataset: training)
         try configuration.validate(ranks: size, trainingSamples: training.count)
-        try configuration.validate(layerSummaries: trainer.model.layerSummaries, ranks: size, trainingSamples: training.count)
+        try configuration.validate(layers: trainer.model.layers, ranks: size, trainingSamples: training.count)
         let sampler = DistributedSampler(datasetCount: training.count, globalBatchSize: configuration.globalBatchSize,
                                          seed: configuration.seed, shuffle: configuration.shuffle, lastBatch: configuration.lastBatch)
         stepsPerEpoch = configuration.optimizerStepsPerEpoch(trainingSamples: training.count)

@@ -18,11 +18,9 @@ final class BatchNormAveraging: TrainingCallback {
     /// - Throws: `DistError.mpi` when the allreduce fails.
     static func average(_ trainer: DataParallelTrainer) throws {
         guard trainer.communicator.size > 1, trainer.configuration.reduction == .fast else { return }
-        let arena = trainer.model.arena
-        let local = trainer.model.layerSummaries.enumerated().filter { $0.element.hasPrefix("batchnorm") && !$0.element.contains(",sync") }
-        let slots = arena.slots.filter { slot in
-            !slot.trainable && local.contains { slot.name.hasPrefix("\($0.offset).") }
-        }
+        let model = trainer.model, arena = model.arena
+        let slots = model.layers.indices.filter { model.layers[$0].usesBatchStatistics && !model.layers[$0].isSynchronized }
+            .flatMap { model.slots(ofLayer: $0).filter { !$0.trainable } }
         guard !slots.isEmpty else { return }
         var values: [Float] = []
         for slot in slots { values += UnsafeBufferPointer(start: arena.parameters + slot.offset, count: slot.count) }
