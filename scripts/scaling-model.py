@@ -16,8 +16,10 @@ The model (times per step, weak scaling: every rank takes B samples a step):
               backward, optimizer step), the median of `ddp bench steps` on 1 rank
   allreduce   t_ar = sum over buckets of 2(P-1) * alpha_b  +  2(P-1)/P * G * beta
               the ring that the reducer runs per bucket: 2(P-1) rounds, each paying a latency
-              (alpha for a small bucket, alpha_big for one of 1 MB or more, whose rounds start
-              slower: TCP restarts its window after the idle gap between rounds), and 2(P-1)/P of
+              (each round moves a piece, 1/P of the bucket: alpha for a piece of 4 KB, alpha_big
+              for one of 256 KB or more, the smallest piece of the fit's big sizes, and in between
+              in proportion to the piece; big pieces start slower, as TCP restarts its window
+              after the idle gap between rounds), and 2(P-1)/P of
               the G bytes on the wire (4 per gradient float, 2 with fp16) through each link.
               alpha from 4 KB on 2 hosts; alpha_big and beta by least squares over the sizes of
               1-16 MB on every host count (2, 3, 4: the rounds grow with P, the bytes hardly),
@@ -193,7 +195,13 @@ def fit_allreduce(d, rate):
     return {"alpha": alpha, "alpha_big": alpha_big, "beta": beta, "hosts": sorted({p for p, *_ in pts})}
 
 
-BIG_BUCKET = 1 << 20  # bytes: the buckets whose rounds start as the megabyte sizes of the fit did
+BIG_PIECE = 256 << 10  # bytes a round: the smallest piece of the fit's big sizes (1 MB over 4 hosts)
+
+
+def round_latency(piece, net):
+    """A ring round's latency for a piece of `piece` bytes: alpha_big from BIG_PIECE up, down to
+    alpha in proportion below it (the window a round has to grow shrinks with its bytes)."""
+    return net["alpha"] + (net["alpha_big"] - net["alpha"]) * min(1.0, piece / BIG_PIECE)
 
 
 def allreduce_time(p, bucket_floats, net, fp16):
@@ -202,7 +210,7 @@ def allreduce_time(p, bucket_floats, net, fp16):
     if p < 2:
         return 0.0
     width = 2 if fp16 else 4
-    rounds = sum(2 * (p - 1) * (net["alpha_big"] if n * width >= BIG_BUCKET else net["alpha"]) for n in bucket_floats)
+    rounds = sum(2 * (p - 1) * round_latency(n * width / p, net) for n in bucket_floats)
     return rounds + 2 * (p - 1) / p * sum(bucket_floats) * width * net["beta"]
 
 
@@ -229,7 +237,7 @@ def factor_terms(p, batch, m, fx, net, fp16, gamma):
     others.remove(fx["weights"])
     tar = allreduce_time(p, others, net, fp16)
     part = batch * fx["width"] * 4
-    tag = (p - 1) * ((net["alpha_big"] if part >= BIG_BUCKET else net["alpha"]) + part * net["beta"]) if p > 1 else 0.0
+    tag = (p - 1) * (round_latency(part, net) + part * net["beta"]) if p > 1 else 0.0
     return p * batch * fx["per_sample"], (gamma * sum(others) if fp16 else 0.0), tar + tag
 
 
@@ -272,8 +280,8 @@ def report(a):
               f"{fx['per_sample'] * 1e6:.1f} us a sample (2 local ranks)")
     for r in rates:
         n = net[r]
-        print(f"  link {r}: alpha {n['alpha'] * 1e6:.1f} us a round (4 KB), {n['alpha_big'] * 1e3:.2f} ms a round of a bucket of "
-              f"1 MB or more; beta {n['beta'] * 1e9:.3f} ns/byte = {8 / n['beta'] / 1e9:.3f} Gbit/s "
+        print(f"  link {r}: alpha {n['alpha'] * 1e6:.1f} us a round (4 KB), {n['alpha_big'] * 1e3:.2f} ms a round of a piece of "
+              f"256 KB or more; beta {n['beta'] * 1e9:.3f} ns/byte = {8 / n['beta'] / 1e9:.3f} Gbit/s "
               f"({100 * (8 / rate_bits(r)) / n['beta']:.0f}% of the rate); fitted on {', '.join(map(str, n['hosts']))} hosts")
 
     # Validation: the time backward hides, from the 2-host fp32 run at the fastest link (where the
@@ -340,7 +348,7 @@ def report(a):
     ranks = [2 ** i for i in range(1, 10)]
     pred_rows = []
     print(f"\npredictions: per-rank batch {fm['batch']}, one core per rank, ring allreduce, a round's latency as at {high} "
-          f"({net[high]['alpha'] * 1e6:.1f} us; {net[high]['alpha_big'] * 1e3:.2f} ms for buckets of 1 MB or more), "
+          f"({net[high]['alpha'] * 1e6:.1f} us; {net[high]['alpha_big'] * 1e3:.2f} ms for pieces of 256 KB or more), "
           f"links at {100 * link_efficiency:.0f}% of their rate; step ms / efficiency")
     for name, m in models:
         b = fm["batch"]

@@ -26,9 +26,14 @@ final class ScalingModelTests: XCTestCase {
                       buckets.reduce(0, +), buckets.count, buckets.map(String.init).joined(separator: " "), step * 1000, compute * 1000)
     }
 
+    /// A ring round's latency for a piece of `bytes`: alphaBig from 256 KB up, in proportion below.
+    func latency(_ bytes: Double, _ link: Link) -> Double {
+        link.alpha + (link.alphaBig - link.alpha) * min(1, bytes / Double(256 << 10))
+    }
+
     /// The reducer's ring allreduce as the model states it.
     func allreduce(_ p: Int, _ floats: [Int], _ link: Link, width: Int) -> Double {
-        let rounds = floats.reduce(0.0) { $0 + Double(2 * (p - 1)) * ($1 * width >= 1 << 20 ? link.alphaBig : link.alpha) }
+        let rounds = floats.reduce(0.0) { $0 + Double(2 * (p - 1)) * latency(Double($1 * width) / Double(p), link) }
         return rounds + Double(2 * (p - 1)) / Double(p) * Double(floats.reduce(0, +) * width) * link.beta
     }
 
@@ -40,7 +45,7 @@ final class ScalingModelTests: XCTestCase {
             floats.remove(at: 1)
             let part = batch * factorWidth * 4
             comm = allreduce(hosts, floats, link, width: fp16 ? 2 : 4)
-                + Double(hosts - 1) * ((part >= 1 << 20 ? link.alphaBig : link.alpha) + Double(part) * link.beta)
+                + Double(hosts - 1) * (latency(Double(part), link) + Double(part) * link.beta)
             compute += Double(hosts * batch) * formedPerSample * share
         } else {
             comm = allreduce(hosts, floats, link, width: fp16 ? 2 : 4)
@@ -78,9 +83,9 @@ final class ScalingModelTests: XCTestCase {
         let script = DDPProcess.packageRoot.appendingPathComponent("scripts/scaling-model.py").path
         let r = try DDPProcess.run(["/usr/bin/python3", script, "report", dir], timeout: 120)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("link 1gbit: alpha 20.0 us a round (4 KB), 0.80 ms a round of a bucket of 1 MB or more; beta 8.500 ns/byte"),
+        XCTAssertTrue(r.stdout.contains("link 1gbit: alpha 20.0 us a round (4 KB), 0.80 ms a round of a piece of 256 KB or more; beta 8.500 ns/byte"),
                       r.stdout)
-        XCTAssertTrue(r.stdout.contains("link 200mbit: alpha 22.0 us a round (4 KB), 7.00 ms a round of a bucket of 1 MB or more; beta 41.000 ns/byte"),
+        XCTAssertTrue(r.stdout.contains("link 200mbit: alpha 22.0 us a round (4 KB), 7.00 ms a round of a piece of 256 KB or more; beta 41.000 ns/byte"),
                       r.stdout)
         XCTAssertTrue(r.stdout.contains("backward hides up to 0.30 x the step's compute"), r.stdout)
         XCTAssertTrue(r.stdout.contains("worst error over the 23 validation points 0.0%, 23 of 23 within 15%"), r.stdout)
