@@ -13,6 +13,55 @@ final class SequentialTests: XCTestCase {
         XCTAssertEqual(averaged.executionOrder, [0, 1, 2], "only the max commutes with the ReLU")
     }
 
+    /// The hook after each layer's backward comes in reverse execution order and changes nothing;
+    /// a replica sharing the parameters gives the same gradients into its own arena.
+    func testBackwardHooksAndAReplicaSharingTheParameters() throws {
+        var model = try ModelSpec.builtin("fmnist-cnn", inputShape: [1, 28, 28], classes: 10).build()
+        model.initializeParameters(seed: 3)
+        var replica = Sequential(sharingParametersOf: model)
+        XCTAssertEqual(replica.arena.parameters, model.arena.parameters, "one parameter buffer")
+        XCTAssertNotEqual(replica.arena.gradients, model.arena.gradients, "gradients of its own")
+        let x = Tensor(shape: [3, 1, 28, 28], values: randomValues(3 * 784, seed: 4))
+        let context = ForwardContext(training: true, sampleKeys: [1, 2, 3])
+        let y = model.forward(x, context: context)
+        XCTAssertEqual(replica.forward(x, context: context), y)
+        let gy = Tensor(shape: y.shape, values: randomValues(y.count, seed: 5))
+        var seen: [Int] = []
+        let gx = model.backward(gy, context: BackwardContext()) { seen.append($0) }
+        XCTAssertEqual(seen, model.executionOrder.reversed())
+        XCTAssertEqual(replica.backward(gy), gx)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: replica.arena.gradients, count: replica.arena.count)),
+                       Array(UnsafeBufferPointer(start: model.arena.gradients, count: model.arena.count)))
+    }
+
+    /// A dense layer whose weight gradient is taken elsewhere adds none, hands over the factors of
+    /// the product it skips, and gives the bias and input gradients unchanged.
+    func testDenseWeightGradientTakenElsewhere() throws {
+        var plain = try Sequential(inputShape: [6], layers: [Dense(units: 4)])
+        var taken = try Sequential(inputShape: [6], layers: [Dense(units: 4)])
+        plain.initializeParameters(seed: 2)
+        taken.initializeParameters(seed: 2)
+        var product = [Float](repeating: 0, count: 24)
+        var dense = taken.layers[0] as! Dense
+        dense.weightGradientTaker = { gy, x, rows in
+            for i in 0 ..< rows { for u in 0 ..< 4 { for f in 0 ..< 6 { product[u * 6 + f] += gy[i * 4 + u] * x[i * 6 + f] } } }
+            return true
+        }
+        taken.layers[0] = dense
+        let x = Tensor(shape: [5, 6], values: randomValues(30, seed: 6))
+        let context = ForwardContext(training: true)
+        let gy = Tensor(shape: [5, 4], values: randomValues(20, seed: 7))
+        _ = plain.forward(x, context: context)
+        _ = taken.forward(x, context: context)
+        XCTAssertEqual(taken.backward(gy), plain.backward(gy), "the input gradient")
+        let weight = taken.arena.slots[0], bias = taken.arena.slots[1]
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: taken.arena.gradients + weight.offset, count: 24)), [Float](repeating: 0, count: 24))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: taken.arena.gradients + bias.offset, count: 4)),
+                       Array(UnsafeBufferPointer(start: plain.arena.gradients + bias.offset, count: 4)))
+        let expected = Array(UnsafeBufferPointer(start: plain.arena.gradients + weight.offset, count: 24))
+        for (a, b) in zip(product, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
     /// Each layer's slots by index, and the layers that normalize with batch statistics, without
     /// reading names or summaries.
     func testLayersAreQueriedByTypeNotByName() throws {

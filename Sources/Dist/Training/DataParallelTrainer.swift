@@ -29,6 +29,8 @@ public final class DataParallelTrainer {
     public var timeline: Timeline? { get { reducer.timeline } set { reducer.timeline = newValue } }
     /// The lowest arena offset of each layer's parameters (nil for layers without any).
     private let layerOffsets: [Int?]
+    /// Each layer's summary (for the timeline; read while backward holds the model).
+    private let layerNames: [String]
     /// What the next optimizer step multiplies the arena's gradients by: set by every fast-mode
     /// `reduceGradients` (1/B when it left the float32 sums in place, else 1), back to 1 after the
     /// step.
@@ -98,6 +100,7 @@ public final class DataParallelTrainer {
         layerSlots = slotRanges
         let slots = model.arena.slots
         layerOffsets = slotRanges.map { $0.map { slots[$0.lowerBound].offset } }
+        layerNames = model.layerSummaries
         let denseWeights = zip(model.layers, slotRanges).compactMap { $0 is Dense ? $1?.lowerBound : nil }
         reducer = GradientReducer(arena: model.arena, communicator: communicator,
                                   bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction,
@@ -109,6 +112,17 @@ public final class DataParallelTrainer {
         if configuration.threads > 1, let norm = model.layers.first(where: \.usesBatchStatistics) {
             throw DistError.invalidConfiguration(option: "threads",
                                                  reason: "\(configuration.threads) threads a rank cannot run \(norm.summary) yet (its batch statistics would need summing across the threads); hint: run more ranks instead (--np), or drop --threads")
+        }
+        // `--dense-factors`: on a step where the reducer gathers a dense weight's factors, the
+        // layer hands them over instead of adding its weight's gradient.
+        for (i, range) in slotRanges.enumerated() where configuration.denseFactors {
+            guard var dense = model.layers[i] as? Dense, let slot = range?.lowerBound else { continue }
+            dense.weightGradientTaker = { [reducer] gy, x, _ in
+                guard reducer.sendsFactors(slot: slot) else { return false }
+                reducer.storeFactors(slot: slot, gradOutput: gy, input: x)
+                return true
+            }
+            model.layers[i] = dense
         }
     }
 
@@ -187,41 +201,25 @@ public final class DataParallelTrainer {
                               augmentation: configuration.augmentation)
     }
 
-    /// Runs backward layer by layer in reverse execution order, like `Sequential.backward`, and after each layer
-    /// with parameters lets the reducer start the buckets that are now final (unless more
-    /// micro-batches are still to add into them); after the others, it lets MPI progress the
-    /// reductions in flight.
+    /// Runs the model's backward, and as each layer's is done (`Sequential.backward(_:context:afterLayer:)`,
+    /// PyTorch DDP's gradient hooks) lets the reducer start the buckets that are now final, unless
+    /// more micro-batches are still to add into them; after layers without parameters it lets MPI
+    /// progress the reductions in flight. A dense weight sent as its factors hands them to the
+    /// reducer from the layer itself (`Dense.weightGradientTaker`, set at init).
     private func backward(_ gradLogits: Tensor, startBuckets: Bool) {
-        var g = gradLogits
         // Long layers (convolutions) poll too, between samples, so that a bucket started before
         // them advances during them rather than only in the wait after backward.
         let context = communicator.size > 1 && configuration.reduction == .fast ? pollingContext : BackwardContext()
-        for i in model.executionOrder.reversed() {
-            let layerStart = Timeline.now()
-            if let slots = layerSlots[i], reducer.sendsFactors(slot: slots.lowerBound), var dense = model.layers[i] as? Dense {
-                // The weight's gradient travels as its factors (`--dense-factors`): the bias
-                // gradient and the input gradient only.
-                let arena = model.arena, n = dense.lastInput.batchSize
-                g.storage.withUnsafeBufferPointer { gy in
-                    dense.lastInput.storage.withUnsafeBufferPointer { x in
-                        reducer.storeFactors(slot: slots.lowerBound, gradOutput: gy.baseAddress!, input: x.baseAddress!)
-                    }
-                    if dense.useBias, arena.slots[slots.lowerBound + 1].trainable {
-                        Dense.addBiasGradient(arena.gradients + arena.slots[slots.lowerBound + 1].offset, gy.baseAddress!, rows: 0 ..< n,
-                                              units: dense.units)
-                    }
-                }
-                g = dense.inputGradient(g, arena: arena)
-                model.layers[i] = dense
-            } else {
-                g = model.layers[i].backward(g, arena: model.arena, context: context)
+        let timeline = self.timeline, names = layerNames, offsets = layerOffsets, reducer = self.reducer
+        var layerStart = Timeline.now()
+        model.backward(gradLogits, context: context) { i in
+            timeline?.record("backward \(i) \(names[i])", lane: .compute, from: layerStart, to: Timeline.now())
+            do {
+                if startBuckets, let offset = offsets[i] { try reducer.gradientsFinal(from: offset) } else { try reducer.progress() }
+            } catch {
+                deferredError = deferredError ?? error
             }
-            timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
-            if startBuckets, let offset = layerOffsets[i] {
-                do { try reducer.gradientsFinal(from: offset) } catch { deferredError = deferredError ?? error }
-            } else {
-                do { try reducer.progress() } catch { deferredError = deferredError ?? error }
-            }
+            layerStart = Timeline.now()
         }
     }
 

@@ -5,15 +5,14 @@ import NN
 /// (`TrainingConfiguration.threads`): its own copy of the layers (own activations and caches), a
 /// gradient buffer of its own over the replica's parameters, and its own batch buffers.
 final class SubBatchWorker {
-    var layers: [any Layer]
-    let arena: ParameterArena
+    /// The replica's layers over the shared parameters, with gradients of the worker's own.
+    var model: Sequential
     var batch = Tensor.empty, labels: [Int32] = [], keys: [UInt64] = [], scratch: [Float] = []
     var gradLogits = Tensor.empty
     var totals = BatchTotals()
 
     init(model: Sequential) {
-        layers = model.layers
-        arena = ParameterArena(sharingParametersOf: model.arena)
+        self.model = Sequential(sharingParametersOf: model)
     }
 }
 
@@ -25,11 +24,11 @@ extension DataParallelTrainer {
     func computeGradientsOnThreads(_ indices: [Int], epoch: Int, dataset: Dataset, accumulating: Bool, final: Bool) -> BatchTotals {
         let parts = min(configuration.threads, indices.count)
         while subBatchWorkers.count < parts { subBatchWorkers.append(SubBatchWorker(model: model)) }
-        let workers = Array(subBatchWorkers.prefix(parts)), order = model.executionOrder
+        let workers = Array(subBatchWorkers.prefix(parts))
         let start = Timeline.now()
         DispatchQueue.concurrentPerform(iterations: parts) { t in
             let mine = DistributedSampler.slice(count: indices.count, rank: t, size: parts)
-            run(workers[t], indices: indices[mine], epoch: epoch, dataset: dataset, order: order)
+            run(workers[t], indices: indices[mine], epoch: epoch, dataset: dataset)
         }
         // arena (+)= Σ_t worker t, in t order, each thread summing its own stretch of the arena.
         let arena = model.arena, count = arena.count
@@ -38,9 +37,9 @@ extension DataParallelTrainer {
             let lower = stretch.lowerBound, upper = stretch.upperBound
             guard lower < upper else { return }
             let total = arena.gradients + lower
-            if !accumulating { total.update(from: workers[0].arena.gradients + lower, count: upper - lower) }
+            if !accumulating { total.update(from: workers[0].model.arena.gradients + lower, count: upper - lower) }
             for w in workers.indices where accumulating || w > 0 {
-                let g = workers[w].arena.gradients + lower
+                let g = workers[w].model.arena.gradients + lower
                 for i in 0 ..< upper - lower { total[i] += g[i] }
             }
         }
@@ -54,18 +53,18 @@ extension DataParallelTrainer {
     }
 
     /// One sub-batch, forward, loss and backward, on the calling thread (into the worker's buffers).
-    private func run(_ worker: SubBatchWorker, indices: ArraySlice<Int>, epoch: Int, dataset: Dataset, order: [Int]) {
-        worker.arena.zeroGradients()
+    private func run(_ worker: SubBatchWorker, indices: ArraySlice<Int>, epoch: Int, dataset: Dataset) {
+        worker.model.arena.zeroGradients()
         worker.totals = BatchTotals()
         guard !indices.isEmpty else { return }
+        // The first layer still holds the last batch: let go of it, so the batch is refilled in place.
+        worker.model.releaseInputs()
         fillTrainingBatch(Array(indices), epoch: epoch, dataset: dataset, into: &worker.batch, labels: &worker.labels,
                           keys: &worker.keys, scratch: &worker.scratch)
         let context = ForwardContext(training: true, sampleKeys: worker.keys)
-        var x = worker.batch
-        for i in order { x = worker.layers[i].forward(x, arena: worker.arena, context: context) }
+        let x = worker.model.forward(worker.batch, context: context)
         let lossSum = loss.evaluate(logits: x, labels: worker.labels, gradient: &worker.gradLogits)
-        var g = worker.gradLogits
-        for i in order.reversed() { g = worker.layers[i].backward(g, arena: worker.arena, context: BackwardContext()) }
+        worker.model.backward(worker.gradLogits)
         worker.totals = BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: x, labels: worker.labels), count: indices.count)
     }
 }

@@ -18,6 +18,13 @@ public struct Dense: Layer {
     private var output = Tensor(shape: [0])
     private var gradInput = Tensor(shape: [0])
 
+    /// Where the weight's gradient goes instead of the arena, when it returns true: called in
+    /// backward with the output gradient `gy [N, U]`, the input `x [N, F]` and N, before the bias
+    /// and input gradients. A data-parallel reducer that sends the weight as its factors
+    /// (`--dense-factors`) keeps them and forms the summed gradient itself. Nil (or false): the
+    /// layer adds `gyᵀ·x` into the arena.
+    public var weightGradientTaker: ((_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ rows: Int) -> Bool)?
+
     /// - Parameters:
     ///   - units: the number of outputs (> 0).
     ///   - useBias: add a learned bias (initialized to zero).
@@ -80,6 +87,7 @@ public struct Dense: Layer {
         checkGradient(gradOutput)
         gradOutput.storage.withUnsafeBufferPointer { gy in
             input.storage.withUnsafeBufferPointer { x in
+                if weightGradientTaker?(gy.baseAddress!, x.baseAddress!, n) == true { return }
                 // gradW[U,F] += gyᵀ[U,N] · x[N,F]
                 GEMM.multiply(arena.gradients + w.offset, ldc: f, gy.baseAddress!, lda: units, transA: true,
                               x.baseAddress!, ldb: f, transB: false, m: units, n: f, k: n, beta: 1)

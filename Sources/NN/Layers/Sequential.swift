@@ -113,6 +113,19 @@ public struct Sequential {
         for i in layers.indices { layers[i].releaseInput() }
     }
 
+    /// A copy of `other` with layers of its own (own activations and caches) that reads `other`'s
+    /// parameters and adds into gradients of its own (`ParameterArena(sharingParametersOf:)`): a
+    /// worker thread's replica of the same model.
+    public init(sharingParametersOf other: Sequential) {
+        inputShape = other.inputShape
+        layers = other.layers
+        outputShapes = other.outputShapes
+        arena = ParameterArena(sharingParametersOf: other.arena)
+        initializers = other.initializers
+        slotIndices = other.slotIndices
+        executionOrder = other.executionOrder
+    }
+
     /// Runs every layer forward, in `executionOrder`.
     ///
     /// - Parameters:
@@ -137,8 +150,26 @@ public struct Sequential {
     /// - Returns: the gradient with respect to the model's input.
     @discardableResult
     public mutating func backward(_ gradOutput: Tensor, context: BackwardContext = BackwardContext()) -> Tensor {
+        backward(gradOutput, context: context) { _ in }
+    }
+
+    /// `backward(_:context:)`, calling `afterLayer(i)` as soon as layer `i`'s backward is done: its
+    /// parameters' gradients are then final for this pass (what a data-parallel reducer waits for
+    /// to start their bucket, as PyTorch DDP's gradient hooks do).
+    ///
+    /// - Parameters:
+    ///   - gradOutput: the loss gradient with respect to the last forward's output.
+    ///   - context: handed to every layer.
+    ///   - afterLayer: called with each layer's index, in reverse `executionOrder`. It must not
+    ///     touch this model (the pass holds it).
+    /// - Returns: the gradient with respect to the model's input.
+    @discardableResult
+    public mutating func backward(_ gradOutput: Tensor, context: BackwardContext, afterLayer: (Int) -> Void) -> Tensor {
         var g = gradOutput
-        for i in executionOrder.reversed() { g = layers[i].backward(g, arena: arena, context: context) }
+        for i in executionOrder.reversed() {
+            g = layers[i].backward(g, arena: arena, context: context)
+            afterLayer(i)
+        }
         return g
     }
 
