@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: simdFlags),
         .testTarget(name: "DistTests", dependencies: ["Dist", "NN", .product(name: "MallocInterposerSwift", package: "malloc-interposer")],
                     swiftSettings: simdFlags),
-        .testTarget(name: "launcherTests", dependencies: ["NN"], swiftSettings: simdFlags),
+        .testTarget(name: "launcherTests", dependencies: ["NN", "launcher"], swiftSettings: simdFlags),
         .testTarget(name: "ExportTests", dependencies: ["Export", "NN"]),
     ] + kernelTargets
 )

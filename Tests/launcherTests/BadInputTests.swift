@@ -265,26 +265,6 @@ final class BadInputTests: XCTestCase {
                           mentions: ["from checkpoint \(recorded): 2 means for a model with 1 channel; give 1"], hint: false, unchanged: [recorded])
     }
 
-    /// The training options' values are the library's to check (`TrainingConfiguration.validateOptions`);
-    /// every command that takes them refuses a bad one while parsing, named by its own flag.
-    func testTrainingOptionsAreCheckedByTheLibraryAndNamedByTheirFlags() throws {
-        let cases: [([String], String)] = [
-            (["train", "--dense-factors", "--reduction", "deterministic"], "--dense-factors needs --reduction fast"),
-            (["train", "--compression", "fp16", "--reduction", "deterministic"], "--compression fp16 needs --reduction fast"),
-            (["train", "--threads", "0"], "--threads must be 1 to 256, got 0"),
-            (["train", "--chunk-size", "0"], "--chunk-size must be positive, got 0"),
-            (["train", "--checkpoint-dir", dir, "--checkpoint-every=-1"], "--checkpoint-every must be 0 or more, got -1"),
-            (["gradcheck", "--batch", "0"], "--batch must be positive, got 0"),
-            (["gradcheck", "--bucket-floats", "0"], "--bucket-floats must be positive, got 0"),
-            (["bench", "steps", "--dense-factors", "--threads", "2"], "--dense-factors cannot run with 2 threads a rank yet"),
-        ]
-        for (arguments, message) in cases {
-            let r = try DDPProcess.bare(arguments, timeout: 30)
-            XCTAssertNotEqual(r.status, 0, "\(arguments)")
-            XCTAssertTrue(r.stderr.contains(message), "\(arguments): \(r.stderr)")
-        }
-    }
-
     func testBadEnumeratedValues() throws {
         try expectFailure(eval(idxData(), ["--split", "valid"]), ranks: [1], mentions: ["valid", "--split"], hint: false)
         let image = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
