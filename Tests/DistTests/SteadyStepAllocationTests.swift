@@ -102,8 +102,13 @@ final class SteadyStepAllocationTests: XCTestCase {
             return count
         }
         _ = try fitAllocations(steps: 2)
-        let short = try fitAllocations(steps: 4), long = try fitAllocations(steps: 12)
-        XCTAssertLessThanOrEqual(long - short, 8, "8 more steps allocated \(long - short) more times (\(short) for 4 steps, \(long) for 12)")
+        // The fewest extra allocations of three pairs: a first-time cost that the 2-step fit did
+        // not reach (a runtime cache filled, a library call bound on first use) lands in one pair
+        // only, while a per-step allocation shows in every pair.
+        var pairs: [(short: Int, long: Int)] = []
+        for _ in 0 ..< 3 { pairs.append((try fitAllocations(steps: 4), try fitAllocations(steps: 12))) }
+        let fewest = pairs.map { $0.long - $0.short }.min()!
+        XCTAssertLessThanOrEqual(fewest, 8, "8 more steps allocated at least \(fewest) more times (4 and 12 steps: \(pairs))")
     }
 
     /// Trains `spec` for 2 warm-up steps and 3 measured ones (batch 16, SGD with momentum) through
