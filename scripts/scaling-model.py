@@ -263,8 +263,7 @@ def report(a):
     if os.path.exists(f"{d}/factors-fmnist-cnn.txt"):
         fl = parse_steps(f"{d}/factors-fmnist-cnn.txt")
         if fl["factor_buckets"] > 0:
-            fx = {"weights": fl["factor_weights"], "width": fl["factor_width"], "buckets": fl["factor_buckets"],
-                  "per_sample": fl["factor_formed"] / fl["batch"]}
+            fx = {"weights": fl["factor_weights"], "width": fl["factor_width"], "per_sample": fl["factor_formed"] / fl["batch"]}
     models = [("fmnist-cnn", fm)]
     if os.path.exists(f"{d}/compute-large.txt"):
         large = parse_steps(f"{d}/compute-large.txt")

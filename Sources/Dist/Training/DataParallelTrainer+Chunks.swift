@@ -237,19 +237,14 @@ extension DataParallelTrainer {
                     if let slots = layerSlots[i] { exactReducer!.accumulate(slots: slots, clearing: !final || j < grads.count - 1) }
                 }
             }
-            timeline?.record("backward \(i) \(model.layers[i].summary)", lane: .compute, from: layerStart, to: Timeline.now())
-            if final, let offset = layerOffsets(i) {
+            timeline?.record("backward \(i) \(layerNames[i])", lane: .compute, from: layerStart, to: Timeline.now())
+            if final, let offset = layerOffsets[i] {
                 do { try exactReducer!.sumsFinal(from: offset, meanOver: stepSamples) } catch { deferredError = deferredError ?? error }
             } else {
                 backwardContext.progress?()
             }
         }
         return totals
-    }
-
-    /// The lowest arena offset of layer `i`'s parameters.
-    private func layerOffsets(_ i: Int) -> Int? {
-        layerSlots[i].map { model.arena.slots[$0.lowerBound].offset }
     }
 
     /// Every chunk's values summed in chunk order, the same bits on every rank: each rank puts its

@@ -28,9 +28,9 @@ public final class DataParallelTrainer {
     /// Records forward, backward per layer, bucket reductions and optimizer steps, when set.
     public var timeline: Timeline? { get { reducer.timeline } set { reducer.timeline = newValue } }
     /// The lowest arena offset of each layer's parameters (nil for layers without any).
-    private let layerOffsets: [Int?]
+    let layerOffsets: [Int?]
     /// Each layer's summary (for the timeline; read while backward holds the model).
-    private let layerNames: [String]
+    let layerNames: [String]
     /// What the next optimizer step multiplies the arena's gradients by: set by every fast-mode
     /// `reduceGradients` (1/B when it left the float32 sums in place, else 1), back to 1 after the
     /// step.
