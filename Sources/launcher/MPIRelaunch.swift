@@ -40,12 +40,21 @@ struct LaunchOptions: ParsableArguments {
 /// Finding mpirun and replacing this process with `mpirun … -np N <this executable> <arguments>`.
 enum MPIRelaunch {
     /// The world size a launcher announced in the environment, if any (Open MPI, PMIx, Hydra).
-    static func launcherSize() -> Int? {
-        let env = ProcessInfo.processInfo.environment
+    static func launcherSize(environment env: [String: String] = ProcessInfo.processInfo.environment) -> Int? {
         for key in ["OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"] {
             if let v = env[key], let n = Int(v) { return n }
         }
         return nil
+    }
+
+    /// Whether a launcher started this process, so that MPI must be joined to find the other ranks:
+    /// a world size in the environment (`launcherSize`), or any variable through which Open MPI,
+    /// PMIx, PMI or a Slurm step (`srun`) wires ranks together. A process started with none of
+    /// them is a job of one.
+    static func startedByLauncher(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        if launcherSize(environment: environment) != nil { return true }
+        let prefixes = ["OMPI_COMM_WORLD_", "PMIX_", "PMI_", "SLURM_STEP_"]
+        return environment.keys.contains { key in prefixes.contains { key.hasPrefix($0) } }
     }
 
     /// The first executable `name` on PATH.

@@ -22,11 +22,25 @@ enum RankSession {
 
     /// Runs `body` on this rank and ends the process.
     ///
+    /// A process that no launcher started (`MPIRelaunch.startedByLauncher()` is false) is one rank on
+    /// its own: it runs on an `InProcessCommunicator` and never starts MPI, which would spawn Open
+    /// MPI's helper daemon and map its buffers for a job of one. Under `mpirun`, `srun` or any PMI
+    /// launcher it joins MPI's world.
+    ///
     /// - Parameters:
     ///   - agreeingOnSetup: the body calls `endSetup(_:)` before its first collective, and errors
     ///     thrown before that are agreed between the ranks.
     ///   - body: the command's work; throws to fail.
-    static func run(agreeingOnSetup: Bool = false, _ body: (MPICommunicator) throws -> Void) -> Never {
+    static func run(agreeingOnSetup: Bool = false, _ body: (Communicator) throws -> Void) -> Never {
+        guard MPIRelaunch.startedByLauncher() else {
+            run(communicator: InProcessCommunicator(), agreeingOnSetup: agreeingOnSetup, body)
+        }
+        runUnderMPI(agreeingOnSetup: agreeingOnSetup, body)
+    }
+
+    /// `run`, always joining MPI (one singleton rank when no launcher started the process): for
+    /// the commands that check or measure MPI itself.
+    static func runUnderMPI(agreeingOnSetup: Bool = false, _ body: (MPICommunicator) throws -> Void) -> Never {
         let communicator: MPICommunicator
         do {
             communicator = try MPICommunicator()
@@ -34,15 +48,19 @@ enum RankSession {
             printError("[rank ?] error: \(describe(error)); hint: check the Open MPI installation (mpirun --version)")
             exit(1)
         }
+        run(communicator: communicator, agreeingOnSetup: agreeingOnSetup, body)
+    }
+
+    private static func run<C: Communicator>(communicator: C, agreeingOnSetup: Bool, _ body: (C) throws -> Void) -> Never {
         setupPending = agreeingOnSetup
         do {
             try body(communicator)
-            try communicator.finalize()
+            try finalize(communicator)
             exit(0)
         } catch is TrainingStopped {
             // Every rank stopped after the same step (a collective decision); the message is printed.
             StopSignals.ending(with: StopSignals.exitCode)
-            try? communicator.finalize()
+            try? finalize(communicator)
             exit(StopSignals.exitCode)
         } catch {
             StopSignals.ending(with: 1)
@@ -60,7 +78,7 @@ enum RankSession {
             if size > 1 && !isCollective(error) {
                 communicator.abort(code: 1)
             }
-            try? communicator.finalize()
+            try? finalize(communicator)
             exit(1)
         }
     }
@@ -88,19 +106,19 @@ enum RankSession {
     ///   - communicator: the ranks.
     ///   - printsRaw: print `message` as it is (ArgumentParser's `Error: …` with usage) rather
     ///     than as `error: message`.
-    static func endAgreed(error: Error, message: String, code: Int32, communicator: MPICommunicator,
+    static func endAgreed(error: Error, message: String, code: Int32, communicator: Communicator,
                           printsRaw: Bool = false) -> Never {
         StopSignals.ending(with: code)
         let (rank, size) = (communicator.rank, communicator.size)
         let verdict = (try? SetupAgreement.exchange(communicator, failure: message)) ?? .failedApart
         if verdict == .failedAlike {
             if rank == 0 { printError(printsRaw ? message : "error: \(message)") }
-            try? communicator.finalize()
+            try? finalize(communicator)
             exit(code)
         }
         printError("[rank \(rank)/\(size)] error: \(printsRaw ? message : describe(error))")
         if size > 1 { communicator.abort(code: code) }
-        try? communicator.finalize()
+        try? finalize(communicator)
         exit(code)
     }
 
@@ -114,6 +132,11 @@ enum RankSession {
     static func failBeforeStart(message: String, code: Int32) {
         guard let size = MPIRelaunch.launcherSize(), size > 1, let communicator = try? MPICommunicator() else { return }
         endAgreed(error: LaunchError(message), message: message, code: code, communicator: communicator, printsRaw: true)
+    }
+
+    /// Ends MPI if this process started it (nothing to end for an in-process rank).
+    private static func finalize(_ communicator: Communicator) throws {
+        try (communicator as? MPICommunicator)?.finalize()
     }
 
     /// Errors that every rank raises at the same point, so no rank is left in a collective.

@@ -63,7 +63,7 @@ struct BenchAllreduce: ParsableCommand {
 
     func run() throws {
         try launch.relaunchIfRequested()
-        RankSession.run { communicator in
+        RankSession.runUnderMPI { communicator in
             let p = communicator.size
             let bucketCapacity = max(1, Int(bucketMegabytes * 1_048_576 / 4))
             var rows: [AllreduceBenchRow] = []

@@ -110,7 +110,7 @@ struct Gradcheck: ParsableCommand {
     func run() throws {
         try launch.relaunchIfRequested()
         RankSession.run { communicator in
-            if progressThread > 0 && communicator.size > 1 { try communicator.startProgressThread(interval: Double(progressThread) / 1e6) }
+            if progressThread > 0, communicator.size > 1, let mpi = communicator as? MPICommunicator { try mpi.startProgressThread(interval: Double(progressThread) / 1e6) }
             let data = SyntheticPatterns.make(count: samples, shape: parsedShape!, classes: classes, seed: modelOptions.seed &+ 7)
             let spec = try modelOptions.spec(for: data)
             if rounding {

@@ -21,7 +21,7 @@ struct Selftest: ParsableCommand {
 
         func run() throws {
             try launch.relaunchIfRequested()
-            RankSession.run { communicator in
+            RankSession.runUnderMPI { communicator in
                 let failures = try SelftestChecks.allreduce(communicator, count: count)
                 // Every rank learns whether any rank saw a failure, so all exit alike.
                 var any = [Double(failures.count)]
@@ -45,7 +45,7 @@ extension Selftest {
 
         func run() throws {
             try launch.relaunchIfRequested()
-            RankSession.run { communicator in
+            RankSession.runUnderMPI { communicator in
                 var failed = [try communicator.returnsErrors() ? 0.0 : 1.0]
                 try communicator.allreduce(&failed, op: .sum)
                 if communicator.isRoot {

@@ -42,8 +42,8 @@ struct FaultOptions: ParsableArguments {
                           checkpointDir: checkpointDir, metrics: metrics)
     }
 
-    /// Arms the communicator's stall inspector (with more than one rank).
-    func apply(to communicator: MPICommunicator) {
-        communicator.stallTimeout = stallTimeout > 0 ? stallTimeout : nil
+    /// Arms the communicator's stall inspector (MPI, with more than one rank).
+    func apply(to communicator: Communicator) {
+        (communicator as? MPICommunicator)?.stallTimeout = stallTimeout > 0 ? stallTimeout : nil
     }
 }
