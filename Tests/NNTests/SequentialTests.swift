@@ -83,9 +83,11 @@ final class SequentialTests: XCTestCase {
         XCTAssertEqual(synchronized.slotIndices[1], 4 ..< 4, "a layer without parameters")
     }
 
-    /// The reordered model against the same layers run one by one in the written order: outputs,
-    /// parameter gradients and input gradients must be identical, bit for bit, including windows
-    /// whose values are all negative (where the written order routes a zero gradient to a zero).
+    /// The reordered model, whose convolutions pool their own output, against the same layers
+    /// unfused, run one by one in the written order: outputs, parameter gradients and input
+    /// gradients must be identical, bit for bit, including windows whose values are all negative
+    /// (where the written order routes a zero gradient to a zero), a 2×2 pool (the paired kernel)
+    /// and a 3×3 pool at stride 2 (overlapping windows, whose gradients add).
     func testReorderedReLUAndMaxPoolGiveTheWrittenOrdersNumbersExactly() throws {
         func layers() -> [any Layer] {
             [Conv2D(filters: 4, kernelSize: (3, 3), padding: .same), ReLU(), MaxPool2D(),
@@ -93,8 +95,11 @@ final class SequentialTests: XCTestCase {
              Flatten(), Dense(units: 5)]
         }
         var fused = try Sequential(inputShape: [2, 9, 10], layers: layers())
-        var plain = try Sequential(inputShape: [2, 9, 10], layers: layers())
+        var plain = try Sequential(inputShape: [2, 9, 10], layers: layers(), fusingPools: false)
         XCTAssertEqual(fused.executionOrder, [0, 2, 1, 3, 5, 4, 6, 7])
+        XCTAssertEqual(fused.layers.compactMap { ($0 as? Conv2D)?.fusedPool?.summary }, [fused.layers[2].summary, fused.layers[5].summary])
+        XCTAssertEqual(fused.layers.compactMap { ($0 as? MaxPool2D)?.isFused }, [true, true])
+        XCTAssertEqual(plain.layers.compactMap { ($0 as? MaxPool2D)?.isFused }, [false, false])
         fused.initializeParameters(seed: 5)
         plain.initializeParameters(seed: 5)
         // Shift the inputs down so that many windows hold no positive value after the first conv.
@@ -116,5 +121,13 @@ final class SequentialTests: XCTestCase {
         XCTAssertEqual(fused.arena.gradientSnapshot(), plain.arena.gradientSnapshot())
         XCTAssertTrue(gx.storage.contains { $0 != 0 } && fused.arena.gradientSnapshot().contains { $0 != 0 },
                       "the comparison must not be between all-zero gradients")
+
+        // Backward in blocks of samples (polling between them) routes each block's samples alike.
+        var polls = 0
+        fused.arena.zeroGradients()
+        let blocked = fused.backward(gy, context: BackwardContext(progress: { polls += 1 }, samplesPerBlock: 2)) { _ in }
+        XCTAssertEqual(blocked, g)
+        XCTAssertEqual(fused.arena.gradientSnapshot(), plain.arena.gradientSnapshot())
+        XCTAssertGreaterThan(polls, 0)
     }
 }

@@ -102,15 +102,22 @@ public enum ConvKernels {
     /// Fast forward: y (written) = conv(x, weight) + bias; per sample and channel chunk, im2col
     /// then a GEMM that accumulates the chunk's taps.
     ///
-    /// - y: `[N,K,P,Q]` (written). x: `[N,C,H,W]` (read). weight: `[K,C,R,S]` (read).
+    /// - y: `[N,K,P,Q]` (written), or one sample's `[K,P,Q]` rewritten for each sample when
+    ///   `outputStride` is 0. x: `[N,C,H,W]` (read). weight: `[K,C,R,S]` (read).
     /// - bias: `[K]` (read) or nil. scratch: `columnScratchCount(g)` floats (overwritten).
+    /// - outputStride: floats from one sample's output to the next (`K·P·Q` by default).
+    /// - sampleDone: called with each sample's index once its output (bias included) is
+    ///   written, before the next sample's overwrites a reused block: a fused pooling pass reads it
+    ///   there while it is still in cache.
     public static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                               _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
-        let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
+                               _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry,
+                               outputStride: Int? = nil, sampleDone: (Int) -> Void = { _ in }) {
+        let inputCount = g.C * g.H * g.W, outputCount = outputStride ?? g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         let packed = packWeightChunks(packedWeights(scratch, g), weight, g, transposed: false)
         for n in 0 ..< N {
+            defer { sampleDone(n) }
             let xn = x + n * inputCount, yn = y + n * outputCount
             if g.isPointwise {
                 GEMM.multiply(yn, ldc: g.PQ, packedA: packed[0], xn, ldb: g.PQ, transB: false,
@@ -140,13 +147,19 @@ public enum ConvKernels {
     /// - biasSums: `[K]` Double (added into: each output channel's sum of gy over the samples, in
     ///   sample order) or nil. The caller rounds them into the float bias gradient once, after its
     ///   last block of samples, so the bits do not depend on how the batch was cut into blocks.
-    /// - gy: `[N,K,P,Q]` (read). x: `[N,C,H,W]` (read). scratch: `columnScratchCount(g)` floats (overwritten).
+    /// - gy: `[N,K,P,Q]` (read), or one sample's `[K,P,Q]` refilled for each sample when
+    ///   `gradOutputStride` is 0. x: `[N,C,H,W]` (read). scratch: `columnScratchCount(g)` floats (overwritten).
+    /// - gradOutputStride: floats from one sample's gy to the next (`K·P·Q` by default).
+    /// - prepareSample: called with each sample's index before its gy is read (a fused pooling
+    ///   layer's backward writes it there).
     public static func backwardWeight(_ gradWeight: UnsafeMutablePointer<Float>, _ biasSums: UnsafeMutablePointer<Double>?,
                                       _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                      _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry) {
-        let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
+                                      _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry,
+                                      gradOutputStride: Int? = nil, prepareSample: (Int) -> Void = { _ in }) {
+        let inputCount = g.C * g.H * g.W, outputCount = gradOutputStride ?? g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         for n in 0 ..< N {
+            prepareSample(n)
             let xn = x + n * inputCount, gyn = gy + n * outputCount
             // The bias sums read each sample's gy while it is still in cache from its products (a
             // pass over all of gy afterwards reads it from memory again).
@@ -171,15 +184,19 @@ public enum ConvKernels {
 
     /// Fast input gradient: gx (written) = col2im(weightᵀ · gy_n), per sample and channel chunk.
     ///
-    /// - gx: `[N,C,H,W]` (written). gy: `[N,K,P,Q]` (read). weight: `[K,C,R,S]` (read).
+    /// - gx: `[N,C,H,W]` (written). gy: `[N,K,P,Q]` (read), or one sample's `[K,P,Q]` refilled for
+    ///   each sample when `gradOutputStride` is 0. weight: `[K,C,R,S]` (read).
     /// - scratch: `columnScratchCount(g)` floats (overwritten).
+    /// - gradOutputStride, prepareSample: as in `backwardWeight`.
     public static func backwardInput(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
                                      _ weight: UnsafePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
-                                     _ N: Int, _ g: ConvGeometry) {
-        let inputCount = g.C * g.H * g.W, outputCount = g.K * g.PQ, taps = g.R * g.S
+                                     _ N: Int, _ g: ConvGeometry,
+                                     gradOutputStride: Int? = nil, prepareSample: (Int) -> Void = { _ in }) {
+        let inputCount = g.C * g.H * g.W, outputCount = gradOutputStride ?? g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         let packed = packWeightChunks(packedWeights(scratch, g), weight, g, transposed: true)
         for n in 0 ..< N {
+            prepareSample(n)
             let gxn = gx + n * inputCount, gyn = gy + n * outputCount
             if g.isPointwise {
                 // For 1×1 filters the column-matrix gradient is gx_n itself.

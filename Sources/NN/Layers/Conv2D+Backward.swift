@@ -10,6 +10,7 @@ extension Conv2D {
     /// `backward(_:arena:)` in blocks of samples, calling `context.progress` between them.
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena, context: BackwardContext) -> Tensor {
         guard let g = geometry else { preconditionFailure("Conv2D.backward called before forward.") }
+        if fusedPool != nil { return backwardPooled(gradOutput, arena: arena, context: context, g) }
         let n = input.batchSize
         precondition(gradOutput.shape == [n, g.K, g.P, g.Q],
                      "Conv2D \(summary).backward expects a gradient of shape \([n, g.K, g.P, g.Q]), got \(gradOutput.shape).")

@@ -90,6 +90,14 @@ public struct Conv2D: Layer {
     /// keep its output, and layers before it do not keep the gradient they are handed).
     var output = Tensor(shape: [0])
     var gradInput = Tensor(shape: [0])
+    /// The max pool fused into this layer (`Conv2D+Pooling.swift`), or nil; set by `Sequential`.
+    var fusedPool: MaxPool2D?
+    /// With a fused pool: its geometry, the pooled output, each pooled output's argmax (a flat index
+    /// into its sample's block) and the reused block of one sample's output (or its gradient).
+    var poolGeometry: PoolGeometry?
+    var pooledOutput = Tensor(shape: [0])
+    var poolArgmax: [Int] = []
+    var poolSample: [Float] = []
 
     /// - Parameters:
     ///   - filters: output channels K (> 0).
@@ -177,6 +185,7 @@ public struct Conv2D: Layer {
         let weight = UnsafePointer(arena.parameters + weightSlot!.offset)
         let bias = biasSlot.map { UnsafePointer(arena.parameters + $0.offset) }
         reserveColumns(for: g)
+        if fusedPool != nil { return forwardPooled(input, weight: weight, bias: bias, g) }
         // Every output element is written by the GEMM (beta 0), so the old contents do not matter.
         output.resize(n, g.K, g.P, g.Q)
         output.storage.withUnsafeMutableBufferPointer { y in
@@ -189,9 +198,9 @@ public struct Conv2D: Layer {
         return output
     }
 
-    /// Grows the im2col scratch to what geometry `g` needs; it is kept across steps.
     public mutating func releaseInput() { input = .empty }
 
+    /// Grows the im2col scratch to what geometry `g` needs; it is kept across steps.
     mutating func reserveColumns(for g: ConvGeometry) {
         let needed = max(ConvKernels.columnScratchCount(g), 1)
         if columns.count < needed { columns = [Float](repeating: 0, count: needed) }

@@ -1,7 +1,9 @@
 /// A model that applies its layers in order; backward runs them in exact reverse.
 ///
-/// One reordering that gives the same numbers is made: a `ReLU` directly followed by a
-/// `MaxPool2D` runs after the pool (see `executionOrder`).
+/// Two changes that give the same numbers are made when the model is built: a `ReLU` directly
+/// followed by a `MaxPool2D` runs after the pool (see `executionOrder`), and a `Conv2D` that then
+/// runs right before a `MaxPool2D` pools its own output sample by sample, so that neither the
+/// convolution's whole output nor its gradient is stored (`Conv2D+Pooling.swift`).
 ///
 /// Building the model computes every layer's output shape (throwing on the first layer that cannot
 /// take its input), lays out all parameters in one `ParameterArena`, and binds each layer to its
@@ -26,8 +28,10 @@ public struct Sequential {
     /// - Parameters:
     ///   - inputShape: the per-sample input shape.
     ///   - layers: the layers, in forward order.
+    ///   - fusingPools: let convolutions pool their own output (the same numbers either way; false
+    ///     for tests that compare the two).
     /// - Throws: `ModelError.shapeMismatch` naming the first layer that does not fit.
-    public init(inputShape: [Int], layers: [any Layer]) throws {
+    public init(inputShape: [Int], layers: [any Layer], fusingPools: Bool = true) throws {
         precondition(!layers.isEmpty, "A Sequential model needs at least one layer.")
         var shapes: [[Int]] = []
         var tensors: [(name: String, shape: [Int], trainable: Bool)] = []
@@ -62,8 +66,22 @@ public struct Sequential {
             next += counts[i]
         }
         self.slotIndices = indices
+        let order = Sequential.executionOrder(of: bound)
+        if fusingPools { Sequential.fusePools(&bound, order: order) }
         self.layers = bound
-        self.executionOrder = Sequential.executionOrder(of: bound)
+        self.executionOrder = order
+    }
+
+    /// Lets each `Conv2D` that runs right before a `MaxPool2D` in `order` pool its own output
+    /// (`Conv2D+Pooling.swift`); the pool then hands its input on.
+    static func fusePools(_ layers: inout [any Layer], order: [Int]) {
+        for (a, b) in zip(order, order.dropFirst()) {
+            guard var conv = layers[a] as? Conv2D, var pool = layers[b] as? MaxPool2D else { continue }
+            conv.fuse(pool)
+            pool.isFused = true
+            layers[a] = conv
+            layers[b] = pool
+        }
     }
 
     /// The order in which forward runs the layers (backward runs it reversed): the layers' order,
