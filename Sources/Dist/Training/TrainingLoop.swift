@@ -169,7 +169,7 @@ public final class TrainingLoop {
         let globalCount = micro.reduce(0) { $0 + sampler.globalBatch(step: $1, order: order).count }
         var totals = BatchTotals()
         for (m, s) in micro.enumerated() {
-            totals += trainer.computeGradients(globalBatch: sampler.globalBatch(step: s, order: order), epoch: epoch, dataset: training,
+            totals += try trainer.computeGradients(globalBatch: sampler.globalBatch(step: s, order: order), epoch: epoch, dataset: training,
                                                accumulating: m > 0, final: m == micro.count - 1)
         }
         try trainer.reduceGradients(globalBatchSize: globalCount, scalingInUpdate: true)
