@@ -75,9 +75,10 @@ public final class TrainingLoop {
         return callbacks
     }
 
-    /// Hands an event to the caller of `fit` (on this rank).
+    /// Hands an event to the caller of `fit` (on this rank), then to every callback's `eventReported`.
     public func report(_ event: TrainingEvent) {
         onEvent(event)
+        for callback in callbacks { callback.eventReported(self, event: event) }
     }
 
     /// Ends the run after the current epoch: after its `.epoch` event, the loop reports `event`
