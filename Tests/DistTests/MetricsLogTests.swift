@@ -70,7 +70,7 @@ final class MetricsLogTests: XCTestCase {
     func testAFileThatCannotBeCreatedFailsAtOnce() throws {
         // A regular file stands where the folder should be.
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: folder + "/file", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: folder + "/file", contents: Data()))
         let path = folder + "/file/m.jsonl"
         XCTAssertThrowsError(try MetricsLog(path: path, isRoot: true)) { error in
             XCTAssertEqual(error as? DistError, .cannotWrite(path: path, reason: "cannot create the file"))

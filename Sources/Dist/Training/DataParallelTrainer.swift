@@ -67,7 +67,7 @@ public final class DataParallelTrainer {
         self.loss = loss
         self.communicator = communicator
         self.configuration = configuration
-        var model = try spec.build()
+        let model = try spec.build()
         let a = configuration.augmentation
         evaluationAugmentation = a.isRandom ? try Augmentation(rescale: a.rescale, mean: a.mean, std: a.std) : a
         model.initializeParameters(seed: configuration.seed)
