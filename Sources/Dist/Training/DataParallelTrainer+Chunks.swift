@@ -100,7 +100,7 @@ extension DataParallelTrainer {
             if let norm = normLayers[i], norm.synchronized {
                 let local = xs.indices.map { (chunkLayers[$0][i] as! BatchNorm2D).batchStatistics(of: xs[$0]) }
                 preset.values = try ddp.sumInChunkOrder(local, mine: mine, chunks: ranges.count, width: 3 * norm.channels)
-                ddp.exactStep.globalStatistics[m][i] = preset.values
+                ddp.recordGlobalStatistics(preset.values, micro: m, layer: i)
                 context.statisticsReducer = preset
             }
             if threads > 1 {
@@ -123,7 +123,7 @@ extension DataParallelTrainer {
                 context.sampleKeys = keys[j]
                 xs[j] = chunkLayers[j][i].forward(xs[j], arena: arena, context: context)
                 if let norm = normLayers[i], !norm.synchronized, let s = (chunkLayers[j][i] as! BatchNorm2D).lastBatchStatistics {
-                    ddp.exactStep.chunkStatistics[m][mine.lowerBound + j, default: []] += s.mean + s.variance + [Double(s.count)]
+                    ddp.recordChunkStatistics(s.mean + s.variance + [Double(s.count)], micro: m, chunk: mine.lowerBound + j)
                 }
             }
         }

@@ -65,6 +65,19 @@ extension DistributedDataParallel {
         exactStep.globalStatistics.append([:])
     }
 
+    /// Records a synchronized layer's global statistics (count, sums) for micro-batch `m`; the
+    /// finish moves the layer's running statistics by them, in micro-batch order.
+    func recordGlobalStatistics(_ values: [Double], micro m: Int, layer: Int) {
+        exactStep.globalStatistics[m][layer] = values
+    }
+
+    /// Appends an unsynchronized layer's statistics of one chunk (mean, variance, count; the layers
+    /// in execution order) to the chunk's record for micro-batch `m`; the finish gathers every
+    /// rank's records and applies them in chunk order.
+    func recordChunkStatistics(_ values: [Double], micro m: Int, chunk: Int) {
+        exactStep.chunkStatistics[m][chunk, default: []] += values
+    }
+
     /// Deterministic mode's reduction (a collective): the exact sums, a redo of the step when the
     /// scales did not fit (`recompute` computes every micro-batch again), then the batch
     /// statistics' ordered updates. With `writingMean` false the mean may stay in the sums for the
