@@ -79,7 +79,7 @@ public enum StepBenchmark {
             let order = sampler.permutation(epoch: epoch)
             let batch = sampler.globalBatch(step: step, order: order)
             let start = Timeline.now(), cpuStart = processCPUSeconds()
-            _ = trainer.computeGradients(globalBatch: batch, epoch: epoch, dataset: data)
+            _ = try trainer.computeGradients(globalBatch: batch, epoch: epoch, dataset: data)
             let computed = Timeline.now()
             try trainer.reduceGradients(globalBatchSize: batch.count, scalingInUpdate: true)
             try trainer.applyUpdate()
@@ -87,13 +87,13 @@ public enum StepBenchmark {
             stepWalls[k - warmup] = Timeline.seconds(since: start)
             stepComputes[k - warmup] = Timeline.seconds(since: start, until: computed)
             sums[0] += stepComputes[k - warmup]
-            if let exact = trainer.exactReducer?.lastStep {
+            if let exact = trainer.ddp.exactReducer?.lastStep {
                 sums[2] += exact.blockedSeconds
                 sums[4] += exact.accumulateSeconds
                 redone += exact.attempts - 1
                 factorBuckets = max(factorBuckets, exact.factorBuckets / max(exact.attempts, 1))
             } else {
-                let s = trainer.reducer.lastStep
+                let s = trainer.ddp.reducer.lastStep
                 sums[1] += s.communicationSeconds
                 sums[2] += s.blockedSeconds
                 sums[3] += s.hiddenSeconds

@@ -22,6 +22,8 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
     case checkpointMismatch(path: String, reason: String)
     /// Ranks stopped meeting in a collective for longer than the stall timeout.
     case stall(StallReport, timeout: Double)
+    /// An output file of the run (the metrics log) cannot be created or opened.
+    case cannotWrite(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -47,6 +49,8 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
             return "cannot resume from \(path): \(reason)"
         case let .stall(report, timeout):
             return "\(report.description); hint: a rank is stuck or much slower than the others; if it was only slow, raise --stall-timeout (now \(timeout) s)"
+        case let .cannotWrite(path, reason):
+            return "\(path): \(reason)"
         }
     }
 }

@@ -6,25 +6,21 @@ import Foundation
 import NN
 
 /// What `ddp train` prints and logs on rank 0: a description of the run, a progress bar on a
-/// terminal (plain lines otherwise), one table line per epoch, and the metrics JSON lines.
+/// terminal (plain lines otherwise) and one table line per epoch (the metrics JSON lines are
+/// Dist's `MetricsLog` callback).
 /// Every method does nothing on other ranks.
 final class TrainingOutput {
     let isRoot: Bool
     /// Whether stdout is a terminal (a bar redrawn in place) or a log (plain lines).
     let terminal: Bool
     let epochs: Int
-    private let metricsPath: String?
-    private var metricsFile: MetricsLog?
     private var lastDraw = Date.distantPast
     private var barShown = false
 
-    /// - Throws: `LaunchError` on rank 0 when the metrics file cannot be opened.
-    init(isRoot: Bool, metricsPath: String?, epochs: Int) throws {
+    init(isRoot: Bool, epochs: Int) {
         self.isRoot = isRoot
-        self.metricsPath = metricsPath
         self.epochs = epochs
         terminal = TrainingOutput.progressOnTerminal()
-        if isRoot, let metricsPath { metricsFile = try MetricsLog(path: metricsPath) }
     }
 
     /// The environment variable that chooses the progress style: `bar` or `lines`.
@@ -64,7 +60,7 @@ final class TrainingOutput {
              (accumulate > 1 ? ", \(accumulate) micro-batches of \(batchSize) per step (\(accumulate * batchSize) samples)" : ""))
     }
 
-    /// Prints (and logs) one trainer event.
+    /// Prints one trainer event.
     func handle(_ event: TrainingEvent, modelName: String, batchSize: Int, accumulate: Int, monitor: MonitoredMetric, patience: Int?) {
         guard isRoot else { return }
         switch event {
@@ -77,7 +73,6 @@ final class TrainingOutput {
             progress(p)
         case let .epoch(m):
             line(TrainingOutput.epochLine(m, epochs: epochs))
-            appendMetrics(m, kind: "epoch")
         case let .checkpoint(path):
             line("checkpoint: \(path)")
         case let .stoppedEarly(epoch, best):
@@ -87,7 +82,6 @@ final class TrainingOutput {
             if let loss = m.testLoss, let accuracy = m.testAccuracy {
                 line(String(format: "test: loss %.4f acc %.4f (%d samples) after %d steps", loss, accuracy, m.testSamples ?? 0, m.step))
             }
-            appendMetrics(m, kind: "final")
         }
     }
 
@@ -120,37 +114,5 @@ final class TrainingOutput {
     static func duration(_ seconds: Double) -> String {
         let s = Int(seconds.isFinite ? max(seconds, 0).rounded() : 0)
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
-    }
-
-    private func appendMetrics(_ m: EpochMetrics, kind: String) {
-        metricsFile?.append(m, kind: kind)
-    }
-}
-
-/// Rank 0's JSON-lines metrics file: one object per line, keys sorted, `"kind"` = `epoch` or `final`.
-final class MetricsLog {
-    let handle: FileHandle
-
-    init(path: String) throws {
-        let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw LaunchError("--metrics \(path): cannot create the file")
-            }
-        }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw LaunchError("--metrics \(path): cannot open for writing") }
-        h.seekToEndOfFile()
-        handle = h
-    }
-
-    func append(_ metrics: EpochMetrics, kind: String) {
-        guard let data = try? JSONEncoder().encode(metrics),
-              var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return }
-        object["kind"] = kind
-        object["epoch"] = metrics.epoch + 1
-        if let line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
-            handle.write(line + Data("\n".utf8))
-        }
     }
 }

@@ -67,7 +67,7 @@ final class DataParallelTrainerTests: XCTestCase {
                     $0.bucketCapacity = 64
                     $0.denseFactors = true
                     $0.compression = compression
-                }) { trainer, _ in (trainer.model.arena.parameterSnapshot(), trainer.reducer.lastStep.factorBuckets) }
+                }) { trainer, _ in (trainer.model.arena.parameterSnapshot(), trainer.ddp.reducer.lastStep.factorBuckets) }
                 guard let all = run else { return }
                 let dense = try ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount).build().layers.filter { $0 is Dense }.count
                 for (rank, (params, factored)) in all.enumerated() {
@@ -126,7 +126,7 @@ final class DataParallelTrainerTests: XCTestCase {
                     let order = sampler.permutation(epoch: 0)
                     for step in 0 ..< 3 {
                         let mine = sampler.shard(step: step, order: order, rank: c.rank, size: c.size)
-                        _ = trainer.computeGradients(indices: mine, epoch: 0, dataset: data)
+                        _ = try trainer.computeGradients(indices: mine, epoch: 0, dataset: data)
                         try trainer.reduceGradients(globalBatchSize: 20, scalingInUpdate: scalingInUpdate)
                         try trainer.applyUpdate()
                     }

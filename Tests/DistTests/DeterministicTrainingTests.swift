@@ -134,7 +134,7 @@ final class DeterministicTrainingTests: XCTestCase {
         guard let one = train(spec, ranks: 1, configure: { $0.accumulationSteps = 1 }) else { return }
         for p in [2, 3, 5] {
             let run = fit(spec, ranks: p, configure: { $0.accumulationSteps = 1; $0.bucketCapacity = 1 << 12 }) {
-                ($0.model.arena.parameterSnapshot(), $0.exactReducer!.lastStep.factorBuckets)
+                ($0.model.arena.parameterSnapshot(), $0.ddp.exactReducer!.lastStep.factorBuckets)
             }
             guard let all = run else { return }
             for (rank, r) in all.enumerated() {

@@ -42,7 +42,7 @@ final class TimelineTests: XCTestCase {
                                                   communicator: c, configuration: config)
             trainer.timeline = Timeline(rank: c.rank)
             try trainer.synchronize(dataset: data)
-            _ = trainer.computeGradients(indices: DistributedSampler.slice(count: 8, rank: c.rank, size: 2), epoch: 0, dataset: data)
+            _ = try trainer.computeGradients(indices: DistributedSampler.slice(count: 8, rank: c.rank, size: 2), epoch: 0, dataset: data)
             try trainer.reduceGradients(globalBatchSize: 8)
             try trainer.applyUpdate()
             let object = try JSONSerialization.jsonObject(with: Data(trainer.timeline!.json().utf8)) as? [String: Any]

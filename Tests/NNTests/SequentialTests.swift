@@ -34,6 +34,27 @@ final class SequentialTests: XCTestCase {
                        Array(UnsafeBufferPointer(start: model.arena.gradients, count: model.arena.count)))
     }
 
+    /// A hook that throws ends backward at once: the error comes out of `backward`, and no layer
+    /// before the one it followed runs (their gradients stay zero).
+    func testAThrowingHookEndsBackwardThere() throws {
+        struct Refused: Error {}
+        var model = try Sequential(inputShape: [6], layers: [Dense(units: 5), ReLU(), Dense(units: 4)])
+        model.initializeParameters(seed: 3)
+        let y = model.forward(Tensor(shape: [2, 6], values: randomValues(12, seed: 4)), context: ForwardContext(training: true))
+        model.arena.zeroGradients()
+        var seen: [Int] = []
+        XCTAssertThrowsError(try model.backward(Tensor(shape: y.shape, values: randomValues(y.count, seed: 5)),
+                                                context: BackwardContext()) { i in
+            seen.append(i)
+            if i == 1 { throw Refused() }
+        }) { XCTAssertTrue($0 is Refused) }
+        XCTAssertEqual(seen, [2, 1], "the hook after the ReLU threw; the first dense layer did not run")
+        let slots = model.arena.slots
+        func gradients(_ s: Int) -> [Float] { Array(UnsafeBufferPointer(start: model.arena.gradients + slots[s].offset, count: slots[s].count)) }
+        XCTAssertTrue(gradients(2).contains { $0 != 0 }, "the last layer's backward ran")
+        XCTAssertTrue(gradients(0).allSatisfy { $0 == 0 } && gradients(1).allSatisfy { $0 == 0 }, "the first layer's did not")
+    }
+
     /// A dense layer whose weight gradient is taken elsewhere adds none, hands over the factors of
     /// the product it skips, and gives the bias and input gradients unchanged.
     func testDenseWeightGradientTakenElsewhere() throws {

@@ -164,10 +164,10 @@ public enum GradientCheck {
             let epoch = k / sampler.stepsPerEpoch, step = k % sampler.stepsPerEpoch
             let order = sampler.permutation(epoch: epoch)
             let batch = sampler.globalBatch(step: step, order: order)
-            _ = distributed.computeGradients(globalBatch: batch, epoch: epoch, dataset: dataset)
+            _ = try distributed.computeGradients(globalBatch: batch, epoch: epoch, dataset: dataset)
             try distributed.reduceGradients(globalBatchSize: batch.count)
             if let reference {
-                _ = reference.computeGradients(globalBatch: batch, epoch: epoch, dataset: dataset)
+                _ = try reference.computeGradients(globalBatch: batch, epoch: epoch, dataset: dataset)
                 try reference.reduceGradients(globalBatchSize: batch.count)
                 for (i, slot) in slots.enumerated() {
                     let e = relativeError(distributed.model.arena.gradients + slot.offset, reference.model.arena.gradients + slot.offset, slot.count)

@@ -78,7 +78,7 @@ public enum RoundingCheck {
 
         var reference = [Double](repeating: 0, count: n)
         for index in batch {
-            _ = fast.computeGradients(indices: [index], epoch: 0, dataset: dataset)
+            _ = try fast.computeGradients(indices: [index], epoch: 0, dataset: dataset)
             for i in 0 ..< n { reference[i] += Double(arena.gradients[i]) }
         }
         for i in 0 ..< n { reference[i] /= b }
@@ -88,13 +88,13 @@ public enum RoundingCheck {
             var total = [Float](repeating: 0, count: n)
             for r in 0 ..< p {
                 let slice = DistributedSampler.slice(count: batch.count, rank: r, size: p)
-                _ = fast.computeGradients(indices: batch[slice], epoch: 0, dataset: dataset)
+                _ = try fast.computeGradients(indices: batch[slice], epoch: 0, dataset: dataset)
                 for i in 0 ..< n { total[i] += arena.gradients[i] }
             }
             let scale = Float(1 / b)
             means.append(total.map { $0 * scale })
         }
-        _ = exact.computeGradients(globalBatch: batch, epoch: 0, dataset: dataset)
+        _ = try exact.computeGradients(globalBatch: batch, epoch: 0, dataset: dataset)
         try exact.reduceGradients(globalBatchSize: batch.count)
         means.append(exact.model.arena.gradientSnapshot())
 

@@ -20,12 +20,12 @@ extension DataParallelTrainer {
         for slot in arena.slots where !UnsafeBufferPointer(start: arena.parameters + slot.offset, count: slot.count).allSatisfy(\.isFinite) {
             throw DistError.nonFiniteParameters(step: position.step, parameter: slot.name)
         }
-        try exactReducer?.shareOptimizerState(optimizer)
+        try ddp.exactReducer?.shareOptimizerState(optimizer)
         guard communicator.isRoot else { return false }
         let record = CheckpointRecord(globalBatch: configuration.globalBatchSize, accumulate: configuration.accumulationSteps,
                                       seed: "\(configuration.seed)", trainingSamples: trainingSamples, position: position,
-                                      options: configuration.recordedOptions, chunkSize: exactReducer.map { _ in configuration.chunkSize },
-                                      exactExponents: exactReducer?.exponentsByName)
+                                      options: configuration.recordedOptions, chunkSize: ddp.exactReducer.map { _ in configuration.chunkSize },
+                                      exactExponents: ddp.exactReducer?.exponentsByName)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let metadata = TrainingMetadata(step: position.step, epoch: position.epoch, rngState: configuration.seed,
@@ -78,12 +78,12 @@ extension DataParallelTrainer {
         guard record.trainingSamples == trainingSamples else {
             throw mismatch("the training set differs: the checkpoint has \(record.trainingSamples) samples, this run has \(trainingSamples); hint: pass the same --data and --validation-split")
         }
-        if exactReducer != nil, let saved = record.chunkSize, saved != configuration.chunkSize {
+        if ddp.exactReducer != nil, let saved = record.chunkSize, saved != configuration.chunkSize {
             throw mismatch("--chunk-size differs: the checkpoint has \(saved), this run has \(configuration.chunkSize) (deterministic results depend on it); hint: pass --chunk-size \(saved)")
         }
         let (_, state) = try Checkpoint.load(from: file, into: model.arena)
         // The exact sums' scales continue those of the run that wrote it (so does the rounding).
-        if let exactReducer { exactReducer.restoreExponents(record.exactExponents ?? [:]) }
+        if let exactReducer = ddp.exactReducer { exactReducer.restoreExponents(record.exactExponents ?? [:]) }
         if let state { optimizer.state = state }
         return (record.position, file)
     }

@@ -15,41 +15,27 @@ public final class DataParallelTrainer {
     public let configuration: TrainingConfiguration
     /// The model description every rank built.
     public let spec: ModelSpec
-    /// This rank's replica.
-    public private(set) var model: Sequential
+    /// This rank's replica and its gradient reduction (PyTorch's `DistributedDataParallel`).
+    public let ddp: DistributedDataParallel
+    /// This rank's replica (`ddp.model`).
+    public var model: Sequential { ddp.model }
     /// The optimizer (state broadcast from rank 0 by `synchronize`).
     public let optimizer: Optimizer
     /// The loss (sum over a batch).
     public let loss: Loss
-    /// Averages the gradient arena across ranks.
-    public let reducer: GradientReducer
-    /// Sums synchronized layers' statistics across ranks during forward and backward.
-    public let statisticsReducer: CommunicatorStatisticsReducer
     /// Records forward, backward per layer, bucket reductions and optimizer steps, when set.
-    public var timeline: Timeline? { get { reducer.timeline } set { reducer.timeline = newValue } }
-    /// The lowest arena offset of each layer's parameters (nil for layers without any).
-    let layerOffsets: [Int?]
-    /// Each layer's summary (for the timeline; read while backward holds the model).
-    let layerNames: [String]
-    /// What the next optimizer step multiplies the arena's gradients by: set by every fast-mode
-    /// `reduceGradients` (1/B when it left the float32 sums in place, else 1), back to 1 after the
-    /// step.
-    /// Where the next `applyUpdate` reads the mean gradient (the reduction's form of it).
+    public var timeline: Timeline? { get { ddp.timeline } set { ddp.timeline = newValue } }
+    /// Where the next `applyUpdate` reads the mean gradient (what `reduceGradients` returned), back
+    /// to the arena's values after the step.
     private var updateGradients = GradientSource.arena(scale: 1)
-    /// An MPI error raised while starting a bucket during backward, thrown by `reduceGradients`.
-    var deferredError: Error?
-    /// Deterministic mode: sums each chunk's gradient exactly (nil in fast mode).
-    public let exactReducer: ExactGradientReducer?
-    /// Deterministic mode: the arena slot indices of each layer's parameters (nil for layers without).
-    let layerSlots: [Range<Int>?]
     /// Deterministic mode: one copy of the model's layers per chunk this rank computes at once
     /// (their own activations and caches; parameters stay in the one arena).
     var chunkLayers: [[any Layer]] = []
     /// Deterministic mode: one copy per dense layer (by layer index) that runs all of this rank's
     /// chunks as one batch (a dense layer's rows do not depend on each other).
     var batchedDense: [Int: Dense] = [:]
-    /// Deterministic mode: the step in progress (its micro-batches, for a redo, and batch statistics).
-    var exactStep = ExactStep()
+    /// Deterministic mode: the step's micro-batches so far, in order (a redo computes them again).
+    var exactMicroBatches: [(batch: [Int], epoch: Int, dataset: Dataset)] = []
     /// The training augmentation's deterministic part (rescale, normalization) for evaluation.
     let evaluationAugmentation: Augmentation
     /// The training set's size, recorded in checkpoints.
@@ -64,16 +50,6 @@ public final class DataParallelTrainer {
     /// parameters, which its chunks' backward adds into.
     var chunkGradientArenas: [ParameterArena] = []
     private var gradLogits = Tensor.empty
-    /// On several ranks, backward polls the reductions in flight between samples of long layers:
-    /// the fast reducer's buckets, or in deterministic mode the exact reducer's (made once;
-    /// `unowned`, as the trainer owns it).
-    lazy var pollingContext = BackwardContext(progress: { [unowned self] in
-        do {
-            if let exact = self.exactReducer { try exact.progress() } else { try self.reducer.progress() }
-        } catch {
-            self.deferredError = self.deferredError ?? error
-        }
-    })
 
     /// Builds the replica and initializes its parameters from the seed.
     ///
@@ -91,39 +67,15 @@ public final class DataParallelTrainer {
         self.loss = loss
         self.communicator = communicator
         self.configuration = configuration
-        model = try spec.build()
+        let model = try spec.build()
         let a = configuration.augmentation
         evaluationAugmentation = a.isRandom ? try Augmentation(rescale: a.rescale, mean: a.mean, std: a.std) : a
         model.initializeParameters(seed: configuration.seed)
-        // The arena lays out the slots layer by layer, each at a higher offset than the last.
-        let slotRanges = model.slotIndices.map { $0.isEmpty ? nil : $0 }
-        layerSlots = slotRanges
-        let slots = model.arena.slots
-        layerOffsets = slotRanges.map { $0.map { slots[$0.lowerBound].offset } }
-        layerNames = model.layerSummaries
-        let denseWeights = zip(model.layers, slotRanges).compactMap { $0 is Dense ? $1?.lowerBound : nil }
-        reducer = GradientReducer(arena: model.arena, communicator: communicator,
-                                  bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction,
-                                  compression: configuration.compression, denseFactors: configuration.denseFactors ? denseWeights : [])
-        statisticsReducer = CommunicatorStatisticsReducer(communicator: communicator)
-        exactReducer = configuration.reduction == .deterministic
-            ? ExactGradientReducer(arena: model.arena, communicator: communicator, buckets: reducer.buckets, denseWeights: denseWeights)
-            : nil
         if configuration.threads > 1, let norm = model.layers.first(where: \.usesBatchStatistics) {
             throw DistError.invalidConfiguration(option: "threads",
                                                  reason: "\(configuration.threads) threads a rank cannot run \(norm.summary) yet (its batch statistics would need summing across the threads); hint: run more ranks instead (--np), or drop --threads")
         }
-        // `--dense-factors`: on a step where the reducer gathers a dense weight's factors, the
-        // layer hands them over instead of adding its weight's gradient.
-        for (i, range) in slotRanges.enumerated() where configuration.denseFactors {
-            guard var dense = model.layers[i] as? Dense, let slot = range?.lowerBound else { continue }
-            dense.weightGradientTaker = { [reducer] gy, x, _ in
-                guard reducer.sendsFactors(slot: slot) else { return false }
-                reducer.storeFactors(slot: slot, gradOutput: gy, input: x)
-                return true
-            }
-            model.layers[i] = dense
-        }
+        ddp = DistributedDataParallel(model: model, communicator: communicator, configuration: configuration)
     }
 
     /// The fingerprint this rank compares with rank 0's.
@@ -162,26 +114,27 @@ public final class DataParallelTrainer {
     ///   - accumulating: add into the gradients already in the arena.
     ///   - final: the last micro-batch of the step (buckets may start during its backward).
     /// - Returns: the slice's loss sum, correct count and size.
+    /// - Throws: `DistError.mpi` when a bucket's reduction cannot start during backward.
     public func computeGradients<C: Collection>(indices: C, epoch: Int, dataset: Dataset,
-                                                accumulating: Bool = false, final: Bool = true) -> BatchTotals where C.Element == Int {
+                                                accumulating: Bool = false, final: Bool = true) throws -> BatchTotals where C.Element == Int {
         precondition(configuration.reduction == .fast,
                      "computeGradients(indices:) takes a rank's slice, which deterministic mode does not use; pass the global batch to computeGradients(globalBatch:).")
         if configuration.threads > 1 && indices.count > 1 {
-            return computeGradientsOnThreads(Array(indices), epoch: epoch, dataset: dataset, accumulating: accumulating, final: final)
+            return try computeGradientsOnThreads(Array(indices), epoch: epoch, dataset: dataset, accumulating: accumulating, final: final)
         }
-        if !accumulating { model.arena.zeroGradients() }
+        if !accumulating { ddp.model.arena.zeroGradients() }
         guard !indices.isEmpty else { return BatchTotals() }
         // The first layer still holds the last batch: let go of it, so the batch is refilled in place.
-        model.releaseInputs()
+        ddp.model.releaseInputs()
         batchIndices.removeAll(keepingCapacity: true)
         batchIndices.append(contentsOf: indices)
         fillTrainingBatch(batchIndices, epoch: epoch, dataset: dataset, into: &batch, labels: &batchLabels, keys: &batchKeys,
                           scratch: &augmentationScratch)
         let forwardStart = Timeline.now()
-        let logits = model.forward(batch, context: ForwardContext(training: true, sampleKeys: batchKeys, statisticsReducer: statisticsReducer))
+        let logits = ddp.model.forward(batch, context: ForwardContext(training: true, sampleKeys: batchKeys, statisticsReducer: ddp.statisticsReducer))
         let lossSum = loss.evaluate(logits: logits, labels: batchLabels, gradient: &gradLogits)
         timeline?.record("forward", lane: .compute, from: forwardStart, to: Timeline.now())
-        backward(gradLogits, startBuckets: final)
+        try ddp.backward(gradLogits, startBuckets: final)
         return BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: logits, labels: batchLabels), count: indices.count)
     }
 
@@ -201,50 +154,18 @@ public final class DataParallelTrainer {
                               augmentation: configuration.augmentation)
     }
 
-    /// Runs the model's backward, and as each layer's is done (`Sequential.backward(_:context:afterLayer:)`,
-    /// PyTorch DDP's gradient hooks) lets the reducer start the buckets that are now final, unless
-    /// more micro-batches are still to add into them; after layers without parameters it lets MPI
-    /// progress the reductions in flight. A dense weight sent as its factors hands them to the
-    /// reducer from the layer itself (`Dense.weightGradientTaker`, set at init).
-    private func backward(_ gradLogits: Tensor, startBuckets: Bool) {
-        // Long layers (convolutions) poll too, between samples, so that a bucket started before
-        // them advances during them rather than only in the wait after backward.
-        let context = communicator.size > 1 && configuration.reduction == .fast ? pollingContext : BackwardContext()
-        let timeline = self.timeline, names = layerNames, offsets = layerOffsets, reducer = self.reducer
-        var layerStart = Timeline.now()
-        model.backward(gradLogits, context: context) { i in
-            timeline?.record("backward \(i) \(names[i])", lane: .compute, from: layerStart, to: Timeline.now())
-            do {
-                if startBuckets, let offset = offsets[i] { try reducer.gradientsFinal(from: offset) } else { try reducer.progress() }
-            } catch {
-                deferredError = deferredError ?? error
-            }
-            layerStart = Timeline.now()
-        }
-    }
-
-    /// Replaces the gradients with their mean over the global batch (a collective). Waits for the
-    /// buckets started during backward and starts the others.
+    /// Replaces the gradients with their mean over the global batch (a collective):
+    /// `DistributedDataParallel.reduceGradients`, which in deterministic mode may have this
+    /// trainer compute the step's micro-batches again.
     ///
     /// With `scalingInUpdate`, the reduction leaves the mean in the form it has it, and the next
-    /// `applyUpdate` reads it from there: the float32 path the summed gradients in the arena
-    /// (scaled by 1/B as the optimizer reads them), the exact path its Double sums (turned into
-    /// the mean as they are read). The same update, one pass over the gradients fewer. (The
-    /// training loop and `bench steps` do this; read the arena's gradients in between only without it.)
+    /// `applyUpdate` reads it from there (one pass over the gradients fewer). The training loop
+    /// and `bench steps` do this; read the arena's gradients in between only without it.
     /// - Throws: `DistError.mpi` when a reduction failed (during backward or now).
     public func reduceGradients(globalBatchSize: Int, scalingInUpdate: Bool = false) throws {
-        if let error = deferredError ?? statisticsReducer.takeError() {
-            deferredError = nil
-            throw error
-        }
-        guard let exactReducer else {
-            updateGradients = .arena(scale: try reducer.reduce(globalBatchSize: globalBatchSize, leavingScale: scalingInUpdate))
-            return
-        }
-        // A full step after sharded ones needs every rank's moments first.
-        if !scalingInUpdate { try exactReducer.shareOptimizerState(optimizer) }
-        try reduceExactly(globalBatchSize: globalBatchSize, writingMean: !scalingInUpdate)
-        updateGradients = exactReducer.gradients
+        defer { exactMicroBatches.removeAll(keepingCapacity: true) }
+        updateGradients = try ddp.reduceGradients(globalBatchSize: globalBatchSize, scalingInUpdate: scalingInUpdate,
+                                                  optimizer: optimizer) { try recomputeExactStep() }
     }
 
     /// Applies one optimizer step to this replica (identical on every rank), scaling the gradients
@@ -254,10 +175,10 @@ public final class DataParallelTrainer {
     /// - Throws: `DistError.mpi` when the gather of a sharded step fails.
     public func applyUpdate() throws {
         let stepStart = Timeline.now()
-        optimizer.step(arena: model.arena, gradients: updateGradients)
+        optimizer.step(arena: ddp.model.arena, gradients: updateGradients)
         updateGradients = .arena(scale: 1)
         timeline?.record("optimizer step", lane: .compute, from: stepStart, to: Timeline.now())
-        try exactReducer?.shareParameters()
+        try ddp.exactReducer?.shareParameters()
     }
 
     /// Evaluates the model on a dataset split across ranks (each sample exactly once), with the
@@ -265,7 +186,7 @@ public final class DataParallelTrainer {
     ///
     /// - Returns: loss sum, correct count and sample count over all ranks.
     public func evaluate(_ dataset: Dataset) throws -> BatchTotals {
-        try Evaluation.run(model: &model, loss: loss, dataset: dataset, topK: nil, batchSize: configuration.evaluationBatchSize,
+        try Evaluation.run(model: &ddp.model, loss: loss, dataset: dataset, topK: nil, batchSize: configuration.evaluationBatchSize,
                            communicator: communicator, preprocessing: evaluationAugmentation)
     }
 

@@ -21,7 +21,9 @@ extension DataParallelTrainer {
     /// each run forward and backward on its own thread (`SubBatchWorker`), then their gradients
     /// added into the arena in sub-batch order (the same bits for a given T, whatever the thread
     /// schedule). The buckets start once the sum is complete; no MPI call is made from a worker.
-    func computeGradientsOnThreads(_ indices: [Int], epoch: Int, dataset: Dataset, accumulating: Bool, final: Bool) -> BatchTotals {
+    ///
+    /// - Throws: `DistError.mpi` when the buckets' reductions cannot start.
+    func computeGradientsOnThreads(_ indices: [Int], epoch: Int, dataset: Dataset, accumulating: Bool, final: Bool) throws -> BatchTotals {
         let parts = min(configuration.threads, indices.count)
         while subBatchWorkers.count < parts { subBatchWorkers.append(SubBatchWorker(model: model)) }
         let workers = Array(subBatchWorkers.prefix(parts))
@@ -45,7 +47,7 @@ extension DataParallelTrainer {
         }
         timeline?.record("forward and backward on \(parts) threads", lane: .compute, from: start, to: Timeline.now())
         if final {
-            do { try reducer.gradientsFinal(from: 0) } catch { deferredError = deferredError ?? error }
+            try ddp.reducer.gradientsFinal(from: 0)
         }
         var totals = BatchTotals()
         for w in workers { totals += w.totals }

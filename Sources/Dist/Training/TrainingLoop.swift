@@ -75,9 +75,10 @@ public final class TrainingLoop {
         return callbacks
     }
 
-    /// Hands an event to the caller of `fit` (on this rank).
+    /// Hands an event to the caller of `fit` (on this rank), then to every callback's `eventReported`.
     public func report(_ event: TrainingEvent) {
         onEvent(event)
+        for callback in callbacks { callback.eventReported(self, event: event) }
     }
 
     /// Ends the run after the current epoch: after its `.epoch` event, the loop reports `event`
@@ -169,7 +170,7 @@ public final class TrainingLoop {
         let globalCount = micro.reduce(0) { $0 + sampler.globalBatch(step: $1, order: order).count }
         var totals = BatchTotals()
         for (m, s) in micro.enumerated() {
-            totals += trainer.computeGradients(globalBatch: sampler.globalBatch(step: s, order: order), epoch: epoch, dataset: training,
+            totals += try trainer.computeGradients(globalBatch: sampler.globalBatch(step: s, order: order), epoch: epoch, dataset: training,
                                                accumulating: m > 0, final: m == micro.count - 1)
         }
         try trainer.reduceGradients(globalBatchSize: globalCount, scalingInUpdate: true)

@@ -179,14 +179,15 @@ public struct Sequential {
     ///   - gradOutput: the loss gradient with respect to the last forward's output.
     ///   - context: handed to every layer.
     ///   - afterLayer: called with each layer's index, in reverse `executionOrder`. It must not
-    ///     touch this model (the pass holds it).
+    ///     touch this model (the pass holds it). What it throws ends the pass there.
     /// - Returns: the gradient with respect to the model's input.
+    /// - Throws: what `afterLayer` throws (the layers after it in the pass do not run).
     @discardableResult
-    public mutating func backward(_ gradOutput: Tensor, context: BackwardContext, afterLayer: (Int) -> Void) -> Tensor {
+    public mutating func backward(_ gradOutput: Tensor, context: BackwardContext, afterLayer: (Int) throws -> Void) rethrows -> Tensor {
         var g = gradOutput
         for i in executionOrder.reversed() {
             g = layers[i].backward(g, arena: arena, context: context)
-            afterLayer(i)
+            try afterLayer(i)
         }
         return g
     }

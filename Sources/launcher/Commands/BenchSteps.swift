@@ -112,9 +112,9 @@ struct BenchSteps: ParsableCommand {
                                          stepSeconds: f.wallSeconds / Double(steps), computeSeconds: f.computeSeconds,
                                          commSeconds: f.commSeconds, blockedSeconds: f.blockedSeconds, hiddenSeconds: f.hiddenSeconds,
                                          conversionSeconds: f.conversionSeconds, mpiCallSeconds: f.mpiCallSeconds, cpuSeconds: f.cpuSeconds,
-                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone\(f.factorBuckets > 0 ? ", \(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") from gathered factors" : ""))" : "fast\(f.factorBuckets > 0 ? " (\(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") as factors: \(trainer.reducer.factorSizes.weightFloats) weight floats, \(trainer.reducer.factorSizes.floatsPerSample) floats a sample, formed in \(String(format: "%.2f", f.factorSeconds * 1000)) ms)" : "")",
-                                         gradientFloats: trainer.reducer.buckets.reduce(0) { $0 + $1.count },
-                                         bucketFloats: trainer.reducer.buckets.map(\.count),
+                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone\(f.factorBuckets > 0 ? ", \(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") from gathered factors" : ""))" : "fast\(f.factorBuckets > 0 ? " (\(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") as factors: \(trainer.ddp.reducer.factorSizes.weightFloats) weight floats, \(trainer.ddp.reducer.factorSizes.floatsPerSample) floats a sample, formed in \(String(format: "%.2f", f.factorSeconds * 1000)) ms)" : "")",
+                                         gradientFloats: trainer.ddp.reducer.buckets.reduce(0) { $0 + $1.count },
+                                         bucketFloats: trainer.ddp.reducer.buckets.map(\.count),
                                          medianStepSeconds: f.medianStepSeconds, medianComputeSeconds: f.medianComputeSeconds)
             if communicator.isRoot {
                 printLine(result.summary)

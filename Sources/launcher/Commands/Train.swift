@@ -59,7 +59,12 @@ struct Train: ParsableCommand {
             config.augmentation = try dataOptions.augmentation(channels: train.sampleShape[0])
             config.stopRequested = { StopSignals.requested }
             let epochs = loop.epochs, batchSize = loop.batchSize, accumulate = loop.accumulate
-            let output = try TrainingOutput(isRoot: communicator.isRoot, metricsPath: self.output.metrics, epochs: epochs)
+            let output = TrainingOutput(isRoot: communicator.isRoot, epochs: epochs)
+            let metricsLog = try self.output.metrics.map { path in
+                do { return try MetricsLog(path: path, isRoot: communicator.isRoot) } catch let DistError.cannotWrite(_, reason) {
+                    throw LaunchError("--metrics \(path): \(reason)")
+                }
+            }
             let tensorboardLog = try TrainingTensorBoard(directory: self.output.tensorboard, isRoot: communicator.isRoot)
             // A terminal gets a bar redrawn every step; logs and pipes a line every --log-interval steps.
             config.logInterval = output.terminal ? 1 : self.output.logInterval
@@ -98,7 +103,8 @@ struct Train: ParsableCommand {
             // Everything above is local to this rank; an error there that every rank found is printed once.
             try RankSession.endSetup(communicator)
             trainer.timeline = try commOptions.prepare(communicator)
-            let result = try trainer.fit(training: train, validation: validation, test: test, from: start) { event in
+            let result = try trainer.fit(training: train, validation: validation, test: test, from: start,
+                                         callbacks: metricsLog.map { [$0] } ?? []) { event in
                 output.handle(event, modelName: spec.name, batchSize: batchSize, accumulate: accumulate, monitor: loop.monitor,
                               patience: loop.earlyStoppingPatience)
                 tensorboardLog?.handle(event)

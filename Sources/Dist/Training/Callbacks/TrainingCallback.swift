@@ -16,6 +16,9 @@
 ///         for each step: {micro-batches, reduce, global loss, update}, stepEnd
 ///         modelWillBeRead, validation pass, epochEnd(metrics), .epoch event
 ///     modelWillBeRead, trainEnd, test pass, .finished event
+///
+/// Every event the loop or a callback reports reaches the caller's `onEvent`, then each
+/// callback's `eventReported`.
 public protocol TrainingCallback: AnyObject {
     /// After replica verification and the `.ready` (and `.resumed`) events, before the first step.
     func trainBegin(_ loop: TrainingLoop) throws
@@ -43,6 +46,12 @@ public protocol TrainingCallback: AnyObject {
     /// After the last step (the last epoch, early stopping, `stopAfterSteps` or a stop request),
     /// before the test pass.
     func trainEnd(_ loop: TrainingLoop) throws
+
+    /// After the caller of `fit` received `event` (`TrainingLoop.report(_:)`): an epoch's figures
+    /// complete with their `seconds` (`.epoch`), the run's with the test pass (`.finished`).
+    /// Cannot fail the run (events are also reported from other hooks); a callback that writes
+    /// what it sees here checks its file when it is made.
+    func eventReported(_ loop: TrainingLoop, event: TrainingEvent)
 }
 
 public extension TrainingCallback {
@@ -52,4 +61,5 @@ public extension TrainingCallback {
     func modelWillBeRead(_ loop: TrainingLoop) throws {}
     func epochEnd(_ loop: TrainingLoop, metrics: EpochMetrics) throws {}
     func trainEnd(_ loop: TrainingLoop) throws {}
+    func eventReported(_ loop: TrainingLoop, event: TrainingEvent) {}
 }
