@@ -132,8 +132,19 @@ public struct MaxPool2D: PoolingLayer {
                     q = min(q, g.Q - 8)
                     let r0 = UnsafeRawPointer(x + top + 2 * q).loadUnaligned(as: SIMD16<Float>.self)
                     let r1 = UnsafeRawPointer(x + top + g.W + 2 * q).loadUnaligned(as: SIMD16<Float>.self)
-                    let (best, tap) = firstMax(r0.evenHalf, r0.oddHalf, r1.evenHalf, r1.oddHalf)
-                    let t = SIMD8<Int>(tap, rounding: .towardZero)
+                    // tap: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right; strict > keeps the first.
+                    var best = r0.evenHalf, tap = SIMD8<Int32>(repeating: 0)
+                    let b = r0.oddHalf, c = r1.evenHalf, d = r1.oddHalf
+                    var wins = b .> best
+                    best.replace(with: b, where: wins)
+                    tap.replace(with: 1, where: wins)
+                    wins = c .> best
+                    best.replace(with: c, where: wins)
+                    tap.replace(with: 2, where: wins)
+                    wins = d .> best
+                    best.replace(with: d, where: wins)
+                    tap.replace(with: 3, where: wins)
+                    let t = SIMD8<Int>(truncatingIfNeeded: tap)
                     let index = SIMD8<Int>(repeating: top + 2 * q) &+ lanes &+ (t & 1) &+ (t &>> 1) &* g.W
                     UnsafeMutableRawPointer(y + out + q).storeBytes(of: best, as: SIMD8<Float>.self)
                     UnsafeMutableRawPointer(argmax + out + q).storeBytes(of: index, as: SIMD8<Int>.self)
@@ -144,8 +155,18 @@ public struct MaxPool2D: PoolingLayer {
                     q = min(q, g.Q - 4)
                     let r0 = UnsafeRawPointer(x + top + 2 * q).loadUnaligned(as: SIMD8<Float>.self)
                     let r1 = UnsafeRawPointer(x + top + g.W + 2 * q).loadUnaligned(as: SIMD8<Float>.self)
-                    let (best, tap) = firstMax(r0.evenHalf, r0.oddHalf, r1.evenHalf, r1.oddHalf)
-                    let t = SIMD4<Int>(tap, rounding: .towardZero)
+                    var best = r0.evenHalf, tap = SIMD4<Int32>(repeating: 0)
+                    let b = r0.oddHalf, c = r1.evenHalf, d = r1.oddHalf
+                    var wins = b .> best
+                    best.replace(with: b, where: wins)
+                    tap.replace(with: 1, where: wins)
+                    wins = c .> best
+                    best.replace(with: c, where: wins)
+                    tap.replace(with: 2, where: wins)
+                    wins = d .> best
+                    best.replace(with: d, where: wins)
+                    tap.replace(with: 3, where: wins)
+                    let t = SIMD4<Int>(truncatingIfNeeded: tap)
                     let index = SIMD4<Int>(repeating: top + 2 * q) &+ lanes.lowHalf &+ (t & 1) &+ (t &>> 1) &* g.W
                     UnsafeMutableRawPointer(y + out + q).storeBytes(of: best, as: SIMD4<Float>.self)
                     UnsafeMutableRawPointer(argmax + out + q).storeBytes(of: index, as: SIMD4<Int>.self)
@@ -163,23 +184,6 @@ public struct MaxPool2D: PoolingLayer {
                 }
             }
         }
-    }
-
-    /// Lane by lane, the largest of four window taps and which tap it is: 0 top-left (`a`), 1
-    /// top-right, 2 bottom-left, 3 bottom-right (`d`), as a float. Strict `>` keeps the first on ties, as
-    /// `forwardReference` does.
-    @inline(__always)
-    static func firstMax<V: SIMD>(_ a: V, _ b: V, _ c: V, _ d: V) -> (V, V) where V.Scalar == Float {
-        var best = a, tap = V(repeating: 0)
-        func consider(_ value: V, _ index: Float) {
-            let wins = value .> best
-            best.replace(with: value, where: wins)
-            tap.replace(with: index, where: wins)
-        }
-        consider(b, 1)
-        consider(c, 2)
-        consider(d, 3)
-        return (best, tap)
     }
 
     /// The plain reference: every window position is visited and padding is skipped element by
