@@ -121,6 +121,12 @@ final class SequentialTests: XCTestCase {
         XCTAssertEqual(fused.layers.compactMap { ($0 as? Conv2D)?.fusedPool?.summary }, [fused.layers[2].summary, fused.layers[5].summary])
         XCTAssertEqual(fused.layers.compactMap { ($0 as? MaxPool2D)?.isFused }, [true, true])
         XCTAssertEqual(plain.layers.compactMap { ($0 as? MaxPool2D)?.isFused }, [false, false])
+        // Fusion belongs to the model: a fused layer taken into another model without its pool is plain again.
+        var alone = try Sequential(inputShape: [2, 9, 10], layers: [fused.layers[0]])
+        XCTAssertNil((alone.layers[0] as? Conv2D)?.fusedPool)
+        alone.initializeParameters(seed: 5)
+        XCTAssertEqual(alone.forward(Tensor(shape: [1, 2, 9, 10], values: randomValues(180, seed: 2)),
+                                     context: ForwardContext(training: false)).shape, [1, 4, 9, 10])
         fused.initializeParameters(seed: 5)
         plain.initializeParameters(seed: 5)
         // Shift the inputs down so that many windows hold no positive value after the first conv.

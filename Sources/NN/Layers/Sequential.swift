@@ -67,14 +67,24 @@ public struct Sequential {
         }
         self.slotIndices = indices
         let order = Sequential.executionOrder(of: bound)
-        if fusingPools { Sequential.fusePools(&bound, order: order) }
+        Sequential.fusePools(&bound, order: fusingPools ? order : [])
         self.layers = bound
         self.executionOrder = order
     }
 
     /// Lets each `Conv2D` that runs right before a `MaxPool2D` in `order` pool its own output
-    /// (`Conv2D+Pooling.swift`); the pool then hands its input on.
+    /// (`Conv2D+Pooling.swift`); the pool then hands its input on. Layers taken from another
+    /// model arrive with that model's fusion, which is undone first: it belongs to the model.
     static func fusePools(_ layers: inout [any Layer], order: [Int]) {
+        for i in layers.indices {
+            if var conv = layers[i] as? Conv2D, conv.fusedPool != nil {
+                conv.fuse(nil)
+                layers[i] = conv
+            } else if var pool = layers[i] as? MaxPool2D, pool.isFused {
+                pool.isFused = false
+                layers[i] = pool
+            }
+        }
         for (a, b) in zip(order, order.dropFirst()) {
             guard var conv = layers[a] as? Conv2D, var pool = layers[b] as? MaxPool2D else { continue }
             conv.fuse(pool)

@@ -100,7 +100,7 @@ struct BenchSteps: ParsableCommand {
             let trainer = try DataParallelTrainer(spec: spec, optimizer: try SGD(learningRate: 0.01, momentum: 0.9),
                                                   loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
             try trainer.synchronize(dataset: data)
-            _ = try commOptions.prepare(communicator) // the progress thread, if asked for
+            try commOptions.startProgressThread(communicator)
             let f = try StepBenchmark.run(trainer: trainer, data: data, globalBatch: globalBatch, warmup: warmup, steps: steps) {
                 trainer.timeline = try commOptions.makeTimeline(communicator)
             }

@@ -102,21 +102,23 @@ struct Train: ParsableCommand {
             }
             // Everything above is local to this rank; an error there that every rank found is printed once.
             try RankSession.endSetup(communicator)
-            trainer.timeline = try commOptions.prepare(communicator)
+            try commOptions.startProgressThread(communicator)
+            let timelineRecording = commOptions.timelineRecording()
+            let callbacks = [metricsLog as TrainingCallback?, timelineRecording].compactMap { $0 }
             let result = try trainer.fit(training: train, validation: validation, test: test, from: start,
-                                         callbacks: metricsLog.map { [$0] } ?? []) { event in
+                                         callbacks: callbacks) { event in
                 output.handle(event, modelName: spec.name, batchSize: batchSize, accumulate: accumulate, monitor: loop.monitor,
                               patience: loop.earlyStoppingPatience)
                 tensorboardLog?.handle(event)
+            }
+            if let path = timelineRecording?.writtenPath, communicator.isRoot {
+                output.line("timeline: rank 0 wrote \(path); every rank writes its own")
             }
             if result.interrupted {
                 let p = result.position
                 let saved = checkpoints.checkpointDir.map { "checkpoint written to \($0); continue with --resume \($0)" } ?? "no --checkpoint-dir, nothing saved"
                 output.line("stopped by a signal after step \(p.stepInEpoch) of epoch \(p.epoch + 1) (\(p.step) steps in all): \(saved); exit status \(StopSignals.exitCode)")
                 throw TrainingStopped(description: "stopped by a signal")
-            }
-            if let path = try commOptions.save(trainer.timeline), communicator.isRoot {
-                output.line("timeline: rank 0 wrote \(path); every rank writes its own")
             }
         }
     }

@@ -59,12 +59,16 @@ struct CommOptions: ParsableArguments {
         config.verifiedOptions.append(("dense-factors", "\(denseFactors)"))
     }
 
-    /// Starts the progress thread when asked for, and returns the timeline (a collective).
-    func prepare(_ communicator: Communicator) throws -> Timeline? {
+    /// Starts the progress thread when asked for (MPI, several ranks).
+    func startProgressThread(_ communicator: Communicator) throws {
         if progressThread > 0, let mpi = communicator as? MPICommunicator, mpi.size > 1 {
             try mpi.startProgressThread(interval: Double(progressThread) / 1e6)
         }
-        return try makeTimeline(communicator)
+    }
+
+    /// The callback that records and writes the timeline of a training run, when `--timeline` was given.
+    func timelineRecording() -> TimelineRecording? {
+        timeline.map { TimelineRecording(template: $0) }
     }
 
     /// A timeline whose clock starts after a barrier (a collective), when `--timeline` was given.
