@@ -13,8 +13,9 @@ public enum ReductionOp: String, CustomStringConvertible {
 /// the caller's scoped pointers and are not retained past the call (except by a pending
 /// non-blocking reduction, until it completes).
 ///
-/// Two implementations: `MPICommunicator` (ranks are processes under `mpirun`, or one bare
-/// process) and `InProcessCommunicator` (one rank, or a group of threads for tests).
+/// Two implementations: `MPICommunicator` (ranks are processes under a launcher) and
+/// `InProcessCommunicator` (one rank, which is what a `ddp` no launcher started runs on, or a
+/// group of threads for tests).
 public protocol Communicator: AnyObject {
     /// This process's rank, `0 ..< size`.
     var rank: Int { get }

@@ -4,7 +4,8 @@ import Foundation
 /// The communicator over MPI's `COMM_WORLD`: the one file that calls MPI.
 ///
 /// Works under `mpirun` (rank and size from the launcher) and as a bare process, where Open MPI
-/// starts as a singleton of one rank. MPI is initialized only if nobody did it before, and
+/// starts as a singleton of one rank (`ddp` runs a job of one on the in-process communicator
+/// instead, except in the commands that check MPI itself). MPI is initialized only if nobody did it before, and
 /// `finalize()` finalizes only what this object initialized. Errors return instead of aborting
 /// (`MPI_ERRORS_RETURN`), and every failing call becomes a `DistError.mpi` with the function's
 /// name and `MPI_Error_string`.
