@@ -10,6 +10,7 @@ final class SimulatedClusterTests: XCTestCase {
     override func setUpWithError() throws {
         try DDPProcess.requireBinary()
         try SimulatedCluster.requireAvailable()
+        try ProcessTestLock.hold(for: self, exclusive: true)
     }
 
     /// A fresh folder under the temporary directory, removed after the test.
