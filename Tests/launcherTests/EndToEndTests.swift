@@ -67,14 +67,17 @@ final class EndToEndTests: XCTestCase {
     }
 
     func testRanksWithDifferentOptionsEndWithAClearError() throws {
-        // MPMD: rank 0 gets --model tiny, rank 1 --model mlp.
-        let r = try DDPProcess.mpirun(contexts: [(1, ["train", "--model", "tiny"]), (1, ["train", "--model", "mlp"])], timeout: 30)
+        // MPMD: rank 0 gets --model tiny, rank 1 --model mlp. Synthetic data: the replicas are
+        // compared before step 1, so loading Fashion-MNIST on every rank would only add time.
+        let synthetic = ["--synthetic-samples", "64"]
+        let r = try DDPProcess.mpirun(contexts: [(1, ["train", "--model", "tiny"] + synthetic), (1, ["train", "--model", "mlp"] + synthetic)],
+                                      timeout: 30)
         XCTAssertFalse(r.timedOut, "mismatched ranks must not hang")
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("error: ranks built different replicas: model: rank 1 has mlp, rank 0 has tiny"), r.stderr)
         XCTAssertTrue(r.stderr.contains("[rank 0/2]") || r.stderr.contains("[rank 1/2]"), r.stderr)
 
-        let lr = try DDPProcess.mpirun(contexts: [(2, ["train", "--lr", "0.1"]), (1, ["train", "--lr", "0.2"])], timeout: 30)
+        let lr = try DDPProcess.mpirun(contexts: [(2, ["train", "--lr", "0.1"] + synthetic), (1, ["train", "--lr", "0.2"] + synthetic)], timeout: 30)
         XCTAssertFalse(lr.timedOut)
         XCTAssertNotEqual(lr.status, 0)
         XCTAssertTrue(lr.stderr.contains("option lr: rank 2 has 0.2, rank 0 has 0.1"), lr.stderr)
