@@ -177,8 +177,8 @@ final class FaultTests: XCTestCase {
     /// many random draws: each run is killed once it has finished a checkpoint of its own (so the
     /// start-up, which holds no write, is not where the kills go), after a delay from its own slice
     /// of `window`, which spans several write cycles (open, write, fsync, rename, removal of the
-    /// oldest file). Sixteen slices cover the cycle's phases as the fifty random moments did, at a
-    /// third of the runs.
+    /// oldest file). Sixteen slices reach every phase of the cycle (kills inside a write, which
+    /// leave a `.tmp`, and kills between writes); more kills would repeat phases already reached.
     func testCheckpointsSurviveKillsOfTheWriterSpreadOverTheWriteCycle() throws {
         let dir = try temporaryDirectory()
         let ck = dir + "/ck"
@@ -208,6 +208,12 @@ final class FaultTests: XCTestCase {
             guard process.isRunning else {
                 process.waitUntilExit()
                 XCTFail("\(context): the run ended by itself with status \(process.terminationStatus)")
+                return
+            }
+            guard Date() < deadline else {
+                Glibc.kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                XCTFail("\(context): no checkpoint written within 60 s")
                 return
             }
             Thread.sleep(forTimeInterval: delay)
