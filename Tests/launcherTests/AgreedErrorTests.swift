@@ -6,7 +6,10 @@ import XCTest
 /// (`--np` starts mpirun with `--quiet`, which also drops its report of ranks that exited
 /// non-zero). An error of one rank still aborts the job.
 final class AgreedErrorTests: XCTestCase {
-    override func setUpWithError() throws { try DDPProcess.requireBinary() }
+    override func setUpWithError() throws {
+        try DDPProcess.requireBinary()
+        try ProcessTestLock.hold(for: self)
+    }
 
     let quick = ["train", "--synthetic-samples", "64", "--model", "mlp", "--batch-size", "16", "--log-interval", "0"]
 

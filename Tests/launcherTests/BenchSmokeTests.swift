@@ -5,7 +5,10 @@ import XCTest
 /// benchmark cannot land. They check the exit status and the shape of the output (its header and
 /// table lines), never a figure: benchmarks report figures, tests do not judge them.
 final class BenchSmokeTests: XCTestCase {
-    override func setUpWithError() throws { try DDPProcess.requireBinary() }
+    override func setUpWithError() throws {
+        try DDPProcess.requireBinary()
+        try ProcessTestLock.hold(for: self)
+    }
 
     /// The subcommands with a smoke test (allreduce's is `CommunicationEndToEndTests
     /// .testBenchAllreducePrintsATableAndWritesCSV`); a benchmark added to `ddp bench` without one

@@ -10,6 +10,7 @@ final class BinaryClassificationTests: XCTestCase {
 
     override func setUpWithError() throws {
         try DDPProcess.requireBinary()
+        try ProcessTestLock.hold(for: self)
         dir = InferenceFixtures.makeDirectory(name)
     }
 

@@ -44,6 +44,66 @@ final class CommandParsingTests: XCTestCase {
         }
     }
 
+    /// `ddp train`'s own option checks (optimizer, schedule, data, augmentation, checkpoints,
+    /// faults) refuse a bad value while parsing, with one line naming the option. A quick
+    /// synthetic run's options come first, as a user's command line would give them;
+    /// `TrainTests` keeps one such refusal as a process (its exit status, nothing trained).
+    func testTrainOptionChecksRefuseWithOneLineNamingTheOption() {
+        let quick = ["train", "--synthetic-samples", "256", "--model", "mlp", "--batch-size", "32", "--log-interval", "0"]
+        let cases: [([String], String)] = [
+            (["--optimizer", "rmsprop"], "--optimizer rmsprop"),
+            (["--lr=-1"], "--lr must be a positive number, got -1.0"),
+            (["--lr=-0.1"], "--lr must be a positive number, got -0.1"),
+            (["--lr", "nan"], "--lr must be a positive number, got nan"),
+            (["--optimizer", "sgd", "--momentum", "1.5"], "--momentum must be in [0, 1), got 1.5"),
+            (["--momentum", "0.5"], "--momentum 0.5 applies to --optimizer sgd only"),
+            (["--optimizer", "sgd", "--momentum", "0", "--nesterov"], "--nesterov needs a --momentum greater than 0"),
+            (["--beta2", "1"], "--beta2 must be in [0, 1), got 1.0"),
+            (["--epsilon", "0"], "--epsilon must be a positive number, got 0.0"),
+            (["--weight-decay=-0.1"], "--weight-decay must be a number >= 0, got -0.1"),
+            (["--lr-schedule", "linear"], "--lr-schedule linear is not available"),
+            (["--lr-gamma", "2"], "--lr-gamma must be in (0, 1], got 2.0"),
+            (["--warmup-steps", "5", "--warmup-epochs", "1"], "--warmup-epochs and --warmup-steps exclude each other"),
+            (["--accumulate", "0"], "--accumulate must be positive, got 0"),
+            (["--validation-split", "1.5"], "--validation-split must be in [0, 1), got 1.5"),
+            (["--normalize", "0.5"], "--normalize 0.5: expected MEAN,STD"),
+            (["--normalize", "0.5,0"], "--normalize 0.5,0: every standard deviation must be > 0"),
+            (["--zoom", "1"], "--zoom must be in [0, 1), got 1.0"),
+            (["--early-stopping-patience", "2"], "--early-stopping-patience 2 needs a validation set"),
+            (["--keep-last", "2"], "--keep-last 2 needs --checkpoint-dir"),
+            (["--resume", "/nonexistent/ckpt"], "--resume /nonexistent/ckpt: no such file or directory"),
+            (["--stall-timeout=-1"], "--stall-timeout must be 0 or more seconds, got -1.0"),
+            (["--max-restarts=-1"], "--max-restarts must be 0 or more, got -1"),
+        ]
+        for (arguments, message) in cases {
+            let refused = refusal(quick + arguments)
+            XCTAssertTrue(refused?.contains(message) == true, "\(arguments): \(refused ?? "accepted")")
+            XCTAssertEqual(refused?.split(separator: "\n").count, 1, "\(arguments): one line: \(refused ?? "accepted")")
+        }
+        // The same options with good values parse.
+        XCTAssertNil(refusal(quick + ["--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--lr", "0.1", "--stall-timeout", "0"]))
+    }
+
+    /// `ddp eval` checks its own options while parsing too (`BadInputTests` keeps one such
+    /// refusal under mpirun: the exit of every rank before MPI starts).
+    func testEvalRefusesAZeroBatchSize() {
+        let refused = refusal(["eval", "--checkpoint", "/nonexistent.safetensors", "--data", "/nonexistent", "--batch-size", "0"])
+        XCTAssertTrue(refused?.contains("--batch-size must be positive, got 0") == true, refused ?? "accepted")
+    }
+
+    /// `ddp eval` and `ddp predict` name a bad enumerated or counted value while parsing.
+    func testEvalAndPredictRefuseBadValues() {
+        let cases: [([String], [String])] = [
+            (["eval", "--checkpoint", "c.safetensors", "--data", "d", "--split", "valid"], ["valid", "--split"]),
+            (["predict", "--checkpoint", "c.safetensors", "--top-k", "0", "x.pgm"], ["--top-k must be positive, got 0"]),
+            (["predict", "--checkpoint", "c.safetensors", "--resize", "cubic", "x.pgm"], ["cubic", "--resize"]),
+        ]
+        for (arguments, mentions) in cases {
+            let refused = refusal(arguments)
+            for m in mentions { XCTAssertTrue(refused?.contains(m) == true, "\(arguments): \(refused ?? "accepted")") }
+        }
+    }
+
     /// What each group parses reaches the library's configuration.
     func testOptionsReachTheTrainingConfiguration() throws {
         let command = try DDP.parseAsRoot(["train", "--epochs", "3", "--batch-size", "32", "--accumulate", "2", "--threads", "2",

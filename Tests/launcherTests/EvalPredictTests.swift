@@ -5,7 +5,10 @@ import XCTest
 /// `ddp eval` and `ddp predict` on checkpoints written with NN's `Checkpoint.save`, run as the built
 /// binary, bare and under mpirun.
 final class EvalPredictTests: XCTestCase {
-    override func setUpWithError() throws { try DDPProcess.requireBinary() }
+    override func setUpWithError() throws {
+        try DDPProcess.requireBinary()
+        try ProcessTestLock.hold(for: self)
+    }
 
     /// `ddp eval --json` on `ranks` ranks (1: bare), decoded.
     func evalJSON(_ arguments: [String], ranks: Int, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {

@@ -9,6 +9,7 @@ final class ONNXExportTests: XCTestCase {
 
     override func setUpWithError() throws {
         try DDPProcess.requireBinary()
+        try ProcessTestLock.hold(for: self)
         dir = InferenceFixtures.makeDirectory(name)
     }
 

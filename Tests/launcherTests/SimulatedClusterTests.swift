@@ -10,6 +10,7 @@ final class SimulatedClusterTests: XCTestCase {
     override func setUpWithError() throws {
         try DDPProcess.requireBinary()
         try SimulatedCluster.requireAvailable()
+        try ProcessTestLock.hold(for: self, exclusive: true)
     }
 
     /// A fresh folder under the temporary directory, removed after the test.
@@ -122,15 +123,19 @@ final class SimulatedClusterTests: XCTestCase {
             print("skipped: \(reason)")
             throw XCTSkip(reason)
         }
-        // node1's link goes down after 6 s, in the middle of a run that would otherwise take hours on any machine.
-        let stall = 10.0
-        let r = try SimulatedCluster.run(["--hosts", "2", "--link-down", "node1:6"],
+        // node1's link goes down 3 s after the start (the ranks train within about 1 s), in the
+        // middle of a run that would otherwise take hours on any machine. A stall timeout of 2 s
+        // ends the job soonest; the hosts' TCP gives up on the vanished peer after 3
+        // retransmissions (about 6 s, later than the 2 s of waiting and up to 2 s of asking, so
+        // the stall inspector still speaks first), so that mpirun then exits within seconds.
+        let down = 3.0, stall = 2.0
+        let r = try SimulatedCluster.run(["--hosts", "2", "--link-down", "node1:\(Int(down))"],
                                          ["train", "--synthetic-samples", "4096", "--model", "mlp", "--batch-size", "64",
                                           "--epochs", "100000", "--log-interval", "0", "--stall-timeout", "\(Int(stall))"],
-                                         timeout: 6 + stall + 60)
+                                         environment: ["TCP_RETRIES2": "3"], timeout: down + stall + 60)
         XCTAssertFalse(r.timedOut, "the job hung after the link went down:\n\(r.stderr)")
         XCTAssertNotEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.lowercased().contains("stall"), "no stall error in:\n\(r.stderr)")
-        XCTAssertLessThan(r.seconds, 6 + stall + 45, "the job ended \(r.seconds) s after the start, long after the stall timeout")
+        XCTAssertLessThan(r.seconds, down + stall + 45, "the job ended \(r.seconds) s after the start, long after the stall timeout")
     }
 }

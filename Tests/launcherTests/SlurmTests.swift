@@ -25,6 +25,7 @@ final class SlurmTests: XCTestCase {
         guard setup.status == 0 else {
             try skip("Slurm could not be installed (scripts/setup.sh --slurm): \(setup.stderr.split(separator: "\n").last ?? "")")
         }
+        try ProcessTestLock.hold(for: self, exclusive: true)
     }
 
     func testJobScriptTrainsOnTwoTasksAndTheRequeuedJobResumesFromTheNewestCheckpoint() throws {

@@ -8,6 +8,7 @@ final class TrainingCurvesTests: XCTestCase {
 
     override func setUpWithError() throws {
         try DDPProcess.requireBinary()
+        try ProcessTestLock.hold(for: self)
         dir = InferenceFixtures.makeDirectory(name)
     }
 
