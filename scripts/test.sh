@@ -36,6 +36,9 @@ if [[ -n $sanitize ]]; then
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:log_path=$reports/asan}
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:log_path=$reports/tsan}
 fi
+# The formatter's check first (seconds): a Swift file that swift-format would change fails the run
+# (scripts/format.sh formats them; .swift-format holds the configuration).
+scripts/format.sh --check
 workers=${DDP_TEST_WORKERS:-2}
 [[ $workers == 1 || $workers == 2 ]] || { echo "test.sh: DDP_TEST_WORKERS must be 1 or 2, got $workers" >&2; exit 2; }
 [[ -n $sanitize ]] && workers=1

@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import Dist
 @testable import NN
 
@@ -18,7 +19,7 @@ enum FuzzTargets {
         "model-yaml": { modelFile($0, format: .yaml) },
         "model-json": { modelFile($0, format: .json) },
         "normalize": normalize,
-        "options": options,
+        "options": options
     ]
 
     /// Models larger than this are measured but not built, so one input cannot take seconds.
@@ -39,7 +40,8 @@ enum FuzzTargets {
         guard let checkpoint = try? Checkpoint.decode(bytes, path: "fuzz.safetensors") else { return }
         _ = try? Checkpoint.load(checkpoint, into: tinyModel.arena)
         if let text = checkpoint.metadata["model_spec"], let spec = try? ModelSpec.parse(text, format: .json),
-           let count = try? spec.parameterCount(), count <= buildLimit, let model = try? spec.build() {
+            let count = try? spec.parameterCount(), count <= buildLimit, let model = try? spec.build()
+        {
             _ = try? Checkpoint.load(checkpoint, into: model.arena)
         }
         if let text = checkpoint.metadata["options"] { options(Array(text.utf8)) }
@@ -74,7 +76,8 @@ enum FuzzTargets {
     static func modelFile(_ bytes: [UInt8], format: ModelFileFormat) {
         let text = String(decoding: bytes, as: UTF8.self)
         guard let spec = try? ModelSpec.parse(text, format: format, inputShape: [1, 8, 8], classes: 3),
-              let count = try? spec.parameterCount(), count <= buildLimit else { return }
+            let count = try? spec.parameterCount(), count <= buildLimit
+        else { return }
         _ = try? spec.build()
     }
 

@@ -32,22 +32,25 @@ public enum AllreduceBenchmark {
     ///   - repeats: timed runs; the median counts.
     /// - Returns: the figures, the same on every rank.
     /// - Throws: `DistError.selftestFailed` when a reduction gives a wrong sum; `DistError.mpi`.
-    public static func run(_ communicator: Communicator, bytes: Int, tensors: Int, bucketCapacity: Int,
-                           warmup: Int, repeats: Int) throws -> Result {
+    public static func run(
+        _ communicator: Communicator, bytes: Int, tensors: Int, bucketCapacity: Int,
+        warmup: Int, repeats: Int
+    ) throws -> Result {
         let p = communicator.size
         let floats = max(1, bytes / 4)
         let per = max(1, floats / tensors)
         let shapes = (0 ..< tensors).map { i in [i == tensors - 1 ? floats - per * (tensors - 1) : per] }.filter { $0[0] > 0 }
         let arena = ParameterArena(tensors: shapes.enumerated().map { ("\($0.offset).bench.weight", $0.element, true) })
         let fill = { for i in 0 ..< arena.count { arena.gradients[i] = Float(communicator.rank + 1) } }
-        let expected = Float(p + 1) / 2 // mean over B = P of rank + 1
+        let expected = Float(p + 1) / 2  // mean over B = P of rank + 1
 
         var plain = [Float](repeating: Float(communicator.rank + 1), count: floats)
         try communicator.allreduce(&plain, op: .sum)
         guard plain.allSatisfy({ $0 == Float(p * (p + 1) / 2) }) else {
             throw DistError.selftestFailed("bench allreduce: plain sum of \(floats) floats is wrong")
         }
-        let plainTime = try time(communicator, warmup: warmup, repeats: repeats) {} body: {
+        let plainTime = try time(communicator, warmup: warmup, repeats: repeats) {
+        } body: {
             try plain.withUnsafeMutableBufferPointer { try communicator.allreduce($0, op: .sum) }
         }
 
@@ -67,9 +70,14 @@ public enum AllreduceBenchmark {
 
     /// The median over `repeats` runs of the slowest rank's time of `body`, after `warmup` runs;
     /// `setUp` runs untimed before each.
-    static func time(_ communicator: Communicator, warmup: Int, repeats: Int, setUp: () -> Void,
-                     body: () throws -> Void) throws -> Double {
-        for _ in 0 ..< warmup { setUp(); try body() }
+    static func time(
+        _ communicator: Communicator, warmup: Int, repeats: Int, setUp: () -> Void,
+        body: () throws -> Void
+    ) throws -> Double {
+        for _ in 0 ..< warmup {
+            setUp()
+            try body()
+        }
         var times: [Double] = []
         for _ in 0 ..< repeats {
             setUp()

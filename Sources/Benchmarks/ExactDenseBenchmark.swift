@@ -29,19 +29,24 @@ extension KernelBenchmark {
             let product = AlignedValues([Float](repeating: 0, count: units * features))
             let sums = UnsafeMutablePointer<Double>.allocate(capacity: units * features)
             let expected = UnsafeMutablePointer<Double>.allocate(capacity: units * features)
-            defer { sums.deallocate(); expected.deallocate() }
+            defer {
+                sums.deallocate()
+                expected.deallocate()
+            }
             // Products of values in [-1, 1) over a chunk stay below chunkSize; 2^30 keeps their
             // integers far inside 2^53.
             let scale = 0x1p30
             let gp = UnsafePointer(gy.buffer.baseAddress!), xp = UnsafePointer(x.buffer.baseAddress!), pp = product.buffer.baseAddress!
             func chunkProduct(_ chunk: Range<Int>) {
-                GEMM.multiply(pp, ldc: features, gp + chunk.lowerBound * units, lda: units, transA: true,
-                              xp + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
+                GEMM.multiply(
+                    pp, ldc: features, gp + chunk.lowerBound * units, lda: units, transA: true,
+                    xp + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
             }
             // As a single rank's step computes it: the mean over the batch goes to the product buffer.
             func exact() -> Float {
-                ExactSum.denseChunkProducts(sums: sums, first: true, mean: pp, count: batch, gy: gp, ldGy: units, x: xp, ldX: features,
-                                            units: units, features: features, window: 0 ..< units * features, chunks: chunks, scale: scale)
+                ExactSum.denseChunkProducts(
+                    sums: sums, first: true, mean: pp, count: batch, gy: gp, ldGy: units, x: xp, ldX: features,
+                    units: units, features: features, window: 0 ..< units * features, chunks: chunks, scale: scale)
             }
             guard ExactSum.fusesDenseChunks(chunks, scale: scale) else { continue }
             for (j, chunk) in chunks.enumerated() {
@@ -55,15 +60,22 @@ extension KernelBenchmark {
             guard mismatches == 0 else {
                 throw BenchmarkError.validationFailed(name: "\(fc.name) exact mean", error: Float(mismatches), tolerance: 0)
             }
-            let times = medianSeconds(repeats: repeats, [
-                { GEMM.multiply(pp, ldc: features, gp, lda: units, transA: true, xp, ldb: features, transB: false,
-                                m: units, n: features, k: batch) },
-                { for chunk in chunks { chunkProduct(chunk) } },
-                { blackHole(exact()) },
-            ])
-            results.append(ExactDenseResult(name: "\(fc.name) grad weight", units: units, features: features, batch: batch,
-                                            chunkSize: chunkSize, productSeconds: times[0], chunkProductSeconds: times[1],
-                                            exactSeconds: times[2]))
+            let times = medianSeconds(
+                repeats: repeats,
+                [
+                    {
+                        GEMM.multiply(
+                            pp, ldc: features, gp, lda: units, transA: true, xp, ldb: features, transB: false,
+                            m: units, n: features, k: batch)
+                    },
+                    { for chunk in chunks { chunkProduct(chunk) } },
+                    { blackHole(exact()) }
+                ])
+            results.append(
+                ExactDenseResult(
+                    name: "\(fc.name) grad weight", units: units, features: features, batch: batch,
+                    chunkSize: chunkSize, productSeconds: times[0], chunkProductSeconds: times[1],
+                    exactSeconds: times[2]))
         }
         return results
     }

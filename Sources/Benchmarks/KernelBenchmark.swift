@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NN
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Timing of the vectorized core: the machine's FMA peak, every GEMM the Fashion-MNIST benchmark
 /// convnet issues, whole Conv2D layers, and (when it can be loaded) OpenBLAS on the same GEMMs.
@@ -123,23 +124,35 @@ public enum KernelBenchmark {
             // The column matrix (B of forward and weight gradient, C of input gradient) has rows
             // `columnStride` apart, except for 1×1 convolutions, which read the input in place.
             let columns = g.isPointwise ? g.PQ : ConvKernels.columnStride(g)
-            cases.append(GEMMCase(name: "\(conv.name) forward", m: g.K, n: g.PQ, k: rows,
-                                  transA: false, transB: false, beta: chunks > 1 ? 1 : 0, callsPerBatch: calls,
-                                  bStride: columns))
-            cases.append(GEMMCase(name: "\(conv.name) grad weight", m: g.K, n: rows, k: g.PQ,
-                                  transA: false, transB: true, beta: 1, callsPerBatch: calls, bStride: columns))
+            cases.append(
+                GEMMCase(
+                    name: "\(conv.name) forward", m: g.K, n: g.PQ, k: rows,
+                    transA: false, transB: false, beta: chunks > 1 ? 1 : 0, callsPerBatch: calls,
+                    bStride: columns))
+            cases.append(
+                GEMMCase(
+                    name: "\(conv.name) grad weight", m: g.K, n: rows, k: g.PQ,
+                    transA: false, transB: true, beta: 1, callsPerBatch: calls, bStride: columns))
             if conv.layer.computesInputGradient {
-                cases.append(GEMMCase(name: "\(conv.name) grad input", m: rows, n: g.PQ, k: g.K,
-                                      transA: true, transB: false, beta: 0, callsPerBatch: calls, cStride: columns))
+                cases.append(
+                    GEMMCase(
+                        name: "\(conv.name) grad input", m: rows, n: g.PQ, k: g.K,
+                        transA: true, transB: false, beta: 0, callsPerBatch: calls, cStride: columns))
             }
         }
         for fc in fashionMNISTDense {
-            cases.append(GEMMCase(name: "\(fc.name) forward", m: batch, n: fc.units, k: fc.features,
-                                  transA: false, transB: true, beta: 0, callsPerBatch: 1))
-            cases.append(GEMMCase(name: "\(fc.name) grad weight", m: fc.units, n: fc.features, k: batch,
-                                  transA: true, transB: false, beta: 1, callsPerBatch: 1))
-            cases.append(GEMMCase(name: "\(fc.name) grad input", m: batch, n: fc.features, k: fc.units,
-                                  transA: false, transB: false, beta: 0, callsPerBatch: 1))
+            cases.append(
+                GEMMCase(
+                    name: "\(fc.name) forward", m: batch, n: fc.units, k: fc.features,
+                    transA: false, transB: true, beta: 0, callsPerBatch: 1))
+            cases.append(
+                GEMMCase(
+                    name: "\(fc.name) grad weight", m: fc.units, n: fc.features, k: batch,
+                    transA: true, transB: false, beta: 1, callsPerBatch: 1))
+            cases.append(
+                GEMMCase(
+                    name: "\(fc.name) grad input", m: batch, n: fc.features, k: fc.units,
+                    transA: false, transB: false, beta: 0, callsPerBatch: 1))
         }
         return cases
     }
@@ -147,8 +160,9 @@ public enum KernelBenchmark {
     /// A GEMM that no layer issues, timed after the convnet's for reference: a large square
     /// product, where panels are long and every block is full, shows what the kernel reaches when
     /// the shape does not limit it (the convnet's products are short in m or k).
-    public static let squareReference = GEMMCase(name: "square (reference)", m: 1536, n: 1536, k: 1536,
-                                                 transA: false, transB: false, beta: 0, callsPerBatch: 0)
+    public static let squareReference = GEMMCase(
+        name: "square (reference)", m: 1536, n: 1536, k: 1536,
+        transA: false, transB: false, beta: 0, callsPerBatch: 0)
 
     /// Measures one core's single-precision peak in GFLOP/s on the kernel path in use
     /// (`KernelPath.current`) with that path's register-resident FMA loop: twelve independent
@@ -186,8 +200,9 @@ public enum KernelBenchmark {
         var maxError: Float = 0
         do {
             let pa = UnsafeBufferPointer(a.buffer), pb = UnsafeBufferPointer(b.buffer), pc = c.buffer
-            GEMM.multiply(pc.baseAddress!, ldc: ldc, pa.baseAddress!, lda: lda, transA: gemm.transA,
-                          pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
+            GEMM.multiply(
+                pc.baseAddress!, ldc: ldc, pa.baseAddress!, lda: lda, transA: gemm.transA,
+                pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
             // The reference on about 16 rows spread over C (first and last included) keeps validation
             // of the big products under a second; rows are where the blocking over m could go wrong,
             // and every column of those rows is checked.
@@ -196,8 +211,9 @@ public enum KernelBenchmark {
                 expected.withUnsafeMutableBufferPointer { pe in
                     for j in 0 ..< n { pe[j] = c0[i * ldc + j] }
                     let rowA = gemm.transA ? pa.baseAddress! + i : pa.baseAddress! + i * lda
-                    GEMM.multiplyReference(pe.baseAddress!, ldc: n, rowA, lda: lda, transA: gemm.transA,
-                                           pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: 1, n: n, k: k, beta: gemm.beta)
+                    GEMM.multiplyReference(
+                        pe.baseAddress!, ldc: n, rowA, lda: lda, transA: gemm.transA,
+                        pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: 1, n: n, k: k, beta: gemm.beta)
                     for j in 0 ..< n {
                         let err = abs(pc[i * ldc + j] - pe[j]) / max(1, abs(pe[j]))
                         maxError = max(maxError, err.isNaN ? .infinity : err)
@@ -214,14 +230,18 @@ public enum KernelBenchmark {
         // both alike instead of whichever happened to run at the time.
         let times: [Double] = {
             let pa = UnsafeBufferPointer(a.buffer), pb = UnsafeBufferPointer(b.buffer), cp = c.buffer.baseAddress!
-            var bodies: [() -> Void] = [{
-                GEMM.multiply(cp, ldc: ldc, pa.baseAddress!, lda: lda, transA: gemm.transA,
-                              pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
-            }]
+            var bodies: [() -> Void] = [
+                {
+                    GEMM.multiply(
+                        cp, ldc: ldc, pa.baseAddress!, lda: lda, transA: gemm.transA,
+                        pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
+                }
+            ]
             if let blas = openBLAS {
                 bodies.append {
-                    blas.multiply(cp, ldc: ldc, pa.baseAddress!, lda: lda, transA: gemm.transA,
-                                  pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
+                    blas.multiply(
+                        cp, ldc: ldc, pa.baseAddress!, lda: lda, transA: gemm.transA,
+                        pb.baseAddress!, ldb: ldb, transB: gemm.transB, m: m, n: n, k: k, beta: gemm.beta)
                 }
             }
             let path = KernelPath.current
@@ -252,8 +272,9 @@ public enum KernelBenchmark {
             var expected = [Float](repeating: 0, count: g.K * g.PQ)
             let bias = model.arena.slots.count > 1 ? UnsafePointer(model.arena.parameters + model.arena.slots[1].offset) : nil
             x.storage.withUnsafeBufferPointer { xp in
-                ConvKernels.forwardReference(&expected, xp.baseAddress!, model.arena.parameters + model.arena.slots[0].offset,
-                                             bias, 1, g)
+                ConvKernels.forwardReference(
+                    &expected, xp.baseAddress!, model.arena.parameters + model.arena.slots[0].offset,
+                    bias, 1, g)
             }
             var maxError: Float = 0
             for i in expected.indices {
@@ -269,9 +290,11 @@ public enum KernelBenchmark {
             let forward = medianSeconds(repeats: repeats) { blackHole(model.forward(x, context: context).storage[0]) }
             let backward = medianSeconds(repeats: repeats) { blackHole(model.backward(gy).count) }
             let product = 2 * Double(batch) * Double(g.K) * Double(g.PQ) * Double(g.CRS)
-            results.append(LayerResult(name: conv.name, summary: conv.layer.summary,
-                                       forwardSeconds: forward, backwardSeconds: backward, forwardFlops: product,
-                                       backwardFlops: product * (conv.layer.computesInputGradient ? 2 : 1)))
+            results.append(
+                LayerResult(
+                    name: conv.name, summary: conv.layer.summary,
+                    forwardSeconds: forward, backwardSeconds: backward, forwardFlops: product,
+                    backwardFlops: product * (conv.layer.computesInputGradient ? 2 : 1)))
         }
         return results
     }
@@ -286,7 +309,8 @@ public enum KernelBenchmark {
     /// (body 0, body 1, …, body 0, …); returns each body's median seconds per call.
     static func medianSeconds(repeats: Int, _ bodies: [() -> Void]) -> [Double] {
         let calls = bodies.map { body -> Int in
-            body(); body()
+            body()
+            body()
             var calls = 1
             while true {
                 let start = now()

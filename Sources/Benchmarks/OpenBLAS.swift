@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// OpenBLAS's `cblas_sgemm`, loaded at run time for benchmark comparisons only.
@@ -9,9 +9,11 @@ import Darwin
 /// Nothing links against OpenBLAS: `load()` returns nil where the library is absent, and the
 /// benchmark then reports our kernels alone. The library is pinned to one thread, like our GEMM.
 public final class OpenBLAS {
-    private typealias SgemmFunction = @convention(c) (
-        Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
-        UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32) -> Void
+    private typealias SgemmFunction =
+        @convention(c) (
+            Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+            UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
+        ) -> Void
     private typealias SetThreadsFunction = @convention(c) (Int32) -> Void
 
     // CBLAS enumeration values (cblas.h).
@@ -53,7 +55,8 @@ public final class OpenBLAS {
         _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
         m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
     ) {
-        sgemm(OpenBLAS.rowMajor, transA ? OpenBLAS.trans : OpenBLAS.noTrans, transB ? OpenBLAS.trans : OpenBLAS.noTrans,
-              Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        sgemm(
+            OpenBLAS.rowMajor, transA ? OpenBLAS.trans : OpenBLAS.noTrans, transB ? OpenBLAS.trans : OpenBLAS.noTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Dist
 import NN
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What `ddp bench steps` times: whole data-parallel training steps of the real trainer (forward,
 /// backward with buckets started and polled between layers, reduction, optimizer step), and where
@@ -59,8 +60,10 @@ public enum StepBenchmark {
     ///     to attach a timeline).
     /// - Returns: the figures, the same on every rank.
     /// - Throws: `DistError` from the reduction or a collective.
-    public static func run(trainer: DataParallelTrainer, data: Dataset, globalBatch: Int, warmup: Int, steps: Int,
-                           beforeTimedSteps: () throws -> Void = {}) throws -> Figures {
+    public static func run(
+        trainer: DataParallelTrainer, data: Dataset, globalBatch: Int, warmup: Int, steps: Int,
+        beforeTimedSteps: () throws -> Void = {}
+    ) throws -> Figures {
         let communicator = trainer.communicator
         let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: globalBatch, seed: 1)
         // Per timed step: compute, comm, blocked, hidden, conversion, in MPI, process CPU (seconds, this rank).
@@ -112,11 +115,12 @@ public enum StepBenchmark {
         try communicator.allreduce(&stepWalls, op: .max)
         try communicator.allreduce(&stepComputes, op: .sum)
         let n = Double(steps * communicator.size)
-        return Figures(wallSeconds: walls[0], computeSeconds: sums[0] / n, commSeconds: sums[1] / n, blockedSeconds: sums[2] / n,
-                       hiddenSeconds: sums[3] / n, conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n,
-                       cpuSeconds: sums[6] / n, redoneSteps: redone, factorBuckets: factorBuckets,
-                       factorSeconds: sums[7] / n, medianStepSeconds: median(stepWalls),
-                       medianComputeSeconds: median(stepComputes) / Double(communicator.size))
+        return Figures(
+            wallSeconds: walls[0], computeSeconds: sums[0] / n, commSeconds: sums[1] / n, blockedSeconds: sums[2] / n,
+            hiddenSeconds: sums[3] / n, conversionSeconds: sums[4] / n, mpiCallSeconds: sums[5] / n,
+            cpuSeconds: sums[6] / n, redoneSteps: redone, factorBuckets: factorBuckets,
+            factorSeconds: sums[7] / n, medianStepSeconds: median(stepWalls),
+            medianComputeSeconds: median(stepComputes) / Double(communicator.size))
     }
 
     /// The middle value (the mean of the middle two for an even count).

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NN
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Training throughput of one replica on one thread: whole training steps (forward, softmax
 /// cross-entropy, zero gradients, backward, gradient scaling by 1/N, an Adam step) on a fixed
@@ -88,16 +89,19 @@ public enum TrainingBenchmark {
     ///   - steps: timed steps; the median counts.
     ///   - seed: seeds parameters, images and labels.
     /// - Throws: `BenchmarkError.validationFailed` when the loss is not finite or does not fall.
-    public static func run(model: inout Sequential, classes: Int, batch: Int, warmup: Int, steps: Int,
-                           seed: UInt64 = 1) throws -> Result {
+    public static func run(
+        model: inout Sequential, classes: Int, batch: Int, warmup: Int, steps: Int,
+        seed: UInt64 = 1
+    ) throws -> Result {
         model.initializeParameters(seed: seed)
         // A small step size: random labels on a fixed batch, where Adam's first steps at 1e-3 can overshoot.
         let optimizer = try Adam(learningRate: 1e-4)
         let loss = SoftmaxCrossEntropy()
         var g = SplitMix64(seed: seed, keys: [0xBE4C])
         let sampleCount = model.inputShape.reduce(1, *)
-        let input = Tensor(shape: [batch] + model.inputShape,
-                           values: (0 ..< batch * sampleCount).map { _ in g.nextUnitFloat() })
+        let input = Tensor(
+            shape: [batch] + model.inputShape,
+            values: (0 ..< batch * sampleCount).map { _ in g.nextUnitFloat() })
         let labels = (0 ..< batch).map { _ in Int32(g.next() % UInt64(classes)) }
         let keys = (0 ..< batch).map { BatchLoader.sampleKey(seed: seed, epoch: 0, index: $0) }
         let context = ForwardContext(training: true, sampleKeys: keys)
@@ -134,19 +138,20 @@ public enum TrainingBenchmark {
             wall.append(wallNow() - w0)
         }
         KernelBenchmark.blackHole(sink)
-        return Result(batch: batch, stepSeconds: median(cpu), wallStepSeconds: median(wall),
-                      firstLoss: losses.first!, lowestLoss: losses.dropFirst().min()!, peakResidentBytes: peakResidentBytes())
+        return Result(
+            batch: batch, stepSeconds: median(cpu), wallStepSeconds: median(wall),
+            firstLoss: losses.first!, lowestLoss: losses.dropFirst().min()!, peakResidentBytes: peakResidentBytes())
     }
 
     /// The process's peak resident set size so far, in bytes (`getrusage` `ru_maxrss`).
     public static func peakResidentBytes() -> Int {
         var usage = rusage()
         #if canImport(Darwin)
-        getrusage(RUSAGE_SELF, &usage)
-        return Int(usage.ru_maxrss)
+            getrusage(RUSAGE_SELF, &usage)
+            return Int(usage.ru_maxrss)
         #else
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Int(usage.ru_maxrss) * 1024
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            return Int(usage.ru_maxrss) * 1024
         #endif
     }
 

@@ -42,7 +42,8 @@ public enum DistError: Error, Equatable, CustomStringConvertible {
         case let .selftestFailed(what):
             return "selftest failed: \(what)"
         case let .nonFiniteLoss(epoch, step, value):
-            return "loss became \(value.isNaN ? "NaN" : "\(value)") at epoch \(epoch + 1) step \(step); no checkpoint was written from this state; hint: lower --lr (or add --lr-schedule warm-up steps, or check the data normalization)"
+            return
+                "loss became \(value.isNaN ? "NaN" : "\(value)") at epoch \(epoch + 1) step \(step); no checkpoint was written from this state; hint: lower --lr (or add --lr-schedule warm-up steps, or check the data normalization)"
         case let .nonFiniteParameters(step, parameter):
             return "parameter \(parameter) became NaN or infinite by step \(step) of the run; no checkpoint was written from this state; hint: lower --lr"
         case let .checkpointMismatch(path, reason):

@@ -30,9 +30,11 @@ extension PackedGEMM {
     /// - a: one packed A panel `[depth][6]` (read). b: a B panel, 16 floats per k step with
     ///   `bStride` floats between steps: a packed panel (stride 16) or B itself (stride ldb) (read).
     @inline(__always)
-    static func microKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
-                            _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
-                            depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+    static func microKernel(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
+        depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float
+    ) {
         var c00 = SIMD8<Float>(), c01 = SIMD8<Float>()
         var c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
         var c20 = SIMD8<Float>(), c21 = SIMD8<Float>()
@@ -52,17 +54,23 @@ extension PackedGEMM {
             let b0 = pb.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
             let b1 = pb.loadUnaligned(fromByteOffset: offset + 32, as: SIMD8<Float>.self)
             var av = SIMD8<Float>(repeating: q[0])
-            c00 = c00.addingProduct(av, b0); c01 = c01.addingProduct(av, b1)
+            c00 = c00.addingProduct(av, b0)
+            c01 = c01.addingProduct(av, b1)
             av = SIMD8<Float>(repeating: q[1])
-            c10 = c10.addingProduct(av, b0); c11 = c11.addingProduct(av, b1)
+            c10 = c10.addingProduct(av, b0)
+            c11 = c11.addingProduct(av, b1)
             av = SIMD8<Float>(repeating: q[2])
-            c20 = c20.addingProduct(av, b0); c21 = c21.addingProduct(av, b1)
+            c20 = c20.addingProduct(av, b0)
+            c21 = c21.addingProduct(av, b1)
             av = SIMD8<Float>(repeating: q[3])
-            c30 = c30.addingProduct(av, b0); c31 = c31.addingProduct(av, b1)
+            c30 = c30.addingProduct(av, b0)
+            c31 = c31.addingProduct(av, b1)
             av = SIMD8<Float>(repeating: q[4])
-            c40 = c40.addingProduct(av, b0); c41 = c41.addingProduct(av, b1)
+            c40 = c40.addingProduct(av, b0)
+            c41 = c41.addingProduct(av, b1)
             av = SIMD8<Float>(repeating: q[5])
-            c50 = c50.addingProduct(av, b0); c51 = c51.addingProduct(av, b1)
+            c50 = c50.addingProduct(av, b0)
+            c51 = c51.addingProduct(av, b1)
         }
         // Unrolled by four with constant offsets: one pointer update per four steps. Without it the
         // loop ran at about 80% of the FMA peak, with it at about 95% (measured on L1-resident panels).
@@ -93,11 +101,21 @@ extension PackedGEMM {
             // Fewer than 16 live columns (n's ragged end): park the whole register tile, then write
             // only the part inside C.
             withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
-                tile[0] = c00; tile[1] = c01; tile[2] = c10; tile[3] = c11
-                tile[4] = c20; tile[5] = c21; tile[6] = c30; tile[7] = c31
-                tile[8] = c40; tile[9] = c41; tile[10] = c50; tile[11] = c51
-                storeEdge(c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
-                          rows: rows, columns: columns, alpha: alpha, beta: beta)
+                tile[0] = c00
+                tile[1] = c01
+                tile[2] = c10
+                tile[3] = c11
+                tile[4] = c20
+                tile[5] = c21
+                tile[6] = c30
+                tile[7] = c31
+                tile[8] = c40
+                tile[9] = c41
+                tile[10] = c50
+                tile[11] = c51
+                storeEdge(
+                    c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
+                    rows: rows, columns: columns, alpha: alpha, beta: beta)
             }
         }
     }
@@ -106,9 +124,11 @@ extension PackedGEMM {
     /// the 6×16 tile, which would compute eight columns that are thrown away. Reads the first eight
     /// floats of each k step of the B panel; same buffers and contract as `microKernel`.
     @inline(__always)
-    static func narrowMicroKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                  _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
-                                  depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+    static func narrowMicroKernel(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
+        depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float
+    ) {
         var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>()
         var c3 = SIMD8<Float>(), c4 = SIMD8<Float>(), c5 = SIMD8<Float>()
         var pa = a
@@ -148,10 +168,21 @@ extension PackedGEMM {
         }
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * mr) { tile in
             let zero = SIMD8<Float>()
-            tile[0] = c0; tile[1] = zero; tile[2] = c1; tile[3] = zero; tile[4] = c2; tile[5] = zero
-            tile[6] = c3; tile[7] = zero; tile[8] = c4; tile[9] = zero; tile[10] = c5; tile[11] = zero
-            storeEdge(c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
-                      rows: rows, columns: columns, alpha: alpha, beta: beta)
+            tile[0] = c0
+            tile[1] = zero
+            tile[2] = c1
+            tile[3] = zero
+            tile[4] = c2
+            tile[5] = zero
+            tile[6] = c3
+            tile[7] = zero
+            tile[8] = c4
+            tile[9] = zero
+            tile[10] = c5
+            tile[11] = zero
+            storeEdge(
+                c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
+                rows: rows, columns: columns, alpha: alpha, beta: beta)
         }
     }
 }

@@ -36,9 +36,11 @@ extension PackedGEMM {
     /// - a: one packed A panel `[depth][8]` (read). b: a B panel, 32 floats per k step with
     ///   `bStride` floats between steps: a packed panel (stride 32) or B itself (stride ldb) (read).
     @inline(__always)
-    static func microKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
-                            _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
-                            depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+    static func microKernel(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
+        depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float
+    ) {
         var c00 = SIMD16<Float>(), c01 = SIMD16<Float>(), c10 = SIMD16<Float>(), c11 = SIMD16<Float>()
         var c20 = SIMD16<Float>(), c21 = SIMD16<Float>(), c30 = SIMD16<Float>(), c31 = SIMD16<Float>()
         var c40 = SIMD16<Float>(), c41 = SIMD16<Float>(), c50 = SIMD16<Float>(), c51 = SIMD16<Float>()
@@ -58,14 +60,46 @@ extension PackedGEMM {
         for _ in 0 ..< depth {
             let b0 = pb.loadUnaligned(as: SIMD16<Float>.self)
             let b1 = pb.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
-            do { let av = SIMD16<Float>(repeating: pa[0]); c00 = c00.addingProduct(av, b0); c01 = c01.addingProduct(av, b1) }
-            do { let av = SIMD16<Float>(repeating: pa[1]); c10 = c10.addingProduct(av, b0); c11 = c11.addingProduct(av, b1) }
-            do { let av = SIMD16<Float>(repeating: pa[2]); c20 = c20.addingProduct(av, b0); c21 = c21.addingProduct(av, b1) }
-            do { let av = SIMD16<Float>(repeating: pa[3]); c30 = c30.addingProduct(av, b0); c31 = c31.addingProduct(av, b1) }
-            do { let av = SIMD16<Float>(repeating: pa[4]); c40 = c40.addingProduct(av, b0); c41 = c41.addingProduct(av, b1) }
-            do { let av = SIMD16<Float>(repeating: pa[5]); c50 = c50.addingProduct(av, b0); c51 = c51.addingProduct(av, b1) }
-            do { let av = SIMD16<Float>(repeating: pa[6]); c60 = c60.addingProduct(av, b0); c61 = c61.addingProduct(av, b1) }
-            do { let av = SIMD16<Float>(repeating: pa[7]); c70 = c70.addingProduct(av, b0); c71 = c71.addingProduct(av, b1) }
+            do {
+                let av = SIMD16<Float>(repeating: pa[0])
+                c00 = c00.addingProduct(av, b0)
+                c01 = c01.addingProduct(av, b1)
+            }
+            do {
+                let av = SIMD16<Float>(repeating: pa[1])
+                c10 = c10.addingProduct(av, b0)
+                c11 = c11.addingProduct(av, b1)
+            }
+            do {
+                let av = SIMD16<Float>(repeating: pa[2])
+                c20 = c20.addingProduct(av, b0)
+                c21 = c21.addingProduct(av, b1)
+            }
+            do {
+                let av = SIMD16<Float>(repeating: pa[3])
+                c30 = c30.addingProduct(av, b0)
+                c31 = c31.addingProduct(av, b1)
+            }
+            do {
+                let av = SIMD16<Float>(repeating: pa[4])
+                c40 = c40.addingProduct(av, b0)
+                c41 = c41.addingProduct(av, b1)
+            }
+            do {
+                let av = SIMD16<Float>(repeating: pa[5])
+                c50 = c50.addingProduct(av, b0)
+                c51 = c51.addingProduct(av, b1)
+            }
+            do {
+                let av = SIMD16<Float>(repeating: pa[6])
+                c60 = c60.addingProduct(av, b0)
+                c61 = c61.addingProduct(av, b1)
+            }
+            do {
+                let av = SIMD16<Float>(repeating: pa[7])
+                c70 = c70.addingProduct(av, b0)
+                c71 = c71.addingProduct(av, b1)
+            }
             pa += mr
             pb += rowBytes
         }
@@ -83,12 +117,25 @@ extension PackedGEMM {
             // Fewer than 32 live columns (n's ragged end): park the whole register tile, then write
             // only the part inside C.
             withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 2 * mr) { tile in
-                tile[0] = c00; tile[1] = c01; tile[2] = c10; tile[3] = c11
-                tile[4] = c20; tile[5] = c21; tile[6] = c30; tile[7] = c31
-                tile[8] = c40; tile[9] = c41; tile[10] = c50; tile[11] = c51
-                tile[12] = c60; tile[13] = c61; tile[14] = c70; tile[15] = c71
-                storeEdge(c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
-                          rows: rows, columns: columns, alpha: alpha, beta: beta)
+                tile[0] = c00
+                tile[1] = c01
+                tile[2] = c10
+                tile[3] = c11
+                tile[4] = c20
+                tile[5] = c21
+                tile[6] = c30
+                tile[7] = c31
+                tile[8] = c40
+                tile[9] = c41
+                tile[10] = c50
+                tile[11] = c51
+                tile[12] = c60
+                tile[13] = c61
+                tile[14] = c70
+                tile[15] = c71
+                storeEdge(
+                    c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
+                    rows: rows, columns: columns, alpha: alpha, beta: beta)
             }
         }
     }
@@ -97,9 +144,11 @@ extension PackedGEMM {
     /// of the 8×32 tile, which would compute columns that are thrown away. Reads the first sixteen
     /// floats of each k step of the B panel; same buffers and contract as `microKernel`.
     @inline(__always)
-    static func narrowMicroKernel(_ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                  _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
-                                  depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+    static func narrowMicroKernel(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, bStride: Int,
+        depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float
+    ) {
         var c0 = SIMD16<Float>(), c1 = SIMD16<Float>(), c2 = SIMD16<Float>(), c3 = SIMD16<Float>()
         var c4 = SIMD16<Float>(), c5 = SIMD16<Float>(), c6 = SIMD16<Float>(), c7 = SIMD16<Float>()
         var pa = a
@@ -107,10 +156,14 @@ extension PackedGEMM {
         let rowBytes = bStride * MemoryLayout<Float>.stride
         for _ in 0 ..< depth {
             let b0 = pb.loadUnaligned(as: SIMD16<Float>.self)
-            c0 = c0.addingProduct(SIMD16<Float>(repeating: pa[0]), b0); c1 = c1.addingProduct(SIMD16<Float>(repeating: pa[1]), b0)
-            c2 = c2.addingProduct(SIMD16<Float>(repeating: pa[2]), b0); c3 = c3.addingProduct(SIMD16<Float>(repeating: pa[3]), b0)
-            c4 = c4.addingProduct(SIMD16<Float>(repeating: pa[4]), b0); c5 = c5.addingProduct(SIMD16<Float>(repeating: pa[5]), b0)
-            c6 = c6.addingProduct(SIMD16<Float>(repeating: pa[6]), b0); c7 = c7.addingProduct(SIMD16<Float>(repeating: pa[7]), b0)
+            c0 = c0.addingProduct(SIMD16<Float>(repeating: pa[0]), b0)
+            c1 = c1.addingProduct(SIMD16<Float>(repeating: pa[1]), b0)
+            c2 = c2.addingProduct(SIMD16<Float>(repeating: pa[2]), b0)
+            c3 = c3.addingProduct(SIMD16<Float>(repeating: pa[3]), b0)
+            c4 = c4.addingProduct(SIMD16<Float>(repeating: pa[4]), b0)
+            c5 = c5.addingProduct(SIMD16<Float>(repeating: pa[5]), b0)
+            c6 = c6.addingProduct(SIMD16<Float>(repeating: pa[6]), b0)
+            c7 = c7.addingProduct(SIMD16<Float>(repeating: pa[7]), b0)
             pa += mr
             pb += rowBytes
         }
@@ -128,10 +181,25 @@ extension PackedGEMM {
         }
         withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 2 * mr) { tile in
             let zero = SIMD16<Float>()
-            tile[0] = c0; tile[1] = zero; tile[2] = c1; tile[3] = zero; tile[4] = c2; tile[5] = zero; tile[6] = c3; tile[7] = zero
-            tile[8] = c4; tile[9] = zero; tile[10] = c5; tile[11] = zero; tile[12] = c6; tile[13] = zero; tile[14] = c7; tile[15] = zero
-            storeEdge(c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
-                      rows: rows, columns: columns, alpha: alpha, beta: beta)
+            tile[0] = c0
+            tile[1] = zero
+            tile[2] = c1
+            tile[3] = zero
+            tile[4] = c2
+            tile[5] = zero
+            tile[6] = c3
+            tile[7] = zero
+            tile[8] = c4
+            tile[9] = zero
+            tile[10] = c5
+            tile[11] = zero
+            tile[12] = c6
+            tile[13] = zero
+            tile[14] = c7
+            tile[15] = zero
+            storeEdge(
+                c, ldc: ldc, UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self),
+                rows: rows, columns: columns, alpha: alpha, beta: beta)
         }
     }
 }

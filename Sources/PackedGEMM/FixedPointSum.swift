@@ -37,8 +37,10 @@ public enum FixedPointSum {
     /// patterns lie above +inf).
     ///
     /// - sums: `n` Doubles (read unless `first`, written). gradients: `n` Floats (read; zeroed with `clear`).
-    public static func accumulate(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafeMutablePointer<Float>,
-                                  scale: Double, _ n: Int, first: Bool, clear: Bool) -> UInt32 {
+    public static func accumulate(
+        _ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafeMutablePointer<Float>,
+        scale: Double, _ n: Int, first: Bool, clear: Bool
+    ) -> UInt32 {
         // g · 2^e is exact in Float as in Double while 2^e is a Float (e ≤ 127), and so is its
         // rounding to an integer: scaling and rounding sixteen lanes of floats takes half the
         // instructions of doing it on doubles, for the same integers.
@@ -104,8 +106,10 @@ public enum FixedPointSum {
     /// inlined: inlined into the tile loop (a constant trip count), the loop was unrolled into
     /// scalarized masks, four times slower.
     @inline(never)
-    static func accumulateTile(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafePointer<Float>, scale: Float,
-                               vectors: Int, first: Bool, most: inout SIMD16<UInt32>) {
+    static func accumulateTile(
+        _ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafePointer<Float>, scale: Float,
+        vectors: Int, first: Bool, most: inout SIMD16<UInt32>
+    ) {
         if first {
             accumulateTile(sums, gradients, scale, vectors, &most, Yes.self)
         } else {
@@ -114,8 +118,10 @@ public enum FixedPointSum {
     }
 
     @inline(__always)
-    static func accumulateTile<First: Flag>(_ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafePointer<Float>, _ scale: Float,
-                                            _ vectors: Int, _ most: inout Bits, _: First.Type) {
+    static func accumulateTile<First: Flag>(
+        _ sums: UnsafeMutablePointer<Double>, _ gradients: UnsafePointer<Float>, _ scale: Float,
+        _ vectors: Int, _ most: inout Bits, _: First.Type
+    ) {
         let raw = UnsafeRawPointer(gradients)
         var largest = most
         for v in 0 ..< vectors {
@@ -131,13 +137,16 @@ public enum FixedPointSum {
     /// `writeMean` for a whole register tile: `rows` rows of `16 · vectorsPerRow` sums (contiguous)
     /// to rows `ldMean` floats apart.
     @inline(never)
-    static func writeMeanTile(_ mean: UnsafeMutablePointer<Float>, ldMean: Int, _ sums: UnsafePointer<Double>, factor: Double,
-                              rows: Int, vectorsPerRow: Int) {
+    static func writeMeanTile(
+        _ mean: UnsafeMutablePointer<Float>, ldMean: Int, _ sums: UnsafePointer<Double>, factor: Double,
+        rows: Int, vectorsPerRow: Int
+    ) {
         for r in 0 ..< rows {
             let out = UnsafeMutableRawPointer(mean + r * ldMean), from = UnsafeRawPointer(sums + r * 16 * vectorsPerRow)
             for v in 0 ..< vectorsPerRow {
-                out.storeBytes(of: narrowed(from.loadUnaligned(fromByteOffset: 128 * v, as: Doubles.self) * factor),
-                               toByteOffset: 64 * v, as: Floats.self)
+                out.storeBytes(
+                    of: narrowed(from.loadUnaligned(fromByteOffset: 128 * v, as: Doubles.self) * factor),
+                    toByteOffset: 64 * v, as: Floats.self)
             }
         }
     }

@@ -1,5 +1,5 @@
 #if arch(x86_64)
-import _Builtin_intrinsics.intel
+    import _Builtin_intrinsics.intel
 #endif
 
 // Shared by every instruction-set target, like PackedGEMM.swift: the deterministic reduction's
@@ -48,8 +48,9 @@ extension PackedGEMM {
         precondition(window.lowerBound >= 0 && window.upperBound <= m * n, "The window \(window) lies outside a \(m)×\(n) matrix.")
         let depths = chunks.map(\.count)
         let total = depths.reduce(0, +)
-        precondition(depths.allSatisfy { $0 <= kc } && total <= exactChunkSampleLimit,
-                     "exactChunkProducts takes chunks of at most \(kc) samples, \(exactChunkSampleLimit) in all; got \(depths).")
+        precondition(
+            depths.allSatisfy { $0 <= kc } && total <= exactChunkSampleLimit,
+            "exactChunkProducts takes chunks of at most \(kc) samples, \(exactChunkSampleLimit) in all; got \(depths).")
         if window.isEmpty || total == 0 { return 0 }
         let scratch = GEMMScratch.current
         let firstRow = window.lowerBound / n, endRow = (window.upperBound - 1) / n + 1
@@ -72,15 +73,17 @@ extension PackedGEMM {
                 while jc < n {
                     let width = min(blockColumns, n - jc)
                     for (j, chunk) in chunks.enumerated() {
-                        packB(scratch.b + bStarts[j], x, ldb: ldX, transB: false, row: chunk.lowerBound, column: jc,
-                              depth: chunk.count, width: width)
+                        packB(
+                            scratch.b + bStarts[j], x, ldb: ldX, transB: false, row: chunk.lowerBound, column: jc,
+                            depth: chunk.count, width: width)
                     }
                     var ic = firstRow
                     while ic < endRow {
                         let height = min(blockRows, endRow - ic)
                         for (j, chunk) in chunks.enumerated() {
-                            packA(scratch.a + aStarts[j], gy, lda: ldGy, transA: true, storedWidth: m, row: ic, column: chunk.lowerBound,
-                                  height: height, depth: chunk.count)
+                            packA(
+                                scratch.a + aStarts[j], gy, lda: ldGy, transA: true, storedWidth: m, row: ic, column: chunk.lowerBound,
+                                height: height, depth: chunk.count)
                         }
                         var i0 = 0
                         while i0 < height {
@@ -98,17 +101,21 @@ extension PackedGEMM {
                                 for (j, depth) in depths.enumerated() {
                                     // Padded rows and columns of the panels are zero, so the whole tile
                                     // is computed and converted; only its live corner is written out.
-                                    microKernel(tile, ldc: nr, UnsafePointer(scratch.a + aStarts[j] + i0 * depth),
-                                                UnsafePointer(scratch.b + bStarts[j] + j0 * depth), bStride: nr,
-                                                depth: depth, rows: mr, columns: nr, alpha: 1, beta: 0)
-                                    FixedPointSum.accumulateTile(totals, tile, scale: Float(scale), vectors: mr * nr / 16,
-                                                                 first: first && j == 0, most: &most)
+                                    microKernel(
+                                        tile, ldc: nr, UnsafePointer(scratch.a + aStarts[j] + i0 * depth),
+                                        UnsafePointer(scratch.b + bStarts[j] + j0 * depth), bStride: nr,
+                                        depth: depth, rows: mr, columns: nr, alpha: 1, beta: 0)
+                                    FixedPointSum.accumulateTile(
+                                        totals, tile, scale: Float(scale), vectors: mr * nr / 16,
+                                        first: first && j == 0, most: &most)
                                 }
-                                let whole = rows == mr && columns == nr && window.lowerBound <= row * n + column
+                                let whole =
+                                    rows == mr && columns == nr && window.lowerBound <= row * n + column
                                     && (row + mr - 1) * n + column + nr <= window.upperBound
                                 if whole, let mean {
-                                    FixedPointSum.writeMeanTile(mean + row * ldMean + column, ldMean: ldMean, totals, factor: meanFactor,
-                                                                rows: mr, vectorsPerRow: nr / 16)
+                                    FixedPointSum.writeMeanTile(
+                                        mean + row * ldMean + column, ldMean: ldMean, totals, factor: meanFactor,
+                                        rows: mr, vectorsPerRow: nr / 16)
                                     j0 += nr
                                     continue
                                 }
@@ -116,8 +123,9 @@ extension PackedGEMM {
                                     let (from, to) = clip(window, row: row + r, n: n, columns: column ..< column + columns)
                                     guard from < to else { continue }
                                     if let mean {
-                                        FixedPointSum.writeMean(mean + (row + r) * ldMean + from, totals + r * nr + from - column,
-                                                                factor: meanFactor, to - from)
+                                        FixedPointSum.writeMean(
+                                            mean + (row + r) * ldMean + from, totals + r * nr + from - column,
+                                            factor: meanFactor, to - from)
                                     } else {
                                         FixedPointSum.streamStore(sums + (row + r) * ldSums + from, totals + r * nr + from - column, to - from)
                                     }
@@ -157,14 +165,14 @@ extension FixedPointSum {
     public static func streamStore(_ destination: UnsafeMutablePointer<Double>, _ values: UnsafePointer<Double>, _ n: Int) {
         var i = 0
         #if arch(x86_64)
-        while i < n && Int(bitPattern: destination + i) & 31 != 0 {
-            destination[i] = values[i]
-            i += 1
-        }
-        while i + 4 <= n {
-            _mm256_stream_pd(destination + i, UnsafeRawPointer(values + i).loadUnaligned(as: SIMD4<Double>.self))
-            i += 4
-        }
+            while i < n && Int(bitPattern: destination + i) & 31 != 0 {
+                destination[i] = values[i]
+                i += 1
+            }
+            while i + 4 <= n {
+                _mm256_stream_pd(destination + i, UnsafeRawPointer(values + i).loadUnaligned(as: SIMD4<Double>.self))
+                i += 4
+            }
         #endif
         while i < n {
             destination[i] = values[i]

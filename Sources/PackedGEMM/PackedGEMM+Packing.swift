@@ -13,8 +13,10 @@ extension PackedGEMM {
     ///   plus up to `Lanes.scalarCount` floats past the end (the scratch has slack for them).
     /// - a: A as stored, `m×k` (`k×m` when `transA`), row stride `lda`, `storedWidth` valid floats
     ///   per stored row (k, or m when `transA`) (read).
-    static func packA(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
-                      storedWidth: Int, row: Int, column: Int, height: Int, depth: Int) {
+    static func packA(
+        _ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
+        storedWidth: Int, row: Int, column: Int, height: Int, depth: Int
+    ) {
         var out = dst
         var i0 = 0
         while i0 < height {
@@ -53,8 +55,9 @@ extension PackedGEMM {
                     let o = p0 * MemoryLayout<Float>.stride
                     for g0 in stride(from: (mr - 1) / 8 * 8, through: 0, by: -8) {
                         @inline(__always) func load(_ i: Int) -> SIMD8<Float> {
-                            g0 + i < rows ? raw.loadUnaligned(fromByteOffset: o + (g0 + i) * step, as: SIMD8<Float>.self)
-                                          : SIMD8<Float>()
+                            g0 + i < rows
+                                ? raw.loadUnaligned(fromByteOffset: o + (g0 + i) * step, as: SIMD8<Float>.self)
+                                : SIMD8<Float>()
                         }
                         let t = transpose8x8((load(0), load(1), load(2), load(3), load(4), load(5), load(6), load(7)))
                         let d = UnsafeMutableRawPointer(out + g0), w = mr * MemoryLayout<Float>.stride
@@ -84,8 +87,10 @@ extension PackedGEMM {
     ///
     /// - dst: packed B, `ceil(width/NR)·NR·depth` floats (written; columns past `width` are zero).
     /// - b: B as stored, `k×n` (`n×k` when `transB`), row stride `ldb` (read).
-    static func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
-                      row: Int, column: Int, depth: Int, width: Int) {
+    static func packB(
+        _ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
+        row: Int, column: Int, depth: Int, width: Int
+    ) {
         var out = dst
         var j0 = 0
         while j0 < width {
@@ -132,8 +137,10 @@ extension PackedGEMM {
     ///
     /// - dst: `ceil(width/NR)` panels `[depth][NR]` (written; columns past `width` are zero).
     /// - b: B as stored, `k×n`, row stride `ldb` (read).
-    static func packBRows(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int,
-                          row: Int, column: Int, depth: Int, width: Int) {
+    static func packBRows(
+        _ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int,
+        row: Int, column: Int, depth: Int, width: Int
+    ) {
         let fullPanels = width / nr, rest = width % nr
         let panelBytes = nr * depth * MemoryLayout<Float>.stride
         let f = MemoryLayout<Float>.stride, lanes = Lanes.scalarCount, laneBytes = lanes * f
@@ -146,8 +153,9 @@ extension PackedGEMM {
                 let o = panel * nr * f
                 for r in 0 ..< 4 {
                     for v in 0 ..< nr / lanes {
-                        out.storeBytes(of: s0.loadUnaligned(fromByteOffset: r * stride + o + v * laneBytes, as: Lanes.self),
-                                       toByteOffset: (r * nr / lanes + v) * laneBytes, as: Lanes.self)
+                        out.storeBytes(
+                            of: s0.loadUnaligned(fromByteOffset: r * stride + o + v * laneBytes, as: Lanes.self),
+                            toByteOffset: (r * nr / lanes + v) * laneBytes, as: Lanes.self)
                     }
                 }
                 out += panelBytes
@@ -160,8 +168,9 @@ extension PackedGEMM {
             for panel in 0 ..< fullPanels {
                 let o = panel * nr * f
                 for v in 0 ..< nr / lanes {
-                    out.storeBytes(of: src.loadUnaligned(fromByteOffset: o + v * laneBytes, as: Lanes.self),
-                                   toByteOffset: v * laneBytes, as: Lanes.self)
+                    out.storeBytes(
+                        of: src.loadUnaligned(fromByteOffset: o + v * laneBytes, as: Lanes.self),
+                        toByteOffset: v * laneBytes, as: Lanes.self)
                 }
                 out += panelBytes
             }
@@ -182,22 +191,27 @@ extension PackedGEMM {
         }
     }
 
-    typealias Block8x8 = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>,
-                          SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
+    typealias Block8x8 = (
+        SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>,
+        SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>
+    )
 
     /// Loads eight rows of eight floats (row stride `ldb`) and returns the transposed 8×8 block:
     /// result `q` holds element `q` of every row.
     @inline(__always)
     static func transpose8x8(_ p: UnsafePointer<Float>, ldb: Int) -> Block8x8 {
         let raw = UnsafeRawPointer(p), step = ldb * MemoryLayout<Float>.stride
-        return transpose8x8((raw.loadUnaligned(as: SIMD8<Float>.self),
-                             raw.loadUnaligned(fromByteOffset: step, as: SIMD8<Float>.self),
-                             raw.loadUnaligned(fromByteOffset: 2 * step, as: SIMD8<Float>.self),
-                             raw.loadUnaligned(fromByteOffset: 3 * step, as: SIMD8<Float>.self),
-                             raw.loadUnaligned(fromByteOffset: 4 * step, as: SIMD8<Float>.self),
-                             raw.loadUnaligned(fromByteOffset: 5 * step, as: SIMD8<Float>.self),
-                             raw.loadUnaligned(fromByteOffset: 6 * step, as: SIMD8<Float>.self),
-                             raw.loadUnaligned(fromByteOffset: 7 * step, as: SIMD8<Float>.self)))
+        return transpose8x8(
+            (
+                raw.loadUnaligned(as: SIMD8<Float>.self),
+                raw.loadUnaligned(fromByteOffset: step, as: SIMD8<Float>.self),
+                raw.loadUnaligned(fromByteOffset: 2 * step, as: SIMD8<Float>.self),
+                raw.loadUnaligned(fromByteOffset: 3 * step, as: SIMD8<Float>.self),
+                raw.loadUnaligned(fromByteOffset: 4 * step, as: SIMD8<Float>.self),
+                raw.loadUnaligned(fromByteOffset: 5 * step, as: SIMD8<Float>.self),
+                raw.loadUnaligned(fromByteOffset: 6 * step, as: SIMD8<Float>.self),
+                raw.loadUnaligned(fromByteOffset: 7 * step, as: SIMD8<Float>.self)
+            ))
     }
 
     /// Like `transpose8x8(_:ldb:)` for a block of which only the first `rows` rows exist
@@ -220,7 +234,8 @@ extension PackedGEMM {
                 SIMD8(lowHalf: r0.evenHalf, highHalf: r1.evenHalf), SIMD8(lowHalf: r2.evenHalf, highHalf: r3.evenHalf),
                 SIMD8(lowHalf: r4.evenHalf, highHalf: r5.evenHalf), SIMD8(lowHalf: r6.evenHalf, highHalf: r7.evenHalf),
                 SIMD8(lowHalf: r0.oddHalf, highHalf: r1.oddHalf), SIMD8(lowHalf: r2.oddHalf, highHalf: r3.oddHalf),
-                SIMD8(lowHalf: r4.oddHalf, highHalf: r5.oddHalf), SIMD8(lowHalf: r6.oddHalf, highHalf: r7.oddHalf))
+                SIMD8(lowHalf: r4.oddHalf, highHalf: r5.oddHalf), SIMD8(lowHalf: r6.oddHalf, highHalf: r7.oddHalf)
+            )
         }
         return (r0, r1, r2, r3, r4, r5, r6, r7)
     }

@@ -22,8 +22,10 @@ extension PackedGEMM {
     ///
     /// - dst: `packedCount(m:k:)` floats (written).
     /// - a: `op(A)`, stored `m×k` (or `k×m` when `transA`) with row stride `lda` (read).
-    public static func pack(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
-                            m: Int, k: Int) {
+    public static func pack(
+        _ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
+        m: Int, k: Int
+    ) {
         if m == 0 || k == 0 { return }
         let depthBlock = balancedBlock(k, limit: kc, multiple: 4)
         let rowBlock = balancedBlock(m, limit: mc, multiple: mr)
@@ -35,8 +37,9 @@ extension PackedGEMM {
             var ic = 0
             while ic < m {
                 let mcb = min(rowBlock, m - ic)
-                packA(dst + wholeOffset(m: m, row: ic, column: pc, depth: kcb), a, lda: lda, transA: transA,
-                      storedWidth: transA ? m : k, row: ic, column: pc, height: mcb, depth: kcb)
+                packA(
+                    dst + wholeOffset(m: m, row: ic, column: pc, depth: kcb), a, lda: lda, transA: transA,
+                    storedWidth: transA ? m : k, row: ic, column: pc, height: mcb, depth: kcb)
                 ic += mcb
             }
             pc += kcb
@@ -53,7 +56,8 @@ extension PackedGEMM {
         _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
         m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
     ) {
-        run(c, ldc: ldc, packedA, lda: max(k, 1), transA: false, prepackedA: packedA, b, ldb: ldb, transB: transB,
+        run(
+            c, ldc: ldc, packedA, lda: max(k, 1), transA: false, prepackedA: packedA, b, ldb: ldb, transB: transB,
             m: m, n: n, k: k, alpha: alpha, beta: beta)
     }
 

@@ -6,8 +6,10 @@ extension PackedGEMM {
     ///
     /// - c: row stride `ldc` (written; read when beta != 0). tile: `[mr][nr]` (read).
     @inline(never)
-    static func storeEdge(_ c: UnsafeMutablePointer<Float>, ldc: Int, _ tile: UnsafePointer<Float>,
-                          rows: Int, columns: Int, alpha: Float, beta: Float) {
+    static func storeEdge(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int, _ tile: UnsafePointer<Float>,
+        rows: Int, columns: Int, alpha: Float, beta: Float
+    ) {
         for i in 0 ..< rows {
             let row = c + i * ldc, source = tile + i * nr
             if beta == 0 {

@@ -49,7 +49,8 @@ public enum PackedGEMM {
         _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
         m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
     ) {
-        run(c, ldc: ldc, a, lda: lda, transA: transA, prepackedA: nil, b, ldb: ldb, transB: transB,
+        run(
+            c, ldc: ldc, a, lda: lda, transA: transA, prepackedA: nil, b, ldb: ldb, transB: transB,
             m: m, n: n, k: k, alpha: alpha, beta: beta)
     }
 
@@ -95,19 +96,22 @@ public enum PackedGEMM {
                     if let prepackedA {
                         blockA = prepackedA + wholeOffset(m: m, row: ic, column: pc, depth: kcb)
                     } else {
-                        packA(packedA, a, lda: lda, transA: transA, storedWidth: transA ? m : k, row: ic, column: pc,
-                              height: mcb, depth: kcb)
+                        packA(
+                            packedA, a, lda: lda, transA: transA, storedWidth: transA ? m : k, row: ic, column: pc,
+                            height: mcb, depth: kcb)
                         blockA = UnsafePointer(packedA)
                     }
                     let corner = c + ic * ldc + jc
                     if kcb <= shallowDepth {
-                        shallowBlock(corner, ldc: ldc, blockA, packedB, b, ldb: ldb, transB: transB, directB: directB,
-                                     prefetchC: prefetchC, row: pc, column: jc,
-                                     height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
+                        shallowBlock(
+                            corner, ldc: ldc, blockA, packedB, b, ldb: ldb, transB: transB, directB: directB,
+                            prefetchC: prefetchC, row: pc, column: jc,
+                            height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
                     } else {
-                        deepBlock(corner, ldc: ldc, blockA, packedB, b, ldb: ldb, transB: transB, directB: directB,
-                                  prefetchB: prefetchB, row: pc, column: jc,
-                                  height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
+                        deepBlock(
+                            corner, ldc: ldc, blockA, packedB, b, ldb: ldb, transB: transB, directB: directB,
+                            prefetchB: prefetchB, row: pc, column: jc,
+                            height: mcb, width: ncb, depth: kcb, packsB: ic == 0, alpha: alpha, beta: blockBeta)
                     }
                     ic += mcb
                 }
@@ -129,11 +133,13 @@ public enum PackedGEMM {
     /// - packedA: the packed A block (read). packedB: the packed B block (written when `packsB`, read).
     /// - b: B as stored (read); `row`, `column`: where the block starts in op(B).
     @inline(__always)
-    static func deepBlock(_ c: UnsafeMutablePointer<Float>, ldc: Int,
-                          _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
-                          _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, prefetchB: Bool,
-                          row: Int, column: Int,
-                          height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float) {
+    static func deepBlock(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
+        _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, prefetchB: Bool,
+        row: Int, column: Int,
+        height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float
+    ) {
         // B is packed panel by panel, just before the panel's first use, so the panel is still in L1
         // for its tiles (packing a whole block first left its panels to come back from L3).
         var j0 = 0
@@ -151,15 +157,20 @@ public enum PackedGEMM {
             // hardware prefetcher does not follow; while this panel's tiles compute, bring the next
             // panel's lines into L2, a share before each tile.
             let tiles = (height + mr - 1) / mr, nextColumns = min(nr, width - j0 - nr)
-            let upcoming = !(packsB && prefetchB) ? nil
-                : transB ? UpcomingRows(b + (column + j0 + nr) * ldb + row, stride: ldb, rows: nextColumns, length: depth, over: tiles)
-                : UpcomingRows(b + row * ldb + column + j0 + nr, stride: ldb, rows: nextColumns > 0 ? depth : 0,
-                               length: nextColumns, over: tiles)
+            let upcoming =
+                !(packsB && prefetchB)
+                ? nil
+                : transB
+                    ? UpcomingRows(b + (column + j0 + nr) * ldb + row, stride: ldb, rows: nextColumns, length: depth, over: tiles)
+                    : UpcomingRows(
+                        b + row * ldb + column + j0 + nr, stride: ldb, rows: nextColumns > 0 ? depth : 0,
+                        length: nextColumns, over: tiles)
             var i0 = 0, tileIndex = 0
             while i0 < height {
                 upcoming?.prefetch(part: tileIndex)
-                tile(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panel, bStride: bStride,
-                     depth: depth, rows: min(mr, height - i0), columns: cols, alpha: alpha, beta: beta)
+                tile(
+                    c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panel, bStride: bStride,
+                    depth: depth, rows: min(mr, height - i0), columns: cols, alpha: alpha, beta: beta)
                 i0 += mr
                 tileIndex += 1
             }
@@ -179,18 +190,21 @@ public enum PackedGEMM {
     /// prefetcher follows) while the B block stays in L2; with `prefetchC` (a C too large for L2) the
     /// next strip's rows of C are prefetched meanwhile. Same buffers and flags as `deepBlock`.
     @inline(__always)
-    static func shallowBlock(_ c: UnsafeMutablePointer<Float>, ldc: Int,
-                             _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
-                             _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, prefetchC: Bool,
-                             row: Int, column: Int,
-                             height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float) {
+    static func shallowBlock(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        _ packedA: UnsafePointer<Float>, _ packedB: UnsafeMutablePointer<Float>,
+        _ b: UnsafePointer<Float>, ldb: Int, transB: Bool, directB: Bool, prefetchC: Bool,
+        row: Int, column: Int,
+        height: Int, width: Int, depth: Int, packsB: Bool, alpha: Float, beta: Float
+    ) {
         let fullWidth = width / nr * nr
         if packsB {
             if !directB {
                 packB(packedB, b, ldb: ldb, transB: transB, row: row, column: column, depth: depth, width: width)
             } else if fullWidth < width {
-                packB(packedB + fullWidth * depth, b, ldb: ldb, transB: false, row: row, column: column + fullWidth,
-                      depth: depth, width: width - fullWidth)
+                packB(
+                    packedB + fullWidth * depth, b, ldb: ldb, transB: false, row: row, column: column + fullWidth,
+                    depth: depth, width: width - fullWidth)
             }
         }
         var i0 = 0
@@ -198,8 +212,11 @@ public enum PackedGEMM {
             let rows = min(mr, height - i0)
             // C is the main traffic here: while this strip's tiles compute, bring the next strip's
             // rows of C into L2, a share before each tile.
-            let upcoming = prefetchC ? UpcomingRows(c + (i0 + mr) * ldc, stride: ldc, rows: min(mr, height - i0 - mr),
-                                                    length: width, over: (width + nr - 1) / nr) : nil
+            let upcoming =
+                prefetchC
+                ? UpcomingRows(
+                    c + (i0 + mr) * ldc, stride: ldc, rows: min(mr, height - i0 - mr),
+                    length: width, over: (width + nr - 1) / nr) : nil
             var j0 = 0, tileIndex = 0
             while j0 < width {
                 upcoming?.prefetch(part: tileIndex)
@@ -207,8 +224,9 @@ public enum PackedGEMM {
                 let cols = min(nr, width - j0)
                 let direct = directB && cols == nr
                 let panel = direct ? b + row * ldb + column + j0 : UnsafePointer(packedB + j0 * depth)
-                tile(c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panel, bStride: direct ? ldb : nr,
-                     depth: depth, rows: rows, columns: cols, alpha: alpha, beta: beta)
+                tile(
+                    c + i0 * ldc + j0, ldc: ldc, packedA + i0 * depth, panel, bStride: direct ? ldb : nr,
+                    depth: depth, rows: rows, columns: cols, alpha: alpha, beta: beta)
                 j0 += nr
             }
             i0 += mr
@@ -247,14 +265,18 @@ public enum PackedGEMM {
 
     /// One register tile: the half-width kernel when at most NR/2 columns are live, else the full one.
     @inline(__always)
-    static func tile(_ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                     bStride: Int, depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float) {
+    static func tile(
+        _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        bStride: Int, depth: Int, rows: Int, columns: Int, alpha: Float, beta: Float
+    ) {
         if columns <= nr / 2 {
-            narrowMicroKernel(c, ldc: ldc, a, b, bStride: bStride, depth: depth, rows: rows, columns: columns,
-                              alpha: alpha, beta: beta)
+            narrowMicroKernel(
+                c, ldc: ldc, a, b, bStride: bStride, depth: depth, rows: rows, columns: columns,
+                alpha: alpha, beta: beta)
         } else {
-            microKernel(c, ldc: ldc, a, b, bStride: bStride, depth: depth, rows: rows, columns: columns,
-                        alpha: alpha, beta: beta)
+            microKernel(
+                c, ldc: ldc, a, b, bStride: bStride, depth: depth, rows: rows, columns: columns,
+                alpha: alpha, beta: beta)
         }
     }
 

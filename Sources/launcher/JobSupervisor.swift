@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import NN
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `ddp train --np N`: runs `mpirun` as a child process and watches it, instead of becoming it.
 ///
@@ -29,30 +30,38 @@ enum JobSupervisor {
     ///   - metrics: the metrics file to keep at one line per epoch.
     static func run(ranks: Int, mpirunArguments: [String] = [], arguments: [String], maxRestarts: Int, checkpointDir: String?, metrics: String?) -> Never {
         guard let mpirun = MPIRelaunch.which("mpirun") else {
-            printError("error: --np \(ranks) needs mpirun, which is not on PATH; hint: install Open MPI (apt-get install openmpi-bin) or run without --np as one rank")
+            printError(
+                "error: --np \(ranks) needs mpirun, which is not on PATH; hint: install Open MPI (apt-get install openmpi-bin) or run without --np as one rank")
             exit(1)
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        StopSignals.install(onFirst: { _ in
-            printError("stop requested: the ranks stop after the current step and write a checkpoint (a second signal stops at once)")
-            signalChild(SIGUSR1)
-        }, onSecond: { _ in
-            printError("stopping at once (a second signal)")
-            signalChild(SIGTERM)
-        })
+        StopSignals.install(
+            onFirst: { _ in
+                printError("stop requested: the ranks stop after the current step and write a checkpoint (a second signal stops at once)")
+                signalChild(SIGUSR1)
+            },
+            onSecond: { _ in
+                printError("stopping at once (a second signal)")
+                signalChild(SIGTERM)
+            })
         let metricsStart = metrics.flatMap { try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int } ?? 0
         var args = arguments
         var restarts = 0
         while true {
-            var argv = MPIRelaunch.commandLine(mpirun: mpirun, ranks: ranks, mpirunArguments: mpirunArguments,
-                                               executable: executable, arguments: args,
-                                               cores: ProcessInfo.processInfo.activeProcessorCount, isRoot: getuid() == 0)
+            var argv = MPIRelaunch.commandLine(
+                mpirun: mpirun, ranks: ranks, mpirunArguments: mpirunArguments,
+                executable: executable, arguments: args,
+                cores: ProcessInfo.processInfo.activeProcessorCount, isRoot: getuid() == 0)
             argv.insert(contentsOf: ["--stdin", "none"], at: 1)
             fflush(stdout)
             let status = spawnAndWait(argv)
             if status == 0 || status == StopSignals.exitCode || StopSignals.requested { exit(status) }
             guard restarts < maxRestarts, let directory = checkpointDir else {
-                if maxRestarts > 0 { printError("ddp: the job failed with exit status \(status) after \(restarts) restart\(restarts == 1 ? "" : "s"); giving up (--max-restarts \(maxRestarts))") }
+                if maxRestarts > 0 {
+                    printError(
+                        "ddp: the job failed with exit status \(status) after \(restarts) restart\(restarts == 1 ? "" : "s"); giving up (--max-restarts \(maxRestarts))"
+                    )
+                }
                 exit(status)
             }
             restarts += 1
@@ -141,8 +150,14 @@ enum JobSupervisor {
         var out: [String] = []
         var skip = false
         for a in arguments {
-            if skip { skip = false; continue }
-            if a == "--resume" { skip = true; continue }
+            if skip {
+                skip = false
+                continue
+            }
+            if a == "--resume" {
+                skip = true
+                continue
+            }
             if a.hasPrefix("--resume=") { continue }
             out.append(a)
         }

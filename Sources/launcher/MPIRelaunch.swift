@@ -1,18 +1,25 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ArgumentParser
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `--np N`: run this same command on N local ranks by re-executing it under `mpirun`.
 struct LaunchOptions: ParsableArguments {
-    @Option(name: .customLong("np"), help: ArgumentHelp("Run on N local ranks by re-executing under mpirun (adds --oversubscribe beyond the core count and --allow-run-as-root as root).", valueName: "N"))
+    @Option(
+        name: .customLong("np"),
+        help: ArgumentHelp(
+            "Run on N local ranks by re-executing under mpirun (adds --oversubscribe beyond the core count and --allow-run-as-root as root).", valueName: "N"))
     var ranks: Int?
 
     /// Arguments for the mpirun that `--np` starts, e.g. a hostfile, so that the relaunch (and
     /// `--max-restarts`) covers jobs across machines too; `scripts/launch-cluster.sh` passes its own.
-    @Option(name: .customLong("mpirun-arg"), parsing: .unconditionalSingleValue,
-            help: ArgumentHelp("With --np: one more argument for mpirun, placed before -np (repeat it, e.g. --mpirun-arg=--hostfile --mpirun-arg=hosts.txt); the placement is then theirs, --oversubscribe is not added.", valueName: "arg"))
+    @Option(
+        name: .customLong("mpirun-arg"), parsing: .unconditionalSingleValue,
+        help: ArgumentHelp(
+            "With --np: one more argument for mpirun, placed before -np (repeat it, e.g. --mpirun-arg=--hostfile --mpirun-arg=hosts.txt); the placement is then theirs, --oversubscribe is not added.",
+            valueName: "arg"))
     var mpirunArguments: [String] = []
 
     func validate() throws {
@@ -28,7 +35,8 @@ struct LaunchOptions: ParsableArguments {
         guard let n = ranks else { return }
         if let size = MPIRelaunch.launcherSize() {
             guard size == n else {
-                throw LaunchError("--np \(n) was given, but this process runs under a launcher with \(size) ranks; hint: use either mpirun -np or --np, not both")
+                throw LaunchError(
+                    "--np \(n) was given, but this process runs under a launcher with \(size) ranks; hint: use either mpirun -np or --np, not both")
             }
             return
         }
@@ -73,8 +81,14 @@ enum MPIRelaunch {
         var out: [String] = []
         var skip = false
         for a in arguments {
-            if skip { skip = false; continue }
-            if a == "--np" || a == "--mpirun-arg" { skip = true; continue }
+            if skip {
+                skip = false
+                continue
+            }
+            if a == "--np" || a == "--mpirun-arg" {
+                skip = true
+                continue
+            }
             if a.hasPrefix("--np=") || a.hasPrefix("--mpirun-arg=") { continue }
             out.append(a)
         }
@@ -83,8 +97,10 @@ enum MPIRelaunch {
 
     /// The mpirun command line for `ranks` copies of this executable, with `mpirunArguments`
     /// (`--mpirun-arg`) before `-np`.
-    static func commandLine(mpirun: String, ranks: Int, mpirunArguments: [String] = [], executable: String,
-                            arguments: [String], cores: Int, isRoot: Bool) -> [String] {
+    static func commandLine(
+        mpirun: String, ranks: Int, mpirunArguments: [String] = [], executable: String,
+        arguments: [String], cores: Int, isRoot: Bool
+    ) -> [String] {
         // --quiet: Open MPI's own report of ranks that exited non-zero would follow an error every
         // rank agreed on and printed once (`RankSession.endAgreed`); a rank's own error still prints.
         var argv = [mpirun, "--quiet"]
@@ -115,11 +131,13 @@ enum MPIRelaunch {
     /// Replaces this process with mpirun; returns only by throwing.
     static func exec(ranks: Int, mpirunArguments: [String] = [], arguments: [String]) throws -> Never {
         guard let mpirun = which("mpirun") else {
-            throw LaunchError("--np \(ranks) needs mpirun, which is not on PATH; hint: install Open MPI (apt-get install openmpi-bin) or run without --np as one rank")
+            throw LaunchError(
+                "--np \(ranks) needs mpirun, which is not on PATH; hint: install Open MPI (apt-get install openmpi-bin) or run without --np as one rank")
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let argv = commandLine(mpirun: mpirun, ranks: ranks, mpirunArguments: mpirunArguments, executable: executable, arguments: arguments,
-                               cores: ProcessInfo.processInfo.activeProcessorCount, isRoot: getuid() == 0)
+        let argv = commandLine(
+            mpirun: mpirun, ranks: ranks, mpirunArguments: mpirunArguments, executable: executable, arguments: arguments,
+            cores: ProcessInfo.processInfo.activeProcessorCount, isRoot: getuid() == 0)
         fflush(stdout)
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
         cArgs.append(nil)

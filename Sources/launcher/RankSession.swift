@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dist
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The error and exit policy: the only place that ends the process.
 ///
@@ -106,8 +107,10 @@ enum RankSession {
     ///   - communicator: the ranks.
     ///   - printsRaw: print `message` as it is (ArgumentParser's `Error: …` with usage) rather
     ///     than as `error: message`.
-    static func endAgreed(error: Error, message: String, code: Int32, communicator: Communicator,
-                          printsRaw: Bool = false) -> Never {
+    static func endAgreed(
+        error: Error, message: String, code: Int32, communicator: Communicator,
+        printsRaw: Bool = false
+    ) -> Never {
         StopSignals.ending(with: code)
         let (rank, size) = (communicator.rank, communicator.size)
         let verdict = (try? SetupAgreement.exchange(communicator, failure: message)) ?? .failedApart

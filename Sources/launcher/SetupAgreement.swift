@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dist
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// How the ranks agree on the outcome of their preparation (options, data, model file), so that
 /// an error every rank finds alike ends the job cleanly: printed once by rank 0, every rank

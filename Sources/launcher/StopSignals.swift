@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dispatch
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Graceful stop: SIGINT, SIGTERM or SIGUSR1 asks the run to stop at the next step boundary,
 /// where every rank agrees (the request rides on the step's loss allreduce), rank 0 writes a

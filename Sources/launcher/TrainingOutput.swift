@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dist
 import Foundation
 import NN
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What `ddp train` prints and logs on rank 0: a description of the run, a progress bar on a
 /// terminal (plain lines otherwise) and one table line per epoch (the metrics JSON lines are
@@ -50,14 +51,17 @@ final class TrainingOutput {
     }
 
     /// The data, model and optimizer of the run.
-    func describe(spec: ModelSpec, optimizer: Optimizer, schedule: LearningRateSchedule?, train: Dataset,
-                  validation: Dataset?, test: Dataset?, batchSize: Int, accumulate: Int) {
+    func describe(
+        spec: ModelSpec, optimizer: Optimizer, schedule: LearningRateSchedule?, train: Dataset,
+        validation: Dataset?, test: Dataset?, batchSize: Int, accumulate: Int
+    ) {
         var data = "data: \(train.count) training samples of shape \(train.sampleShape), \(train.classCount) classes"
         if let validation { data += ", \(validation.count) validation" }
         if let test { data += ", \(test.count) test" }
         line(data)
-        line("optimizer: \(optimizer.summary), lr \(schedule.map(\.description) ?? "\(optimizer.learningRate)")" +
-             (accumulate > 1 ? ", \(accumulate) micro-batches of \(batchSize) per step (\(accumulate * batchSize) samples)" : ""))
+        line(
+            "optimizer: \(optimizer.summary), lr \(schedule.map(\.description) ?? "\(optimizer.learningRate)")"
+                + (accumulate > 1 ? ", \(accumulate) micro-batches of \(batchSize) per step (\(accumulate * batchSize) samples)" : ""))
     }
 
     /// Prints one trainer event.
@@ -66,7 +70,9 @@ final class TrainingOutput {
         switch event {
         case let .ready(parameters, fingerprint, ranks, steps):
             let per = batchSize / ranks
-            line("train: model \(modelName), \(parameters) parameters, \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(batchSize) (\(per)\(batchSize % ranks == 0 ? "" : "-\(per + 1)") per rank), \(steps) steps/epoch; replicas verified (fingerprint \(String(fingerprint, radix: 16)))")
+            line(
+                "train: model \(modelName), \(parameters) parameters, \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(batchSize) (\(per)\(batchSize % ranks == 0 ? "" : "-\(per + 1)") per rank), \(steps) steps/epoch; replicas verified (fingerprint \(String(fingerprint, radix: 16)))"
+            )
         case let .resumed(position):
             line("continuing at epoch \(position.epoch + 1), step \(position.stepInEpoch + 1)")
         case let .progress(p):
@@ -76,8 +82,10 @@ final class TrainingOutput {
         case let .checkpoint(path):
             line("checkpoint: \(path)")
         case let .stoppedEarly(epoch, best):
-            line(String(format: "early stopping after epoch %d: %@ has not improved for %d epochs (best %.4f)",
-                        epoch + 1, monitor.rawValue, patience ?? 0, best))
+            line(
+                String(
+                    format: "early stopping after epoch %d: %@ has not improved for %d epochs (best %.4f)",
+                    epoch + 1, monitor.rawValue, patience ?? 0, best))
         case let .finished(m):
             if let loss = m.testLoss, let accuracy = m.testAccuracy {
                 line(String(format: "test: loss %.4f acc %.4f (%d samples) after %d steps", loss, accuracy, m.testSamples ?? 0, m.step))
@@ -97,9 +105,10 @@ final class TrainingOutput {
 
     /// A bar redrawn at most 10 times a second on a terminal; plain lines otherwise.
     private func progress(_ p: StepProgress) {
-        let text = String(format: "epoch %d/%d step %d/%d loss %.4f acc %.3f lr %.3g %.0f samples/s ETA %@",
-                          p.epoch + 1, epochs, p.step, p.steps, p.loss, p.accuracy, p.learningRate, p.samplesPerSecond,
-                          TrainingOutput.duration(p.secondsLeft))
+        let text = String(
+            format: "epoch %d/%d step %d/%d loss %.4f acc %.3f lr %.3g %.0f samples/s ETA %@",
+            p.epoch + 1, epochs, p.step, p.steps, p.loss, p.accuracy, p.learningRate, p.samplesPerSecond,
+            TrainingOutput.duration(p.secondsLeft))
         guard terminal else { return printLine(text) }
         let now = Date()
         guard p.step == p.steps || now.timeIntervalSince(lastDraw) >= 0.1 else { return }

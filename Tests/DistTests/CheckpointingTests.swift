@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -46,18 +47,24 @@ final class CheckpointingTests: XCTestCase {
             }
             loop.position.epoch += 1
             loop.position.stepInEpoch = 0
-            let metrics = EpochMetrics(epoch: epoch, trainLoss: 1, trainAccuracy: 0, trainSamples: 24, validationLoss: loss,
-                                       validationAccuracy: 0.5, seconds: 0)
+            let metrics = EpochMetrics(
+                epoch: epoch, trainLoss: 1, trainAccuracy: 0, trainSamples: 24, validationLoss: loss,
+                validationAccuracy: 0.5, seconds: 0)
             try best.epochEnd(loop, metrics: metrics)
             try checkpointing.epochEnd(loop, metrics: metrics)
         }
         try checkpointing.trainEnd(loop)
-        XCTAssertEqual(log.lines, ["modelWillBeRead 2", "checkpoint step-00000002.safetensors",
-                                   "checkpoint step-00000003.safetensors", "checkpoint best.safetensors",
-                                   "modelWillBeRead 4", "checkpoint step-00000004.safetensors",
-                                   "checkpoint step-00000006.safetensors"])
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory).sorted(),
-                       ["best.safetensors", "step-00000004.safetensors", "step-00000006.safetensors"])
+        XCTAssertEqual(
+            log.lines,
+            [
+                "modelWillBeRead 2", "checkpoint step-00000002.safetensors",
+                "checkpoint step-00000003.safetensors", "checkpoint best.safetensors",
+                "modelWillBeRead 4", "checkpoint step-00000004.safetensors",
+                "checkpoint step-00000006.safetensors"
+            ])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: directory).sorted(),
+            ["best.safetensors", "step-00000004.safetensors", "step-00000006.safetensors"])
         // The best file records early stopping's state at epoch 0's end.
         let restored = try loop.trainer.restore(from: directory + "/best.safetensors", trainingSamples: 0).position
         XCTAssertEqual(restored, TrainingPosition(epoch: 1, step: 3, best: 0.5))
@@ -90,16 +97,19 @@ final class CheckpointingTests: XCTestCase {
     func testOnlyRankZeroWrites() throws {
         let directory = NSTemporaryDirectory() + "ddp-checkpointing-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        guard let lines = values(runRanks(2) { c -> [String] in
-            let log = RunLog()
-            let loop = try makeLoop(communicator: c, log: log)
-            let best = EarlyStopping(monitor: .validationLoss, patience: nil, minDelta: 0)
-            let checkpointing = try Checkpointing(policy: CheckpointPolicy(directory: directory), isRoot: c.isRoot, best: best)
-            try checkpointing.trainBegin(loop)
-            loop.position.step += 1
-            try checkpointing.trainEnd(loop)
-            return log.lines
-        }) else { return }
+        guard
+            let lines = values(
+                runRanks(2) { c -> [String] in
+                    let log = RunLog()
+                    let loop = try makeLoop(communicator: c, log: log)
+                    let best = EarlyStopping(monitor: .validationLoss, patience: nil, minDelta: 0)
+                    let checkpointing = try Checkpointing(policy: CheckpointPolicy(directory: directory), isRoot: c.isRoot, best: best)
+                    try checkpointing.trainBegin(loop)
+                    loop.position.step += 1
+                    try checkpointing.trainEnd(loop)
+                    return log.lines
+                })
+        else { return }
         XCTAssertEqual(lines, [["checkpoint step-00000001.safetensors"], []])
     }
 }

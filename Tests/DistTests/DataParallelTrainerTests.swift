@@ -1,36 +1,45 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
 final class DataParallelTrainerTests: XCTestCase {
     let data = SyntheticPatterns.make(count: 120, shape: [1, 8, 8], classes: 3, seed: 3)
 
-    func train(ranks: Int, model: String = "tiny", lastBatch: LastBatchPolicy = .split, reduction: ReductionMode = .fast,
-               bucketCapacity: Int = 1 << 20) -> [([Float], [EpochMetrics])]? {
-        fit(ranks: ranks, model: model, configure: {
-            $0.lastBatch = lastBatch
-            $0.reduction = reduction
-            $0.bucketCapacity = bucketCapacity
-        }) { trainer, result in (trainer.model.arena.parameterSnapshot(), result.epochs) }
+    func train(
+        ranks: Int, model: String = "tiny", lastBatch: LastBatchPolicy = .split, reduction: ReductionMode = .fast,
+        bucketCapacity: Int = 1 << 20
+    ) -> [([Float], [EpochMetrics])]? {
+        fit(
+            ranks: ranks, model: model,
+            configure: {
+                $0.lastBatch = lastBatch
+                $0.reduction = reduction
+                $0.bucketCapacity = bucketCapacity
+            }
+        ) { trainer, result in (trainer.model.arena.parameterSnapshot(), result.epochs) }
     }
 
     /// Trains `model` for 2 epochs of global batch 25 on `ranks` in-process ranks (then
     /// `configure`'s changes to the options) and returns what `result` reads from each rank's
     /// trainer after `fit`.
-    func fit<R>(ranks: Int, model: String, configure: @escaping (inout TrainingConfiguration) -> Void,
-                result: @escaping (DataParallelTrainer, TrainingResult) -> R) -> [R]? {
+    func fit<R>(
+        ranks: Int, model: String, configure: @escaping (inout TrainingConfiguration) -> Void,
+        result: @escaping (DataParallelTrainer, TrainingResult) -> R
+    ) -> [R]? {
         let data = self.data
         let results = runRanks(ranks) { c -> R in
             var config = TrainingConfiguration()
             config.epochs = 2
-            config.globalBatchSize = 25 // 120 = 4·25 + 20: uneven slices and a short last batch
+            config.globalBatchSize = 25  // 120 = 4·25 + 20: uneven slices and a short last batch
             config.seed = 11
             config.lastBatch = .split
             config.logInterval = 2
             configure(&config)
             let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.1, momentum: 0.9),
-                                                  loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+            let trainer = try DataParallelTrainer(
+                spec: spec, optimizer: SGD(learningRate: 0.1, momentum: 0.9),
+                loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
             return result(trainer, try trainer.fit(training: data, validation: data.subset(Array(0 ..< 37))))
         }
         return values(results)
@@ -63,11 +72,14 @@ final class DataParallelTrainerTests: XCTestCase {
         guard let one = train(ranks: 1, model: "mlp")?[0] else { return }
         for compression in GradientCompression.allCases {
             for p in [2, 3] {
-                let run = fit(ranks: p, model: "mlp", configure: {
-                    $0.bucketCapacity = 64
-                    $0.denseFactors = true
-                    $0.compression = compression
-                }) { trainer, _ in (trainer.model.arena.parameterSnapshot(), trainer.ddp.reducer.lastStep.factorBuckets) }
+                let run = fit(
+                    ranks: p, model: "mlp",
+                    configure: {
+                        $0.bucketCapacity = 64
+                        $0.denseFactors = true
+                        $0.compression = compression
+                    }
+                ) { trainer, _ in (trainer.model.arena.parameterSnapshot(), trainer.ddp.reducer.lastStep.factorBuckets) }
                 guard let all = run else { return }
                 let dense = try ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount).build().layers.filter { $0 is Dense }.count
                 for (rank, (params, factored)) in all.enumerated() {
@@ -111,31 +123,38 @@ final class DataParallelTrainerTests: XCTestCase {
     /// rank and on two.
     func testScalingInTheUpdateMatchesScalingTheGradients() throws {
         let data = self.data
-        for ranks in [1, 2] { for adam in [false, true] {
-            func run(scalingInUpdate: Bool) -> [Float]? {
-                values(runRanks(ranks) { c -> [Float] in
-                    var config = TrainingConfiguration()
-                    config.globalBatchSize = 20
-                    let optimizer: any Optimizer = adam ? try AdamW(learningRate: 0.01, weightDecay: 0.1)
-                                                        : try SGD(learningRate: 0.1, momentum: 0.9)
-                    let trainer = try DataParallelTrainer(spec: try ModelSpec.builtin("tiny", inputShape: data.sampleShape,
-                                                                                         classes: data.classCount),
-                                                          optimizer: optimizer, loss: SoftmaxCrossEntropy(),
-                                                          communicator: c, configuration: config)
-                    let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: 20, seed: 2)
-                    let order = sampler.permutation(epoch: 0)
-                    for step in 0 ..< 3 {
-                        let mine = sampler.shard(step: step, order: order, rank: c.rank, size: c.size)
-                        _ = try trainer.computeGradients(indices: mine, epoch: 0, dataset: data)
-                        try trainer.reduceGradients(globalBatchSize: 20, scalingInUpdate: scalingInUpdate)
-                        try trainer.applyUpdate()
-                    }
-                    return trainer.model.arena.parameterSnapshot()
-                })?[0]
+        for ranks in [1, 2] {
+            for adam in [false, true] {
+                func run(scalingInUpdate: Bool) -> [Float]? {
+                    values(
+                        runRanks(ranks) { c -> [Float] in
+                            var config = TrainingConfiguration()
+                            config.globalBatchSize = 20
+                            let optimizer: any Optimizer =
+                                adam
+                                ? try AdamW(learningRate: 0.01, weightDecay: 0.1)
+                                : try SGD(learningRate: 0.1, momentum: 0.9)
+                            let trainer = try DataParallelTrainer(
+                                spec: try ModelSpec.builtin(
+                                    "tiny", inputShape: data.sampleShape,
+                                    classes: data.classCount),
+                                optimizer: optimizer, loss: SoftmaxCrossEntropy(),
+                                communicator: c, configuration: config)
+                            let sampler = DistributedSampler(datasetCount: data.count, globalBatchSize: 20, seed: 2)
+                            let order = sampler.permutation(epoch: 0)
+                            for step in 0 ..< 3 {
+                                let mine = sampler.shard(step: step, order: order, rank: c.rank, size: c.size)
+                                _ = try trainer.computeGradients(indices: mine, epoch: 0, dataset: data)
+                                try trainer.reduceGradients(globalBatchSize: 20, scalingInUpdate: scalingInUpdate)
+                                try trainer.applyUpdate()
+                            }
+                            return trainer.model.arena.parameterSnapshot()
+                        })?[0]
+                }
+                guard let scaled = run(scalingInUpdate: false), let left = run(scalingInUpdate: true) else { return }
+                XCTAssertEqual(left, scaled, "ranks \(ranks), \(adam ? "adamw" : "sgd")")
             }
-            guard let scaled = run(scalingInUpdate: false), let left = run(scalingInUpdate: true) else { return }
-            XCTAssertEqual(left, scaled, "ranks \(ranks), \(adam ? "adamw" : "sgd")")
-        } }
+        }
     }
 
     /// Small buckets start reducing during backward, layer by layer; the result must not change.
@@ -161,12 +180,15 @@ final class DataParallelTrainerTests: XCTestCase {
             var config = TrainingConfiguration()
             config.globalBatchSize = 2
             let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
-            try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
-                                    communicator: c, configuration: config).fit(training: data)
+            try DataParallelTrainer(
+                spec: spec, optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
+                communicator: c, configuration: config
+            ).fit(training: data)
         }
         for r in results {
             guard case let .failure(e) = r, case .invalidConfiguration(option: "global batch size", _)? = e as? DistError else {
-                XCTFail("expected a global batch size error, got \(r)"); continue
+                XCTFail("expected a global batch size error, got \(r)")
+                continue
             }
         }
     }
@@ -183,9 +205,10 @@ final class GradientCheckTests: XCTestCase {
                     config.steps = 3
                     config.reduction = mode
                     let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
-                    return try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
-                                                 makeOptimizer: { try SGD(learningRate: 0.1, momentum: 0.9) },
-                                                 communicator: c, configuration: config)
+                    return try GradientCheck.run(
+                        spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
+                        makeOptimizer: { try SGD(learningRate: 0.1, momentum: 0.9) },
+                        communicator: c, configuration: config)
                 }
                 guard let reports = values(results) else { return }
                 XCTAssertTrue(reports.allSatisfy(\.passed), "P=\(p) \(mode): \(reports[0].table)")
@@ -244,9 +267,21 @@ final class TrainingConfigurationTests: XCTestCase {
         XCTAssertEqual(option { $0.epochs = 0 }, "epochs")
         XCTAssertEqual(option { $0.globalBatchSize = 0 }, "global batch size")
         XCTAssertEqual(option { $0.threads = 257 }, "threads")
-        XCTAssertEqual(option { $0.denseFactors = true; $0.reduction = .deterministic }, "dense-factors")
-        XCTAssertEqual(option { $0.denseFactors = true; $0.accumulationSteps = 2 }, "dense-factors")
-        XCTAssertEqual(option { $0.compression = .fp16; $0.reduction = .deterministic }, "compression")
+        XCTAssertEqual(
+            option {
+                $0.denseFactors = true
+                $0.reduction = .deterministic
+            }, "dense-factors")
+        XCTAssertEqual(
+            option {
+                $0.denseFactors = true
+                $0.accumulationSteps = 2
+            }, "dense-factors")
+        XCTAssertEqual(
+            option {
+                $0.compression = .fp16
+                $0.reduction = .deterministic
+            }, "compression")
         XCTAssertEqual(option { $0.earlyStoppingMinDelta = -1 }, "min delta")
         XCTAssertEqual(option { $0.checkpoints = CheckpointPolicy(directory: "/tmp", everySteps: -1, keepLast: 0) }, "checkpoint every")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -24,27 +25,35 @@ final class DeterministicTrainingTests: XCTestCase {
 
     /// Trains on `ranks` in-process ranks and returns rank 0's parameters (failing unless every
     /// rank holds the same).
-    func train(_ spec: ModelSpec, ranks: Int, epochs: Int = 1, file: StaticString = #filePath, line: UInt = #line,
-               configure: @escaping (inout TrainingConfiguration) -> Void = { _ in }) -> [Float]? {
-        guard let all = fit(spec, ranks: ranks, epochs: epochs, file: file, line: line, configure: configure,
-                            result: { $0.model.arena.parameterSnapshot() }) else { return nil }
+    func train(
+        _ spec: ModelSpec, ranks: Int, epochs: Int = 1, file: StaticString = #filePath, line: UInt = #line,
+        configure: @escaping (inout TrainingConfiguration) -> Void = { _ in }
+    ) -> [Float]? {
+        guard
+            let all = fit(
+                spec, ranks: ranks, epochs: epochs, file: file, line: line, configure: configure,
+                result: { $0.model.arena.parameterSnapshot() })
+        else { return nil }
         for (rank, p) in all.enumerated() { XCTAssertEqual(p, all[0], "rank \(rank) of \(ranks) differs", file: file, line: line) }
         return all[0]
     }
 
     /// Trains with this suite's options (then `configure`'s changes) on `ranks` in-process ranks
     /// and returns what `result` reads from each rank's trainer afterwards.
-    func fit<R>(_ spec: ModelSpec, ranks: Int, epochs: Int = 1, file: StaticString = #filePath, line: UInt = #line,
-                configure: @escaping (inout TrainingConfiguration) -> Void = { _ in },
-                result: @escaping (DataParallelTrainer) -> R) -> [R]? {
+    func fit<R>(
+        _ spec: ModelSpec, ranks: Int, epochs: Int = 1, file: StaticString = #filePath, line: UInt = #line,
+        configure: @escaping (inout TrainingConfiguration) -> Void = { _ in },
+        result: @escaping (DataParallelTrainer) -> R
+    ) -> [R]? {
         let data = self.data
         let results = runRanks(ranks, timeout: 120) { c -> R in
             var config = TrainingConfiguration()
             try self.options(&config)
             config.epochs = epochs
             configure(&config)
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
-                                                  loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+            let trainer = try DataParallelTrainer(
+                spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
+                loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
             try trainer.fit(training: data)
             return result(trainer)
         }
@@ -77,14 +86,16 @@ final class DeterministicTrainingTests: XCTestCase {
                 var config = TrainingConfiguration()
                 try self.options(&config)
                 config.epochs = 2
-                let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
-                                                      loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+                let trainer = try DataParallelTrainer(
+                    spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
+                    loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
                 return try trainer.fit(training: data).epochs.map { [$0.trainLoss, $0.trainAccuracy, Double($0.trainSamples)] }
             }
             guard let all = values(results) else { return }
             for (rank, metrics) in all.enumerated() {
-                XCTAssertEqual(metrics.flatMap { $0.map(\.bitPattern) }, (reference ?? all[0]).flatMap { $0.map(\.bitPattern) },
-                               "P=\(p), rank \(rank)")
+                XCTAssertEqual(
+                    metrics.flatMap { $0.map(\.bitPattern) }, (reference ?? all[0]).flatMap { $0.map(\.bitPattern) },
+                    "P=\(p), rank \(rank)")
             }
             reference = reference ?? all[0]
         }
@@ -93,10 +104,13 @@ final class DeterministicTrainingTests: XCTestCase {
     /// Unsynchronized batch norm normalizes each chunk by its own statistics and moves the running
     /// statistics once per chunk, in chunk order: also independent of P (running statistics included).
     func testUnsynchronizedBatchNormIsBitForBit() throws {
-        let spec = ModelSpec(name: "bn-local", inputShape: data.sampleShape, layers: [
-            .conv2d(filters: 4, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
-            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: false), .relu,
-            .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid), .flatten, .dense(units: data.classCount, bias: true)])
+        let spec = ModelSpec(
+            name: "bn-local", inputShape: data.sampleShape,
+            layers: [
+                .conv2d(filters: 4, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
+                .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: false), .relu,
+                .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid), .flatten, .dense(units: data.classCount, bias: true)
+            ])
         guard let one = train(spec, ranks: 1, epochs: 2) else { return }
         for p in [2, 3, 4] {
             guard let all = train(spec, ranks: p, epochs: 2) else { return }
@@ -107,9 +121,13 @@ final class DeterministicTrainingTests: XCTestCase {
     /// More ranks than chunks: the idle ranks take part in every collective (synchronized batch
     /// statistics included) and end with the same parameters.
     func testRanksWithoutChunksTakePart() throws {
-        let large: (inout TrainingConfiguration) -> Void = { $0.chunkSize = 16; $0.accumulationSteps = 1 }
+        let large: (inout TrainingConfiguration) -> Void = {
+            $0.chunkSize = 16
+            $0.accumulationSteps = 1
+        }
         guard let one = train(try spec("fmnist-cnn-bn"), ranks: 1, configure: large),
-              let four = train(try spec("fmnist-cnn-bn"), ranks: 4, configure: large) else { return }
+            let four = train(try spec("fmnist-cnn-bn"), ranks: 4, configure: large)
+        else { return }
         XCTAssertEqual(four, one)
     }
 
@@ -133,7 +151,13 @@ final class DeterministicTrainingTests: XCTestCase {
         let spec = try spec("fmnist-cnn")
         guard let one = train(spec, ranks: 1, configure: { $0.accumulationSteps = 1 }) else { return }
         for p in [2, 3, 5] {
-            let run = fit(spec, ranks: p, configure: { $0.accumulationSteps = 1; $0.bucketCapacity = 1 << 12 }) {
+            let run = fit(
+                spec, ranks: p,
+                configure: {
+                    $0.accumulationSteps = 1
+                    $0.bucketCapacity = 1 << 12
+                }
+            ) {
                 ($0.model.arena.parameterSnapshot(), $0.ddp.exactReducer!.lastStep.factorBuckets)
             }
             guard let all = run else { return }
@@ -157,7 +181,13 @@ final class DeterministicTrainingTests: XCTestCase {
                 XCTAssertEqual(all, one, "\(name), \(ranks) ranks × \(threads) threads")
             }
             guard let single = train(spec, ranks: 1, configure: { $0.accumulationSteps = 1 }),
-                  let threaded = train(spec, ranks: 2, configure: { $0.accumulationSteps = 1; $0.threads = 2 }) else { return }
+                let threaded = train(
+                    spec, ranks: 2,
+                    configure: {
+                        $0.accumulationSteps = 1
+                        $0.threads = 2
+                    })
+            else { return }
             XCTAssertEqual(threaded, single, "\(name), one micro-batch, 2 ranks × 2 threads")
         }
     }
@@ -170,19 +200,21 @@ final class DeterministicTrainingTests: XCTestCase {
         let data = self.data
         let spec = try self.spec("fmnist-cnn-bn")
         func run(ranks: Int, stopAfter: Int?, resume: Bool) -> [Float]? {
-            values(runRanks(ranks, timeout: 120) { c -> [Float] in
-                var config = TrainingConfiguration()
-                try self.options(&config)
-                config.epochs = 3
-                config.stopAfterSteps = stopAfter
-                config.checkpoints = CheckpointPolicy(directory: directory)
-                let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
-                                                      loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
-                var start = TrainingPosition()
-                if resume { start = try trainer.restore(from: directory, trainingSamples: data.count).position }
-                try trainer.fit(training: data, from: start)
-                return trainer.model.arena.parameterSnapshot()
-            })?[0]
+            values(
+                runRanks(ranks, timeout: 120) { c -> [Float] in
+                    var config = TrainingConfiguration()
+                    try self.options(&config)
+                    config.epochs = 3
+                    config.stopAfterSteps = stopAfter
+                    config.checkpoints = CheckpointPolicy(directory: directory)
+                    let trainer = try DataParallelTrainer(
+                        spec: spec, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
+                        loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+                    var start = TrainingPosition()
+                    if resume { start = try trainer.restore(from: directory, trainingSamples: data.count).position }
+                    try trainer.fit(training: data, from: start)
+                    return trainer.model.arena.parameterSnapshot()
+                })?[0]
         }
         guard let whole = run(ranks: 1, stopAfter: 6, resume: false) else { return }
         try? FileManager.default.removeItem(atPath: directory)
@@ -196,7 +228,13 @@ final class DeterministicTrainingTests: XCTestCase {
     func testDeterministicModeStaysCloseToTheFastMode() throws {
         let noAugmentation: (inout TrainingConfiguration) -> Void = { $0.augmentation = .none }
         guard let exact = train(try spec("lenet5"), ranks: 2, configure: noAugmentation),
-              let fast = train(try spec("lenet5"), ranks: 2, configure: { noAugmentation(&$0); $0.reduction = .fast }) else { return }
+            let fast = train(
+                try spec("lenet5"), ranks: 2,
+                configure: {
+                    noAugmentation(&$0)
+                    $0.reduction = .fast
+                })
+        else { return }
         XCTAssertLessThanOrEqual(maxRelativeDifference(exact, fast), 1e-5)
     }
 }

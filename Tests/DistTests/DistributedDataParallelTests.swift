@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -38,11 +39,14 @@ final class DistributedDataParallelTests: XCTestCase {
             try start()
             return try inner.startHalfSum(buffer)
         }
-        func startExchange(sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
-                           receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int], offsets receiveOffsets: [Int]) throws -> PendingReduction {
+        func startExchange(
+            sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
+            receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int], offsets receiveOffsets: [Int]
+        ) throws -> PendingReduction {
             try start()
-            return try inner.startExchange(sending: send, counts: sendCounts, offsets: sendOffsets,
-                                           receiving: receive, counts: receiveCounts, offsets: receiveOffsets)
+            return try inner.startExchange(
+                sending: send, counts: sendCounts, offsets: sendOffsets,
+                receiving: receive, counts: receiveCounts, offsets: receiveOffsets)
         }
         func startAllgather(_ buffer: UnsafeMutableBufferPointer<Float>, parts: [Range<Int>]) throws -> PendingReduction {
             try start()
@@ -62,26 +66,28 @@ final class DistributedDataParallelTests: XCTestCase {
         config.globalBatchSize = 8
         config.bucketCapacity = 64
         let counting = CountingCommunicator(c, failsStarts: failsStarts)
-        let trainer = try DataParallelTrainer(spec: ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount),
-                                              optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(), communicator: counting,
-                                              configuration: config)
+        let trainer = try DataParallelTrainer(
+            spec: ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount),
+            optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(), communicator: counting,
+            configuration: config)
         return (trainer, counting, data)
     }
 
     /// Buckets start inside backward on the last micro-batch, none on an earlier one, and the
     /// reduction starts the rest.
     func testBucketsStartDuringTheLastMicroBatchsBackward() throws {
-        let counts = values(runRanks(2) { c -> [Int] in
-            let (trainer, counting, data) = try self.trainer(c, failsStarts: false)
-            XCTAssertGreaterThan(trainer.ddp.reducer.buckets.count, 2, "the test needs several buckets")
-            let mine = DistributedSampler.slice(count: 8, rank: c.rank, size: 2)
-            _ = try trainer.computeGradients(indices: mine, epoch: 0, dataset: data, accumulating: false, final: false)
-            let afterFirst = counting.starts
-            _ = try trainer.computeGradients(indices: mine, epoch: 0, dataset: data, accumulating: true, final: true)
-            let afterLast = counting.starts
-            try trainer.reduceGradients(globalBatchSize: 16)
-            return [afterFirst, afterLast, counting.starts, trainer.ddp.reducer.buckets.count]
-        })
+        let counts = values(
+            runRanks(2) { c -> [Int] in
+                let (trainer, counting, data) = try self.trainer(c, failsStarts: false)
+                XCTAssertGreaterThan(trainer.ddp.reducer.buckets.count, 2, "the test needs several buckets")
+                let mine = DistributedSampler.slice(count: 8, rank: c.rank, size: 2)
+                _ = try trainer.computeGradients(indices: mine, epoch: 0, dataset: data, accumulating: false, final: false)
+                let afterFirst = counting.starts
+                _ = try trainer.computeGradients(indices: mine, epoch: 0, dataset: data, accumulating: true, final: true)
+                let afterLast = counting.starts
+                try trainer.reduceGradients(globalBatchSize: 16)
+                return [afterFirst, afterLast, counting.starts, trainer.ddp.reducer.buckets.count]
+            })
         for c in counts ?? [] {
             XCTAssertEqual(c[0], 0, "no bucket starts before the step's last micro-batch")
             XCTAssertGreaterThan(c[1], 0, "buckets start during the last backward")

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -8,12 +9,14 @@ final class EarlyStoppingTests: XCTestCase {
     /// Judges `values` (the monitored figure of successive epochs) from `start` and returns, per
     /// epoch, whether it improved, the epochs without improvement, and the best figure when the run stops.
     func judge(_ stopping: EarlyStopping, _ values: [Double?], from start: TrainingPosition = TrainingPosition())
-        -> [(improved: Bool, count: Int, stop: Double?)] {
+        -> [(improved: Bool, count: Int, stop: Double?)]
+    {
         var position = start
         return values.enumerated().map { epoch, value in
-            let metrics = EpochMetrics(epoch: epoch, trainLoss: 1, trainAccuracy: 0, trainSamples: 8,
-                                       validationLoss: stopping.monitor == .validationLoss ? value : 0.5,
-                                       validationAccuracy: stopping.monitor == .validationAccuracy ? value : 0.5, seconds: 0)
+            let metrics = EpochMetrics(
+                epoch: epoch, trainLoss: 1, trainAccuracy: 0, trainSamples: 8,
+                validationLoss: stopping.monitor == .validationLoss ? value : 0.5,
+                validationAccuracy: stopping.monitor == .validationAccuracy ? value : 0.5, seconds: 0)
             let verdict = stopping.judge(metrics, position: &position)
             return (verdict.improved, position.epochsWithoutImprovement, verdict.stopWithBest)
         }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -17,8 +18,9 @@ final class EvaluationTests: XCTestCase {
     func testSeveralRanksCountWhatOneRankCounts() throws {
         let data = self.data
         var reference = try model()
-        let one = Evaluation.local(model: &reference, loss: SoftmaxCrossEntropy(), dataset: data, indices: 0 ..< data.count,
-                                   topK: 5, batchSize: 37)
+        let one = Evaluation.local(
+            model: &reference, loss: SoftmaxCrossEntropy(), dataset: data, indices: 0 ..< data.count,
+            topK: 5, batchSize: 37)
         XCTAssertEqual(one.count, 37)
         for p in [1, 2, 3, 4] {
             let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -37,8 +38,9 @@ final class ExactSumTests: XCTestCase {
                 var fast = [Double](repeating: 3, count: n), plain = fast
                 var a = values, b = values
                 let scale = Double(sign: .plus, exponent: 130, significand: 1)
-                XCTAssertEqual(ExactSum.accumulate(&fast, clearing: &a, scale: scale, n),
-                               ExactSum.accumulateReference(&plain, clearing: &b, scale: scale, n), "\(path)")
+                XCTAssertEqual(
+                    ExactSum.accumulate(&fast, clearing: &a, scale: scale, n),
+                    ExactSum.accumulateReference(&plain, clearing: &b, scale: scale, n), "\(path)")
                 XCTAssertEqual(fast, plain, "\(path)")
                 XCTAssertTrue(fast.contains { $0 != 3 }, "the terms were added")
             }
@@ -63,15 +65,20 @@ final class ExactSumTests: XCTestCase {
                     var expected = start, product = [Float](repeating: 0, count: m * n)
                     var expectedMost: Float = 0
                     for (j, chunk) in chunks.enumerated() {
-                        GEMM.multiply(&product, ldc: n, Array(gy[(chunk.lowerBound * m)...]), lda: m, transA: true,
-                                      Array(x[(chunk.lowerBound * n)...]), ldb: n, transB: false, m: m, n: n, k: chunk.count)
-                        expectedMost = max(expectedMost, ExactSum.accumulateReference(&expected, clearing: &product, scale: scale, m * n,
-                                                                                    first: first && j == 0))
+                        GEMM.multiply(
+                            &product, ldc: n, Array(gy[(chunk.lowerBound * m)...]), lda: m, transA: true,
+                            Array(x[(chunk.lowerBound * n)...]), ldb: n, transB: false, m: m, n: n, k: chunk.count)
+                        expectedMost = max(
+                            expectedMost,
+                            ExactSum.accumulateReference(
+                                &expected, clearing: &product, scale: scale, m * n,
+                                first: first && j == 0))
                     }
                     for window in [0 ..< m * n, 7 ..< 500] {
                         var sums = start
-                        let most = ExactSum.denseChunkProducts(sums: &sums, first: first, mean: nil, count: count, gy: gy, ldGy: m, x: x, ldX: n,
-                                                               units: m, features: n, window: window, chunks: chunks, scale: scale)
+                        let most = ExactSum.denseChunkProducts(
+                            sums: &sums, first: first, mean: nil, count: count, gy: gy, ldGy: m, x: x, ldX: n,
+                            units: m, features: n, window: window, chunks: chunks, scale: scale)
                         ExactSum.fenceStores()
                         for i in 0 ..< m * n {
                             XCTAssertEqual(sums[i], window.contains(i) ? expected[i] : start[i], "\(path), first \(first), window \(window), element \(i)")
@@ -79,8 +86,9 @@ final class ExactSumTests: XCTestCase {
                         if window.count == m * n { XCTAssertEqual(most, expectedMost, "\(path)") }
                         guard first else { continue }
                         var mean = [Float](repeating: .nan, count: m * n)
-                        _ = ExactSum.denseChunkProducts(sums: &sums, first: true, mean: &mean, count: count, gy: gy, ldGy: m, x: x, ldX: n,
-                                                        units: m, features: n, window: window, chunks: chunks, scale: scale)
+                        _ = ExactSum.denseChunkProducts(
+                            sums: &sums, first: true, mean: &mean, count: count, gy: gy, ldGy: m, x: x, ldX: n,
+                            units: m, features: n, window: window, chunks: chunks, scale: scale)
                         let factor = ExactSum.meanFactor(scale: scale, count: count)
                         for i in 0 ..< m * n {
                             let want = window.contains(i) ? Float(expected[i] * factor) : .nan
@@ -108,12 +116,14 @@ final class ExactSumTests: XCTestCase {
         for path in KernelPath.runnable {
             KernelPath.with(path) {
                 var apart = [Double](repeating: 0, count: m * n), together = apart
-                _ = ExactSum.denseChunkProducts(sums: &apart, first: true, mean: nil, count: rows, gy: gy, ldGy: m, x: x, ldX: n,
-                                                units: m, features: n, window: 0 ..< m * n, chunks: chunks, scale: scale)
+                _ = ExactSum.denseChunkProducts(
+                    sums: &apart, first: true, mean: nil, count: rows, gy: gy, ldGy: m, x: x, ldX: n,
+                    units: m, features: n, window: 0 ..< m * n, chunks: chunks, scale: scale)
                 joined.withUnsafeBufferPointer { j in
-                    _ = ExactSum.denseChunkProducts(sums: &together, first: true, mean: nil, count: rows, gy: j.baseAddress!, ldGy: m + n,
-                                                    x: j.baseAddress! + m, ldX: m + n, units: m, features: n, window: 0 ..< m * n,
-                                                    chunks: chunks, scale: scale)
+                    _ = ExactSum.denseChunkProducts(
+                        sums: &together, first: true, mean: nil, count: rows, gy: j.baseAddress!, ldGy: m + n,
+                        x: j.baseAddress! + m, ldX: m + n, units: m, features: n, window: 0 ..< m * n,
+                        chunks: chunks, scale: scale)
                 }
                 ExactSum.fenceStores()
                 XCTAssertEqual(apart, together, "\(path)")
@@ -158,8 +168,10 @@ final class ExactGradientReducerTests: XCTestCase {
     /// One attempt on `ranks` ranks: rank r adds terms r, r + P, … of `terms` (each an arena's
     /// worth of gradients); returns whether it fit and the gradients after.
     /// With `announcing`, `begin` is told each rank's term count (a rank with one sends floats).
-    func attempt(_ reducers: [ExactGradientReducer], _ arenas: [ParameterArena], terms: [[Float]], communicators: [InProcessCommunicator],
-                 announcing: Bool = false) -> [(Bool, [Float])]? {
+    func attempt(
+        _ reducers: [ExactGradientReducer], _ arenas: [ParameterArena], terms: [[Float]], communicators: [InProcessCommunicator],
+        announcing: Bool = false
+    ) -> [(Bool, [Float])]? {
         let p = reducers.count
         let results = runRanks(p) { c -> (Bool, [Float]) in
             let (reducer, arena) = (reducers[c.rank], arenas[c.rank])
@@ -188,7 +200,8 @@ final class ExactGradientReducerTests: XCTestCase {
         let terms: [[Float]] = [[0.25, -3e-3, 1e-7], [0.5, 1e-3, 0]]
         let (reducers, arenas, communicators) = makeRanks(1, count: 3)
         guard let first = attempt(reducers, arenas, terms: terms, communicators: communicators),
-              let second = attempt(reducers, arenas, terms: terms, communicators: communicators) else { return }
+            let second = attempt(reducers, arenas, terms: terms, communicators: communicators)
+        else { return }
         XCTAssertFalse(first[0].0)
         XCTAssertTrue(second[0].0)
         let expected = (0 ..< 3).map { Float((Double(terms[0][$0]) + Double(terms[1][$0])) / 2) }
@@ -206,7 +219,8 @@ final class ExactGradientReducerTests: XCTestCase {
         // 2^40 times larger: far past the 2^4 of headroom, and past 2^53 if it were summed anyway.
         let large: [[Float]] = [[0x1p40, 3], [0x1p40, -0x1p39]]
         guard let overflow = attempt(reducers, arenas, terms: large, communicators: communicators),
-              let redo = attempt(reducers, arenas, terms: large, communicators: communicators) else { return }
+            let redo = attempt(reducers, arenas, terms: large, communicators: communicators)
+        else { return }
         XCTAssertEqual(overflow.map(\.0), [false, false], "every rank sees the overflow")
         XCTAssertEqual(redo.map(\.0), [true, true])
         XCTAssertEqual(redo[0].1, [0x1p40, Float((3.0 - 0x1p39) / 2)])
@@ -263,10 +277,11 @@ final class ExactGradientReducerTests: XCTestCase {
             for i in 0 ..< arena.count { arena.parameters[i] = Float(i % 7) * 0.01 }
             var dense = Dense(units: units)
             dense.bind(slots: arena.slots)
-            let reducer = ExactGradientReducer(arena: arena, communicator: InProcessCommunicator.group(size: 1, timeout: 30)[0],
-                                               buckets: [0 ..< arena.count])
+            let reducer = ExactGradientReducer(
+                arena: arena, communicator: InProcessCommunicator.group(size: 1, timeout: 30)[0],
+                buckets: [0 ..< arena.count])
             var gradInputs: [Tensor] = []
-            for _ in 0 ..< 2 { // the first attempt measures the scales
+            for _ in 0 ..< 2 {  // the first attempt measures the scales
                 arena.zeroGradients()
                 reducer.begin(terms: chunks.count)
                 gradInputs = []

@@ -1,11 +1,14 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
 final class GradientReducerTests: XCTestCase {
     func makeArena() -> ParameterArena {
-        ParameterArena(tensors: [("0.dense.weight", [3, 5], true), ("0.dense.bias", [3], true),
-                                 ("2.dense.weight", [2, 3], true), ("2.dense.bias", [2], true)])
+        ParameterArena(tensors: [
+            ("0.dense.weight", [3, 5], true), ("0.dense.bias", [3], true),
+            ("2.dense.weight", [2, 3], true), ("2.dense.bias", [2], true)
+        ])
     }
 
     func testBucketsTileTheArenaLastLayersFirst() {

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -17,7 +18,7 @@ final class HalfPrecisionTests: XCTestCase {
 
     /// Every finite half widens to a float that converts back to the same bits (±0 included).
     func testEveryRepresentableValueRoundTripsExactly() {
-        let patterns = (0 ... UInt16.max).filter { (($0 >> 10) & 0x1F) != 0x1F } // drop inf and NaN
+        let patterns = (0 ... UInt16.max).filter { (($0 >> 10) & 0x1F) != 0x1F }  // drop inf and NaN
         let back = compress(decompress(Array(patterns)))
         XCTAssertEqual(back, Array(patterns))
         XCTAssertEqual(decompress([0x3C00, 0x7BFF, 0x0001, 0xC000]), [1, 65504, 0x1p-24, -2])
@@ -26,15 +27,15 @@ final class HalfPrecisionTests: XCTestCase {
     /// Values between halves round to the nearest, ties to the even significand; beyond the range
     /// they become inf, below half the smallest subnormal zero.
     func testOtherValuesRoundToNearestEven() {
-        let ulp: Float = 0x1p-10 // at 1
+        let ulp: Float = 0x1p-10  // at 1
         let cases: [(Float, Float)] = [
-            (1 + ulp / 2, 1),                 // tie: even (1.0) wins
-            (1 + 3 * ulp / 2, 1 + 2 * ulp),   // tie: even (1 + 2 ulp) wins
-            (1 + ulp / 2 + 0x1p-20, 1 + ulp), // just above the tie
+            (1 + ulp / 2, 1),  // tie: even (1.0) wins
+            (1 + 3 * ulp / 2, 1 + 2 * ulp),  // tie: even (1 + 2 ulp) wins
+            (1 + ulp / 2 + 0x1p-20, 1 + ulp),  // just above the tie
             (1 + ulp / 4, 1),
             (65519, 65504), (65520, .infinity), (1e6, .infinity), (-1e6, -.infinity),
             (0x1p-25, 0), (0x1.8p-25, 0x1p-24), (0x1p-26, 0),
-            (0.1, 0.0999755859375),
+            (0.1, 0.0999755859375)
         ]
         for (input, expected) in cases {
             XCTAssertEqual(decompress(compress([input]))[0], expected, "\(input)")
@@ -54,8 +55,10 @@ final class HalfPrecisionTests: XCTestCase {
         var g = SplitMix64(seed: 5, keys: [2])
         var values: [Float] = [1 + 0x1p-11, 1 + 3 * 0x1p-11, 65519, 65520, -1e6, 0x1p-25, 0x1.8p-25, 0x1p-26, 0.1, -0.0]
         for _ in 0 ..< 1013 {
-            values.append(Float(sign: g.next() % 2 == 0 ? .plus : .minus, exponent: Int(g.next() % 44) - 28,
-                                significand: 1 + Float(g.next() % 1024) / 1024))
+            values.append(
+                Float(
+                    sign: g.next() % 2 == 0 ? .plus : .minus, exponent: Int(g.next() % 44) - 28,
+                    significand: 1 + Float(g.next() % 1024) / 1024))
         }
         let halves = compress(values)
         let one = values.map { Float16($0).bitPattern }
@@ -150,9 +153,10 @@ final class CompressedReductionTests: XCTestCase {
                 config.bucketCapacity = 32
                 config.tolerance = GradientCheckConfiguration.tolerance(for: .fp16)
                 let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
-                return try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
-                                             makeOptimizer: { try SGD(learningRate: 0.1, momentum: 0.9) },
-                                             communicator: c, configuration: config)
+                return try GradientCheck.run(
+                    spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
+                    makeOptimizer: { try SGD(learningRate: 0.1, momentum: 0.9) },
+                    communicator: c, configuration: config)
             }
             guard let reports = values(results) else { return }
             XCTAssertTrue(reports.allSatisfy(\.passed), reports[0].table)

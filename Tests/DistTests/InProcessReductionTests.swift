@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 
 /// The in-process group's non-blocking reductions: in flight until tested or waited, completed
@@ -28,7 +29,7 @@ final class InProcessReductionTests: XCTestCase {
             for k in buffers.indices {
                 requests.append(try buffers[k].withUnsafeMutableBufferPointer { try c.startAllreduce($0, op: .sum) })
             }
-            try c.barrier() // every rank has started all six
+            try c.barrier()  // every rank has started all six
             let first = try requests.map { try $0.test() }
             for r in requests { try r.wait() }
             return first

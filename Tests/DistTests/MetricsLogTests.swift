@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -36,15 +37,20 @@ final class MetricsLogTests: XCTestCase {
         final.testAccuracy = 0.25
         final.testSamples = 4
         loop.report(.ready(parameters: 10, fingerprint: 1, ranks: 1, stepsPerEpoch: 3))
-        loop.report(.progress(StepProgress(epoch: 0, step: 3, steps: 3, globalStep: 3, loss: 1, accuracy: 0.5, learningRate: 0.1,
-                                           samplesPerSecond: 1, secondsLeft: 0)))
+        loop.report(
+            .progress(
+                StepProgress(
+                    epoch: 0, step: 3, steps: 3, globalStep: 3, loss: 1, accuracy: 0.5, learningRate: 0.1,
+                    samplesPerSecond: 1, secondsLeft: 0)))
         loop.report(.epoch(first))
         loop.report(.checkpoint(path: "x"))
         loop.report(.finished(final))
-        XCTAssertEqual(try lines(path), [
-            #"{"epoch":1,"kind":"epoch","learningRate":0.125,"samplesPerSecond":12,"seconds":2,"step":3,"trainAccuracy":0.75,"trainLoss":0.5,"trainSamples":24,"validationAccuracy":1,"validationLoss":0.25,"validationSamples":8}"#,
-            #"{"epoch":2,"kind":"final","learningRate":0,"samplesPerSecond":0,"seconds":1,"step":6,"testAccuracy":0.25,"testLoss":1.5,"testSamples":4,"trainAccuracy":0.5,"trainLoss":0.5,"trainSamples":24}"#,
-        ])
+        XCTAssertEqual(
+            try lines(path),
+            [
+                #"{"epoch":1,"kind":"epoch","learningRate":0.125,"samplesPerSecond":12,"seconds":2,"step":3,"trainAccuracy":0.75,"trainLoss":0.5,"trainSamples":24,"validationAccuracy":1,"validationLoss":0.25,"validationSamples":8}"#,
+                #"{"epoch":2,"kind":"final","learningRate":0,"samplesPerSecond":0,"seconds":1,"step":6,"testAccuracy":0.25,"testLoss":1.5,"testSamples":4,"trainAccuracy":0.5,"trainLoss":0.5,"trainSamples":24}"#
+            ])
     }
 
     /// A second log on the same file appends after what it holds (a resumed run continues it).

@@ -1,13 +1,16 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
 final class ReplicaFingerprintTests: XCTestCase {
     func fingerprint(_ units: Int, options: [(String, String)] = []) throws -> ReplicaFingerprint {
-        let spec = ModelSpec(name: "m", inputShape: [1, 4, 4],
-                             layers: [.flatten, .dense(units: 8, bias: true), .relu, .dense(units: units, bias: true)])
-        return ReplicaFingerprint(spec: spec, model: try spec.build(), optimizer: try SGD(learningRate: 0.1),
-                                  loss: SoftmaxCrossEntropy(), dataset: nil, options: options)
+        let spec = ModelSpec(
+            name: "m", inputShape: [1, 4, 4],
+            layers: [.flatten, .dense(units: 8, bias: true), .relu, .dense(units: units, bias: true)])
+        return ReplicaFingerprint(
+            spec: spec, model: try spec.build(), optimizer: try SGD(learningRate: 0.1),
+            loss: SoftmaxCrossEntropy(), dataset: nil, options: options)
     }
 
     func testFirstDifferenceNamesTheLayerAndBothValues() throws {
@@ -31,7 +34,10 @@ final class ReplicaFingerprintTests: XCTestCase {
             try print.verify(across: c)
         }
         for r in results {
-            guard case let .failure(error) = r else { XCTFail("every rank must fail"); continue }
+            guard case let .failure(error) = r else {
+                XCTFail("every rank must fail")
+                continue
+            }
             XCTAssertEqual(error as? DistError, .replicaMismatch("layer 3: rank 2 has dense(5), rank 0 has dense(4)"))
         }
     }

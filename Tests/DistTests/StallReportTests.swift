@@ -1,5 +1,6 @@
-@testable import Dist
 import XCTest
+
+@testable import Dist
 
 /// The stall inspector's verdict from the other ranks' answers: who is missing, and the message.
 final class StallReportTests: XCTestCase {
@@ -18,7 +19,9 @@ final class StallReportTests: XCTestCase {
         let same: Position? = Position(started: 12, waiting: 12, label: "allreduce of epoch 1 step 3")
         let r = report([1: Position?.none, 2: same, 3: same])
         XCTAssertEqual(r.missing, [1])
-        XCTAssertTrue(r.description.hasPrefix("stall: rank 0 waited 2.0 s in the allreduce of epoch 1 step 3 (collective #12); rank 1 of 4 missing: rank 1 did not answer"), r.description)
+        XCTAssertTrue(
+            r.description.hasPrefix(
+                "stall: rank 0 waited 2.0 s in the allreduce of epoch 1 step 3 (collective #12); rank 1 of 4 missing: rank 1 did not answer"), r.description)
     }
 
     func testRankBehindIsMissingWithWhereItIs() {

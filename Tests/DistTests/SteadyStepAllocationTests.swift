@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import MallocInterposerSwift
 import XCTest
+
 @testable import Dist
 @testable import NN
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A steady training step allocates nothing on the heap: every layer, the loss and the batch
 /// loader reuse the buffers of the step before.
@@ -20,7 +22,8 @@ final class SteadyStepAllocationTests: XCTestCase {
         // cannot count: prove that a known allocation is seen before trusting a zero.
         let seen = allocations { _ = escape([Int](repeating: 1, count: 1000)) }
         guard seen > 0 else {
-            throw XCTSkip("malloc is not routed through malloc-interposer in this build (a sanitizer's allocator comes first), so allocations cannot be counted")
+            throw XCTSkip(
+                "malloc is not routed through malloc-interposer in this build (a sanitizer's allocator comes first), so allocations cannot be counted")
         }
     }
 
@@ -39,7 +42,7 @@ final class SteadyStepAllocationTests: XCTestCase {
             .conv2d(filters: 16, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
             .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: false), .relu,
             .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
-            .flatten, .dense(units: 32, bias: true), .relu, .dropout(rate: 0.3), .dense(units: 10, bias: true),
+            .flatten, .dense(units: 32, bias: true), .relu, .dropout(rate: 0.3), .dense(units: 10, bias: true)
         ]
         let spec = ModelSpec(name: "bn-avgpool-dropout", inputShape: [1, 28, 28], layers: layers)
         try assertSteadyStepsAllocateNothing(spec, augmentation: try Augmentation(horizontalFlip: true, maxShift: 2))
@@ -93,9 +96,10 @@ final class SteadyStepAllocationTests: XCTestCase {
             config.globalBatchSize = 16
             config.stopAfterSteps = steps
             config.logInterval = 0
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
-                                                  loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
-                                                  configuration: config)
+            let trainer = try DataParallelTrainer(
+                spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+                loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
+                configuration: config)
             var thrown: Error?
             let count = allocations { do { try trainer.fit(training: data) } catch { thrown = error } }
             if let thrown { throw thrown }
@@ -113,16 +117,19 @@ final class SteadyStepAllocationTests: XCTestCase {
 
     /// Trains `spec` for 2 warm-up steps and 3 measured ones (batch 16, SGD with momentum) through
     /// the trainer's step functions, and fails unless the measured steps allocated nothing.
-    func assertSteadyStepsAllocateNothing(_ spec: ModelSpec, augmentation: Augmentation,
-                                          file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertSteadyStepsAllocateNothing(
+        _ spec: ModelSpec, augmentation: Augmentation,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         // Boxed once, as `fit` receives it: converting the struct at each call would allocate the box.
         let data: Dataset = SyntheticPatterns.make(count: 96, shape: spec.inputShape, classes: 10, seed: 3)
         var config = TrainingConfiguration()
         config.globalBatchSize = 16
         config.augmentation = augmentation
-        let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
-                                              loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
-                                              configuration: config)
+        let trainer = try DataParallelTrainer(
+            spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+            loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
+            configuration: config)
         let order = DistributedSampler(datasetCount: data.count, globalBatchSize: 16, seed: 5).permutation(epoch: 0)
         var parts = (gradients: 0, reduction: 0, update: 0)
         for step in 0 ..< 5 {
@@ -137,9 +144,10 @@ final class SteadyStepAllocationTests: XCTestCase {
             if let reduceError { throw reduceError }
             if measured { parts = (parts.gradients + g, parts.reduction + r, parts.update + u) }
         }
-        XCTAssertEqual(parts.gradients + parts.reduction + parts.update, 0,
-                       "\(spec.name): 3 steady steps allocated \(parts.gradients) times in computeGradients, \(parts.reduction) in reduceGradients, \(parts.update) in applyUpdate",
-                       file: file, line: line)
+        XCTAssertEqual(
+            parts.gradients + parts.reduction + parts.update, 0,
+            "\(spec.name): 3 steady steps allocated \(parts.gradients) times in computeGradients, \(parts.reduction) in reduceGradients, \(parts.update) in applyUpdate",
+            file: file, line: line)
     }
 }
 

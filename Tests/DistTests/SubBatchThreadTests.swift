@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -20,8 +21,9 @@ final class SubBatchThreadTests: XCTestCase {
             config.threads = threads
             config.augmentation = try Augmentation(horizontalFlip: true, maxShift: 1)
             let spec = try ModelSpec.builtin(model, inputShape: data.sampleShape, classes: data.classCount)
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0.1, momentum: 0.9),
-                                                  loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
+            let trainer = try DataParallelTrainer(
+                spec: spec, optimizer: SGD(learningRate: 0.1, momentum: 0.9),
+                loss: SoftmaxCrossEntropy(), communicator: c, configuration: config)
             let result = try trainer.fit(training: data)
             return (trainer.model.arena.parameterSnapshot(), result.epochs)
         }
@@ -57,8 +59,11 @@ final class SubBatchThreadTests: XCTestCase {
         var config = TrainingConfiguration()
         config.threads = 2
         let bn = try ModelSpec.builtin("fmnist-cnn-bn", inputShape: [1, 28, 28], classes: 10)
-        XCTAssertThrowsError(try DataParallelTrainer(spec: bn, optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
-                                                     communicator: InProcessCommunicator(), configuration: config)) { error in
+        XCTAssertThrowsError(
+            try DataParallelTrainer(
+                spec: bn, optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
+                communicator: InProcessCommunicator(), configuration: config)
+        ) { error in
             XCTAssertTrue("\(error)".contains("threads"), "\(error)")
         }
         config.threads = 0

@@ -1,13 +1,16 @@
 import Foundation
 import XCTest
+
 @testable import Dist
 @testable import NN
 
 /// Runs `body` once per rank of an in-process group, each on its own thread, and returns the
 /// results in rank order. A rank that throws fails its result; the others time out instead of
 /// hanging (the group's timeout). `seed` orders the completion of non-blocking reductions.
-func runRanks<T>(_ size: Int, timeout: Double = 30, seed: UInt64 = 1,
-                 _ body: @escaping (InProcessCommunicator) throws -> T) -> [Result<T, Error>] {
+func runRanks<T>(
+    _ size: Int, timeout: Double = 30, seed: UInt64 = 1,
+    _ body: @escaping (InProcessCommunicator) throws -> T
+) -> [Result<T, Error>] {
     let communicators = InProcessCommunicator.group(size: size, timeout: timeout, seed: seed)
     let box = ResultBox<T>(size)
     let done = DispatchGroup()
@@ -15,7 +18,9 @@ func runRanks<T>(_ size: Int, timeout: Double = 30, seed: UInt64 = 1,
         done.enter()
         let thread = Thread {
             let r = Result { try body(c) }
-            box.lock.lock(); box.results[c.rank] = r; box.lock.unlock()
+            box.lock.lock()
+            box.results[c.rank] = r
+            box.lock.unlock()
             done.leave()
         }
         thread.stackSize = 8 << 20
@@ -88,15 +93,19 @@ final class HookRecorder: TrainingCallback {
 
 /// A loop over a small MLP (3 classes of 1×8×8 samples) that a test drives hook by hook: nothing
 /// runs until `run()`, so `callbacks` are only the ones given, and the test sets the loop's state.
-func makeLoop(spec: ModelSpec? = nil, communicator: Communicator = InProcessCommunicator(), callbacks: [TrainingCallback] = [],
-              log: RunLog = RunLog(), configure: (inout TrainingConfiguration) -> Void = { _ in }) throws -> TrainingLoop {
+func makeLoop(
+    spec: ModelSpec? = nil, communicator: Communicator = InProcessCommunicator(), callbacks: [TrainingCallback] = [],
+    log: RunLog = RunLog(), configure: (inout TrainingConfiguration) -> Void = { _ in }
+) throws -> TrainingLoop {
     let data = SyntheticPatterns.make(count: 24, shape: [1, 8, 8], classes: 3, seed: 5)
     var config = TrainingConfiguration()
     config.globalBatchSize = 8
     configure(&config)
-    let trainer = try DataParallelTrainer(spec: spec ?? ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount),
-                                          optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(), communicator: communicator,
-                                          configuration: config)
-    return TrainingLoop(trainer: trainer, training: data, validation: nil, test: nil, from: TrainingPosition(), callbacks: callbacks,
-                        onEvent: log.record)
+    let trainer = try DataParallelTrainer(
+        spec: spec ?? ModelSpec.builtin("mlp", inputShape: data.sampleShape, classes: data.classCount),
+        optimizer: SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(), communicator: communicator,
+        configuration: config)
+    return TrainingLoop(
+        trainer: trainer, training: data, validation: nil, test: nil, from: TrainingPosition(), callbacks: callbacks,
+        onEvent: log.record)
 }

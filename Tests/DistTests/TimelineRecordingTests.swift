@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Dist
 @testable import NN
 

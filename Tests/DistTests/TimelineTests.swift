@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Dist
 @testable import NN
 
@@ -38,8 +39,9 @@ final class TimelineTests: XCTestCase {
             config.globalBatchSize = 8
             config.bucketCapacity = 16
             let spec = try ModelSpec.builtin("tiny", inputShape: data.sampleShape, classes: data.classCount)
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: try SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
-                                                  communicator: c, configuration: config)
+            let trainer = try DataParallelTrainer(
+                spec: spec, optimizer: try SGD(learningRate: 0.1), loss: SoftmaxCrossEntropy(),
+                communicator: c, configuration: config)
             trainer.timeline = Timeline(rank: c.rank)
             try trainer.synchronize(dataset: data)
             _ = try trainer.computeGradients(indices: DistributedSampler.slice(count: 8, rank: c.rank, size: 2), epoch: 0, dataset: data)

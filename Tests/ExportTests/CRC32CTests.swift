@@ -1,5 +1,6 @@
-@testable import Export
 import XCTest
+
+@testable import Export
 
 final class CRC32CTests: XCTestCase {
     /// RFC 3720 §B.4's check value and test patterns.

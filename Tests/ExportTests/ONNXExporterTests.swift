@@ -1,18 +1,21 @@
-@testable import Export
 import Foundation
 import NN
 import XCTest
 
+@testable import Export
+
 final class ONNXExporterTests: XCTestCase {
     /// conv (same, stride 2) → batch norm → relu → max pool → dropout → dense, on [3, 9, 9] inputs.
-    let spec = ModelSpec(name: "small", inputShape: [3, 9, 9], layers: [
-        .conv2d(filters: 4, kernel: [3, 3], stride: [2, 2], padding: .same, bias: true),
-        .batchNorm2d(momentum: 0.1, epsilon: 1e-3, synchronized: false),
-        .relu,
-        .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
-        .dropout(rate: 0.5),
-        .dense(units: 5, bias: false),
-    ])
+    let spec = ModelSpec(
+        name: "small", inputShape: [3, 9, 9],
+        layers: [
+            .conv2d(filters: 4, kernel: [3, 3], stride: [2, 2], padding: .same, bias: true),
+            .batchNorm2d(momentum: 0.1, epsilon: 1e-3, synchronized: false),
+            .relu,
+            .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
+            .dropout(rate: 0.5),
+            .dense(units: 5, bias: false)
+        ])
 
     func export(_ spec: ModelSpec, _ description: ONNXExporter.Description) throws -> (Onnx_ModelProto, Sequential) {
         let model = try spec.build()
@@ -22,9 +25,10 @@ final class ONNXExporterTests: XCTestCase {
 
     func testInferenceFormNodesInOrder() throws {
         let (onnx, _) = try export(spec, .init(name: "small"))
-        XCTAssertEqual(onnx.graph.node.map(\.opType),
-                       ["Conv", "BatchNormalization", "Relu", "MaxPool", "Flatten", "Gemm", "Identity", "Softmax"],
-                       "dropout leaves no node; the dense layer flattens its 4-D input first")
+        XCTAssertEqual(
+            onnx.graph.node.map(\.opType),
+            ["Conv", "BatchNormalization", "Relu", "MaxPool", "Flatten", "Gemm", "Identity", "Softmax"],
+            "dropout leaves no node; the dense layer flattens its 4-D input first")
         XCTAssertEqual(onnx.graph.input.map(\.name), ["input"])
         XCTAssertEqual(onnx.graph.output.map(\.name), ["logits", "probabilities"])
         XCTAssertEqual(onnx.opsetImport.map(\.version), [ONNXExporter.opsetVersion])
@@ -43,8 +47,12 @@ final class ONNXExporterTests: XCTestCase {
         XCTAssertEqual(ints("pads"), [1, 1, 1, 1])
         XCTAssertEqual(conv.input, ["input", "0.conv2d.weight", "0.conv2d.bias"])
         let norm = onnx.graph.node[1]
-        XCTAssertEqual(norm.input.dropFirst(), ["1.batchnorm2d.gamma", "1.batchnorm2d.beta", "1.batchnorm2d.running_mean",
-                                                "1.batchnorm2d.running_var"])
+        XCTAssertEqual(
+            norm.input.dropFirst(),
+            [
+                "1.batchnorm2d.gamma", "1.batchnorm2d.beta", "1.batchnorm2d.running_mean",
+                "1.batchnorm2d.running_var"
+            ])
         XCTAssertEqual(norm.attribute.first { $0.name == "epsilon" }?.f, 1e-3)
         let gemm = onnx.graph.node[5]
         XCTAssertEqual(gemm.input, ["5.dense.flatten", "5.dense.weight"], "no bias input without a bias")
@@ -65,8 +73,9 @@ final class ONNXExporterTests: XCTestCase {
     }
 
     func testNormalizationNodesAndMetadata() throws {
-        let description = ONNXExporter.Description(name: "small", normalization: ([0.5, 0.25, 0], [0.5, 2, 1]),
-                                                   classNames: ["a", "b", "c", "d", "e"], metadata: ["step": "12"])
+        let description = ONNXExporter.Description(
+            name: "small", normalization: ([0.5, 0.25, 0], [0.5, 2, 1]),
+            classNames: ["a", "b", "c", "d", "e"], metadata: ["step": "12"])
         let (onnx, _) = try export(spec, description)
         XCTAssertEqual(Array(onnx.graph.node.prefix(2).map(\.opType)), ["Mul", "Add"])
         XCTAssertEqual(onnx.graph.node[2].input[0], "normalize.add")
@@ -79,8 +88,9 @@ final class ONNXExporterTests: XCTestCase {
     }
 
     func testBinaryModelEndsWithASigmoid() throws {
-        let binary = ModelSpec(name: "binary", inputShape: [1, 4, 4], layers: [.flatten, .dense(units: 1, bias: true)],
-                               loss: .sigmoidBinaryCrossEntropy)
+        let binary = ModelSpec(
+            name: "binary", inputShape: [1, 4, 4], layers: [.flatten, .dense(units: 1, bias: true)],
+            loss: .sigmoidBinaryCrossEntropy)
         let (onnx, _) = try export(binary, .init(name: "binary"))
         XCTAssertEqual(onnx.graph.node.map(\.opType), ["Flatten", "Gemm", "Identity", "Sigmoid"])
     }

@@ -1,6 +1,7 @@
-@testable import Export
 import Foundation
 import XCTest
+
+@testable import Export
 
 final class TensorBoardWriterTests: XCTestCase {
     var dir = ""
@@ -60,8 +61,9 @@ final class TensorBoardWriterTests: XCTestCase {
     /// double), step (2, varint), summary (5) { value (1) { tag (1), simple_value (2, float) } }.
     func testEventEncodingMatchesTheFieldNumbersOfTensorFlowsSchema() throws {
         let bytes = try TensorBoardWriter.event(tag: "a", value: 1, step: 3, wallTime: 2)
-        let expected: [UInt8] = [0x09] + withUnsafeBytes(of: Double(2).bitPattern.littleEndian, Array.init) + [0x10, 0x03] +
-            [0x2A, 0x0A, 0x0A, 0x08, 0x0A, 0x01, 0x61, 0x15] + withUnsafeBytes(of: Float(1).bitPattern.littleEndian, Array.init)
+        let expected: [UInt8] =
+            [0x09] + withUnsafeBytes(of: Double(2).bitPattern.littleEndian, Array.init) + [0x10, 0x03] + [0x2A, 0x0A, 0x0A, 0x08, 0x0A, 0x01, 0x61, 0x15]
+            + withUnsafeBytes(of: Float(1).bitPattern.littleEndian, Array.init)
         XCTAssertEqual(bytes, expected)
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class ActivationsTests: XCTestCase {
@@ -60,19 +61,23 @@ final class ActivationsTests: XCTestCase {
 
     func testComposedModelBackwardMatchesFiniteDifferences() throws {
         // Every layer type in one model, built from its description, checked end to end.
-        let spec = ModelSpec(name: "all", inputShape: [2, 6, 6], layers: [
-            .conv2d(filters: 3, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
-            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: false),
-            .relu,
-            .avgPool2d(pool: [2, 2], stride: [1, 1], padding: .valid),
-            .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .same),
-            .flatten, .dropout(rate: 0.3), .dense(units: 4, bias: true)])
+        let spec = ModelSpec(
+            name: "all", inputShape: [2, 6, 6],
+            layers: [
+                .conv2d(filters: 3, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
+                .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: false),
+                .relu,
+                .avgPool2d(pool: [2, 2], stride: [1, 1], padding: .valid),
+                .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .same),
+                .flatten, .dropout(rate: 0.3), .dense(units: 4, bias: true)
+            ])
         var model = try spec.build()
         model.initializeParameters(seed: 9)
         // The first convolution skips its input gradient, so only parameters are checked. Default
         // tolerance (float32 rounding): with these fixed seeds no max-pool window has its top two
         // values within the step, which would show as one large error.
-        checkGradients(model: &model, input: Tensor(shape: [3, 2, 6, 6], values: randomValues(216, seed: 10)),
-                       context: ForwardContext(training: true, sampleKeys: [5, 6, 7]), checkInput: false)
+        checkGradients(
+            model: &model, input: Tensor(shape: [3, 2, 6, 6], values: randomValues(216, seed: 10)),
+            context: ForwardContext(training: true, sampleKeys: [5, 6, 7]), checkInput: false)
     }
 }

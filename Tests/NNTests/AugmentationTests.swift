@@ -1,10 +1,12 @@
 import XCTest
+
 @testable import NN
 
 final class AugmentationTests: XCTestCase {
     /// 2 samples of [2, 4, 5] whose bytes are all distinct within a sample.
-    let data = InMemoryDataset(pixels: (0 ..< 80).map { UInt8($0 * 3 % 256) }, labels: [1, 0],
-                               sampleShape: [2, 4, 5], classNames: ["a", "b"])
+    let data = InMemoryDataset(
+        pixels: (0 ..< 80).map { UInt8($0 * 3 % 256) }, labels: [1, 0],
+        sampleShape: [2, 4, 5], classNames: ["a", "b"])
 
     func batch(_ augmentation: Augmentation, keys: [UInt64], indices: [Int] = [0, 1]) -> Tensor {
         BatchLoader.makeBatch(dataset: data, indices: indices, keys: keys, augmentation: augmentation).0
@@ -12,7 +14,8 @@ final class AugmentationTests: XCTestCase {
 
     func testPlainBatchIsBytesOver255WithLabels() {
         let (x, y) = BatchLoader.makeBatch(dataset: data, indices: [1, 0, 1], keys: [])
-        XCTAssertEqual(x.shape, [3, 2, 4, 5]); XCTAssertEqual(y, [0, 1, 0])
+        XCTAssertEqual(x.shape, [3, 2, 4, 5])
+        XCTAssertEqual(y, [0, 1, 0])
         XCTAssertEqual(x.storage[0], Float(120) / 255, accuracy: 1e-7)
         XCTAssertEqual(Array(x.storage[0 ..< 40]), Array(x.storage[80 ..< 120]))
     }
@@ -25,9 +28,15 @@ final class AugmentationTests: XCTestCase {
         for key in UInt64(0) ..< 40 {
             let out = batch(flip, keys: [key], indices: [0])
             let mirrored = (0 ..< 8).flatMap { row in plain.storage[row * 5 ..< row * 5 + 5].reversed() }
-            if out.storage == plain.storage { kept += 1 } else { XCTAssertEqual(out.storage, mirrored); flipped += 1 }
+            if out.storage == plain.storage {
+                kept += 1
+            } else {
+                XCTAssertEqual(out.storage, mirrored)
+                flipped += 1
+            }
         }
-        XCTAssertGreaterThan(flipped, 5); XCTAssertGreaterThan(kept, 5)
+        XCTAssertGreaterThan(flipped, 5)
+        XCTAssertGreaterThan(kept, 5)
     }
 
     func testSameKeySameOutputDifferentKeysDiffer() throws {
@@ -73,11 +82,13 @@ final class AugmentationTests: XCTestCase {
         // identity map must reproduce the input exactly.
         let input = (0 ..< 40).map { Float($0) }
         var output = [Float](repeating: -1, count: 40)
-        AugmentationKernels.affine(output: &output, input: input, C: 2, H: 4, W: 5, map: (1, 0, 1), shift: (0, 0),
-                                   bilinear: true, fill: 0)
+        AugmentationKernels.affine(
+            output: &output, input: input, C: 2, H: 4, W: 5, map: (1, 0, 1), shift: (0, 0),
+            bilinear: true, fill: 0)
         XCTAssertEqual(output, input)
-        AugmentationKernels.affine(output: &output, input: input, C: 2, H: 4, W: 5, map: (1, 0, 1), shift: (1, 0),
-                                   bilinear: false, fill: -5)
+        AugmentationKernels.affine(
+            output: &output, input: input, C: 2, H: 4, W: 5, map: (1, 0, 1), shift: (1, 0),
+            bilinear: false, fill: -5)
         XCTAssertEqual(Array(output[0 ..< 5]), [-5, 0, 1, 2, 3])
     }
 
@@ -85,21 +96,23 @@ final class AugmentationTests: XCTestCase {
         // Zoom factor 2 about the centre of a 1×1×5 row: output x samples input at cx + 2(x − cx), cx = 2.
         let input: [Float] = [10, 20, 30, 40, 50]
         var output = [Float](repeating: 0, count: 5)
-        AugmentationKernels.affine(output: &output, input: input, C: 1, H: 1, W: 5, map: (2, 0, 1), shift: (0, 0),
-                                   bilinear: true, fill: 0)
+        AugmentationKernels.affine(
+            output: &output, input: input, C: 1, H: 1, W: 5, map: (2, 0, 1), shift: (0, 0),
+            bilinear: true, fill: 0)
         XCTAssertEqual(output, [0, 10, 30, 50, 0])
     }
 
     func testNormalizeUsesChannelMeanAndStd() throws {
         let norm = try Augmentation(rescale: 255, mean: [0, 100], std: [1, 2])
         let out = batch(norm, keys: [], indices: [0]).storage
-        XCTAssertEqual(out[0], 0, accuracy: 1e-4)          // byte 0, channel 0
-        XCTAssertEqual(out[20], (60 - 100) / 2, accuracy: 1e-4) // byte 60, channel 1
+        XCTAssertEqual(out[0], 0, accuracy: 1e-4)  // byte 0, channel 0
+        XCTAssertEqual(out[20], (60 - 100) / 2, accuracy: 1e-4)  // byte 60, channel 1
     }
 
     func testInvalidSettingsThrow() {
-        XCTAssertEqual(DataFixtures.message { _ = try Augmentation(zoomRange: 1.5) },
-                       "invalid zoom range 1.5: the zoom range must be in [0, 1)")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try Augmentation(zoomRange: 1.5) },
+            "invalid zoom range 1.5: the zoom range must be in [0, 1)")
         XCTAssertTrue(DataFixtures.message { _ = try Augmentation(mean: [0.5], std: []) }.hasPrefix("invalid std"))
         XCTAssertTrue(DataFixtures.message { _ = try Augmentation(maxShift: -1) }.hasPrefix("invalid shift -1"))
     }
@@ -109,6 +122,7 @@ final class AugmentationTests: XCTestCase {
         BatchLoader.makeBatch(into: &x, labels: &y, dataset: data, indices: [0, 1], keys: [])
         let first = x.storage
         BatchLoader.makeBatch(into: &x, labels: &y, dataset: data, indices: [1, 0], keys: [])
-        XCTAssertEqual(y, [0, 1]); XCTAssertEqual(Array(x.storage[0 ..< 40]), Array(first[40 ..< 80]))
+        XCTAssertEqual(y, [0, 1])
+        XCTAssertEqual(Array(x.storage[0 ..< 40]), Array(first[40 ..< 80]))
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class AvgPool2DTests: XCTestCase {
@@ -6,7 +7,7 @@ final class AvgPool2DTests: XCTestCase {
         ((2, 2), nil, .valid, [3, 2, 6, 6]),
         ((3, 3), (2, 2), .same, [2, 3, 7, 5]),
         ((3, 2), (1, 1), .valid, [1, 2, 5, 6]),
-        ((2, 3), (2, 1), .explicit(top: 1, bottom: 0, left: 2, right: 1), [2, 1, 5, 4]),
+        ((2, 3), (2, 1), .explicit(top: 1, bottom: 0, left: 2, right: 1), [2, 1, 5, 4])
     ]
 
     func testFastMatchesReference() throws {
@@ -25,8 +26,9 @@ final class AvgPool2DTests: XCTestCase {
 
     func testBackwardMatchesFiniteDifferences() throws {
         for c in cases {
-            var model = try Sequential(inputShape: Array(c.input.dropFirst()),
-                                       layers: [AvgPool2D(poolSize: c.pool, stride: c.stride, padding: c.padding)])
+            var model = try Sequential(
+                inputShape: Array(c.input.dropFirst()),
+                layers: [AvgPool2D(poolSize: c.pool, stride: c.stride, padding: c.padding)])
             // Averaging is linear: only float32 rounding in the forward passes limits agreement.
             checkGradients(model: &model, input: Tensor(shape: c.input, values: randomValues(c.input.reduce(1, *), seed: 6)))
         }
@@ -42,9 +44,13 @@ final class AvgPool2DTests: XCTestCase {
         // Tolerance: float32 sums and divisions of small integers, a few ulps.
         assertClose(y.storage, [3.75, 3.1666667, 3.5, 4.8333335, 5.5555553, 6.0, 3.25, 4.1666665, 4.75], tolerance: 1e-6)
         let gx = model.backward(Tensor(shape: [1, 1, 3, 3], values: (1 ... 9).map(Float.init)))
-        assertClose(gx.storage, [0.25, 0.5833333, 0.33333334, 1.0833334, 0.75, 0.9166667, 1.8055556, 0.8888889, 2.6388888,
-                                 1.75, 0.6666667, 1.2222222, 0.5555556, 1.5555556, 1.0, 2.4166667, 4.3055553, 1.8888888,
-                                 5.138889, 3.25, 1.75, 3.0833333, 1.3333334, 3.5833333, 2.25], tolerance: 1e-6)
+        assertClose(
+            gx.storage,
+            [
+                0.25, 0.5833333, 0.33333334, 1.0833334, 0.75, 0.9166667, 1.8055556, 0.8888889, 2.6388888,
+                1.75, 0.6666667, 1.2222222, 0.5555556, 1.5555556, 1.0, 2.4166667, 4.3055553, 1.8888888,
+                5.138889, 3.25, 1.75, 3.0833333, 1.3333334, 3.5833333, 2.25
+            ], tolerance: 1e-6)
     }
 
     func testPaddingIsExcludedFromTheAverage() throws {

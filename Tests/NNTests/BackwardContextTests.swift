@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class BackwardContextTests: XCTestCase {
@@ -58,12 +59,17 @@ final class BackwardContextTests: XCTestCase {
     func testSequentialHandsTheContextToEveryLayer() throws {
         var first = Conv2D(filters: 2, kernelSize: (3, 3), padding: .same)
         first.computesInputGradient = false
-        var model = try Sequential(inputShape: [1, 6, 6], layers: [first, ReLU(), MaxPool2D(poolSize: (2, 2)),
-                                                                    Conv2D(filters: 3, kernelSize: (3, 3), padding: .same)])
+        var model = try Sequential(
+            inputShape: [1, 6, 6],
+            layers: [
+                first, ReLU(), MaxPool2D(poolSize: (2, 2)),
+                Conv2D(filters: 3, kernelSize: (3, 3), padding: .same)
+            ])
         model.initializeParameters(seed: 3)
         let batch = 3
-        let y = model.forward(Tensor(shape: [batch, 1, 6, 6], values: randomValues(batch * 36, seed: 4)),
-                              context: ForwardContext(training: true))
+        let y = model.forward(
+            Tensor(shape: [batch, 1, 6, 6], values: randomValues(batch * 36, seed: 4)),
+            context: ForwardContext(training: true))
         var polls = 0
         model.backward(Tensor(shape: y.shape, repeating: 1), context: BackwardContext(progress: { polls += 1 }))
         // Last convolution: weight and input gradients; first: weight gradient only.

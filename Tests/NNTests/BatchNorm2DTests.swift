@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import NN
 
 /// An in-process stand-in for an allreduce across `replicas` threads: each call blocks until every
@@ -18,7 +19,7 @@ final class ThreadedSumReducer: StatisticsReducer {
     func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) {
         condition.lock()
         defer { condition.unlock() }
-        while readers > 0 { condition.wait() } // the previous round is still being read
+        while readers > 0 { condition.wait() }  // the previous round is still being read
         pending.append(Array(values))
         let myRound = round
         if pending.count == replicas {
@@ -42,10 +43,14 @@ final class BatchNorm2DTests: XCTestCase {
     // gy = round(uniform(-1, 1, ...), 2) from default_rng(7); forward by the textbook formula,
     // backward by the staged chain rule (dxhat → dvar → dmu → dx), running statistics with
     // momentum 0.1 and the unbiased variance (ddof = 1).
-    let x: [Float] = [0.5, 1.59, 1.1, -1.1, -0.8, 1.49, -1.98, 1.28, 1.19, -0.13, -0.79, -0.89,
-                      -0.98, -0.22, 0.02, 0.21, 1.98, 1.17, 0.49, 1.96, -1.14, -1.36, 0.45, -1.82]
-    let gy: [Float] = [-0.93, 0.03, -0.07, 0.83, 0.26, 0.03, -0.01, -0.5, -0.98, -0.62, 0.38, -0.6,
-                       -0.26, -0.99, 0.66, -0.69, -0.46, 0.76, 0.02, 0.69, 0.28, 0.48, -0.82, 0.08]
+    let x: [Float] = [
+        0.5, 1.59, 1.1, -1.1, -0.8, 1.49, -1.98, 1.28, 1.19, -0.13, -0.79, -0.89,
+        -0.98, -0.22, 0.02, 0.21, 1.98, 1.17, 0.49, 1.96, -1.14, -1.36, 0.45, -1.82
+    ]
+    let gy: [Float] = [
+        -0.93, 0.03, -0.07, 0.83, 0.26, 0.03, -0.01, -0.5, -0.98, -0.62, 0.38, -0.6,
+        -0.26, -0.99, 0.66, -0.69, -0.46, 0.76, 0.02, 0.69, 0.28, 0.48, -0.82, 0.08
+    ]
 
     func makeModel(inputShape: [Int] = [2, 2, 3]) throws -> Sequential {
         let model = try Sequential(inputShape: inputShape, layers: [BatchNorm2D()])
@@ -60,16 +65,24 @@ final class BatchNorm2DTests: XCTestCase {
         let y = forwardBatch(&model, Tensor(shape: [2, 2, 2, 3], values: x), training: true)
         // Tolerance: float32 inputs and arithmetic against a float64 reference, values O(1), ~1e-6;
         // 1e-5 leaves room for the 1/std amplification.
-        assertClose(y.storage, [0.37814056, 1.98975467, 1.26526761, -1.98753154, -1.54396808, 1.84190022,
-                                1.70484638, 0.39306759, 0.42928233, 0.96043205, 1.22600686, 1.26624548,
-                                -1.81010615, -0.68641185, -0.33156105, -0.05063750, 2.56638741, 1.36876583,
-                                0.71095263, 0.11944503, 1.36684203, 1.45536696, 0.72704809, 1.64046454], tolerance: 1e-5, "y")
+        assertClose(
+            y.storage,
+            [
+                0.37814056, 1.98975467, 1.26526761, -1.98753154, -1.54396808, 1.84190022,
+                1.70484638, 0.39306759, 0.42928233, 0.96043205, 1.22600686, 1.26624548,
+                -1.81010615, -0.68641185, -0.33156105, -0.05063750, 2.56638741, 1.36876583,
+                0.71095263, 0.11944503, 1.36684203, 1.45536696, 0.72704809, 1.64046454
+            ], tolerance: 1e-5, "y")
         model.arena.zeroGradients()
         let gx = model.backward(Tensor(shape: [2, 2, 2, 3], values: gy))
-        assertClose(gx.storage, [-1.26335787, 0.27455782, 0.07342708, 1.16491830, 0.35476568, 0.26368510,
-                                 0.02499992, 0.08328094, 0.28026062, 0.19163854, -0.18262910, 0.21596966,
-                                 -0.43364864, -1.43035399, 1.03533983, -0.94003790, -0.40752574, 1.30823040,
-                                 -0.09230288, -0.42452907, -0.12747919, -0.19858358, 0.24740560, -0.01803142], tolerance: 1e-5, "gx")
+        assertClose(
+            gx.storage,
+            [
+                -1.26335787, 0.27455782, 0.07342708, 1.16491830, 0.35476568, 0.26368510,
+                0.02499992, 0.08328094, 0.28026062, 0.19163854, -0.18262910, 0.21596966,
+                -0.43364864, -1.43035399, 1.03533983, -0.94003790, -0.40752574, 1.30823040,
+                -0.09230288, -0.42452907, -0.12747919, -0.19858358, 0.24740560, -0.01803142
+            ], tolerance: 1e-5, "gx")
         let slots = model.arena.slots
         assertClose(model.arena.gradient(slots[0]).storage, [-0.89524263, -1.57874858], tolerance: 1e-5, "dgamma")
         assertClose(model.arena.gradient(slots[1]).storage, [-0.83, -1.6], tolerance: 1e-5, "dbeta")
@@ -93,8 +106,9 @@ final class BatchNorm2DTests: XCTestCase {
         model.arena.setParameter(model.arena.slots[4], [0.5, -0.2, 0.1])
         model.arena.setParameter(model.arena.slots[5], [2, 0.5, 1.5])
         // An affine map at inference: only float32 rounding limits agreement.
-        checkGradients(model: &model, input: Tensor(shape: [5, 4], values: randomValues(20, seed: 3)),
-                       context: ForwardContext(training: false))
+        checkGradients(
+            model: &model, input: Tensor(shape: [5, 4], values: randomValues(20, seed: 3)),
+            context: ForwardContext(training: false))
     }
 
     func testInferenceUsesRunningStatistics() throws {
@@ -131,7 +145,12 @@ final class BatchNorm2DTests: XCTestCase {
         let gxWhole = whole.backward(Tensor(shape: [n] + shape, values: gradOut))
 
         // Two replicas on threads, 3 + 2 samples (uneven on purpose), sharing a reducer.
-        final class Replica { var model: Sequential; var y = Tensor(shape: [0]); var gx = Tensor(shape: [0]); init(_ m: Sequential) { model = m } }
+        final class Replica {
+            var model: Sequential
+            var y = Tensor(shape: [0])
+            var gx = Tensor(shape: [0])
+            init(_ m: Sequential) { model = m }
+        }
         let reducer = ThreadedSumReducer(replicas: 2)
         let splits = [0 ..< 3, 3 ..< 5]
         var replicas: [Replica] = []
@@ -212,9 +231,10 @@ final class BatchNorm2DTests: XCTestCase {
     func testUnsynchronizedLayerIgnoresTheReducer() throws {
         var model = try Sequential(inputShape: [1, 2, 2], layers: [BatchNorm2D(synchronized: false)])
         model.initializeParameters(seed: 0)
-        let reducer = ThreadedSumReducer(replicas: 2) // would block forever if called
-        _ = model.forward(Tensor(shape: [2, 1, 2, 2], values: randomValues(8, seed: 1)),
-                          context: ForwardContext(training: true, statisticsReducer: reducer))
+        let reducer = ThreadedSumReducer(replicas: 2)  // would block forever if called
+        _ = model.forward(
+            Tensor(shape: [2, 1, 2, 2], values: randomValues(8, seed: 1)),
+            context: ForwardContext(training: true, statisticsReducer: reducer))
         XCTAssertEqual(reducer.calls, 0)
     }
 

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class CIFAR10ReaderTests: XCTestCase {
@@ -21,11 +22,12 @@ final class CIFAR10ReaderTests: XCTestCase {
         for b in 1 ... 5 { DataFixtures.write(batch(count: 2, firstLabel: b), to: path("data_batch_\(b).bin")) }
         DataFixtures.write(batch(count: 3, firstLabel: 7), to: path("test_batch.bin"))
         let (train, test) = try CIFAR10Reader.loadDirectory(dir)
-        XCTAssertEqual(train.count, 10); XCTAssertEqual(test.count, 3)
+        XCTAssertEqual(train.count, 10)
+        XCTAssertEqual(test.count, 3)
         XCTAssertEqual(train.sampleShape, [3, 32, 32])
         XCTAssertEqual(train.labels, [1, 2, 2, 3, 3, 4, 4, 5, 5, 6])
         XCTAssertEqual(test.labels, [7, 8, 9])
-        XCTAssertEqual(Array(train.pixels[3072 ..< 3075]), [1, 2, 3]) // second record, red plane first
+        XCTAssertEqual(Array(train.pixels[3072 ..< 3075]), [1, 2, 3])  // second record, red plane first
         XCTAssertEqual(train.classNames[9], "truck")
     }
 
@@ -37,16 +39,18 @@ final class CIFAR10ReaderTests: XCTestCase {
 
     func testPartialRecordIsTruncated() {
         DataFixtures.write(Array(batch(count: 2, firstLabel: 0).dropLast(100)), to: path("test_batch.bin"))
-        XCTAssertEqual(DataFixtures.message { _ = try CIFAR10Reader.readBatch(path: path("test_batch.bin")) },
-                       "truncated file \(path("test_batch.bin")): expected 6146 bytes, got 6046; hint: download it again")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try CIFAR10Reader.readBatch(path: path("test_batch.bin")) },
+            "truncated file \(path("test_batch.bin")): expected 6146 bytes, got 6046; hint: download it again")
     }
 
     func testLabelAboveNine() {
         var bytes = batch(count: 2, firstLabel: 0)
         bytes[3073] = 10
         DataFixtures.write(bytes, to: path("test_batch.bin"))
-        XCTAssertEqual(DataFixtures.message { _ = try CIFAR10Reader.readBatch(path: path("test_batch.bin")) },
-                       "label out of range in \(path("test_batch.bin")): sample 1 has label 10, but there are 10 classes (0...9)")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try CIFAR10Reader.readBatch(path: path("test_batch.bin")) },
+            "label out of range in \(path("test_batch.bin")): sample 1 has label 10, but there are 10 classes (0...9)")
     }
 
     func testMissingBatchHintsAtTheDownload() {

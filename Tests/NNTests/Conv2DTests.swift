@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class Conv2DTests: XCTestCase {
@@ -17,8 +18,10 @@ final class Conv2DTests: XCTestCase {
     /// reference in Double; with O(1) values the float error is about 1e-7 per term over at most a
     /// few hundred terms here, while an indexing or padding bug gives errors of order 0.1 or more.
     /// Runs on every kernel path this machine can execute (AVX-512 and AVX2 on an AVX-512 CPU).
-    private func checkAgainstReference(_ conv: Conv2D, inputShape: [Int], batch: Int = 2,
-                                       file: StaticString = #filePath, line: UInt = #line) throws {
+    private func checkAgainstReference(
+        _ conv: Conv2D, inputShape: [Int], batch: Int = 2,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         for path in KernelPath.runnable {
             try KernelPath.with(path) {
                 try checkAgainstReference(conv, inputShape: inputShape, batch: batch, path: path, file: file, line: line)
@@ -26,8 +29,10 @@ final class Conv2DTests: XCTestCase {
         }
     }
 
-    private func checkAgainstReference(_ conv: Conv2D, inputShape: [Int], batch: Int, path: KernelPath,
-                                       file: StaticString, line: UInt) throws {
+    private func checkAgainstReference(
+        _ conv: Conv2D, inputShape: [Int], batch: Int, path: KernelPath,
+        file: StaticString, line: UInt
+    ) throws {
         var model = try makeModel(conv, inputShape: inputShape, seed: 10)
         let g = try conv.geometry(for: inputShape)
         let x = Tensor(shape: [batch] + inputShape, values: randomValues(batch * inputShape.reduce(1, *), seed: 3))
@@ -55,38 +60,48 @@ final class Conv2DTests: XCTestCase {
             x.storage.withUnsafeBufferPointer { xp in
                 expected.withUnsafeMutableBufferPointer { e in
                     let gb = conv.useBias ? e.baseAddress! + arena.slots[1].offset : nil
-                    ConvKernels.backwardWeightReference(e.baseAddress! + arena.slots[0].offset, gb,
-                                                        gyp.baseAddress!, xp.baseAddress!, batch, g)
+                    ConvKernels.backwardWeightReference(
+                        e.baseAddress! + arena.slots[0].offset, gb,
+                        gyp.baseAddress!, xp.baseAddress!, batch, g)
                 }
                 ConvKernels.backwardInputReference(&gxRef, gyp.baseAddress!, weight, batch, g)
             }
         }
-        assertClose(arena.gradientSnapshot(), expected, tolerance: 1e-4, "parameter gradients \(label)",
-                    file: file, line: line)
+        assertClose(
+            arena.gradientSnapshot(), expected, tolerance: 1e-4, "parameter gradients \(label)",
+            file: file, line: line)
         XCTAssertEqual(gx.shape, x.shape, label, file: file, line: line)
         assertClose(gx.storage, gxRef, tolerance: 1e-4, "input gradient \(label)", file: file, line: line)
     }
 
     func testFastMatchesReferenceAcrossGeometries() throws {
         let paddings: [Padding] = [.same, .valid, .explicit(top: 2, bottom: 0, left: 1, right: 3)]
-        for kernel in [1, 3, 5] { for stride in [1, 2] { for padding in paddings {
-            for (bias, channels) in [(true, 1), (false, 3), (true, 4)] {
-                let conv = Conv2D(filters: 5, kernelSize: (kernel, kernel), stride: (stride, stride),
-                                  padding: padding, useBias: bias)
-                try checkAgainstReference(conv, inputShape: [channels, 7, 9])
+        for kernel in [1, 3, 5] {
+            for stride in [1, 2] {
+                for padding in paddings {
+                    for (bias, channels) in [(true, 1), (false, 3), (true, 4)] {
+                        let conv = Conv2D(
+                            filters: 5, kernelSize: (kernel, kernel), stride: (stride, stride),
+                            padding: padding, useBias: bias)
+                        try checkAgainstReference(conv, inputShape: [channels, 7, 9])
+                    }
+                }
             }
-        } } }
+        }
     }
 
     func testFastMatchesReferenceForRectangularWindowsAndStrides() throws {
-        try checkAgainstReference(Conv2D(filters: 3, kernelSize: (2, 5), stride: (1, 3), padding: .same),
-                                  inputShape: [2, 6, 11])
-        try checkAgainstReference(Conv2D(filters: 7, kernelSize: (5, 1), stride: (2, 1), padding: .valid, useBias: false),
-                                  inputShape: [3, 9, 4])
+        try checkAgainstReference(
+            Conv2D(filters: 3, kernelSize: (2, 5), stride: (1, 3), padding: .same),
+            inputShape: [2, 6, 11])
+        try checkAgainstReference(
+            Conv2D(filters: 7, kernelSize: (5, 1), stride: (2, 1), padding: .valid, useBias: false),
+            inputShape: [3, 9, 4])
         // 1×1 stride 1 without padding takes the no-im2col path; with padding it must not.
         try checkAgainstReference(Conv2D(filters: 4, kernelSize: (1, 1)), inputShape: [6, 5, 3])
-        try checkAgainstReference(Conv2D(filters: 4, kernelSize: (1, 1), padding: .explicit(top: 1, bottom: 0, left: 0, right: 2)),
-                                  inputShape: [2, 5, 3])
+        try checkAgainstReference(
+            Conv2D(filters: 4, kernelSize: (1, 1), padding: .explicit(top: 1, bottom: 0, left: 0, right: 2)),
+            inputShape: [2, 5, 3])
     }
 
     func testFastMatchesReferenceForEveryRowLengthAroundTheVectorWidth() throws {
@@ -100,11 +115,14 @@ final class Conv2DTests: XCTestCase {
     func testFastMatchesReferenceWhenChannelsSplitIntoChunks() throws {
         // The fast kernels build the column matrix ~256 rows at a time: 31 channels of 3×3 taps
         // split into chunks of 16 and 15, 13 channels of 5×5 taps into chunks of 7 and 6.
-        try checkAgainstReference(Conv2D(filters: 6, kernelSize: (3, 3), stride: (2, 2),
-                                         padding: .explicit(top: 1, bottom: 2, left: 0, right: 1)),
-                                  inputShape: [31, 7, 6])
-        try checkAgainstReference(Conv2D(filters: 5, kernelSize: (5, 5), padding: .same, useBias: false),
-                                  inputShape: [13, 5, 9])
+        try checkAgainstReference(
+            Conv2D(
+                filters: 6, kernelSize: (3, 3), stride: (2, 2),
+                padding: .explicit(top: 1, bottom: 2, left: 0, right: 1)),
+            inputShape: [31, 7, 6])
+        try checkAgainstReference(
+            Conv2D(filters: 5, kernelSize: (5, 5), padding: .same, useBias: false),
+            inputShape: [13, 5, 9])
     }
 
     func testPointwiseWithMoreChannelsThanOneChunkMatchesReference() throws {
@@ -124,10 +142,12 @@ final class Conv2DTests: XCTestCase {
         // No ReLU between them: a step of eps = 1e-2 crosses its kink for pre-activations near zero
         // and the central difference is then wrong, not the analytic gradient. Default eps 1e-2 /
         // tolerance 2e-2 as documented on checkGradients (float32 forward passes).
-        var model = try Sequential(inputShape: [2, 6, 7], layers: [
-            Conv2D(filters: 3, kernelSize: (3, 3), stride: (1, 1), padding: .same),
-            Conv2D(filters: 2, kernelSize: (3, 2), stride: (2, 2), padding: .explicit(top: 1, bottom: 0, left: 0, right: 1)),
-        ])
+        var model = try Sequential(
+            inputShape: [2, 6, 7],
+            layers: [
+                Conv2D(filters: 3, kernelSize: (3, 3), stride: (1, 1), padding: .same),
+                Conv2D(filters: 2, kernelSize: (3, 2), stride: (2, 2), padding: .explicit(top: 1, bottom: 0, left: 0, right: 1))
+            ])
         model.initializeParameters(seed: 7)
         for slot in model.arena.slots where slot.name.hasSuffix("bias") {
             model.arena.setParameter(slot, randomValues(slot.count, seed: 8))
@@ -136,9 +156,11 @@ final class Conv2DTests: XCTestCase {
     }
 
     func testBackwardMatchesFiniteDifferencesValidNoBias() throws {
-        var model = try Sequential(inputShape: [3, 8, 8], layers: [
-            Conv2D(filters: 4, kernelSize: (5, 5), stride: (2, 2), padding: .valid, useBias: false),
-        ])
+        var model = try Sequential(
+            inputShape: [3, 8, 8],
+            layers: [
+                Conv2D(filters: 4, kernelSize: (5, 5), stride: (2, 2), padding: .valid, useBias: false)
+            ])
         model.initializeParameters(seed: 11)
         checkGradients(model: &model, input: Tensor(shape: [2, 3, 8, 8], values: randomValues(384, seed: 12)))
     }

@@ -1,6 +1,7 @@
 import CCodecs
 import Foundation
 import XCTest
+
 @testable import NN
 
 /// Small files that dataset and checkpoint tests write into a fresh temporary folder.
@@ -35,8 +36,10 @@ enum DataFixtures {
     /// gzip through zlib's deflate (windowBits 16 + 15 writes a gzip wrapper).
     static func gzip(_ input: [UInt8]) -> [UInt8] {
         var stream = z_stream()
-        precondition(deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
-                                   zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK)
+        precondition(
+            deflateInit2_(
+                &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
+                zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK)
         defer { deflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 64)
         var input = input
@@ -66,13 +69,16 @@ enum DataFixtures {
         "palette": "iVBORw0KGgoAAAANSUhEUgAAAAMAAAACCAMAAACqqpYoAAAACVBMVEX/AAAA/wAAAP8tSs2KAAAAEElEQVR4nGNgYGRiYGJkAAAAIAAHHStwoAAAAABJRU5ErkJggg==",
         "gray16": "iVBORw0KGgoAAAANSUhEUgAAAAMAAAACEAAAAADoj+WFAAAAFklEQVR4nGNgYEhJ+f+fgYtLRERODgAahQM/3E1PgwAAAABJRU5ErkJggg==",
         "rgbaTransparent": "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAYAAAD0In+KAAAAEUlEQVR4nGM4kWLEwCUi1wAAC1ECG14EJOwAAAAASUVORK5CYII=",
-        "grayAlpha": "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAQAAABeK7cBAAAADUlEQVR4nGPwZUj+DwAC/gGw/B2oUAAAAABJRU5ErkJggg==",
+        "grayAlpha": "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAQAAABeK7cBAAAADUlEQVR4nGPwZUj+DwAC/gGw/B2oUAAAAABJRU5ErkJggg=="
     ]
 
     static func pngBytes(_ name: String) -> [UInt8] { [UInt8](Data(base64Encoded: png[name]!)!) }
 
     /// The message of the error `body` throws, or "no error".
     static func message(_ body: () throws -> Void) -> String {
-        do { try body(); return "no error" } catch { return "\(error)" }
+        do {
+            try body()
+            return "no error"
+        } catch { return "\(error)" }
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class DatasetDirectoryTests: XCTestCase {
@@ -14,7 +15,8 @@ final class DatasetDirectoryTests: XCTestCase {
         DataFixtures.write(DataFixtures.idx(dims: [1], data: [5]), to: path("t10k-labels-idx1-ubyte"))
         XCTAssertEqual(DatasetDirectory.format(of: dir), .idx)
         let (train, test) = try DatasetDirectory.load(dir)
-        XCTAssertEqual(train.count, 2); XCTAssertEqual(test?.labels, [5])
+        XCTAssertEqual(train.count, 2)
+        XCTAssertEqual(test?.labels, [5])
     }
 
     func testTrainAndTestClassFolders() throws {
@@ -24,16 +26,20 @@ final class DatasetDirectoryTests: XCTestCase {
         DataFixtures.write(DataFixtures.pngBytes("rgb"), to: path("test/b/1.png"))
         let (train, test) = try DatasetDirectory.load(dir)
         XCTAssertEqual(DatasetDirectory.format(of: dir), .imageFolder)
-        XCTAssertEqual(train.count, 2); XCTAssertEqual(test?.sampleShape, [1, 2, 3])
+        XCTAssertEqual(train.count, 2)
+        XCTAssertEqual(test?.sampleShape, [1, 2, 3])
         try FileManager.default.removeItem(atPath: path("test/b"))
         DataFixtures.write(DataFixtures.pngBytes("rgb"), to: path("test/c/1.png"))
-        XCTAssertEqual(DataFixtures.message { _ = try DatasetDirectory.load(dir) },
-                       "class mismatch in \(path("test")): found classes [\"a\", \"c\"], the training set has [\"a\", \"b\"]; hint: use the same class folders for training and test")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try DatasetDirectory.load(dir) },
+            "class mismatch in \(path("test")): found classes [\"a\", \"c\"], the training set has [\"a\", \"b\"]; hint: use the same class folders for training and test"
+        )
     }
 
     func testSingleClassFolderTreeHasNoTestSet() throws {
         DataFixtures.write(DataFixtures.pngBytes("gray"), to: path("a/1.png"))
         let (train, test) = try DatasetDirectory.load(dir)
-        XCTAssertEqual(train.count, 1); XCTAssertNil(test)
+        XCTAssertEqual(train.count, 1)
+        XCTAssertNil(test)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import NN
 import XCTest
+
+@testable import NN
 
 /// Inputs found by fuzzing (`scripts/fuzz.sh`) or reported as crashes, each kept as a regression
 /// test: a model description, a data file or a checkpoint that once trapped or allocated without
@@ -42,8 +43,9 @@ final class HostileInputTests: XCTestCase {
     }
 
     func testLayerOutputTooLargeIsRefused() {
-        let spec = ModelSpec(name: "wide", inputShape: [1, 1024, 1024],
-                             layers: [.conv2d(filters: 1 << 10, kernel: [1, 1], stride: [1, 1], padding: .valid, bias: false), .flatten, .dense(units: 2, bias: true)])
+        let spec = ModelSpec(
+            name: "wide", inputShape: [1, 1024, 1024],
+            layers: [.conv2d(filters: 1 << 10, kernel: [1, 1], stride: [1, 1], padding: .valid, bias: false), .flatten, .dense(units: 2, bias: true)])
         XCTAssertThrowsError(try spec.outputShapes()) { error in
             guard case let ModelError.shapeMismatch(_, index, _, reason) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(index, 0)
@@ -58,7 +60,8 @@ final class HostileInputTests: XCTestCase {
 
     func testCheckpointModelSpecWithHugeKernelGivesAnError() {
         // What `ddp predict` parses from a checkpoint's model_spec metadata (JSON).
-        let json = #"{"input": [1, 8, 8], "layers": [{"type": "conv2d", "filters": 3000000000, "kernel": 4294967296}, {"type": "flatten"}, {"type": "dense", "units": 3}]}"#
+        let json =
+            #"{"input": [1, 8, 8], "layers": [{"type": "conv2d", "filters": 3000000000, "kernel": 4294967296}, {"type": "flatten"}, {"type": "dense", "units": 3}]}"#
         XCTAssertThrowsError(try ModelSpec.parse(json, format: .json)) { error in
             XCTAssertTrue("\(error)".contains("exceeds the largest"), "\(error)")
         }
@@ -74,8 +77,9 @@ final class HostileInputTests: XCTestCase {
 
     func testArenaLayoutOverflowIsCaughtByTheSizeCheckFirst() throws {
         // The spec check runs before `ParameterArena.init`, whose own overflow check is a precondition.
-        let spec = ModelSpec(name: "k", inputShape: [1, 8, 8],
-                             layers: [.conv2d(filters: 1, kernel: [1 << 32, 1 << 32], stride: [1, 1], padding: .valid, bias: false)])
+        let spec = ModelSpec(
+            name: "k", inputShape: [1, 8, 8],
+            layers: [.conv2d(filters: 1, kernel: [1 << 32, 1 << 32], stride: [1, 1], padding: .valid, bias: false)])
         XCTAssertThrowsError(try spec.build())
     }
 
@@ -91,13 +95,18 @@ final class HostileInputTests: XCTestCase {
     func testOverflowingBase60IntegerIsASyntaxErrorNotATrapInYams() {
         // Found by fuzzing (model-yaml): Yams reads `1:2:3` as a base-60 integer with unchecked
         // arithmetic, so twelve parts (60^11 > 2^63) or one large part trapped inside the decoder.
-        for text in ["classes: 9999999999999999:59:59\nlayers: [{type: flatten}, {type: dense, units: classes}]\n",
-                     "layers: [{type: conv2d, filters: '1:1:1:1:1:1:1:1:1:1:1:1', kernel: 3}]\n"] {
+        for text in [
+            "classes: 9999999999999999:59:59\nlayers: [{type: flatten}, {type: dense, units: classes}]\n",
+            "layers: [{type: conv2d, filters: '1:1:1:1:1:1:1:1:1:1:1:1', kernel: 3}]\n"
+        ] {
             let message = yamlError(text)
             XCTAssertTrue(message.contains("base-60 (sexagesimal) integer too large"), message)
         }
         // Small ones still decode as Yams reads them (1:30 = 90), and a name may hold colons.
-        XCTAssertEqual(try ModelSpec.parse("name: 'a:b:c:d:e:f:g:h:i:j:k:l:m'\nlayers: [{type: flatten}, {type: dense, units: 1:30}]\n",
-                                           format: .yaml, inputShape: [1, 8, 8], classes: 90).layers.last, .dense(units: 90, bias: true))
+        XCTAssertEqual(
+            try ModelSpec.parse(
+                "name: 'a:b:c:d:e:f:g:h:i:j:k:l:m'\nlayers: [{type: flatten}, {type: dense, units: 1:30}]\n",
+                format: .yaml, inputShape: [1, 8, 8], classes: 90
+            ).layers.last, .dense(units: 90, bias: true))
     }
 }

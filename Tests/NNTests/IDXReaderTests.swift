@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class IDXReaderTests: XCTestCase {
@@ -20,7 +21,9 @@ final class IDXReaderTests: XCTestCase {
         let (file, pixels) = DataFixtures.idxImages(count: 5, rows: 4, columns: 3)
         DataFixtures.write(file, to: path("img"))
         let images = try IDXReader.readImages(path: path("img"))
-        XCTAssertEqual(images.count, 5); XCTAssertEqual(images.rows, 4); XCTAssertEqual(images.columns, 3)
+        XCTAssertEqual(images.count, 5)
+        XCTAssertEqual(images.rows, 4)
+        XCTAssertEqual(images.columns, 3)
         XCTAssertEqual(images.pixels, pixels)
         DataFixtures.write(DataFixtures.idx(dims: [3], data: [7, 0, 9]), to: path("lab"))
         XCTAssertEqual(try IDXReader.readLabels(path: path("lab")), [7, 0, 9])
@@ -29,7 +32,8 @@ final class IDXReaderTests: XCTestCase {
     func testReadsGzippedFilesLikeRawOnes() throws {
         writeStandardFiles(gzip: true)
         let (train, test) = try IDXReader.loadDirectory(dir)
-        XCTAssertEqual(train.count, 5); XCTAssertEqual(test.count, 3)
+        XCTAssertEqual(train.count, 5)
+        XCTAssertEqual(test.count, 3)
         XCTAssertEqual(train.sampleShape, [1, 4, 3])
         XCTAssertEqual(train.pixels, DataFixtures.idxImages(count: 5, rows: 4, columns: 3).pixels)
         XCTAssertEqual(test.labels, [9, 8, 7])
@@ -39,7 +43,8 @@ final class IDXReaderTests: XCTestCase {
     func testLoadDirectoryWithRawFiles() throws {
         writeStandardFiles(gzip: false)
         let (train, test) = try IDXReader.loadDirectory(dir)
-        XCTAssertEqual(train.labels, [0, 1, 2, 3, 4]); XCTAssertEqual(test.count, 3)
+        XCTAssertEqual(train.labels, [0, 1, 2, 3, 4])
+        XCTAssertEqual(test.count, 3)
         var sample = [Float](repeating: 0, count: 12)
         train.writeSample(at: 1, into: &sample)
         XCTAssertEqual(sample[0], 7.0 / 255.0, accuracy: 1e-7)
@@ -55,8 +60,9 @@ final class IDXReaderTests: XCTestCase {
     func testTruncatedFileSaysExpectedAndGotBytes() {
         let file = DataFixtures.idxImages(count: 5, rows: 4, columns: 3).file
         DataFixtures.write(Array(file.dropLast(10)), to: path("img"))
-        XCTAssertEqual(DataFixtures.message { _ = try IDXReader.readImages(path: path("img")) },
-                       "truncated file \(path("img")): expected 76 bytes, got 66; hint: download it again")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try IDXReader.readImages(path: path("img")) },
+            "truncated file \(path("img")): expected 76 bytes, got 66; hint: download it again")
     }
 
     func testHugeHeaderExtentsAreTruncationNotACrash() {
@@ -82,32 +88,38 @@ final class IDXReaderTests: XCTestCase {
 
     func testWrongMagicSaysWhatWasExpected() {
         DataFixtures.write(DataFixtures.idx(dims: [3], data: [1, 2, 3]), to: path("labels"))
-        XCTAssertEqual(DataFixtures.message { _ = try IDXReader.readImages(path: path("labels")) },
-                       "wrong magic number in \(path("labels")): expected 0x00000803 (IDX unsigned-byte images, 3 dimensions), found 0x00000801")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try IDXReader.readImages(path: path("labels")) },
+            "wrong magic number in \(path("labels")): expected 0x00000803 (IDX unsigned-byte images, 3 dimensions), found 0x00000801")
     }
 
     func testLabelOutOfRange() {
         DataFixtures.write(DataFixtures.idxImages(count: 3, rows: 2, columns: 2).file, to: path("i"))
         DataFixtures.write(DataFixtures.idx(dims: [3], data: [1, 12, 3]), to: path("l"))
-        XCTAssertEqual(DataFixtures.message { _ = try IDXReader.load(images: path("i"), labels: path("l"), classNames: IDXReader.fashionMNISTClassNames) },
-                       "label out of range in \(path("l")): sample 1 has label 12, but there are 10 classes (0...9)")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try IDXReader.load(images: path("i"), labels: path("l"), classNames: IDXReader.fashionMNISTClassNames) },
+            "label out of range in \(path("l")): sample 1 has label 12, but there are 10 classes (0...9)")
     }
 
     func testImageLabelCountMismatch() {
         DataFixtures.write(DataFixtures.idxImages(count: 3, rows: 2, columns: 2).file, to: path("i"))
         DataFixtures.write(DataFixtures.idx(dims: [4], data: [1, 2, 3, 4]), to: path("l"))
-        XCTAssertEqual(DataFixtures.message { _ = try IDXReader.load(images: path("i"), labels: path("l"), classNames: ["a", "b", "c", "d", "e"]) },
-                       "image/label count mismatch: \(path("i")) holds 3 images but \(path("l")) holds 4 labels")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try IDXReader.load(images: path("i"), labels: path("l"), classNames: ["a", "b", "c", "d", "e"]) },
+            "image/label count mismatch: \(path("i")) holds 3 images but \(path("l")) holds 4 labels")
     }
 
     func testRealFashionMNISTWhenInstalled() throws {
         let dir = IDXReader.defaultFashionMNISTDirectory
-        guard FileManager.default.fileExists(atPath: dir + "/train-images-idx3-ubyte.gz")
-            || FileManager.default.fileExists(atPath: dir + "/train-images-idx3-ubyte") else {
+        guard
+            FileManager.default.fileExists(atPath: dir + "/train-images-idx3-ubyte.gz")
+                || FileManager.default.fileExists(atPath: dir + "/train-images-idx3-ubyte")
+        else {
             throw XCTSkip("Fashion-MNIST is not installed at \(dir)")
         }
         let (train, test) = try IDXReader.loadDirectory()
-        XCTAssertEqual(train.count, 60000); XCTAssertEqual(test.count, 10000)
+        XCTAssertEqual(train.count, 60000)
+        XCTAssertEqual(test.count, 10000)
         XCTAssertEqual(train.sampleShape, [1, 28, 28])
         XCTAssertEqual(Set(train.labels), Set(0 ..< 10))
         // Balanced classes: 6000 per class in the training set.

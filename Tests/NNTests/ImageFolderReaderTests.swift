@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class ImageFolderReaderTests: XCTestCase {
@@ -21,8 +22,9 @@ final class ImageFolderReaderTests: XCTestCase {
             XCTAssertEqual(image.pixels, [255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30, 40, 50, 60, 70, 80, 90], name)
         }
         DataFixtures.write(DataFixtures.pngBytes("palette"), to: path("p.png"))
-        XCTAssertEqual(try ImageDecoder.decode(path: path("p.png")).pixels,
-                       [255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 255, 0, 255, 0, 255, 0, 0])
+        XCTAssertEqual(
+            try ImageDecoder.decode(path: path("p.png")).pixels,
+            [255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 255, 0, 255, 0, 255, 0, 0])
     }
 
     func testAlphaIsDroppedNotComposited() throws {
@@ -36,8 +38,10 @@ final class ImageFolderReaderTests: XCTestCase {
     func testDecodes16BitPNGTo8Bits() throws {
         DataFixtures.write(DataFixtures.pngBytes("gray16"), to: path("g16.png"))
         let image = try ImageDecoder.decode(path: path("g16.png"))
-        XCTAssertEqual(image.channels, 1); XCTAssertEqual(image.pixels.count, 6)
-        XCTAssertEqual(image.pixels[0], 0); XCTAssertEqual(image.pixels[2], 255)
+        XCTAssertEqual(image.channels, 1)
+        XCTAssertEqual(image.pixels.count, 6)
+        XCTAssertEqual(image.pixels[0], 0)
+        XCTAssertEqual(image.pixels[2], 255)
     }
 
     func testConvertsChannels() throws {
@@ -62,14 +66,16 @@ final class ImageFolderReaderTests: XCTestCase {
 
     func testTruncatedPGM() {
         DataFixtures.write(Array("P5\n3 2\n255\n".utf8) + [0, 100], to: path("t.pgm"))
-        XCTAssertEqual(DataFixtures.message { _ = try ImageDecoder.decode(path: path("t.pgm")) },
-                       "truncated file \(path("t.pgm")): expected 17 bytes, got 13; hint: download it again")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try ImageDecoder.decode(path: path("t.pgm")) },
+            "truncated file \(path("t.pgm")): expected 17 bytes, got 13; hint: download it again")
     }
 
     func testHugePGMHeaderIsTruncationNotACrash() {
         DataFixtures.write(Array("P5 999999999 999999999 255\n".utf8) + [1, 2], to: path("h.pgm"))
-        XCTAssertTrue(DataFixtures.message { _ = try ImageDecoder.decode(path: path("h.pgm")) }
-            .hasPrefix("truncated file \(path("h.pgm")): expected 999999998000000028 bytes, got 29"))
+        XCTAssertTrue(
+            DataFixtures.message { _ = try ImageDecoder.decode(path: path("h.pgm")) }
+                .hasPrefix("truncated file \(path("h.pgm")): expected 999999998000000028 bytes, got 29"))
     }
 
     func testCorruptPNGNamesTheFile() {
@@ -88,8 +94,9 @@ final class ImageFolderReaderTests: XCTestCase {
         XCTAssertEqual(data.labels, [0, 0, 1])
         XCTAssertEqual(data.sampleShape, [3, 2, 3])
         // Sample 2 (zebra/1.png) as planes: red row-major, then green, then blue.
-        XCTAssertEqual(Array(data.pixels[36 ..< 54]),
-                       [255, 0, 0, 10, 40, 70, 0, 255, 0, 20, 50, 80, 0, 0, 255, 30, 60, 90])
+        XCTAssertEqual(
+            Array(data.pixels[36 ..< 54]),
+            [255, 0, 0, 10, 40, 70, 0, 255, 0, 20, 50, 80, 0, 0, 255, 30, 60, 90])
     }
 
     func testGrayFoldersCanBeReadAsRGBAndBack() throws {
@@ -102,34 +109,41 @@ final class ImageFolderReaderTests: XCTestCase {
     func testInconsistentSizesNameTheFileAndBothSizes() {
         DataFixtures.write(DataFixtures.pngBytes("gray"), to: path("a/1.png"))
         DataFixtures.write(Array("P5 2 2 255\n".utf8) + [1, 2, 3, 4], to: path("b/odd.pgm"))
-        XCTAssertEqual(DataFixtures.message { _ = try ImageFolderReader.load(directory: dir) },
-                       "inconsistent image size: \(path("b/odd.pgm")) is 2x2x1 but \(path("a/1.png")) is 3x2x1; hint: all images must have the same size")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try ImageFolderReader.load(directory: dir) },
+            "inconsistent image size: \(path("b/odd.pgm")) is 2x2x1 but \(path("a/1.png")) is 3x2x1; hint: all images must have the same size")
     }
 
     func testEmptyClassFolder() {
         DataFixtures.write(DataFixtures.pngBytes("gray"), to: path("a/1.png"))
         try! FileManager.default.createDirectory(atPath: path("b"), withIntermediateDirectories: true)
-        XCTAssertEqual(DataFixtures.message { _ = try ImageFolderReader.load(directory: dir) },
-                       "no images in \(path("b")); hint: put .png, .pgm or .ppm files in one sub-folder per class")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try ImageFolderReader.load(directory: dir) },
+            "no images in \(path("b")); hint: put .png, .pgm or .ppm files in one sub-folder per class")
     }
 
     func testNoClassFolders() {
-        XCTAssertEqual(DataFixtures.message { _ = try ImageFolderReader.load(directory: dir) },
-                       "no images in \(dir); hint: put .png, .pgm or .ppm files in one sub-folder per class")
-        XCTAssertTrue(DataFixtures.message { _ = try ImageFolderReader.load(directory: path("nope")) }
-            .hasPrefix("dataset file not found: \(path("nope")); hint: pass --data"))
+        XCTAssertEqual(
+            DataFixtures.message { _ = try ImageFolderReader.load(directory: dir) },
+            "no images in \(dir); hint: put .png, .pgm or .ppm files in one sub-folder per class")
+        XCTAssertTrue(
+            DataFixtures.message { _ = try ImageFolderReader.load(directory: path("nope")) }
+                .hasPrefix("dataset file not found: \(path("nope")); hint: pass --data"))
     }
 
     func testValidationSplitIsSeededAndDisjoint() throws {
-        let data = InMemoryDataset(pixels: (0 ..< 100).map { UInt8($0) }, labels: (0 ..< 100).map { Int32($0 % 10) },
-                                   sampleShape: [1, 1, 1], classNames: (0 ..< 10).map(String.init))
+        let data = InMemoryDataset(
+            pixels: (0 ..< 100).map { UInt8($0) }, labels: (0 ..< 100).map { Int32($0 % 10) },
+            sampleShape: [1, 1, 1], classNames: (0 ..< 10).map(String.init))
         let (train, validation) = try data.splitValidation(fraction: 0.2, seed: 42)
-        XCTAssertEqual(train.count, 80); XCTAssertEqual(validation.count, 20)
+        XCTAssertEqual(train.count, 80)
+        XCTAssertEqual(validation.count, 20)
         XCTAssertEqual(Set(train.pixels + validation.pixels).count, 100)
         XCTAssertEqual(try data.splitValidation(fraction: 0.2, seed: 42).validation.pixels, validation.pixels)
         XCTAssertNotEqual(try data.splitValidation(fraction: 0.2, seed: 43).validation.pixels, validation.pixels)
         XCTAssertEqual(try data.splitValidation(fraction: 0, seed: 1).train.count, 100)
-        XCTAssertEqual(DataFixtures.message { _ = try data.splitValidation(fraction: 1.5, seed: 1) },
-                       "invalid validation fraction 1.5: the validation fraction must be in [0, 1)")
+        XCTAssertEqual(
+            DataFixtures.message { _ = try data.splitValidation(fraction: 1.5, seed: 1) },
+            "invalid validation fraction 1.5: the validation fraction must be in [0, 1)")
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class InitializerTests: XCTestCase {
@@ -17,8 +18,10 @@ final class InitializerTests: XCTestCase {
     func testVariancesMatchTheirDefinitions() {
         // A conv weight [K=64, C=32, 5, 5]: fanIn = 800, fanOut = 1600; 51,200 samples.
         let shape = [64, 32, 5, 5]
-        let expected: [(Initializer, Double)] = [(.heUniform, 2.0 / 800), (.heNormal, 2.0 / 800),
-                                                 (.glorotUniform, 2.0 / 2400), (.glorotNormal, 2.0 / 2400)]
+        let expected: [(Initializer, Double)] = [
+            (.heUniform, 2.0 / 800), (.heNormal, 2.0 / 800),
+            (.glorotUniform, 2.0 / 2400), (.glorotNormal, 2.0 / 2400)
+        ]
         for (initializer, target) in expected {
             let v = sample(initializer, shape: shape, seed: 1)
             // The sample variance of 51,200 draws has relative standard error ≤ sqrt(2/51200) ≈ 0.6%;

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class KernelPathTests: XCTestCase {

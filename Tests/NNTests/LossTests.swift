@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class LossTests: XCTestCase {
@@ -6,7 +7,8 @@ final class LossTests: XCTestCase {
     func numericGradient(_ loss: any Loss, logits: Tensor, labels: [Int32], eps: Float = 1e-2) -> [Double] {
         (0 ..< logits.count).map { i in
             var plus = logits, minus = logits
-            plus.storage[i] += eps; minus.storage[i] -= eps
+            plus.storage[i] += eps
+            minus.storage[i] -= eps
             let h = Double(plus.storage[i]) - Double(minus.storage[i])
             return (loss.evaluate(logits: plus, labels: labels).sum - loss.evaluate(logits: minus, labels: labels).sum) / h
         }
@@ -42,7 +44,7 @@ final class LossTests: XCTestCase {
         // Computed with numpy in float64 (log-sum-exp minus the label's logit; softmax − one-hot).
         let logits = Tensor(shape: [2, 3], values: [1, 2, 0.5, -1, 0, 3])
         let (sum, gradient) = SoftmaxCrossEntropy().evaluate(logits: logits, labels: [1, 0])
-        XCTAssertEqual(sum, 4.530252687865374, accuracy: 1e-6) // Float max subtraction, Double sums
+        XCTAssertEqual(sum, 4.530252687865374, accuracy: 1e-6)  // Float max subtraction, Double sums
         assertClose(gradient.storage, [0.2312239, -0.37146828, 0.14024438, -0.98285217, 0.046612623, 0.93623955], tolerance: 1e-6)
     }
 

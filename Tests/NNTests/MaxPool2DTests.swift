@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class MaxPool2DTests: XCTestCase {
@@ -8,7 +9,7 @@ final class MaxPool2DTests: XCTestCase {
         ((3, 3), (2, 2), .same, [2, 3, 7, 5]),
         ((3, 2), (1, 1), .valid, [1, 2, 5, 6]),
         ((2, 3), (2, 1), .explicit(top: 1, bottom: 0, left: 2, right: 1), [2, 1, 5, 4]),
-        ((2, 2), nil, .same, [1, 1, 5, 5]),
+        ((2, 2), nil, .same, [1, 1, 5, 5])
     ]
 
     func testFastMatchesReference() throws {
@@ -49,8 +50,9 @@ final class MaxPool2DTests: XCTestCase {
 
     func testBackwardMatchesFiniteDifferences() throws {
         for c in cases {
-            var model = try Sequential(inputShape: Array(c.input.dropFirst()),
-                                       layers: [MaxPool2D(poolSize: c.pool, stride: c.stride, padding: c.padding)])
+            var model = try Sequential(
+                inputShape: Array(c.input.dropFirst()),
+                layers: [MaxPool2D(poolSize: c.pool, stride: c.stride, padding: c.padding)])
             // Distinct values 0.1 apart: the eps = 1e-2 step never changes a window's maximum, so the
             // function is linear near the point and the default tolerance (float32 rounding) holds.
             checkGradients(model: &model, input: Tensor(shape: c.input, values: distinctValues(c.input.reduce(1, *), seed: 5)))
@@ -88,8 +90,9 @@ final class MaxPool2DTests: XCTestCase {
         XCTAssertThrowsError(try MaxPool2D(poolSize: (3, 3)).outputShape(for: [1, 2, 2])) { error in
             XCTAssertTrue("\(error)".contains("does not fit 2x2"), "\(error)")
         }
-        XCTAssertThrowsError(try MaxPool2D(poolSize: (2, 2), padding: .explicit(top: 2, bottom: 0, left: 0, right: 0))
-            .outputShape(for: [1, 4, 4]))
+        XCTAssertThrowsError(
+            try MaxPool2D(poolSize: (2, 2), padding: .explicit(top: 2, bottom: 0, left: 0, right: 0))
+                .outputShape(for: [1, 4, 4]))
         XCTAssertThrowsError(try MaxPool2D().outputShape(for: [16]))
     }
 

@@ -1,12 +1,17 @@
 import XCTest
+
 @testable import NN
 
 final class MetricsTests: XCTestCase {
     // Four samples, three classes; worked out by hand.
-    let logits = Tensor(shape: [4, 3], values: [0.1, 0.7, 0.2,   // argmax 1
-                                                0.5, 0.4, 0.1,   // argmax 0, second 1
-                                                0.3, 0.3, 0.3,   // tie: argmax 0, then 1, then 2
-                                                -1, -2, -3])     // argmax 0, last 2
+    let logits = Tensor(
+        shape: [4, 3],
+        values: [
+            0.1, 0.7, 0.2,  // argmax 1
+            0.5, 0.4, 0.1,  // argmax 0, second 1
+            0.3, 0.3, 0.3,  // tie: argmax 0, then 1, then 2
+            -1, -2, -3
+        ])  // argmax 0, last 2
 
     func testAccuracyCountsArgmaxHits() {
         XCTAssertEqual(Metrics.correctCount(logits: logits, labels: [1, 1, 0, 0]), 3)

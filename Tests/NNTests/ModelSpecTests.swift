@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import NN
 
 final class ModelSpecTests: XCTestCase {
@@ -38,8 +39,12 @@ final class ModelSpecTests: XCTestCase {
     func testBatchNormModelMarksRunningStatisticsNonTrainable() throws {
         let model = try ModelSpec.builtin("fmnist-cnn-bn", inputShape: [1, 28, 28], classes: 10).build()
         let names = model.arena.slots.filter { !$0.trainable }.map(\.name)
-        XCTAssertEqual(names, ["1.batchnorm2d.running_mean", "1.batchnorm2d.running_var",
-                               "5.batchnorm2d.running_mean", "5.batchnorm2d.running_var"])
+        XCTAssertEqual(
+            names,
+            [
+                "1.batchnorm2d.running_mean", "1.batchnorm2d.running_var",
+                "5.batchnorm2d.running_mean", "5.batchnorm2d.running_var"
+            ])
     }
 
     func testJSONRoundTripsEveryBuiltin() throws {
@@ -51,10 +56,13 @@ final class ModelSpecTests: XCTestCase {
     }
 
     func testEncodesInUserFriendlyForm() throws {
-        let spec = ModelSpec(name: "m", inputShape: [1, 28, 28], layers: [
-            .conv2d(filters: 32, kernel: [5, 5], stride: [1, 1], padding: .same, bias: true),
-            .maxPool2d(pool: [2, 3], stride: [2, 3], padding: .explicit(top: 1, bottom: 0, left: 1, right: 0)),
-            .flatten, .dense(units: 10, bias: true)])
+        let spec = ModelSpec(
+            name: "m", inputShape: [1, 28, 28],
+            layers: [
+                .conv2d(filters: 32, kernel: [5, 5], stride: [1, 1], padding: .same, bias: true),
+                .maxPool2d(pool: [2, 3], stride: [2, 3], padding: .explicit(top: 1, bottom: 0, left: 1, right: 0)),
+                .flatten, .dense(units: 10, bias: true)
+            ])
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let json = String(decoding: try encoder.encode(spec), as: UTF8.self)
@@ -65,19 +73,22 @@ final class ModelSpecTests: XCTestCase {
 
     func testParsesJSONWithShorthandsAndDefaults() throws {
         let json = """
-        {"name": "small", "input": [1, 28, 28], "loss": "softmax-cross-entropy",
-         "layers": [{"type": "conv2d", "filters": 8, "kernel": [3, 5], "stride": 2, "padding": "same"},
-                    {"type": "BatchNorm2D", "synchronized": true},
-                    {"type": "relu"}, {"type": "max_pool2d"}, {"type": "avgpool2d", "pool": 1, "padding": 0},
-                    {"type": "dropout", "rate": 0.25}, {"type": "flatten"}, {"type": "dense", "units": "classes"}]}
-        """
+            {"name": "small", "input": [1, 28, 28], "loss": "softmax-cross-entropy",
+             "layers": [{"type": "conv2d", "filters": 8, "kernel": [3, 5], "stride": 2, "padding": "same"},
+                        {"type": "BatchNorm2D", "synchronized": true},
+                        {"type": "relu"}, {"type": "max_pool2d"}, {"type": "avgpool2d", "pool": 1, "padding": 0},
+                        {"type": "dropout", "rate": 0.25}, {"type": "flatten"}, {"type": "dense", "units": "classes"}]}
+            """
         let spec = try ModelSpec.parse(json, format: .json, classes: 10)
-        XCTAssertEqual(spec.layers, [
-            .conv2d(filters: 8, kernel: [3, 5], stride: [2, 2], padding: .same, bias: true),
-            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: true), .relu,
-            .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
-            .avgPool2d(pool: [1, 1], stride: [1, 1], padding: .explicit(top: 0, bottom: 0, left: 0, right: 0)),
-            .dropout(rate: 0.25), .flatten, .dense(units: 10, bias: true)])
+        XCTAssertEqual(
+            spec.layers,
+            [
+                .conv2d(filters: 8, kernel: [3, 5], stride: [2, 2], padding: .same, bias: true),
+                .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: true), .relu,
+                .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
+                .avgPool2d(pool: [1, 1], stride: [1, 1], padding: .explicit(top: 0, bottom: 0, left: 0, right: 0)),
+                .dropout(rate: 0.25), .flatten, .dense(units: 10, bias: true)
+            ])
         XCTAssertEqual(spec.name, "small")
         XCTAssertEqual(try spec.build().outputShape, [10])
     }
@@ -147,7 +158,9 @@ final class ModelSpecTests: XCTestCase {
         XCTAssertEqual(error.layer, 1)
         XCTAssertTrue("\(error)".contains("layer 1 (dense): the model's output [7] does not fit softmax-cross-entropy, which needs [10]"), "\(error)")
         guard let binary = fileError("loss: binary-cross-entropy\nlayers: [{type: flatten}, {type: dense, units: 2}]") else { return }
-        XCTAssertEqual(binary.problem, .outputMismatch(outputShape: [2], reason: "does not fit sigmoid-binary-cross-entropy, which needs [1]; hint: end with a dense layer of 1 unit"))
+        XCTAssertEqual(
+            binary.problem,
+            .outputMismatch(outputShape: [2], reason: "does not fit sigmoid-binary-cross-entropy, which needs [1]; hint: end with a dense layer of 1 unit"))
     }
 
     func testNegativeSizesAreRejected() {
@@ -215,7 +228,7 @@ final class ModelSpecTests: XCTestCase {
         XCTAssertEqual(try four.outputShapes().last, [1000])
         let binary = try ModelSpec.load(file: examples.appendingPathComponent("binary-classifier.yaml").path, classes: 2)
         XCTAssertEqual(binary.loss, .sigmoidBinaryCrossEntropy)
-        XCTAssertEqual(try binary.outputShapes()[9], [128, 4, 4]) // 64 → 32 (stride 2) → 16 → 8 (stride 2) → 4
+        XCTAssertEqual(try binary.outputShapes()[9], [128, 4, 4])  // 64 → 32 (stride 2) → 16 → 8 (stride 2) → 4
         for spec in [four, binary] {
             let json = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
             XCTAssertEqual(try ModelSpec.parse(json, format: .json), spec)

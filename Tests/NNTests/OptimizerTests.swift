@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 /// Optimizer steps against values computed independently in float64 numpy.
@@ -12,14 +13,16 @@ final class OptimizerTests: XCTestCase {
     static let gradients: [[Float]] = [
         [0.1, -0.2, 0.3, -0.4, 0.5, -0.6],
         [-0.3, 0.1, 0.2, 0.05, -0.5, 0.4],
-        [0.2, 0.2, -0.1, 0.3, 0.0, -0.2],
+        [0.2, 0.2, -0.1, 0.3, 0.0, -0.2]
     ]
     static let statistics: [Float] = [3, 4]
 
     /// An arena with a trainable weight and a non-trainable running statistic.
     func makeArena() -> ParameterArena {
-        let arena = ParameterArena(tensors: [(name: "w", shape: [2, 3], trainable: true),
-                                             (name: "stat", shape: [2], trainable: false)])
+        let arena = ParameterArena(tensors: [
+            (name: "w", shape: [2, 3], trainable: true),
+            (name: "stat", shape: [2], trainable: false)
+        ])
         arena.setParameter(arena.slots[0], Self.theta0)
         arena.setParameter(arena.slots[1], Self.statistics)
         return arena
@@ -42,37 +45,42 @@ final class OptimizerTests: XCTestCase {
     func testSGDPlainWithWeightDecay() throws {
         // numpy: th = th - lr*g - lr*wd*th, lr=0.1, wd=0.01
         let arena = run(try SGD(learningRate: 0.1, weightDecay: 0.01))
-        assertClose(arena.parameter(arena.slots[0]).storage,
-                    [0.498491489, -1.00703298, 1.95408597, 0.00492504, -0.2492008, 1.53542456], tolerance: 2e-6)
+        assertClose(
+            arena.parameter(arena.slots[0]).storage,
+            [0.498491489, -1.00703298, 1.95408597, 0.00492504, -0.2492008, 1.53542456], tolerance: 2e-6)
     }
 
     func testSGDMomentumWithWeightDecay() throws {
         // numpy: g' = g + wd*th; b = mu*b + g'; th -= lr*b; lr=0.1, mu=0.9, wd=0.01
         let arena = run(try SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 0.01))
-        assertClose(arena.parameter(arena.slots[0]).storage,
-                    [0.507105389, -0.979260779, 1.87962357, 0.06875304, -0.28895875, 1.59800426], tolerance: 2e-6)
+        assertClose(
+            arena.parameter(arena.slots[0]).storage,
+            [0.507105389, -0.979260779, 1.87962357, 0.06875304, -0.28895875, 1.59800426], tolerance: 2e-6)
     }
 
     func testSGDNesterovWithWeightDecay() throws {
         // numpy: g' = g + wd*th; b = mu*b + g'; th -= lr*(g' + mu*b); lr=0.1, mu=0.9, wd=0.01
         let arena = run(try SGD(learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.01))
-        assertClose(arena.parameter(arena.slots[0]).storage,
-                    [0.504887062, -0.988454624, 1.84594074, 0.0666164044, -0.284107168, 1.62341428], tolerance: 2e-6)
+        assertClose(
+            arena.parameter(arena.slots[0]).storage,
+            [0.504887062, -0.988454624, 1.84594074, 0.0666164044, -0.284107168, 1.62341428], tolerance: 2e-6)
     }
 
     func testAdamBiasCorrectionAndL2() throws {
         // numpy: g' = g + wd*th; m,v EMAs; mh = m/(1-b1^t), vh = v/(1-b2^t); th -= lr*mh/(sqrt(vh)+eps)
         // lr=0.01, b1=0.9, b2=0.999, eps=1e-8, wd=0.1
         let arena = run(try Adam(learningRate: 0.01, weightDecay: 0.1))
-        assertClose(arena.parameter(arena.slots[0]).storage,
-                    [0.490542701, -0.980489618, 1.97160401, 0.015407151, -0.257933041, 1.50773522], tolerance: 2e-6)
+        assertClose(
+            arena.parameter(arena.slots[0]).storage,
+            [0.490542701, -0.980489618, 1.97160401, 0.015407151, -0.257933041, 1.50773522], tolerance: 2e-6)
     }
 
     func testAdamWDecoupledDecay() throws {
         // numpy: th *= 1 - lr*wd; then the Adam update with the raw g; lr=0.01, wd=0.1
         let arena = run(try AdamW(learningRate: 0.01, weightDecay: 0.1))
-        assertClose(arena.parameter(arena.slots[0]).storage,
-                    [0.49327057, -0.98708925, 1.96881325, 0.0154324892, -0.258298126, 1.50971336], tolerance: 2e-6)
+        assertClose(
+            arena.parameter(arena.slots[0]).storage,
+            [0.49327057, -0.98708925, 1.96881325, 0.0154324892, -0.258298126, 1.50971336], tolerance: 2e-6)
     }
 
     func testAdamFirstStepIsLearningRateTimesSign() throws {
@@ -114,14 +122,17 @@ final class OptimizerTests: XCTestCase {
     }
 
     func testSummaries() throws {
-        XCTAssertEqual(try SGD(learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.0005).summary,
-                       "sgd(momentum=0.9,nesterov,wd=0.0005)")
+        XCTAssertEqual(
+            try SGD(learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.0005).summary,
+            "sgd(momentum=0.9,nesterov,wd=0.0005)")
         XCTAssertEqual(try Adam().summary, "adam(beta1=0.9,beta2=0.999,eps=1e-08,wd=0.0)")
         XCTAssertEqual(try AdamW().summary, "adamw(beta1=0.9,beta2=0.999,eps=1e-08,wd=0.01)")
     }
 
-    func assertInvalid(_ make: @autoclosure () throws -> Optimizer, option: String, value: String,
-                       file: StaticString = #filePath, line: UInt = #line) {
+    func assertInvalid(
+        _ make: @autoclosure () throws -> Optimizer, option: String, value: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try make(), file: file, line: line) { error in
             guard case let TrainingConfigError.invalid(o, v, reason) = error else {
                 return XCTFail("unexpected error \(error)", file: file, line: line)
@@ -145,8 +156,9 @@ final class OptimizerTests: XCTestCase {
         assertInvalid(try Adam(epsilon: 0), option: "epsilon", value: "0.0")
         assertInvalid(try AdamW(learningRate: -1), option: "learning rate", value: "-1.0")
         assertInvalid(try AdamW(weightDecay: -0.01), option: "weight decay", value: "-0.01")
-        XCTAssertEqual("\(TrainingConfigError.invalid(option: "momentum", value: "1.0", reason: "The momentum must be in [0, 1)."))",
-                       "invalid momentum 1.0: The momentum must be in [0, 1).")
+        XCTAssertEqual(
+            "\(TrainingConfigError.invalid(option: "momentum", value: "1.0", reason: "The momentum must be in [0, 1)."))",
+            "invalid momentum 1.0: The momentum must be in [0, 1).")
     }
 
     /// Every optimizer steps from the exact reduction's Double sums (`GradientSource.exactSums`) to
@@ -158,11 +170,13 @@ final class OptimizerTests: XCTestCase {
             { try SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 0.01) },
             { try SGD(learningRate: 0.1, momentum: 0.9, nesterov: true) },
             { try Adam(learningRate: 0.01, weightDecay: 0.01) },
-            { try AdamW(learningRate: 0.01) },
+            { try AdamW(learningRate: 0.01) }
         ]
         func makeArena() -> ParameterArena {
-            let arena = ParameterArena(tensors: [(name: "w", shape: [37], trainable: true), (name: "stat", shape: [2], trainable: false),
-                                                 (name: "b", shape: [5], trainable: true)])
+            let arena = ParameterArena(tensors: [
+                (name: "w", shape: [37], trainable: true), (name: "stat", shape: [2], trainable: false),
+                (name: "b", shape: [5], trainable: true)
+            ])
             for slot in arena.slots { arena.setParameter(slot, (0 ..< slot.count).map { Float($0 % 7) * 0.3 - 0.9 }) }
             return arena
         }
@@ -185,8 +199,9 @@ final class OptimizerTests: XCTestCase {
                 sums.withUnsafeBufferPointer { viaSums.step(arena: b, gradients: .exactSums($0.baseAddress!, factors: factors)) }
             }
             for slot in a.slots {
-                XCTAssertEqual(a.parameter(slot).storage.map(\.bitPattern), b.parameter(slot).storage.map(\.bitPattern),
-                               "\(viaArena.summary), slot \(slot.name)")
+                XCTAssertEqual(
+                    a.parameter(slot).storage.map(\.bitPattern), b.parameter(slot).storage.map(\.bitPattern),
+                    "\(viaArena.summary), slot \(slot.name)")
             }
         }
     }

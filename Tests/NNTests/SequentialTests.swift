@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import NN
 
 final class SequentialTests: XCTestCase {
@@ -30,8 +31,9 @@ final class SequentialTests: XCTestCase {
         let gx = model.backward(gy, context: BackwardContext()) { seen.append($0) }
         XCTAssertEqual(seen, model.executionOrder.reversed())
         XCTAssertEqual(replica.backward(gy), gx)
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: replica.arena.gradients, count: replica.arena.count)),
-                       Array(UnsafeBufferPointer(start: model.arena.gradients, count: model.arena.count)))
+        XCTAssertEqual(
+            Array(UnsafeBufferPointer(start: replica.arena.gradients, count: replica.arena.count)),
+            Array(UnsafeBufferPointer(start: model.arena.gradients, count: model.arena.count)))
     }
 
     /// A hook that throws ends backward at once: the error comes out of `backward`, and no layer
@@ -43,11 +45,15 @@ final class SequentialTests: XCTestCase {
         let y = model.forward(Tensor(shape: [2, 6], values: randomValues(12, seed: 4)), context: ForwardContext(training: true))
         model.arena.zeroGradients()
         var seen: [Int] = []
-        XCTAssertThrowsError(try model.backward(Tensor(shape: y.shape, values: randomValues(y.count, seed: 5)),
-                                                context: BackwardContext()) { i in
-            seen.append(i)
-            if i == 1 { throw Refused() }
-        }) { XCTAssertTrue($0 is Refused) }
+        XCTAssertThrowsError(
+            try model.backward(
+                Tensor(shape: y.shape, values: randomValues(y.count, seed: 5)),
+                context: BackwardContext()
+            ) { i in
+                seen.append(i)
+                if i == 1 { throw Refused() }
+            }
+        ) { XCTAssertTrue($0 is Refused) }
         XCTAssertEqual(seen, [2, 1], "the hook after the ReLU threw; the first dense layer did not run")
         let slots = model.arena.slots
         func gradients(_ s: Int) -> [Float] { Array(UnsafeBufferPointer(start: model.arena.gradients + slots[s].offset, count: slots[s].count)) }
@@ -77,8 +83,9 @@ final class SequentialTests: XCTestCase {
         XCTAssertEqual(taken.backward(gy), plain.backward(gy), "the input gradient")
         let weight = taken.arena.slots[0], bias = taken.arena.slots[1]
         XCTAssertEqual(Array(UnsafeBufferPointer(start: taken.arena.gradients + weight.offset, count: 24)), [Float](repeating: 0, count: 24))
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: taken.arena.gradients + bias.offset, count: 4)),
-                       Array(UnsafeBufferPointer(start: plain.arena.gradients + bias.offset, count: 4)))
+        XCTAssertEqual(
+            Array(UnsafeBufferPointer(start: taken.arena.gradients + bias.offset, count: 4)),
+            Array(UnsafeBufferPointer(start: plain.arena.gradients + bias.offset, count: 4)))
         let expected = Array(UnsafeBufferPointer(start: plain.arena.gradients + weight.offset, count: 24))
         for (a, b) in zip(product, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
@@ -91,9 +98,11 @@ final class SequentialTests: XCTestCase {
         XCTAssertEqual(model.slotIndices.flatMap { Array($0) }, Array(model.arena.slots.indices), "every slot once, in order")
         for (i, layer) in model.layers.enumerated() {
             let slots = model.slots(ofLayer: i)
-            XCTAssertEqual(slots.map(\.name), layer.parameterSpecs(for: i == 0 ? model.inputShape : model.outputShapes[i - 1]).map {
-                "\(i).\(layer.summary.prefix { $0 != "(" }).\($0.name)"
-            })
+            XCTAssertEqual(
+                slots.map(\.name),
+                layer.parameterSpecs(for: i == 0 ? model.inputShape : model.outputShapes[i - 1]).map {
+                    "\(i).\(layer.summary.prefix { $0 != "(" }).\($0.name)"
+                })
             XCTAssertEqual(layer.usesBatchStatistics, layer is BatchNorm2D, layer.summary)
             XCTAssertEqual(layer.isSynchronized, (layer as? BatchNorm2D)?.synchronized ?? false, layer.summary)
         }
@@ -111,9 +120,11 @@ final class SequentialTests: XCTestCase {
     /// and a 3×3 pool at stride 2 (overlapping windows, whose gradients add).
     func testReorderedReLUAndMaxPoolGiveTheWrittenOrdersNumbersExactly() throws {
         func layers() -> [any Layer] {
-            [Conv2D(filters: 4, kernelSize: (3, 3), padding: .same), ReLU(), MaxPool2D(),
-             Conv2D(filters: 3, kernelSize: (3, 3), padding: .same), ReLU(), MaxPool2D(poolSize: (3, 3), stride: (2, 2)),
-             Flatten(), Dense(units: 5)]
+            [
+                Conv2D(filters: 4, kernelSize: (3, 3), padding: .same), ReLU(), MaxPool2D(),
+                Conv2D(filters: 3, kernelSize: (3, 3), padding: .same), ReLU(), MaxPool2D(poolSize: (3, 3), stride: (2, 2)),
+                Flatten(), Dense(units: 5)
+            ]
         }
         var fused = try Sequential(inputShape: [2, 9, 10], layers: layers())
         var plain = try Sequential(inputShape: [2, 9, 10], layers: layers(), fusingPools: false)
@@ -125,8 +136,11 @@ final class SequentialTests: XCTestCase {
         var alone = try Sequential(inputShape: [2, 9, 10], layers: [fused.layers[0]])
         XCTAssertNil((alone.layers[0] as? Conv2D)?.fusedPool)
         alone.initializeParameters(seed: 5)
-        XCTAssertEqual(alone.forward(Tensor(shape: [1, 2, 9, 10], values: randomValues(180, seed: 2)),
-                                     context: ForwardContext(training: false)).shape, [1, 4, 9, 10])
+        XCTAssertEqual(
+            alone.forward(
+                Tensor(shape: [1, 2, 9, 10], values: randomValues(180, seed: 2)),
+                context: ForwardContext(training: false)
+            ).shape, [1, 4, 9, 10])
         fused.initializeParameters(seed: 5)
         plain.initializeParameters(seed: 5)
         // Shift the inputs down so that many windows hold no positive value after the first conv.
@@ -146,8 +160,9 @@ final class SequentialTests: XCTestCase {
         for i in plain.layers.indices.reversed() { g = plain.layers[i].backward(g, arena: plain.arena) }
         XCTAssertEqual(gx, g)
         XCTAssertEqual(fused.arena.gradientSnapshot(), plain.arena.gradientSnapshot())
-        XCTAssertTrue(gx.storage.contains { $0 != 0 } && fused.arena.gradientSnapshot().contains { $0 != 0 },
-                      "the comparison must not be between all-zero gradients")
+        XCTAssertTrue(
+            gx.storage.contains { $0 != 0 } && fused.arena.gradientSnapshot().contains { $0 != 0 },
+            "the comparison must not be between all-zero gradients")
 
         // Backward in blocks of samples (polling between them) routes each block's samples alike.
         var polls = 0

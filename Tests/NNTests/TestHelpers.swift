@@ -1,10 +1,13 @@
 import XCTest
+
 @testable import NN
 
 /// Asserts that two float arrays agree elementwise within `tolerance` (absolute, scaled up by the
 /// magnitude for large values: |a − b| ≤ tolerance · max(1, |b|)).
-func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ message: String = "",
-                 file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(
+    _ actual: [Float], _ expected: [Float], tolerance: Float, _ message: String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(actual.count, expected.count, "count differs \(message)", file: file, line: line)
     var worst: (index: Int, error: Float) = (-1, 0)
     for i in 0 ..< min(actual.count, expected.count) {
@@ -12,8 +15,9 @@ func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ mes
         if !(err <= worst.error) { worst = (i, err.isNaN ? .infinity : err) }
     }
     if worst.error > tolerance {
-        XCTFail("max error \(worst.error) > \(tolerance) at \(worst.index): \(actual[worst.index]) vs \(expected[worst.index]) \(message)",
-                file: file, line: line)
+        XCTFail(
+            "max error \(worst.error) > \(tolerance) at \(worst.index): \(actual[worst.index]) vs \(expected[worst.index]) \(message)",
+            file: file, line: line)
     }
 }
 
@@ -30,9 +34,11 @@ func randomValues(_ count: Int, seed: UInt64, low: Float = -1, high: Float = 1) 
 /// the forward pass limits agreement to about `1e-2` relative for eps = 1e-2 on O(1) values, which
 /// is what `tolerance` should allow. Checks the input gradient (unless `checkInput` is false) and
 /// every parameter tensor, sampling at most `maxPerTensor` elements of each.
-func checkGradients(model: inout Sequential, input: Tensor, context: ForwardContext = ForwardContext(training: true),
-                    eps: Double = 1e-2, tolerance: Double = 2e-2, maxPerTensor: Int = 40, checkInput: Bool = true,
-                    file: StaticString = #filePath, line: UInt = #line) {
+func checkGradients(
+    model: inout Sequential, input: Tensor, context: ForwardContext = ForwardContext(training: true),
+    eps: Double = 1e-2, tolerance: Double = 2e-2, maxPerTensor: Int = 40, checkInput: Bool = true,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     let y = model.forward(input, context: context)
     let v = randomValues(y.count, seed: 99)
     func loss(_ x: Tensor) -> Double {
@@ -55,7 +61,8 @@ func checkGradients(model: inout Sequential, input: Tensor, context: ForwardCont
         let stride = max(1, input.count / maxPerTensor)
         for i in Swift.stride(from: 0, to: input.count, by: stride) {
             var plus = input, minus = input
-            plus.storage[i] += Float(eps); minus.storage[i] -= Float(eps)
+            plus.storage[i] += Float(eps)
+            minus.storage[i] -= Float(eps)
             let h = Double(plus.storage[i]) - Double(minus.storage[i])
             compare(gradInput.storage[i], (loss(plus) - loss(minus)) / h, "input[\(i)]")
         }
@@ -66,8 +73,12 @@ func checkGradients(model: inout Sequential, input: Tensor, context: ForwardCont
         for j in Swift.stride(from: 0, to: slot.count, by: stride) {
             let p = model.arena.parameters + slot.offset + j
             let saved = p.pointee
-            p.pointee = saved + Float(eps); let up = Double(p.pointee); let lp = loss(input)
-            p.pointee = saved - Float(eps); let down = Double(p.pointee); let lm = loss(input)
+            p.pointee = saved + Float(eps)
+            let up = Double(p.pointee)
+            let lp = loss(input)
+            p.pointee = saved - Float(eps)
+            let down = Double(p.pointee)
+            let lm = loss(input)
             p.pointee = saved
             compare(model.arena.gradients[slot.offset + j], (lp - lm) / (up - down), "\(slot.name)[\(j)]")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import NN
 
 /// Small end-to-end training runs with plain gradient descent (the real optimizers live elsewhere).
@@ -59,7 +60,7 @@ final class TrainingTests: XCTestCase {
     func trainExample(_ file: String, classes: Int, labels: [Int32], learningRate: Float, steps: Int) throws -> [Double] {
         var spec = try ModelSpec.load(file: examples.appendingPathComponent(file).path)
         XCTAssertEqual(spec.inputShape, [3, 64, 64], "the file's own input shape")
-        spec.inputShape = [3, 32, 32] // smaller images keep the reference convolutions quick
+        spec.inputShape = [3, 32, 32]  // smaller images keep the reference convolutions quick
         try spec.checkOutput(classes: classes)
         var model = try spec.build()
         model.initializeParameters(seed: 7)
@@ -71,8 +72,9 @@ final class TrainingTests: XCTestCase {
 
     func testFourConvClassifierExampleTrains() throws {
         // A small rate: the 16M-weight head overshoots at a mean step of 0.01.
-        let losses = try trainExample("four-conv-classifier.yaml", classes: 1000, labels: [3, 999],
-                                      learningRate: 0.001 / 2, steps: 3)
+        let losses = try trainExample(
+            "four-conv-classifier.yaml", classes: 1000, labels: [3, 999],
+            learningRate: 0.001 / 2, steps: 3)
         XCTAssertTrue(losses.allSatisfy(\.isFinite), "\(losses)")
         // Two samples at chance give about 2·ln 1000 ≈ 13.8; the same batch must fit better.
         XCTAssertLessThan(losses.first!, 2 * 30, "\(losses)")
@@ -80,10 +82,11 @@ final class TrainingTests: XCTestCase {
     }
 
     func testBinaryClassifierExampleTrains() throws {
-        let losses = try trainExample("binary-classifier.yaml", classes: 2, labels: [0, 1, 1, 0],
-                                      learningRate: 0.01 / 4, steps: 5)
+        let losses = try trainExample(
+            "binary-classifier.yaml", classes: 2, labels: [0, 1, 1, 0],
+            learningRate: 0.01 / 4, steps: 5)
         XCTAssertTrue(losses.allSatisfy(\.isFinite), "\(losses)")
-        XCTAssertLessThan(losses.first!, 4 * 5, "\(losses)") // chance is 4·ln 2 ≈ 2.8
+        XCTAssertLessThan(losses.first!, 4 * 5, "\(losses)")  // chance is 4·ln 2 ≈ 2.8
         XCTAssertLessThan(losses.last!, losses.first!, "\(losses)")
     }
 }

@@ -25,14 +25,16 @@ final class AgreedErrorTests: XCTestCase {
         let dir = InferenceFixtures.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = InferenceFixtures.write("layers:\n  - {type: maxpool2d, size: 2}\n", to: "\(dir)/bad.yaml")
-        try expectWholeStderr(Array(quick.dropFirst()) + ["--model", model],
-                              "error: \(model): layer 0 (maxpool2d): unknown option 'size'; hint: maxpool2d takes type, pool, stride, padding\n")
+        try expectWholeStderr(
+            Array(quick.dropFirst()) + ["--model", model],
+            "error: \(model): layer 0 (maxpool2d): unknown option 'size'; hint: maxpool2d takes type, pool, stride, padding\n")
     }
 
     func testAnOptionThatDoesNotFitTheDataIsReportedOnce() throws {
         // Synthetic samples have 1 channel: three means do not fit.
-        try expectWholeStderr(Array(quick.dropFirst()) + ["--normalize", "0.1,0.2,0.3,1,1,1"],
-                              "error: --normalize 0.1,0.2,0.3,1,1,1: 3 means for data with 1 channels; hint: give 1 or 1 means and as many standard deviations\n")
+        try expectWholeStderr(
+            Array(quick.dropFirst()) + ["--normalize", "0.1,0.2,0.3,1,1,1"],
+            "error: --normalize 0.1,0.2,0.3,1,1,1: 3 means for data with 1 channels; hint: give 1 or 1 means and as many standard deviations\n")
     }
 
     func testMissingDataIsReportedOnceWithoutARankNumber() throws {
@@ -40,8 +42,8 @@ final class AgreedErrorTests: XCTestCase {
     }
 
     func testACommandLineEveryRankRejectsIsReportedOnceUnderMpirun() throws {
-        let r = try DDPProcess.run(["/usr/bin/env", "mpirun", "--quiet"] + DDPProcess.mpirunFlags +
-                                   ["-np", "2", DDPProcess.binary] + quick + ["--epochs", "0"], timeout: 60)
+        let r = try DDPProcess.run(
+            ["/usr/bin/env", "mpirun", "--quiet"] + DDPProcess.mpirunFlags + ["-np", "2", DDPProcess.binary] + quick + ["--epochs", "0"], timeout: 60)
         XCTAssertFalse(r.timedOut)
         XCTAssertNotEqual(r.status, 0)
         XCTAssertEqual(r.stderr.components(separatedBy: "--epochs must be positive, got 0").count, 2, "printed once: \(r.stderr)")

@@ -36,8 +36,10 @@ final class BadInputTests: XCTestCase {
     /// `optionError`: the option is rejected before MPI starts, where ArgumentParser writes the
     /// message in pieces that mpirun's own report of the failed ranks can split; under mpirun only
     /// the exit is checked then (the bare run checks the message).
-    func expectFailure(_ arguments: [String], ranks: [Int] = [1], mentions: [String], hint: Bool = true,
-                       optionError: Bool = false, unchanged: [String]? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
+    func expectFailure(
+        _ arguments: [String], ranks: [Int] = [1], mentions: [String], hint: Bool = true,
+        optionError: Bool = false, unchanged: [String]? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let guarded = unchanged ?? [checkpoint]
         let before = guarded.map(InferenceFixtures.bytes)
         for p in ranks {
@@ -105,24 +107,28 @@ final class BadInputTests: XCTestCase {
             // A label file's magic (1 dimension) where images belong.
             InferenceFixtures.write(InferenceFixtures.idx(dims: [640], data: [UInt8](repeating: 0, count: 640)), to: "\(d)/t10k-images-idx3-ubyte")
         }
-        try expectFailure(eval(data), mentions: ["wrong magic number in \(data)/t10k-images-idx3-ubyte", "expected 0x00000803", "found 0x00000801"],
-                          hint: false)
+        try expectFailure(
+            eval(data), mentions: ["wrong magic number in \(data)/t10k-images-idx3-ubyte", "expected 0x00000803", "found 0x00000801"],
+            hint: false)
     }
 
     func testLabelOutOfRange() throws {
         let data = idxData { d in
             InferenceFixtures.write(InferenceFixtures.idx(dims: [10], data: [0, 1, 2, 9, 4, 5, 6, 0, 1, 2]), to: "\(d)/t10k-labels-idx1-ubyte")
         }
-        try expectFailure(eval(data), mentions: ["label out of range in \(data)/t10k-labels-idx1-ubyte: sample 3 has label 9, but there are 7 classes"],
-                          hint: false)
+        try expectFailure(
+            eval(data), mentions: ["label out of range in \(data)/t10k-labels-idx1-ubyte: sample 3 has label 9, but there are 7 classes"],
+            hint: false)
     }
 
     func testImagesOfInconsistentSizesInClassFolders() throws {
         let folders = "\(dir)/folders"
-        let first = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
-                                            to: "\(folders)/test/a/0.pgm")
-        let odd = InferenceFixtures.write(InferenceFixtures.pnm(width: 6, height: 6, channels: 1, pixels: [UInt8](repeating: 9, count: 36)),
-                                          to: "\(folders)/test/b/0.pgm")
+        let first = InferenceFixtures.write(
+            InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
+            to: "\(folders)/test/a/0.pgm")
+        let odd = InferenceFixtures.write(
+            InferenceFixtures.pnm(width: 6, height: 6, channels: 1, pixels: [UInt8](repeating: 9, count: 36)),
+            to: "\(folders)/test/b/0.pgm")
         try expectFailure(eval(folders), mentions: ["inconsistent image size: \(odd) is 6x6x1 but \(first) is 8x8x1"])
     }
 
@@ -137,16 +143,20 @@ final class BadInputTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: runs, withIntermediateDirectories: true)
         let earlier = "\(runs)/step-00000004.safetensors"
         try FileManager.default.copyItem(atPath: checkpoint, toPath: earlier)
-        try expectFailure(["train", "--data", data, "--model", "tiny", "--epochs", "1", "--batch-size", "4",
-                           "--checkpoint-dir", runs, "--log-interval", "0"], ranks: [1, 2],
-                          mentions: ["truncated file \(data)/train-images-idx3-ubyte: expected 656 bytes, got 592"],
-                          unchanged: [checkpoint, earlier])
+        try expectFailure(
+            [
+                "train", "--data", data, "--model", "tiny", "--epochs", "1", "--batch-size", "4",
+                "--checkpoint-dir", runs, "--log-interval", "0"
+            ], ranks: [1, 2],
+            mentions: ["truncated file \(data)/train-images-idx3-ubyte: expected 656 bytes, got 592"],
+            unchanged: [checkpoint, earlier])
     }
 
     func testMissingSplit() throws {
         let folders = "\(dir)/folders"
-        InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
-                                to: "\(folders)/train/a/0.pgm")
+        InferenceFixtures.write(
+            InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
+            to: "\(folders)/train/a/0.pgm")
         try expectFailure(eval(folders), ranks: [1], mentions: ["\(folders) has no test split", "--split train"])
     }
 
@@ -158,12 +168,15 @@ final class BadInputTests: XCTestCase {
         var badJSON: [UInt8] = [10, 0, 0, 0, 0, 0, 0, 0]
         badJSON += Array("{not json}".utf8)
         let header = InferenceFixtures.write(badJSON, to: "\(dir)/header.safetensors")
-        let image = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
-                                            to: "\(dir)/x.pgm")
-        try expectFailure(["eval", "--checkpoint", garbage, "--data", data], ranks: [1, 2], mentions: ["truncated checkpoint \(garbage)"], hint: false,
-                          unchanged: [garbage])
-        try expectFailure(["predict", "--checkpoint", garbage, image], ranks: [1], mentions: ["truncated checkpoint \(garbage)"], hint: false,
-                          unchanged: [garbage])
+        let image = InferenceFixtures.write(
+            InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
+            to: "\(dir)/x.pgm")
+        try expectFailure(
+            ["eval", "--checkpoint", garbage, "--data", data], ranks: [1, 2], mentions: ["truncated checkpoint \(garbage)"], hint: false,
+            unchanged: [garbage])
+        try expectFailure(
+            ["predict", "--checkpoint", garbage, image], ranks: [1], mentions: ["truncated checkpoint \(garbage)"], hint: false,
+            unchanged: [garbage])
         try expectFailure(["eval", "--checkpoint", header, "--data", data], mentions: ["bad checkpoint header in \(header)"], unchanged: [header])
         try expectFailure(["predict", "--checkpoint", header, image], ranks: [1], mentions: ["bad checkpoint header in \(header)"], unchanged: [header])
     }
@@ -171,15 +184,18 @@ final class BadInputTests: XCTestCase {
     func testTruncatedCheckpoint() throws {
         let data = idxData()
         let cut = InferenceFixtures.write(Array(InferenceFixtures.bytes(checkpoint).dropLast(40)), to: "\(dir)/cut.safetensors")
-        try expectFailure(["eval", "--checkpoint", cut, "--data", data], mentions: ["truncated checkpoint \(cut): tensor"], hint: false,
-                          unchanged: [cut, checkpoint])
+        try expectFailure(
+            ["eval", "--checkpoint", cut, "--data", data], mentions: ["truncated checkpoint \(cut): tensor"], hint: false,
+            unchanged: [cut, checkpoint])
     }
 
     func testMissingCheckpoint() throws {
-        let image = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
-                                            to: "\(dir)/x.pgm")
-        try expectFailure(["predict", "--checkpoint", "\(dir)/none.safetensors", image], ranks: [1],
-                          mentions: ["checkpoint not found: \(dir)/none.safetensors"])
+        let image = InferenceFixtures.write(
+            InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
+            to: "\(dir)/x.pgm")
+        try expectFailure(
+            ["predict", "--checkpoint", "\(dir)/none.safetensors", image], ranks: [1],
+            mentions: ["checkpoint not found: \(dir)/none.safetensors"])
         try expectFailure(["eval", "--checkpoint", "\(dir)/none.safetensors", "--data", idxData()], mentions: ["checkpoint not found: \(dir)/none.safetensors"])
     }
 
@@ -188,12 +204,15 @@ final class BadInputTests: XCTestCase {
         let model = try InferenceFixtures.spec("tiny", side: 8, classes: 7).build()
         let bare = "\(dir)/bare.safetensors", broken = "\(dir)/broken.safetensors"
         try Checkpoint.save(arena: model.arena, optimizer: nil, metadata: TrainingMetadata(), to: bare)
-        try Checkpoint.save(arena: model.arena, optimizer: nil, metadata: TrainingMetadata(modelSpec: #"{"input": [1, 8, 8], "layers": [{"type": "warp"}]}"#),
-                            to: broken)
-        try expectFailure(["eval", "--checkpoint", bare, "--data", data], mentions: ["checkpoint \(bare) has no model_spec metadata", "--model"],
-                          unchanged: [bare])
-        try expectFailure(["eval", "--checkpoint", broken, "--data", data],
-                          mentions: ["\(broken) (model_spec metadata): layer 0", "unknown layer type 'warp'"], unchanged: [broken])
+        try Checkpoint.save(
+            arena: model.arena, optimizer: nil, metadata: TrainingMetadata(modelSpec: #"{"input": [1, 8, 8], "layers": [{"type": "warp"}]}"#),
+            to: broken)
+        try expectFailure(
+            ["eval", "--checkpoint", bare, "--data", data], mentions: ["checkpoint \(bare) has no model_spec metadata", "--model"],
+            unchanged: [bare])
+        try expectFailure(
+            ["eval", "--checkpoint", broken, "--data", data],
+            mentions: ["\(broken) (model_spec metadata): layer 0", "unknown layer type 'warp'"], unchanged: [broken])
         // --model names the model a bare checkpoint holds.
         let r = try DDPProcess.bare(["eval", "--checkpoint", bare, "--data", data, "--model", "tiny"], timeout: 60)
         XCTAssertNotEqual(r.status, 0, "IDX data has 10 classes, the checkpoint 7")
@@ -203,25 +222,34 @@ final class BadInputTests: XCTestCase {
     func testCheckpointOfAnotherModel() throws {
         let data = idxData()
         // mlp has no convolution: the first tensor it needs is not in a tiny checkpoint.
-        try expectFailure(eval(data, ["--model", "mlp"]),
-                          mentions: ["checkpoint \(checkpoint) has no tensor 1.dense.weight", "different model"])
+        try expectFailure(
+            eval(data, ["--model", "mlp"]),
+            mentions: ["checkpoint \(checkpoint) has no tensor 1.dense.weight", "different model"])
     }
 
     func testCheckpointForOtherSampleShape() throws {
         let data = InferenceFixtures.idxDataset(in: "\(dir)/data6", count: 10, side: 6, classes: 7)
-        try expectFailure(eval(data), ranks: [1, 2], mentions: ["the model in \(checkpoint) takes samples of shape [1, 8, 8]",
-                                                 "\(data) (test split) has samples of shape [1, 6, 6]"])
+        try expectFailure(
+            eval(data), ranks: [1, 2],
+            mentions: [
+                "the model in \(checkpoint) takes samples of shape [1, 8, 8]",
+                "\(data) (test split) has samples of shape [1, 6, 6]"
+            ])
         // The same model built for 6x6 samples (IDX data: Fashion-MNIST's 10 classes): its dense layer has another shape.
-        try expectFailure(eval(data, ["--model", "tiny"]), ranks: [1],
-                          mentions: ["tensor 4.dense.weight in \(checkpoint) has shape [7, 32], the model expects [10, 8]"])
+        try expectFailure(
+            eval(data, ["--model", "tiny"]), ranks: [1],
+            mentions: ["tensor 4.dense.weight in \(checkpoint) has shape [7, 32], the model expects [10, 8]"])
     }
 
     func testRanksGivenDifferentCheckpointsEndWithTheFirstDifference() throws {
         let data = idxData()
         let other = "\(dir)/other.safetensors"
         InferenceFixtures.checkpoint(InferenceFixtures.spec("tiny", side: 8, classes: 7), at: other, seed: 99)
-        let r = try DDPProcess.mpirun(contexts: [(1, ["eval", "--checkpoint", checkpoint, "--data", data]),
-                                                 (1, ["eval", "--checkpoint", other, "--data", data])], timeout: 60)
+        let r = try DDPProcess.mpirun(
+            contexts: [
+                (1, ["eval", "--checkpoint", checkpoint, "--data", data]),
+                (1, ["eval", "--checkpoint", other, "--data", data])
+            ], timeout: 60)
         XCTAssertFalse(r.timedOut, "mismatched ranks must not hang")
         XCTAssertNotEqual(r.status, 0)
         let errors = InferenceFixtures.errorLines(r.stderr)
@@ -233,15 +261,17 @@ final class BadInputTests: XCTestCase {
 
     func testModelFileWithUnknownLayerType() throws {
         let data = idxData()
-        let model = InferenceFixtures.write("layers:\n  - {type: flatten}\n  - {type: conv3d, filters: 4}\n  - {type: dense, units: classes}\n",
-                                            to: "\(dir)/model.yaml")
+        let model = InferenceFixtures.write(
+            "layers:\n  - {type: flatten}\n  - {type: conv3d, filters: 4}\n  - {type: dense, units: classes}\n",
+            to: "\(dir)/model.yaml")
         try expectFailure(eval(data, ["--model", model]), ranks: [1, 2], mentions: ["\(model): layer 1", "unknown layer type 'conv3d'"])
     }
 
     func testModelFileWithUnknownOption() throws {
         let data = idxData()
-        let model = InferenceFixtures.write("layers:\n  - {type: maxpool2d, size: 2}\n  - {type: flatten}\n  - {type: dense, units: classes}\n",
-                                            to: "\(dir)/model.yaml")
+        let model = InferenceFixtures.write(
+            "layers:\n  - {type: maxpool2d, size: 2}\n  - {type: flatten}\n  - {type: dense, units: classes}\n",
+            to: "\(dir)/model.yaml")
         try expectFailure(eval(data, ["--model", model]), mentions: ["\(model): layer 0 (maxpool2d)", "unknown option 'size'"])
     }
 
@@ -255,28 +285,35 @@ final class BadInputTests: XCTestCase {
 
     func testBadNormalization() throws {
         let data = idxData()
-        try expectFailure(eval(data, ["--normalize", "0.5,0.1,0.2"]), ranks: [1, 2], mentions: ["invalid normalization 0.5,0.1,0.2 from --normalize"], hint: false)
+        try expectFailure(
+            eval(data, ["--normalize", "0.5,0.1,0.2"]), ranks: [1, 2], mentions: ["invalid normalization 0.5,0.1,0.2 from --normalize"], hint: false)
         try expectFailure(eval(data, ["--normalize", "0.5,0"]), ranks: [1], mentions: ["standard deviation must be > 0"], hint: false)
         let recorded = "\(dir)/recorded.safetensors"
-        InferenceFixtures.checkpoint(InferenceFixtures.spec("tiny", side: 8, classes: 7), at: recorded,
-                                     options: #"{"options": {"normalize": "0.1,0.2,0.3,0.4"}}"#)
-        try expectFailure(["eval", "--checkpoint", recorded, "--data", data], ranks: [1],
-                          mentions: ["from checkpoint \(recorded): 2 means for a model with 1 channel; give 1"], hint: false, unchanged: [recorded])
+        InferenceFixtures.checkpoint(
+            InferenceFixtures.spec("tiny", side: 8, classes: 7), at: recorded,
+            options: #"{"options": {"normalize": "0.1,0.2,0.3,0.4"}}"#)
+        try expectFailure(
+            ["eval", "--checkpoint", recorded, "--data", data], ranks: [1],
+            mentions: ["from checkpoint \(recorded): 2 means for a model with 1 channel; give 1"], hint: false, unchanged: [recorded])
     }
 
     // MARK: images
 
     func testBadImagesAreNamed() throws {
-        let good = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
-                                           to: "\(dir)/good.pgm")
+        let good = InferenceFixtures.write(
+            InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: 9, count: 64)),
+            to: "\(dir)/good.pgm")
         let text = InferenceFixtures.write("hello", to: "\(dir)/text.png")
         let cutPNG = InferenceFixtures.write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48], to: "\(dir)/cut.png")
         let cutPGM = InferenceFixtures.write(Array("P5\n8 8\n255\n".utf8) + [1, 2, 3], to: "\(dir)/cut.pgm")
-        for (bad, message) in [(text, "cannot decode image \(text)"), (cutPNG, "cannot decode image \(cutPNG)"),
-                               (cutPGM, "truncated file \(cutPGM): expected 75 bytes, got 14")] {
+        for (bad, message) in [
+            (text, "cannot decode image \(text)"), (cutPNG, "cannot decode image \(cutPNG)"),
+            (cutPGM, "truncated file \(cutPGM): expected 75 bytes, got 14")
+        ] {
             try expectFailure(["predict", "--checkpoint", checkpoint, good, bad], ranks: bad == text ? [1, 2] : [1], mentions: [message], hint: false)
         }
-        try expectFailure(["predict", "--checkpoint", checkpoint, good, "\(dir)/missing.png"], ranks: [1],
-                          mentions: ["image not found: \(dir)/missing.png"])
+        try expectFailure(
+            ["predict", "--checkpoint", checkpoint, good, "\(dir)/missing.png"], ranks: [1],
+            mentions: ["image not found: \(dir)/missing.png"])
     }
 }

@@ -42,8 +42,9 @@ final class BenchSmokeTests: XCTestCase {
     }
 
     func testBenchThroughputPrintsOneRowPerBatchSize() throws {
-        let r = try DDPProcess.bare(["bench", "throughput", "--model", "tiny", "--batches", "2,4", "--warmup", "2", "--steps", "1"],
-                                    timeout: 120)
+        let r = try DDPProcess.bare(
+            ["bench", "throughput", "--model", "tiny", "--batches", "2,4", "--warmup", "2", "--steps", "1"],
+            timeout: 120)
         XCTAssertFalse(r.timedOut)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         let lines = r.stdout.split(separator: "\n").map(String.init)
@@ -57,8 +58,12 @@ final class BenchSmokeTests: XCTestCase {
     func testBenchStepsOnTwoRanksPrintsItsSummaryAndCSV() throws {
         let csv = FileManager.default.temporaryDirectory.appendingPathComponent("ddp-steps-\(UUID().uuidString).csv").path
         defer { try? FileManager.default.removeItem(atPath: csv) }
-        let r = try DDPProcess.mpirun(2, ["bench", "steps", "--model", "tiny", "--per-rank-batch", "4", "--steps", "2", "--warmup", "1",
-                                          "--sample-shape", "1,12,12", "--bucket-floats", "64", "--csv", csv], timeout: 120)
+        let r = try DDPProcess.mpirun(
+            2,
+            [
+                "bench", "steps", "--model", "tiny", "--per-rank-batch", "4", "--steps", "2", "--warmup", "1",
+                "--sample-shape", "1,12,12", "--bucket-floats", "64", "--csv", csv
+            ], timeout: 120)
         XCTAssertFalse(r.timedOut)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         let summaries = r.stdout.split(separator: "\n").filter { $0.hasPrefix("bench steps: run tiny, 2 ranks") }

@@ -18,28 +18,32 @@ final class BinaryClassificationTests: XCTestCase {
 
     /// A small twin of examples/binary-classifier.yaml for 16x16 images (the input comes from the data).
     static let twin = """
-    name: binary-twin
-    loss: sigmoid-binary-cross-entropy
-    layers:
-      - {type: conv2d, filters: 8, kernel: 3, padding: same}
-      - {type: relu}
-      - {type: conv2d, filters: 8, kernel: 3, stride: 2, padding: same}
-      - {type: relu}
-      - {type: maxpool2d, pool: 2}
-      - {type: flatten}
-      - {type: dense, units: 16}
-      - {type: relu}
-      - {type: dense, units: 1}
-    """
+        name: binary-twin
+        loss: sigmoid-binary-cross-entropy
+        layers:
+          - {type: conv2d, filters: 8, kernel: 3, padding: same}
+          - {type: relu}
+          - {type: conv2d, filters: 8, kernel: 3, stride: 2, padding: same}
+          - {type: relu}
+          - {type: maxpool2d, pool: 2}
+          - {type: flatten}
+          - {type: dense, units: 16}
+          - {type: relu}
+          - {type: dense, units: 1}
+        """
 
     func testBinaryModelTrainsOnTwoClassFoldersOnTwoRanksThenEvaluatesAndPredicts() throws {
         let data = PNGFixtures.catsAndDogs(in: "\(dir)/pets")
         let model = InferenceFixtures.write(BinaryClassificationTests.twin, to: "\(dir)/twin.yaml")
         // --min-delta 10: no epoch after the first improves val_loss by 10, so patience 1 stops after epoch 2.
-        let r = try DDPProcess.mpirun(2, ["train", "--data", data, "--model", model, "--epochs", "5", "--batch-size", "8",
-                                          "--lr", "0.01", "--shear", "10", "--zoom", "0.1", "--flip",
-                                          "--validation-data", "test", "--early-stopping-patience", "1", "--min-delta", "10",
-                                          "--checkpoint-dir", "\(dir)/ck", "--log-interval", "0"], timeout: 240)
+        let r = try DDPProcess.mpirun(
+            2,
+            [
+                "train", "--data", data, "--model", model, "--epochs", "5", "--batch-size", "8",
+                "--lr", "0.01", "--shear", "10", "--zoom", "0.1", "--flip",
+                "--validation-data", "test", "--early-stopping-patience", "1", "--min-delta", "10",
+                "--checkpoint-dir", "\(dir)/ck", "--log-interval", "0"
+            ], timeout: 240)
         XCTAssertFalse(r.timedOut)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("data: 48 training samples of shape [3, 16, 16], 2 classes, 16 validation"), r.stdout)
@@ -81,15 +85,17 @@ final class BinaryClassificationTests: XCTestCase {
 
     func testPredictPrintsClassZeroWithItsProbabilityWhenTheLogitIsNegative() throws {
         let checkpoint = "\(dir)/binary.safetensors"
-        let spec = ModelSpec(name: "binary", inputShape: [1, 4, 4], layers: [.flatten, .dense(units: 1, bias: true)],
-                             loss: .sigmoidBinaryCrossEntropy)
+        let spec = ModelSpec(
+            name: "binary", inputShape: [1, 4, 4], layers: [.flatten, .dense(units: 1, bias: true)],
+            loss: .sigmoidBinaryCrossEntropy)
         // Logit = 2·(mean pixel) − 1: a black image gives −1, so class 0 with probability 1 − sigmoid(−1).
         InferenceFixtures.checkpoint(spec, at: checkpoint, options: #"{"class_names": ["dark", "light"]}"#) { model in
             model.arena.setParameter(model.arena.slot(named: "1.dense.weight")!, [Float](repeating: 2.0 / 16, count: 16))
             model.arena.setParameter(model.arena.slot(named: "1.dense.bias")!, [-1])
         }
-        let image = InferenceFixtures.write(InferenceFixtures.pnm(width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 0, count: 16)),
-                                            to: "\(dir)/black.pgm")
+        let image = InferenceFixtures.write(
+            InferenceFixtures.pnm(width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 0, count: 16)),
+            to: "\(dir)/black.pgm")
         let r = try DDPProcess.bare(["predict", "--checkpoint", checkpoint, image], timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, "\(image): dark (0) probability \(String(format: "%.4f", 1 / (1 + exp(-1.0))))\n")

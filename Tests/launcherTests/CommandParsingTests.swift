@@ -1,5 +1,6 @@
 import Dist
 import XCTest
+
 @testable import launcher
 
 /// The commands' parsing and validation, in process: `DDP.parseAsRoot` runs what `ddp` runs
@@ -36,7 +37,7 @@ final class CommandParsingTests: XCTestCase {
             (["gradcheck", "--bucket-floats", "0"], "--bucket-floats must be positive, got 0"),
             (["gradcheck", "--compression", "fp16", "--reduction", "deterministic"], "--compression fp16 needs --reduction fast"),
             (["bench", "steps", "--dense-factors", "--threads", "2"], "--dense-factors cannot run with 2 threads a rank yet"),
-            (["bench", "steps", "--threads", "300"], "--threads must be 1 to 256, got 300"),
+            (["bench", "steps", "--threads", "300"], "--threads must be 1 to 256, got 300")
         ]
         for (arguments, message) in cases {
             let refused = refusal(arguments)
@@ -73,7 +74,7 @@ final class CommandParsingTests: XCTestCase {
             (["--keep-last", "2"], "--keep-last 2 needs --checkpoint-dir"),
             (["--resume", "/nonexistent/ckpt"], "--resume /nonexistent/ckpt: no such file or directory"),
             (["--stall-timeout=-1"], "--stall-timeout must be 0 or more seconds, got -1.0"),
-            (["--max-restarts=-1"], "--max-restarts must be 0 or more, got -1"),
+            (["--max-restarts=-1"], "--max-restarts must be 0 or more, got -1")
         ]
         for (arguments, message) in cases {
             let refused = refusal(quick + arguments)
@@ -96,7 +97,7 @@ final class CommandParsingTests: XCTestCase {
         let cases: [([String], [String])] = [
             (["eval", "--checkpoint", "c.safetensors", "--data", "d", "--split", "valid"], ["valid", "--split"]),
             (["predict", "--checkpoint", "c.safetensors", "--top-k", "0", "x.pgm"], ["--top-k must be positive, got 0"]),
-            (["predict", "--checkpoint", "c.safetensors", "--resize", "cubic", "x.pgm"], ["cubic", "--resize"]),
+            (["predict", "--checkpoint", "c.safetensors", "--resize", "cubic", "x.pgm"], ["cubic", "--resize"])
         ]
         for (arguments, mentions) in cases {
             let refused = refusal(arguments)
@@ -106,13 +107,16 @@ final class CommandParsingTests: XCTestCase {
 
     /// What each group parses reaches the library's configuration.
     func testOptionsReachTheTrainingConfiguration() throws {
-        let command = try DDP.parseAsRoot(["train", "--epochs", "3", "--batch-size", "32", "--accumulate", "2", "--threads", "2",
-                                           "--reduction", "deterministic", "--chunk-size", "8", "--seed", "9", "--bucket-floats", "4096",
-                                           "--stop-after", "5", "--max-steps", "4"])
+        let command = try DDP.parseAsRoot([
+            "train", "--epochs", "3", "--batch-size", "32", "--accumulate", "2", "--threads", "2",
+            "--reduction", "deterministic", "--chunk-size", "8", "--seed", "9", "--bucket-floats", "4096",
+            "--stop-after", "5", "--max-steps", "4"
+        ])
         let train = try XCTUnwrap(command as? Train)
         let c = train.configuration()
-        XCTAssertEqual([c.epochs, c.globalBatchSize, c.accumulationSteps, c.threads, c.chunkSize, c.bucketCapacity],
-                       [3, 32, 2, 2, 8, 4096])
+        XCTAssertEqual(
+            [c.epochs, c.globalBatchSize, c.accumulationSteps, c.threads, c.chunkSize, c.bucketCapacity],
+            [3, 32, 2, 2, 8, 4096])
         XCTAssertEqual(c.reduction, .deterministic)
         XCTAssertEqual(c.seed, 9)
         XCTAssertEqual(c.stopAfterSteps, 5)

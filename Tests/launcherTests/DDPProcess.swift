@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs the built `ddp` binary, bare or under `mpirun`, with a timeout after which the whole
@@ -95,9 +96,10 @@ struct DDPProcess {
             Thread.sleep(forTimeInterval: 0.05)
         }
         process.waitUntilExit()
-        return Outcome(status: process.terminationStatus,
-                       stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                       stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "",
-                       seconds: Date().timeIntervalSince(started), timedOut: timedOut)
+        return Outcome(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "",
+            seconds: Date().timeIntervalSince(started), timedOut: timedOut)
     }
 }

@@ -42,8 +42,12 @@ final class EndToEndTests: XCTestCase {
     /// Every model the trainer can build (the built-in list grows as layers arrive).
     func testGradcheckPassesForEveryBuiltinModel() throws {
         for model in ModelSpec.builtinNames {
-            let r = try DDPProcess.mpirun(3, ["gradcheck", "--model", model, "--batch", "9", "--steps", "2", "--samples", "18",
-                                              "--sample-shape", "3,16,16", "--classes", "5"], timeout: 120)
+            let r = try DDPProcess.mpirun(
+                3,
+                [
+                    "gradcheck", "--model", model, "--batch", "9", "--steps", "2", "--samples", "18",
+                    "--sample-shape", "3,16,16", "--classes", "5"
+                ], timeout: 120)
             XCTAssertFalse(r.timedOut, "\(model) hung")
             XCTAssertEqual(r.status, 0, "\(model): \(r.stdout)\n\(r.stderr)")
         }
@@ -70,8 +74,9 @@ final class EndToEndTests: XCTestCase {
         // MPMD: rank 0 gets --model tiny, rank 1 --model mlp. Synthetic data: the replicas are
         // compared before step 1, so loading Fashion-MNIST on every rank would only add time.
         let synthetic = ["--synthetic-samples", "64"]
-        let r = try DDPProcess.mpirun(contexts: [(1, ["train", "--model", "tiny"] + synthetic), (1, ["train", "--model", "mlp"] + synthetic)],
-                                      timeout: 30)
+        let r = try DDPProcess.mpirun(
+            contexts: [(1, ["train", "--model", "tiny"] + synthetic), (1, ["train", "--model", "mlp"] + synthetic)],
+            timeout: 30)
         XCTAssertFalse(r.timedOut, "mismatched ranks must not hang")
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("error: ranks built different replicas: model: rank 1 has mlp, rank 0 has tiny"), r.stderr)
@@ -85,8 +90,9 @@ final class EndToEndTests: XCTestCase {
 
     func testOneFailingRankBringsTheJobDownWithinSeconds() throws {
         // MPMD: ranks 0 and 2 load the default data, rank 1 a folder that does not exist.
-        let r = try DDPProcess.mpirun(contexts: [(1, ["train"]), (1, ["train", "--data", "/nonexistent/data"]), (1, ["train"])],
-                                      timeout: 30)
+        let r = try DDPProcess.mpirun(
+            contexts: [(1, ["train"]), (1, ["train", "--data", "/nonexistent/data"]), (1, ["train"])],
+            timeout: 30)
         XCTAssertFalse(r.timedOut, "the other ranks were left blocked in a collective")
         XCTAssertNotEqual(r.status, 0)
         XCTAssertLessThan(r.seconds, 15)
@@ -129,8 +135,9 @@ final class DDPProcessTests: XCTestCase {
 
     func testTimeoutKillsTheWholeJob() throws {
         let marker = "\(Int.random(in: 100_000 ..< 999_999))"
-        let r = try DDPProcess.run(["/usr/bin/env", "mpirun"] + DDPProcess.mpirunFlags + ["-np", "2", "/bin/sh", "-c", "sleep 30; echo \(marker)"],
-                                   timeout: 1)
+        let r = try DDPProcess.run(
+            ["/usr/bin/env", "mpirun"] + DDPProcess.mpirunFlags + ["-np", "2", "/bin/sh", "-c", "sleep 30; echo \(marker)"],
+            timeout: 1)
         XCTAssertTrue(r.timedOut)
         XCTAssertLessThan(r.seconds, 10)
         Thread.sleep(forTimeInterval: 0.5)
@@ -174,8 +181,12 @@ final class CommunicationEndToEndTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let template = dir.appendingPathComponent("trace.json").path
-        let r = try DDPProcess.mpirun(2, ["train", "--synthetic-samples", "128", "--batch-size", "16", "--max-steps", "3",
-                                          "--bucket-floats", "64", "--progress-thread", "100", "--timeline", template], timeout: 60)
+        let r = try DDPProcess.mpirun(
+            2,
+            [
+                "train", "--synthetic-samples", "128", "--batch-size", "16", "--max-steps", "3",
+                "--bucket-floats", "64", "--progress-thread", "100", "--timeline", template
+            ], timeout: 60)
         XCTAssertFalse(r.timedOut)
         XCTAssertEqual(r.status, 0, r.stderr)
         for rank in 0 ..< 2 {
@@ -211,9 +222,12 @@ final class CommunicationEndToEndTests: XCTestCase {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("ddp-scaling-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: out) }
         let script = DDPProcess.packageRoot.appendingPathComponent("scripts/bench-scaling.sh").path
-        let r = try DDPProcess.run([script, "--ranks", "2", "--model", "tiny", "--steps", "2", "--warmup", "1",
-                                    "--per-rank-batch", "8", "--global-batch", "16", "--independent", "--out", out.path,
-                                    "--ddp", DDPProcess.binary, "--", "--sample-shape", "1,12,12"], timeout: 120)
+        let r = try DDPProcess.run(
+            [
+                script, "--ranks", "2", "--model", "tiny", "--steps", "2", "--warmup", "1",
+                "--per-rank-batch", "8", "--global-batch", "16", "--independent", "--out", out.path,
+                "--ddp", DDPProcess.binary, "--", "--sample-shape", "1,12,12"
+            ], timeout: 120)
         XCTAssertFalse(r.timedOut)
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = try String(contentsOfFile: out.appendingPathComponent("scaling.csv").path, encoding: .utf8).split(separator: "\n")
@@ -228,8 +242,9 @@ final class CommunicationEndToEndTests: XCTestCase {
         // The two independent processes make one row: 2 "ranks", their batches summed, no communication.
         let independent = lines[3].split(separator: ",").map(String.init)
         XCTAssertEqual(independent.count, 20, String(lines[3]))
-        XCTAssertEqual(Array(independent[0 ..< 3]) + [independent[5], independent[13]], ["independent", "tiny", "2", "16", "0.000"],
-                       String(lines[3]))
+        XCTAssertEqual(
+            Array(independent[0 ..< 3]) + [independent[5], independent[13]], ["independent", "tiny", "2", "16", "0.000"],
+            String(lines[3]))
         XCTAssertGreaterThan(Double(independent[19]) ?? 0, 0, "an efficiency against one weak rank")
         XCTAssertTrue(r.stdout.contains("efficiency"), r.stdout)
     }

@@ -76,9 +76,11 @@ final class EvalPredictTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for (k, name) in ["a-top-left", "b-top-right", "c-bottom-left", "d-bottom-right"].enumerated() {
             for i in 0 ..< 3 {
-                InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1,
-                                                              pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: k, seed: i)),
-                                        to: "\(dir)/folders/test/\(name)/\(i).pgm")
+                InferenceFixtures.write(
+                    InferenceFixtures.pnm(
+                        width: 8, height: 8, channels: 1,
+                        pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: k, seed: i)),
+                    to: "\(dir)/folders/test/\(name)/\(i).pgm")
             }
         }
         let checkpoint = "\(dir)/quadrant.safetensors"
@@ -127,11 +129,14 @@ final class EvalPredictTests: XCTestCase {
         // An IDX folder: the trainer labels it with Fashion-MNIST's names.
         let data = InferenceFixtures.idxDataset(in: "\(dir)/data", count: 10, side: 8, classes: 10)
         let checkpoint = "\(dir)/tiny.safetensors"
-        InferenceFixtures.checkpoint(InferenceFixtures.spec("tiny", side: 8, classes: 10), at: checkpoint,
-                                     options: #"{"options": {"data": "\#(data)"}}"#)
-        let image = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1,
-                                                                  pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: 1, seed: 1)),
-                                            to: "\(dir)/x.pgm")
+        InferenceFixtures.checkpoint(
+            InferenceFixtures.spec("tiny", side: 8, classes: 10), at: checkpoint,
+            options: #"{"options": {"data": "\#(data)"}}"#)
+        let image = InferenceFixtures.write(
+            InferenceFixtures.pnm(
+                width: 8, height: 8, channels: 1,
+                pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: 1, seed: 1)),
+            to: "\(dir)/x.pgm")
         let r = try DDPProcess.bare(["predict", "--checkpoint", checkpoint, "--top-k", "10", "--json", image], timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
         let predictions = try XCTUnwrap(InferenceFixtures.jsonObjects(r.stdout).first?["predictions"] as? [[String: Any]], r.stdout)
@@ -153,12 +158,17 @@ final class EvalPredictTests: XCTestCase {
             // Gray PGMs and one RGB PPM (converted to the model's one channel).
             if k == 3 {
                 let gray = InferenceFixtures.quadrantImage(side: 8, quadrant: k, seed: 9)
-                paths.append(InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 3, pixels: gray.flatMap { [$0, $0, $0] }),
-                                                     to: "\(dir)/q\(k).ppm"))
+                paths.append(
+                    InferenceFixtures.write(
+                        InferenceFixtures.pnm(width: 8, height: 8, channels: 3, pixels: gray.flatMap { [$0, $0, $0] }),
+                        to: "\(dir)/q\(k).ppm"))
             } else {
-                paths.append(InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1,
-                                                                           pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: k, seed: k)),
-                                                     to: "\(dir)/q\(k).pgm"))
+                paths.append(
+                    InferenceFixtures.write(
+                        InferenceFixtures.pnm(
+                            width: 8, height: 8, channels: 1,
+                            pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: k, seed: k)),
+                        to: "\(dir)/q\(k).pgm"))
             }
         }
         let r = try DDPProcess.bare(["predict", "--checkpoint", checkpoint, "--top-k", "2"] + paths, timeout: 60)
@@ -179,9 +189,11 @@ final class EvalPredictTests: XCTestCase {
         InferenceFixtures.quadrantCheckpoint(at: checkpoint)
         // More images than one forward pass takes.
         let paths = (0 ..< 150).map { i in
-            InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1,
-                                                          pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: (i * 7) % 4, seed: i)),
-                                    to: "\(dir)/img\(i).pgm")
+            InferenceFixtures.write(
+                InferenceFixtures.pnm(
+                    width: 8, height: 8, channels: 1,
+                    pixels: InferenceFixtures.quadrantImage(side: 8, quadrant: (i * 7) % 4, seed: i)),
+                to: "\(dir)/img\(i).pgm")
         }
         let r = try DDPProcess.bare(["predict", "--checkpoint", checkpoint, "--top-k", "1"] + paths, timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -237,9 +249,11 @@ final class EvalPredictTests: XCTestCase {
         let checkpoint = "\(dir)/quadrant.safetensors"
         InferenceFixtures.quadrantCheckpoint(at: checkpoint)
         // 16x16 with the bottom-right quadrant bright: scaled to 8x8 it stays there.
-        let image = InferenceFixtures.write(InferenceFixtures.pnm(width: 16, height: 16, channels: 1,
-                                                                  pixels: InferenceFixtures.quadrantImage(side: 16, quadrant: 3, seed: 1)),
-                                            to: "\(dir)/big.pgm")
+        let image = InferenceFixtures.write(
+            InferenceFixtures.pnm(
+                width: 16, height: 16, channels: 1,
+                pixels: InferenceFixtures.quadrantImage(side: 16, quadrant: 3, seed: 1)),
+            to: "\(dir)/big.pgm")
         let refused = try DDPProcess.bare(["predict", "--checkpoint", checkpoint, image], timeout: 60)
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.stderr.contains("image \(image) is 16x16 (width x height) but the model takes 8x8; hint: pass --resize"), refused.stderr)
@@ -254,15 +268,17 @@ final class EvalPredictTests: XCTestCase {
         let dir = InferenceFixtures.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let checkpoint = "\(dir)/binary.safetensors"
-        let spec = ModelSpec(name: "binary", inputShape: [1, 4, 4], layers: [.flatten, .dense(units: 1, bias: true)],
-                             loss: .sigmoidBinaryCrossEntropy)
+        let spec = ModelSpec(
+            name: "binary", inputShape: [1, 4, 4], layers: [.flatten, .dense(units: 1, bias: true)],
+            loss: .sigmoidBinaryCrossEntropy)
         // Logit = 2·(mean pixel) − 1 on [0, 1] pixels: a white image gives sigmoid(1).
         InferenceFixtures.checkpoint(spec, at: checkpoint, options: #"{"class_names": ["dark", "light"]}"#) { model in
             model.arena.setParameter(model.arena.slot(named: "1.dense.weight")!, [Float](repeating: 2.0 / 16, count: 16))
             model.arena.setParameter(model.arena.slot(named: "1.dense.bias")!, [-1])
         }
-        let image = InferenceFixtures.write(InferenceFixtures.pnm(width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 255, count: 16)),
-                                            to: "\(dir)/white.pgm")
+        let image = InferenceFixtures.write(
+            InferenceFixtures.pnm(width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 255, count: 16)),
+            to: "\(dir)/white.pgm")
         let r = try DDPProcess.bare(["predict", "--checkpoint", checkpoint, image], timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, "\(image): light (1) probability \(String(format: "%.4f", 1 / (1 + exp(-1.0))))\n")

@@ -1,8 +1,9 @@
 import Foundation
 import NN
 import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Faults a long distributed run meets: a rank that hangs (the stall inspector names it and the
@@ -25,15 +26,18 @@ final class FaultTests: XCTestCase {
     }
 
     /// 2 epochs of 8 steps (256 synthetic samples, batch 32) of an mlp, deterministic reduction.
-    let run = ["train", "--synthetic-samples", "256", "--model", "mlp", "--batch-size", "32", "--log-interval", "0",
-               "--epochs", "2", "--reduction", "deterministic", "--optimizer", "sgd", "--lr", "0.05"]
+    let run = [
+        "train", "--synthetic-samples", "256", "--model", "mlp", "--batch-size", "32", "--log-interval", "0",
+        "--epochs", "2", "--reduction", "deterministic", "--optimizer", "sgd", "--lr", "0.05"
+    ]
 
     /// `mpirun -np ranks ddp <arguments>` with extra environment variables for the ranks.
     func mpirun(_ ranks: Int, _ arguments: [String], environment: [String: String], timeout: Double) throws -> DDPProcess.Outcome {
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
-        return try DDPProcess.run(["/usr/bin/env", "mpirun"] + DDPProcess.mpirunFlags + ["-np", "\(ranks)", DDPProcess.binary] + arguments,
-                                  environment: env, timeout: timeout)
+        return try DDPProcess.run(
+            ["/usr/bin/env", "mpirun"] + DDPProcess.mpirunFlags + ["-np", "\(ranks)", DDPProcess.binary] + arguments,
+            environment: env, timeout: timeout)
     }
 
     /// `ddp <arguments>` with extra environment variables.
@@ -70,8 +74,9 @@ final class FaultTests: XCTestCase {
 
     func testStalledRankIsNamedAndTheJobEndsWithoutLeavingProcesses() throws {
         let dir = try temporaryDirectory()
-        let r = try mpirun(2, run + ["--stall-timeout", "2", "--checkpoint-dir", dir + "/ck"],
-                           environment: ["DDP_TEST_STALL": "1:epoch 1 step 3"], timeout: 90)
+        let r = try mpirun(
+            2, run + ["--stall-timeout", "2", "--checkpoint-dir", dir + "/ck"],
+            environment: ["DDP_TEST_STALL": "1:epoch 1 step 3"], timeout: 90)
         XCTAssertFalse(r.timedOut, "the job hung: \(r.stderr)")
         XCTAssertNotEqual(r.status, 0)
         let message = InferenceFixtures.errorLines(r.stderr).first { $0.contains("stall:") } ?? r.stderr
@@ -110,9 +115,12 @@ final class FaultTests: XCTestCase {
         let step = Int.random(in: 2 ... 14)
         let phase = "epoch \(step <= 8 ? 1 : 2) step \(step <= 8 ? step : step - 8)"
         let ck = dir + "/restart\(ranks)", metrics = dir + "/metrics\(ranks).jsonl"
-        let r = try ddp(run + ["--np", "\(ranks)", "--max-restarts", "2", "--checkpoint-dir", ck, "--checkpoint-every", "3",
-                               "--metrics", metrics],
-                        environment: ["DDP_TEST_KILL": "\(victim):\(phase):\(dir)/killed\(ranks)"], timeout: 240)
+        let r = try ddp(
+            run + [
+                "--np", "\(ranks)", "--max-restarts", "2", "--checkpoint-dir", ck, "--checkpoint-every", "3",
+                "--metrics", metrics
+            ],
+            environment: ["DDP_TEST_KILL": "\(victim):\(phase):\(dir)/killed\(ranks)"], timeout: 240)
         let context = "ranks \(ranks), rank \(victim) killed at \(phase)\n\(r.stderr)"
         XCTAssertEqual(r.status, 0, context)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/killed\(ranks)"), "the kill did not happen: \(context)")
@@ -153,8 +161,9 @@ final class FaultTests: XCTestCase {
         let script = DDPProcess.packageRoot.appendingPathComponent("scripts/launch-cluster.sh").path
         var env = ProcessInfo.processInfo.environment
         env.merge(["DDP": DDPProcess.binary, "DRY_RUN": "1", "MAX_RESTARTS": "3"]) { $1 }
-        let r = try DDPProcess.run(["/usr/bin/env", "bash", script, hostfile, "4", "--model", "mlp", "--checkpoint-dir", dir],
-                                   environment: env, timeout: 30)
+        let r = try DDPProcess.run(
+            ["/usr/bin/env", "bash", script, hostfile, "4", "--model", "mlp", "--checkpoint-dir", dir],
+            environment: env, timeout: 30)
         XCTAssertEqual(r.status, 0, r.stderr)
         let words = r.stdout.split(separator: " ").map(String.init)
         XCTAssertTrue(words.first?.hasSuffix("/ddp") == true, r.stdout)  // the binary, its path resolved by the script
@@ -258,7 +267,9 @@ final class FaultTests: XCTestCase {
             XCTAssertNotEqual(r.status, 0)
             let errors = InferenceFixtures.errorLines(r.stderr)
             XCTAssertEqual(errors.count, 1, r.stderr)
-            XCTAssertTrue(errors.first?.contains("cannot write checkpoint \(disk)/step-00000005.safetensors.tmp: write failed: No space left on device") == true, r.stderr)
+            XCTAssertTrue(
+                errors.first?.contains("cannot write checkpoint \(disk)/step-00000005.safetensors.tmp: write failed: No space left on device") == true, r.stderr
+            )
             XCTAssertEqual(InferenceFixtures.bytes(older), before, "the older checkpoint changed")
             let names = try FileManager.default.contentsOfDirectory(atPath: disk)
             XCTAssertEqual(names, ["step-00000004.safetensors"], "P=\(ranks)")
@@ -276,8 +287,9 @@ final class FaultTests: XCTestCase {
             let folder = "\(dir)/data/\(name)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             for i in 0 ..< 6 {
-                _ = InferenceFixtures.write(InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: UInt8(40 * k + i), count: 64)),
-                                        to: "\(folder)/\(i).pgm")
+                _ = InferenceFixtures.write(
+                    InferenceFixtures.pnm(width: 8, height: 8, channels: 1, pixels: [UInt8](repeating: UInt8(40 * k + i), count: 64)),
+                    to: "\(folder)/\(i).pgm")
             }
         }
         let gone = "\(dir)/data/a/gone.pgm", folderImage = "\(dir)/data/b/folder.pgm"

@@ -86,8 +86,10 @@ enum InferenceFixtures {
     /// Builds `spec`, initializes it from `seed`, lets `adjust` change parameters, and saves it
     /// with `Checkpoint.save` (no optimizer state) and the given options JSON.
     @discardableResult
-    static func checkpoint(_ spec: ModelSpec, at path: String, seed: UInt64 = 3, options: String = "{}",
-                           adjust: (Sequential) -> Void = { _ in }) -> Sequential {
+    static func checkpoint(
+        _ spec: ModelSpec, at path: String, seed: UInt64 = 3, options: String = "{}",
+        adjust: (Sequential) -> Void = { _ in }
+    ) -> Sequential {
         let model = try! spec.build()
         model.initializeParameters(seed: seed)
         adjust(model)

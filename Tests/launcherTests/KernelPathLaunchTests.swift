@@ -1,5 +1,5 @@
-import XCTest
 import NN
+import XCTest
 
 /// `DDP_KERNELS` end to end: the launcher validates it before any command, and every path the
 /// machine can run trains to the same printed losses (the paths give the same bits).
@@ -21,8 +21,10 @@ final class KernelPathLaunchTests: XCTestCase {
     func testEveryRunnablePathTrainsToTheSameLosses() throws {
         let paths = KernelPath.runnable
         guard paths.count > 1 else { throw XCTSkip("one kernel path on this machine") }
-        let arguments = ["train", "--model", "fmnist-cnn", "--synthetic-samples", "128", "--batch-size", "32",
-                         "--log-interval", "1"]
+        let arguments = [
+            "train", "--model", "fmnist-cnn", "--synthetic-samples", "128", "--batch-size", "32",
+            "--log-interval", "1"
+        ]
         let outputs = try paths.map { path -> [String] in
             let r = try DDPProcess.bare(arguments, environment: environment(path.rawValue), timeout: 120)
             XCTAssertEqual(r.status, 0, "\(path.rawValue): \(r.stderr)")

@@ -20,20 +20,20 @@ final class ONNXExportTests: XCTestCase {
     /// Batch norm (running statistics), explicit and same padding, average pooling with padding
     /// left out of the average, dropout, and a dense layer after flatten.
     static let batchNormModel = """
-    name: bn-check
-    layers:
-      - {type: conv2d, filters: 8, kernel: 3, padding: same}
-      - {type: batchnorm2d}
-      - {type: relu}
-      - {type: maxpool2d, pool: 2}
-      - {type: conv2d, filters: 8, kernel: 3, stride: 2, padding: 1, bias: false}
-      - {type: batchnorm2d}
-      - {type: relu}
-      - {type: avgpool2d, pool: 3, stride: 2, padding: 1}
-      - {type: dropout, rate: 0.25}
-      - {type: flatten}
-      - {type: dense, units: classes}
-    """
+        name: bn-check
+        layers:
+          - {type: conv2d, filters: 8, kernel: 3, padding: same}
+          - {type: batchnorm2d}
+          - {type: relu}
+          - {type: maxpool2d, pool: 2}
+          - {type: conv2d, filters: 8, kernel: 3, stride: 2, padding: 1, bias: false}
+          - {type: batchnorm2d}
+          - {type: relu}
+          - {type: avgpool2d, pool: 3, stride: 2, padding: 1}
+          - {type: dropout, rate: 0.25}
+          - {type: flatten}
+          - {type: dense, units: classes}
+        """
 
     /// The first `count` test images as PGM files.
     func testImages(count: Int) throws -> [String] {
@@ -41,9 +41,11 @@ final class ONNXExportTests: XCTestCase {
         let images = try IDXReader.readImages(path: "\(ONNXExportTests.data)/\(file)")
         let size = images.rows * images.columns
         return (0 ..< count).map { i in
-            InferenceFixtures.write(InferenceFixtures.pnm(width: images.columns, height: images.rows, channels: 1,
-                                                          pixels: Array(images.pixels[i * size ..< (i + 1) * size])),
-                                    to: "\(dir)/images/test-\(i).pgm")
+            InferenceFixtures.write(
+                InferenceFixtures.pnm(
+                    width: images.columns, height: images.rows, channels: 1,
+                    pixels: Array(images.pixels[i * size ..< (i + 1) * size])),
+                to: "\(dir)/images/test-\(i).pgm")
         }
     }
 
@@ -54,9 +56,12 @@ final class ONNXExportTests: XCTestCase {
         }
         let python = try PythonTools.python(venv: ".venv-onnx", packages: ["onnxruntime", "numpy"])
         let ck = "\(dir)/ck-\(UUID().uuidString.prefix(6))"
-        let train = try DDPProcess.bare(["train", "--data", ONNXExportTests.data, "--model", model, "--epochs", "1",
-                                         "--max-steps", "15", "--batch-size", "64", "--checkpoint-dir", ck,
-                                         "--log-interval", "0"] + extra, timeout: 300)
+        let train = try DDPProcess.bare(
+            [
+                "train", "--data", ONNXExportTests.data, "--model", model, "--epochs", "1",
+                "--max-steps", "15", "--batch-size", "64", "--checkpoint-dir", ck,
+                "--log-interval", "0"
+            ] + extra, timeout: 300)
         XCTAssertEqual(train.status, 0, train.stderr, file: file, line: line)
         let checkpoint = "\(ck)/" + (try FileManager.default.contentsOfDirectory(atPath: ck).filter { $0.hasPrefix("step-") }.sorted().last!)
         let onnx = "\(dir)/model.onnx"

@@ -8,7 +8,7 @@ enum PNGFixtures {
         precondition(pixels.count == width * height * channels && (channels == 1 || channels == 3))
         var raw: [UInt8] = []
         for y in 0 ..< height {
-            raw.append(0) // filter type None
+            raw.append(0)  // filter type None
             raw += pixels[y * width * channels ..< (y + 1) * width * channels]
         }
         var z: [UInt8] = [0x78, 0x01]
@@ -35,7 +35,10 @@ enum PNGFixtures {
 
     static func adler32(_ bytes: [UInt8]) -> UInt32 {
         var a: UInt32 = 1, b: UInt32 = 0
-        for byte in bytes { a = (a + UInt32(byte)) % 65521; b = (b + a) % 65521 }
+        for byte in bytes {
+            a = (a + UInt32(byte)) % 65521
+            b = (b + a) % 65521
+        }
         return b << 16 | a
     }
 
@@ -58,11 +61,15 @@ enum PNGFixtures {
             for (label, name) in ["cats", "dogs"].enumerated() {
                 for i in 0 ..< count {
                     var pixels = [UInt8](repeating: 0, count: side * side * 3)
-                    for y in 0 ..< side { for x in 0 ..< side { for c in 0 ..< 3 {
-                        let bright = (y < side / 2) == (label == 0)
-                        let noise = (x * 31 + y * 17 + c * 7 + i * 13 + (split == "test" ? 5 : 0)) % 40
-                        pixels[(y * side + x) * 3 + c] = UInt8(bright ? 180 + noise : 20 + noise)
-                    } } }
+                    for y in 0 ..< side {
+                        for x in 0 ..< side {
+                            for c in 0 ..< 3 {
+                                let bright = (y < side / 2) == (label == 0)
+                                let noise = (x * 31 + y * 17 + c * 7 + i * 13 + (split == "test" ? 5 : 0)) % 40
+                                pixels[(y * side + x) * 3 + c] = UInt8(bright ? 180 + noise : 20 + noise)
+                            }
+                        }
+                    }
                     let path = "\(directory)/\(split)/\(name)/\(name)-\(i).png"
                     InferenceFixtures.write(encode(width: side, height: side, channels: 3, pixels: pixels), to: path)
                 }

@@ -16,8 +16,10 @@ enum PythonTools {
     }
 
     /// Runs `scripts/<name>` with `python` and returns its JSON lines.
-    static func run(_ python: String, script name: String, _ arguments: [String], file: StaticString = #filePath,
-                    line: UInt = #line) throws -> [[String: Any]] {
+    static func run(
+        _ python: String, script name: String, _ arguments: [String], file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> [[String: Any]] {
         let script = DDPProcess.packageRoot.appendingPathComponent("scripts/\(name)").path
         let r = try DDPProcess.run([python, script] + arguments, timeout: 300)
         XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)", file: file, line: line)

@@ -8,22 +8,29 @@ import XCTest
 final class ScalingModelTests: XCTestCase {
     /// The links the outputs are made from: a round's latency for a small and for a big bucket, seconds a byte.
     struct Link { let rate: String, alpha: Double, alphaBig: Double, beta: Double }
-    let links = [Link(rate: "200mbit", alpha: 22e-6, alphaBig: 7e-3, beta: 41e-9),
-                 Link(rate: "1gbit", alpha: 20e-6, alphaBig: 0.8e-3, beta: 8.5e-9)]
+    let links = [
+        Link(rate: "200mbit", alpha: 22e-6, alphaBig: 7e-3, beta: 41e-9),
+        Link(rate: "1gbit", alpha: 20e-6, alphaBig: 0.8e-3, beta: 8.5e-9)
+    ]
     let buckets = [11_280, 3_211_264, 52_096]  // fmnist-cnn's, in reduction order
     let batch = 64, oneRankStep = 0.080, gamma = 1.2e-9, eta = 0.3, cores = ProcessInfo.processInfo.activeProcessorCount
     let factorWidth = 4160, formedPerSample = 75e-6
 
     /// A `bench steps:` line as `ddp bench steps` prints it (the figures the model reads).
     func stepsLine(ranks: Int, step: Double, compute: Double, conversion: Double = 0, formed: Double? = nil) -> String {
-        let factors = formed.map { String(format: " (1 dense weight as factors: %d weight floats, %d floats a sample, formed in %.4f ms)",
-                                          buckets[1], factorWidth, $0 * 1000) } ?? ""
-        return String(format: "bench steps: run fmnist-cnn, %d rank%@, global batch %d, reduction fast%@, 10 steps: 1.0 samples/s, "
-                      + "step %.4f ms | per step: compute %.4f ms (in MPI 0.00 ms), comm 0.00 ms, blocked 0.00 ms, hidden 0.00 ms (0%%), "
-                      + "fp16 conversion %.4f ms, cpu 0.00 ms | %d gradient floats in %d buckets (floats: %@) | median step %.4f ms, "
-                      + "median compute %.4f ms",
-                      ranks, ranks == 1 ? "" : "s", ranks * batch, factors, step * 1000, compute * 1000, conversion * 1000,
-                      buckets.reduce(0, +), buckets.count, buckets.map(String.init).joined(separator: " "), step * 1000, compute * 1000)
+        let factors =
+            formed.map {
+                String(
+                    format: " (1 dense weight as factors: %d weight floats, %d floats a sample, formed in %.4f ms)",
+                    buckets[1], factorWidth, $0 * 1000)
+            } ?? ""
+        return String(
+            format: "bench steps: run fmnist-cnn, %d rank%@, global batch %d, reduction fast%@, 10 steps: 1.0 samples/s, "
+                + "step %.4f ms | per step: compute %.4f ms (in MPI 0.00 ms), comm 0.00 ms, blocked 0.00 ms, hidden 0.00 ms (0%%), "
+                + "fp16 conversion %.4f ms, cpu 0.00 ms | %d gradient floats in %d buckets (floats: %@) | median step %.4f ms, "
+                + "median compute %.4f ms",
+            ranks, ranks == 1 ? "" : "s", ranks * batch, factors, step * 1000, compute * 1000, conversion * 1000,
+            buckets.reduce(0, +), buckets.count, buckets.map(String.init).joined(separator: " "), step * 1000, compute * 1000)
     }
 
     /// A ring round's latency for a piece of `bytes`: alphaBig from 256 KB up, in proportion below.
@@ -44,7 +51,8 @@ final class ScalingModelTests: XCTestCase {
         if factors {
             floats.remove(at: 1)
             let part = batch * factorWidth * 4
-            comm = allreduce(hosts, floats, link, width: fp16 ? 2 : 4)
+            comm =
+                allreduce(hosts, floats, link, width: fp16 ? 2 : 4)
                 + Double(hosts - 1) * (latency(Double(part), link) + Double(part) * link.beta)
             compute += Double(hosts * batch) * formedPerSample * share
         } else {
@@ -67,7 +75,9 @@ final class ScalingModelTests: XCTestCase {
                 // bench allreduce: 4 KB in one bucket (latency only), 1 and 4 MB in one, 16 MB in four.
                 var csv = "ranks,bytes,buckets,plain_ms,reducer_ms,fp16_ms\n"
                 for (bytes, k) in [(4096, 1), (1 << 20, 1), (4 << 20, 1), (16 << 20, 4)] {
-                    let t = bytes == 4096 ? Double(2 * (hosts - 1)) * link.alpha
+                    let t =
+                        bytes == 4096
+                        ? Double(2 * (hosts - 1)) * link.alpha
                         : Double(k * 2 * (hosts - 1)) * link.alphaBig + Double(2 * (hosts - 1)) / Double(hosts) * Double(bytes) * link.beta
                     csv += "\(hosts),\(bytes),\(k),0,\(t * 1000),0\n"
                 }
@@ -83,10 +93,12 @@ final class ScalingModelTests: XCTestCase {
         let script = DDPProcess.packageRoot.appendingPathComponent("scripts/scaling-model.py").path
         let r = try DDPProcess.run(["/usr/bin/python3", script, "report", dir], timeout: 120)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("link 1gbit: alpha 20.0 us a round (4 KB), 0.80 ms a round of a piece of 256 KB or more; beta 8.500 ns/byte"),
-                      r.stdout)
-        XCTAssertTrue(r.stdout.contains("link 200mbit: alpha 22.0 us a round (4 KB), 7.00 ms a round of a piece of 256 KB or more; beta 41.000 ns/byte"),
-                      r.stdout)
+        XCTAssertTrue(
+            r.stdout.contains("link 1gbit: alpha 20.0 us a round (4 KB), 0.80 ms a round of a piece of 256 KB or more; beta 8.500 ns/byte"),
+            r.stdout)
+        XCTAssertTrue(
+            r.stdout.contains("link 200mbit: alpha 22.0 us a round (4 KB), 7.00 ms a round of a piece of 256 KB or more; beta 41.000 ns/byte"),
+            r.stdout)
         XCTAssertTrue(r.stdout.contains("backward hides up to 0.30 x the step's compute"), r.stdout)
         XCTAssertTrue(r.stdout.contains("worst error over the 23 validation points 0.0%, 23 of 23 within 15%"), r.stdout)
         let validation = try String(contentsOfFile: "\(dir)/validation.csv", encoding: .utf8).split(separator: "\n")

@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs `scripts/sim-cluster.sh` (network-namespace hosts on a private switch, `mpirun` over TCP
@@ -32,8 +33,10 @@ enum SimulatedCluster {
 
     /// `sim-cluster.sh OPTIONS -- ddp-arguments` with this test build's `ddp` as the binary and
     /// `environment` added (it reaches `launch-cluster.sh` and, through mpirun, every rank).
-    static func run(_ options: [String], _ arguments: [String], environment: [String: String] = [:],
-                    timeout: Double = 120) throws -> DDPProcess.Outcome {
+    static func run(
+        _ options: [String], _ arguments: [String], environment: [String: String] = [:],
+        timeout: Double = 120
+    ) throws -> DDPProcess.Outcome {
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
         env["DDP"] = DDPProcess.binary
@@ -47,7 +50,8 @@ enum SimulatedCluster {
         for line in stderr.split(separator: "\n") where line.hasPrefix("sim-cluster: node") && line.contains(" sent ") {
             let words = line.split(separator: " ")
             guard let host = words.dropFirst().first, let i = words.firstIndex(of: "sent"), i + 1 < words.count,
-                  let n = Int(words[i + 1]) else { continue }
+                let n = Int(words[i + 1])
+            else { continue }
             sent[String(host)] = n
         }
         return sent

@@ -36,8 +36,9 @@ final class SimulatedClusterTests: XCTestCase {
     }
 
     func testGradcheckOnTwoHostsOfTwoRanksPassesAndCrossesTheLinksOverTCP() throws {
-        let r = try SimulatedCluster.run(["--hosts", "2", "--ranks-per-host", "2"],
-                                         ["gradcheck", "--model", "mlp", "--reduction", "deterministic", "--tolerance", "0"])
+        let r = try SimulatedCluster.run(
+            ["--hosts", "2", "--ranks-per-host", "2"],
+            ["gradcheck", "--model", "mlp", "--reduction", "deterministic", "--tolerance", "0"])
         XCTAssertEqual(r.status, 0, "stdout:\n\(r.stdout)\nstderr:\n\(r.stderr)")
         XCTAssertTrue(r.stdout.contains("ok: worst relative error"), r.stdout)
         // Ranks 0, 1 on node0 and 2, 3 on node1, each host under its own hostname.
@@ -53,30 +54,37 @@ final class SimulatedClusterTests: XCTestCase {
 
     func testTrainingAcrossTwoHostsWritesTheOneHostCheckpointBitForBit() throws {
         let dir = try temporaryDirectory()
-        let common = ["train", "--synthetic-samples", "256", "--model", "tiny", "--batch-size", "32", "--epochs", "1",
-                      "--stop-after", "4", "--reduction", "deterministic", "--log-interval", "0"]
+        let common = [
+            "train", "--synthetic-samples", "256", "--model", "tiny", "--batch-size", "32", "--epochs", "1",
+            "--stop-after", "4", "--reduction", "deterministic", "--log-interval", "0"
+        ]
         let one = try DDPProcess.bare(common + ["--checkpoint-dir", dir + "/one"], timeout: 60)
         XCTAssertEqual(one.status, 0, one.stderr)
         let two = try SimulatedCluster.run(["--hosts", "2"], common + ["--checkpoint-dir", dir + "/two"])
         XCTAssertEqual(two.status, 0, "stdout:\n\(two.stdout)\nstderr:\n\(two.stderr)")
         XCTAssertEqual(SimulatedCluster.rankHosts(two.stderr), [0: "node0", 1: "node1"], two.stderr)
-        XCTAssertGreaterThan(SimulatedCluster.bytesSent(two.stderr)["node1"] ?? 0, 10_000, two.stderr) // 4 reductions of tiny's 404 floats
+        XCTAssertGreaterThan(SimulatedCluster.bytesSent(two.stderr)["node1"] ?? 0, 10_000, two.stderr)  // 4 reductions of tiny's 404 floats
         let a = try tensors(try stepFile(in: dir + "/one")), b = try tensors(try stepFile(in: dir + "/two"))
         XCTAssertEqual(Set(a.keys), Set(b.keys))
         for (name, values) in a {
-            XCTAssertTrue(values.elementsEqual(b[name] ?? []) { $0.bitPattern == $1.bitPattern },
-                          "\(name) differs between one host (1 rank) and two hosts (2 ranks)")
+            XCTAssertTrue(
+                values.elementsEqual(b[name] ?? []) { $0.bitPattern == $1.bitPattern },
+                "\(name) differs between one host (1 rank) and two hosts (2 ranks)")
         }
     }
 
     func testEveryHostHasItsOwnNameAndAddressAndReachesTheOthers() throws {
         // --exec: mpirun from host 0 with the script's hostfile; each rank prints its host and address.
-        let r = try DDPProcess.run(["/usr/bin/env", "bash", SimulatedCluster.script, "--hosts", "3", "--exec", "sh", "-c",
-                                    "mpirun --hostfile $SIM_HOSTFILE -np 3 --bind-to none --mca oob_tcp_if_include $SIM_NETWORK "
-                                    + "sh -c 'echo $(hostname) $(ip -4 -o addr show eth0 | awk \"{print \\$4}\")'"], timeout: 60)
+        let r = try DDPProcess.run(
+            [
+                "/usr/bin/env", "bash", SimulatedCluster.script, "--hosts", "3", "--exec", "sh", "-c",
+                "mpirun --hostfile $SIM_HOSTFILE -np 3 --bind-to none --mca oob_tcp_if_include $SIM_NETWORK "
+                    + "sh -c 'echo $(hostname) $(ip -4 -o addr show eth0 | awk \"{print \\$4}\")'"
+            ], timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(Set(r.stdout.split(separator: "\n").map(String.init)),
-                       ["node0 10.77.0.1/24", "node1 10.77.0.2/24", "node2 10.77.0.3/24"], r.stdout)
+        XCTAssertEqual(
+            Set(r.stdout.split(separator: "\n").map(String.init)),
+            ["node0 10.77.0.1/24", "node1 10.77.0.2/24", "node2 10.77.0.3/24"], r.stdout)
     }
 
     /// `MAX_RESTARTS=2 scripts/launch-cluster.sh`: rank 1 (on node1) is killed with SIGKILL once at
@@ -84,18 +92,21 @@ final class SimulatedClusterTests: XCTestCase {
     /// checkpoint, and its final tensors equal an uninterrupted one-rank run's bit for bit.
     func testKilledRankOnTheClusterIsRestartedFromTheNewestCheckpointBitForBit() throws {
         let dir = try temporaryDirectory()
-        let run = ["train", "--synthetic-samples", "256", "--model", "mlp", "--batch-size", "32", "--log-interval", "0",
-                   "--epochs", "2", "--reduction", "deterministic", "--optimizer", "sgd", "--lr", "0.05"]
+        let run = [
+            "train", "--synthetic-samples", "256", "--model", "mlp", "--batch-size", "32", "--log-interval", "0",
+            "--epochs", "2", "--reduction", "deterministic", "--optimizer", "sgd", "--lr", "0.05"
+        ]
         let whole = try DDPProcess.bare(run + ["--checkpoint-dir", dir + "/whole"], timeout: 120)
         XCTAssertEqual(whole.status, 0, whole.stderr)
         let expected = try tensors(dir + "/whole/step-00000016.safetensors")
         let step = Int.random(in: 2 ... 14)
         let phase = "epoch \(step <= 8 ? 1 : 2) step \(step <= 8 ? step : step - 8)"
         let ck = dir + "/restart", metrics = dir + "/metrics.jsonl"
-        let r = try SimulatedCluster.run(["--hosts", "2"],
-                                         run + ["--checkpoint-dir", ck, "--checkpoint-every", "3", "--metrics", metrics],
-                                         environment: ["MAX_RESTARTS": "2", "DDP_TEST_KILL": "1:\(phase):\(dir)/killed"],
-                                         timeout: 300)
+        let r = try SimulatedCluster.run(
+            ["--hosts", "2"],
+            run + ["--checkpoint-dir", ck, "--checkpoint-every", "3", "--metrics", metrics],
+            environment: ["MAX_RESTARTS": "2", "DDP_TEST_KILL": "1:\(phase):\(dir)/killed"],
+            timeout: 300)
         let context = "rank 1 killed at \(phase)\nstdout:\n\(r.stdout)\nstderr:\n\(r.stderr)"
         XCTAssertEqual(r.status, 0, context)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/killed"), "the kill did not happen: \(context)")
@@ -107,8 +118,9 @@ final class SimulatedClusterTests: XCTestCase {
         let got = try tensors(ck + "/step-00000016.safetensors")
         XCTAssertEqual(Set(got.keys), Set(expected.keys), context)
         for (name, values) in expected {
-            XCTAssertTrue(values.elementsEqual(got[name] ?? []) { $0.bitPattern == $1.bitPattern },
-                          "\(name) differs from the uninterrupted run: \(context)")
+            XCTAssertTrue(
+                values.elementsEqual(got[name] ?? []) { $0.bitPattern == $1.bitPattern },
+                "\(name) differs from the uninterrupted run: \(context)")
         }
         let lines = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n").compactMap {
             try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
@@ -129,10 +141,13 @@ final class SimulatedClusterTests: XCTestCase {
         // retransmissions (about 6 s, later than the 2 s of waiting and up to 2 s of asking, so
         // the stall inspector still speaks first), so that mpirun then exits within seconds.
         let down = 3.0, stall = 2.0
-        let r = try SimulatedCluster.run(["--hosts", "2", "--link-down", "node1:\(Int(down))"],
-                                         ["train", "--synthetic-samples", "4096", "--model", "mlp", "--batch-size", "64",
-                                          "--epochs", "100000", "--log-interval", "0", "--stall-timeout", "\(Int(stall))"],
-                                         environment: ["TCP_RETRIES2": "3"], timeout: down + stall + 60)
+        let r = try SimulatedCluster.run(
+            ["--hosts", "2", "--link-down", "node1:\(Int(down))"],
+            [
+                "train", "--synthetic-samples", "4096", "--model", "mlp", "--batch-size", "64",
+                "--epochs", "100000", "--log-interval", "0", "--stall-timeout", "\(Int(stall))"
+            ],
+            environment: ["TCP_RETRIES2": "3"], timeout: down + stall + 60)
         XCTAssertFalse(r.timedOut, "the job hung after the link went down:\n\(r.stderr)")
         XCTAssertNotEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.lowercased().contains("stall"), "no stall error in:\n\(r.stderr)")

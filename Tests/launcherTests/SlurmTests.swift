@@ -1,8 +1,9 @@
 import Foundation
 import NN
 import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The example Slurm job (`examples/slurm/train.sbatch`) on a throwaway one-node Slurm
@@ -37,13 +38,14 @@ final class SlurmTests: XCTestCase {
         // The first submission stops after 6 of its 32 steps, as a preempted job would (with a
         // checkpoint); the second, with the same run folder, must continue from it to the end.
         let both = """
-        set -e
-        export DDP='\(DDPProcess.binary)' RUN='\(dir)/run' CHECKPOINT_EVERY=4
-        TRAIN_ARGS='\(train) --stop-after 6' sbatch --wait --nodes 1 --ntasks 2 --ntasks-per-node 2 --output '\(dir)/first.out' '\(job)'
-        TRAIN_ARGS='\(train)' sbatch --wait --nodes 1 --ntasks 2 --ntasks-per-node 2 --output '\(dir)/second.out' '\(job)'
-        """
-        let r = try DDPProcess.run(["/usr/bin/env", "bash", SlurmTests.root + "/scripts/slurm/local-slurm.sh", "bash", "-c", both],
-                                   timeout: 240)
+            set -e
+            export DDP='\(DDPProcess.binary)' RUN='\(dir)/run' CHECKPOINT_EVERY=4
+            TRAIN_ARGS='\(train) --stop-after 6' sbatch --wait --nodes 1 --ntasks 2 --ntasks-per-node 2 --output '\(dir)/first.out' '\(job)'
+            TRAIN_ARGS='\(train)' sbatch --wait --nodes 1 --ntasks 2 --ntasks-per-node 2 --output '\(dir)/second.out' '\(job)'
+            """
+        let r = try DDPProcess.run(
+            ["/usr/bin/env", "bash", SlurmTests.root + "/scripts/slurm/local-slurm.sh", "bash", "-c", both],
+            timeout: 240)
         let first = (try? String(contentsOfFile: dir + "/first.out", encoding: .utf8)) ?? ""
         let second = (try? String(contentsOfFile: dir + "/second.out", encoding: .utf8)) ?? ""
         if r.status == 3 && first.isEmpty { try skip("Slurm did not start here: \(r.stderr.split(separator: "\n").first ?? "")") }

@@ -72,8 +72,12 @@ final class TrainTests: XCTestCase {
 
     func testMetricsFileHasOneObjectPerEpochAndAFinalOne() throws {
         let dir = try temporaryDirectory()
-        let r = try DDPProcess.mpirun(2, quick + ["--epochs", "2", "--validation-split", "0.25", "--metrics", dir + "/m.jsonl",
-                                                  "--lr-schedule", "cosine", "--warmup-steps", "2"], timeout: 60)
+        let r = try DDPProcess.mpirun(
+            2,
+            quick + [
+                "--epochs", "2", "--validation-split", "0.25", "--metrics", dir + "/m.jsonl",
+                "--lr-schedule", "cosine", "--warmup-steps", "2"
+            ], timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = try metricsLines(dir + "/m.jsonl")
         XCTAssertEqual(lines.map { $0["kind"] as? String }, ["epoch", "epoch", "final"])
@@ -96,8 +100,11 @@ final class TrainTests: XCTestCase {
     func testEarlyStoppingStopsWhenTheMonitoredFigureStalls() throws {
         let dir = try temporaryDirectory()
         // A min delta of 100 lets no epoch after the first improve: patience 2 stops after epoch 3.
-        let r = try DDPProcess.bare(quick + ["--epochs", "6", "--validation-split", "0.25", "--early-stopping-patience", "2",
-                                             "--min-delta", "100", "--metrics", dir + "/m.jsonl", "--checkpoint-dir", dir + "/ck"], timeout: 60)
+        let r = try DDPProcess.bare(
+            quick + [
+                "--epochs", "6", "--validation-split", "0.25", "--early-stopping-patience", "2",
+                "--min-delta", "100", "--metrics", dir + "/m.jsonl", "--checkpoint-dir", dir + "/ck"
+            ], timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("early stopping after epoch 3: val_loss has not improved for 2 epochs"), r.stdout)
         XCTAssertEqual(try metricsLines(dir + "/m.jsonl").filter { $0["kind"] as? String == "epoch" }.count, 3)
@@ -167,8 +174,12 @@ final class TrainTests: XCTestCase {
 
     func testNonFiniteLossStopsEveryRankAndKeepsEarlierCheckpoints() throws {
         let dir = try temporaryDirectory()
-        let r = try DDPProcess.mpirun(2, quick + ["--optimizer", "sgd", "--lr", "1e9", "--epochs", "3",
-                                                  "--checkpoint-dir", dir, "--checkpoint-every", "1"], timeout: 60)
+        let r = try DDPProcess.mpirun(
+            2,
+            quick + [
+                "--optimizer", "sgd", "--lr", "1e9", "--epochs", "3",
+                "--checkpoint-dir", dir, "--checkpoint-every", "1"
+            ], timeout: 60)
         XCTAssertFalse(r.timedOut)
         XCTAssertNotEqual(r.status, 0)
         for rank in 0 ..< 2 {
@@ -219,9 +230,13 @@ final class TrainTests: XCTestCase {
     func testFashionMNISTSmokeRun() throws {
         let data = "/usr/share/datasets/fashion-mnist"
         guard FileManager.default.fileExists(atPath: data + "/train-images-idx3-ubyte.gz") else { throw XCTSkip("no Fashion-MNIST at \(data)") }
-        let r = try DDPProcess.mpirun(2, ["train", "--data", data, "--model", "tiny", "--batch-size", "64", "--max-steps", "5",
-                                          "--validation-split", "0.05", "--shift", "2", "--normalize", "0.286,0.353", "--log-interval", "0"],
-                                      timeout: 120)
+        let r = try DDPProcess.mpirun(
+            2,
+            [
+                "train", "--data", data, "--model", "tiny", "--batch-size", "64", "--max-steps", "5",
+                "--validation-split", "0.05", "--shift", "2", "--normalize", "0.286,0.353", "--log-interval", "0"
+            ],
+            timeout: 120)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("data: 57000 training samples of shape [1, 28, 28], 10 classes, 3000 validation, 10000 test"), r.stdout)
         XCTAssertTrue(r.stdout.contains("test: loss"), r.stdout)

@@ -39,8 +39,12 @@ final class TrainingCurvesTests: XCTestCase {
 
     func testTensorBoardEventsReadBackWithTensorBoardsReader() throws {
         let logs = "\(dir)/tb", metrics = "\(dir)/metrics.jsonl"
-        let train = try DDPProcess.mpirun(2, quick + ["--epochs", "2", "--tensorboard", logs, "--metrics", metrics,
-                                                      "--log-interval", "3"], timeout: 120)
+        let train = try DDPProcess.mpirun(
+            2,
+            quick + [
+                "--epochs", "2", "--tensorboard", logs, "--metrics", metrics,
+                "--log-interval", "3"
+            ], timeout: 120)
         XCTAssertEqual(train.status, 0, train.stderr)
         let python = try PythonTools.python(venv: ".venv-tensorboard", packages: ["tensorboard"])
         let scalars = try PythonTools.run(python, script: "tensorboard-scalars.py", [logs])
@@ -48,8 +52,9 @@ final class TrainingCurvesTests: XCTestCase {
             scalars.filter { $0["run"] as? String == run && $0["tag"] as? String == tag }
                 .map { ($0["step"] as! Int, $0["value"] as! Double) }
         }
-        XCTAssertEqual(scalars.filter { $0["file_version"] as? String == "brain.Event:2" }.compactMap { $0["run"] as? String },
-                       ["test", "train", "validation"], "one file per run folder")
+        XCTAssertEqual(
+            scalars.filter { $0["file_version"] as? String == "brain.Event:2" }.compactMap { $0["run"] as? String },
+            ["test", "train", "validation"], "one file per run folder")
         let epochs = InferenceFixtures.jsonObjects(try String(contentsOfFile: metrics, encoding: .utf8)).filter { $0["kind"] as? String == "epoch" }
         for (run, key) in [("train", "trainLoss"), ("validation", "validationLoss")] {
             let loss = series(run, "epoch_loss")

@@ -18,8 +18,12 @@ final class ValidationDataTests: XCTestCase {
 
     func testTheTestSplitIsValidatedEachEpochAndNotEvaluatedAgain() throws {
         let metrics = "\(dir)/metrics.jsonl"
-        let r = try DDPProcess.mpirun(2, quick + ["--epochs", "2", "--validation-data", "test", "--monitor", "val_accuracy",
-                                                  "--metrics", metrics, "--checkpoint-dir", "\(dir)/ck"], timeout: 120)
+        let r = try DDPProcess.mpirun(
+            2,
+            quick + [
+                "--epochs", "2", "--validation-data", "test", "--monitor", "val_accuracy",
+                "--metrics", metrics, "--checkpoint-dir", "\(dir)/ck"
+            ], timeout: 120)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("classes, 64 validation\n"), "the test split validates and is no test set: \(r.stdout)")
         XCTAssertEqual(r.stdout.components(separatedBy: "| val loss").count, 3, "one validation per epoch: \(r.stdout)")
@@ -38,8 +42,11 @@ final class ValidationDataTests: XCTestCase {
     func testAnotherDatasetFolderValidates() throws {
         let train = InferenceFixtures.idxDataset(in: "\(dir)/train", count: 40, side: 8, classes: 7)
         let other = InferenceFixtures.idxDataset(in: "\(dir)/other", count: 12, side: 8, classes: 7)
-        let r = try DDPProcess.bare(["train", "--data", train, "--validation-data", other, "--model", "mlp", "--batch-size", "8",
-                                     "--log-interval", "0"], timeout: 120)
+        let r = try DDPProcess.bare(
+            [
+                "train", "--data", train, "--validation-data", other, "--model", "mlp", "--batch-size", "8",
+                "--log-interval", "0"
+            ], timeout: 120)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("12 validation, 40 test"), r.stdout)
         XCTAssertTrue(r.stdout.contains("| val loss"), r.stdout)

@@ -66,8 +66,10 @@ public protocol Communicator: AnyObject {
     /// Both buffers must stay valid, the send side unchanged and the receive side unread, until
     /// the returned exchange completes.
     /// - Throws: `DistError.mpi` when the collective cannot start.
-    func startExchange(sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
-                       receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int], offsets receiveOffsets: [Int]) throws -> PendingReduction
+    func startExchange(
+        sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
+        receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int], offsets receiveOffsets: [Int]
+    ) throws -> PendingReduction
 
     /// Starts gathering every rank's part of `buffer` into every rank's `buffer`, in place, and
     /// returns at once (MPI_Iallgatherv): rank r contributes `buffer[parts[r]]`, which must be

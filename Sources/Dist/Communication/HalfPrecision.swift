@@ -63,7 +63,8 @@ public enum HalfPrecision {
         var i = 0
         while i + 8 <= count {
             let a = UnsafeMutableRawPointer(accumulator + i)
-            let sum = SIMD8<Float>(a.loadUnaligned(as: SIMD8<Float16>.self))
+            let sum =
+                SIMD8<Float>(a.loadUnaligned(as: SIMD8<Float16>.self))
                 + SIMD8<Float>(UnsafeRawPointer(input + i).loadUnaligned(as: SIMD8<Float16>.self))
             a.storeBytes(of: SIMD8<Float16>(sum), as: SIMD8<Float16>.self)
             i += 8

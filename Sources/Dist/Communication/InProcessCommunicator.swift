@@ -72,8 +72,9 @@ public final class InProcessCommunicator: Communicator {
     /// the result from every rank's contribution when this rank completes it.
     private func startPending(_ contribution: Any, finish: @escaping ([Any]) -> Void) -> PendingReduction {
         inFlight.removeAll { $0.isComplete }
-        let reduction = InProcessReduction(table: pendingTable, sequence: started, rank: rank, contribution: contribution,
-                                           operation: "non-blocking allreduce", random: stream, finish: finish)
+        let reduction = InProcessReduction(
+            table: pendingTable, sequence: started, rank: rank, contribution: contribution,
+            operation: "non-blocking allreduce", random: stream, finish: finish)
         started += 1
         inFlight.append(reduction)
         return reduction
@@ -127,11 +128,14 @@ public final class InProcessCommunicator: Communicator {
         }
     }
 
-    public func startExchange(sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
-                              receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int],
-                              offsets receiveOffsets: [Int]) throws -> PendingReduction {
-        precondition([sendCounts.count, sendOffsets.count, receiveCounts.count, receiveOffsets.count].allSatisfy { $0 == size },
-                     "An exchange needs a count and an offset per rank (\(size)).")
+    public func startExchange(
+        sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
+        receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int],
+        offsets receiveOffsets: [Int]
+    ) throws -> PendingReduction {
+        precondition(
+            [sendCounts.count, sendOffsets.count, receiveCounts.count, receiveOffsets.count].allSatisfy { $0 == size },
+            "An exchange needs a count and an offset per rank (\(size)).")
         let parts = (0 ..< size).map { Array(UnsafeRawBufferPointer(start: send + sendOffsets[$0], count: sendCounts[$0])) }
         let rank = self.rank
         let deliver: ([Any]) -> Void = { all in

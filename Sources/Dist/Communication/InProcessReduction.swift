@@ -27,8 +27,10 @@ final class InProcessReduction: PendingReduction {
     ///   - finish: writes the result into the caller's buffer from every rank's contribution
     ///     (in rank order); called once, on completion.
     ///   - random: this rank's stream, which draws how many tests completion takes.
-    init(table: PendingTable, sequence: Int, rank: Int, contribution: Any, operation: String,
-         random: SeededStream, finish: @escaping ([Any]) -> Void) {
+    init(
+        table: PendingTable, sequence: Int, rank: Int, contribution: Any, operation: String,
+        random: SeededStream, finish: @escaping ([Any]) -> Void
+    ) {
         self.table = table
         self.sequence = sequence
         self.rank = rank

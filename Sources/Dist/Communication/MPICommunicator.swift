@@ -136,8 +136,10 @@ public final class MPICommunicator: Communicator {
     }
 
     /// Runs `body` on consecutive chunks of at most `maxChunk` elements.
-    private func chunked(_ base: UnsafeMutableRawPointer?, count: Int, stride: Int,
-                         _ body: (UnsafeMutableRawPointer, Int32) throws -> Void) rethrows {
+    private func chunked(
+        _ base: UnsafeMutableRawPointer?, count: Int, stride: Int,
+        _ body: (UnsafeMutableRawPointer, Int32) throws -> Void
+    ) rethrows {
         guard let base, count > 0 else { return }
         var start = 0
         while start < count {
@@ -149,24 +151,28 @@ public final class MPICommunicator: Communicator {
 
     private func allreduce(_ base: UnsafeMutableRawPointer?, count: Int, stride: Int, type: MPI_Datatype, op: ReductionOp) throws {
         try chunked(base, count: count, stride: stride) { p, n in
-            try collective("allreduce", function: "MPI_Allreduce",
-                           blocking: { MPI_Allreduce(cmpi_in_place(), p, n, type, MPICommunicator.mpiOp(op), comm) },
-                           nonBlocking: { MPI_Iallreduce(cmpi_in_place(), p, n, type, MPICommunicator.mpiOp(op), comm, $0) })
+            try collective(
+                "allreduce", function: "MPI_Allreduce",
+                blocking: { MPI_Allreduce(cmpi_in_place(), p, n, type, MPICommunicator.mpiOp(op), comm) },
+                nonBlocking: { MPI_Iallreduce(cmpi_in_place(), p, n, type, MPICommunicator.mpiOp(op), comm, $0) })
         }
     }
 
     private func broadcast(_ base: UnsafeMutableRawPointer?, count: Int, stride: Int, type: MPI_Datatype, root: Int) throws {
         precondition(root >= 0 && root < size, "broadcast root \(root) is outside 0..<\(size).")
         try chunked(base, count: count, stride: stride) { p, n in
-            try collective("broadcast", function: "MPI_Bcast", blocking: { MPI_Bcast(p, n, type, Int32(root), comm) },
-                           nonBlocking: { MPI_Ibcast(p, n, type, Int32(root), comm, $0) })
+            try collective(
+                "broadcast", function: "MPI_Bcast", blocking: { MPI_Bcast(p, n, type, Int32(root), comm) },
+                nonBlocking: { MPI_Ibcast(p, n, type, Int32(root), comm, $0) })
         }
     }
 
     /// Runs one blocking collective: the plain MPI call when there is no stall timeout, else its
     /// non-blocking twin, waited on by the stall inspector.
-    private func collective(_ kind: String, function: String, blocking: () -> Int32,
-                            nonBlocking: (UnsafeMutablePointer<MPI_Request?>) -> Int32) throws {
+    private func collective(
+        _ kind: String, function: String, blocking: () -> Int32,
+        nonBlocking: (UnsafeMutablePointer<MPI_Request?>) -> Int32
+    ) throws {
         let (number, label) = locked { startCollective(kind) }
         guard stallTimeout != nil, sideComm != nil else {
             try locked { try MPICommunicator.check(blocking(), function) }
@@ -194,8 +200,9 @@ public final class MPICommunicator: Communicator {
         try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 4) { p, n in
             var request: MPI_Request? = cmpi_request_null()
             try locked {
-                try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_float(), MPICommunicator.mpiOp(op), comm, &request),
-                                          "MPI_Iallreduce")
+                try MPICommunicator.check(
+                    MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_float(), MPICommunicator.mpiOp(op), comm, &request),
+                    "MPI_Iallreduce")
             }
             pending.requests.append(request)
         }
@@ -208,8 +215,9 @@ public final class MPICommunicator: Communicator {
         try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 8) { p, n in
             var request: MPI_Request? = cmpi_request_null()
             try locked {
-                try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_double(), MPICommunicator.mpiOp(op), comm, &request),
-                                          "MPI_Iallreduce")
+                try MPICommunicator.check(
+                    MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_double(), MPICommunicator.mpiOp(op), comm, &request),
+                    "MPI_Iallreduce")
             }
             pending.requests.append(request)
         }
@@ -222,8 +230,9 @@ public final class MPICommunicator: Communicator {
         try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 2) { p, n in
             var request: MPI_Request? = cmpi_request_null()
             try locked {
-                try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_uint16(), halfSumOp, comm, &request),
-                                          "MPI_Iallreduce")
+                try MPICommunicator.check(
+                    MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_uint16(), halfSumOp, comm, &request),
+                    "MPI_Iallreduce")
             }
             pending.requests.append(request)
         }
@@ -231,16 +240,20 @@ public final class MPICommunicator: Communicator {
         return pending
     }
 
-    public func startExchange(sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
-                              receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int],
-                              offsets receiveOffsets: [Int]) throws -> PendingReduction {
+    public func startExchange(
+        sending send: UnsafeRawPointer, counts sendCounts: [Int], offsets sendOffsets: [Int],
+        receiving receive: UnsafeMutableRawPointer, counts receiveCounts: [Int],
+        offsets receiveOffsets: [Int]
+    ) throws -> PendingReduction {
         let pending = MPIPendingReduction(lock: mpiLock, owner: self, position: locked { startCollective("gradient exchange") })
         // The count and offset arrays belong to the collective until it completes.
         let arrays = [sendCounts, sendOffsets, receiveCounts, receiveOffsets].map { pending.retain(MPICommunicator.int32s($0, "exchange")) }
         var request: MPI_Request? = cmpi_request_null()
         try locked {
-            try MPICommunicator.check(MPI_Ialltoallv(send, arrays[0], arrays[1], cmpi_byte(), receive, arrays[2], arrays[3], cmpi_byte(),
-                                                     comm, &request), "MPI_Ialltoallv")
+            try MPICommunicator.check(
+                MPI_Ialltoallv(
+                    send, arrays[0], arrays[1], cmpi_byte(), receive, arrays[2], arrays[3], cmpi_byte(),
+                    comm, &request), "MPI_Ialltoallv")
         }
         pending.requests.append(request)
         track(pending)
@@ -254,8 +267,10 @@ public final class MPICommunicator: Communicator {
         let offsets = pending.retain(MPICommunicator.int32s(parts.map(\.lowerBound), "allgather"))
         var request: MPI_Request? = cmpi_request_null()
         try locked {
-            try MPICommunicator.check(MPI_Iallgatherv(cmpi_in_place(), 0, cmpi_float(), buffer.baseAddress, counts, offsets, cmpi_float(),
-                                                      comm, &request), "MPI_Iallgatherv")
+            try MPICommunicator.check(
+                MPI_Iallgatherv(
+                    cmpi_in_place(), 0, cmpi_float(), buffer.baseAddress, counts, offsets, cmpi_float(),
+                    comm, &request), "MPI_Iallgatherv")
         }
         pending.requests.append(request)
         track(pending)
@@ -303,8 +318,9 @@ public final class MPICommunicator: Communicator {
     }
 
     public func barrier() throws {
-        try collective("barrier", function: "MPI_Barrier", blocking: { MPI_Barrier(comm) },
-                       nonBlocking: { MPI_Ibarrier(comm, $0) })
+        try collective(
+            "barrier", function: "MPI_Barrier", blocking: { MPI_Barrier(comm) },
+            nonBlocking: { MPI_Ibarrier(comm, $0) })
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
@@ -362,8 +378,9 @@ public final class MPICommunicator: Communicator {
     /// Posts the receive of the next query (under `mpiLock`, or in `init`).
     private func postQueryReceive() throws {
         var request: MPI_Request? = cmpi_request_null()
-        try MPICommunicator.check(MPI_Irecv(queryBuffer, 1, cmpi_byte(), cmpi_any_source(), MPICommunicator.queryTag, sideComm, &request),
-                                  "MPI_Irecv")
+        try MPICommunicator.check(
+            MPI_Irecv(queryBuffer, 1, cmpi_byte(), cmpi_any_source(), MPICommunicator.queryTag, sideComm, &request),
+            "MPI_Irecv")
         queryRequest = request
     }
 
@@ -383,8 +400,10 @@ public final class MPICommunicator: Communicator {
             let label = Array((waitingIn?.label ?? phase).utf8.prefix(MPICommunicator.answerSize - 16))
             label.withUnsafeBytes { (buffer + 16).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             var request: MPI_Request? = cmpi_request_null()
-            try MPICommunicator.check(MPI_Isend(buffer, Int32(MPICommunicator.answerSize), cmpi_byte(), status.MPI_SOURCE,
-                                                MPICommunicator.answerTag, sideComm, &request), "MPI_Isend")
+            try MPICommunicator.check(
+                MPI_Isend(
+                    buffer, Int32(MPICommunicator.answerSize), cmpi_byte(), status.MPI_SOURCE,
+                    MPICommunicator.answerTag, sideComm, &request), "MPI_Isend")
             answersInFlight.append((request, buffer))
             try postQueryReceive()
         }
@@ -409,8 +428,10 @@ public final class MPICommunicator: Communicator {
         try locked {
             for (i, r) in others.enumerated() {
                 var receive: MPI_Request? = cmpi_request_null()
-                try MPICommunicator.check(MPI_Irecv(buffers[i], Int32(MPICommunicator.answerSize), cmpi_byte(), Int32(r),
-                                                    MPICommunicator.answerTag, sideComm, &receive), "MPI_Irecv")
+                try MPICommunicator.check(
+                    MPI_Irecv(
+                        buffers[i], Int32(MPICommunicator.answerSize), cmpi_byte(), Int32(r),
+                        MPICommunicator.answerTag, sideComm, &receive), "MPI_Irecv")
                 receives.append(receive)
                 var send: MPI_Request? = cmpi_request_null()
                 try MPICommunicator.check(MPI_Isend(&one, 1, cmpi_byte(), Int32(r), MPICommunicator.queryTag, sideComm, &send), "MPI_Isend")
@@ -465,38 +486,41 @@ public final class MPICommunicator: Communicator {
     }
 
     #if DDP_TEST_HOOKS
-    // Fault injection for the test suite, compiled only into its build (scripts/test.sh passes
-    // -DDDP_TEST_HOOKS): the `ddp` that `swift build` makes has none of it.
+        // Fault injection for the test suite, compiled only into its build (scripts/test.sh passes
+        // -DDDP_TEST_HOOKS): the `ddp` that `swift build` makes has none of it.
 
-    /// The environment variable through which tests make one rank hang: `RANK:PHASE`, e.g.
-    /// `1:epoch 1 step 3`. No option sets it.
-    public static let testStallVariable = "DDP_TEST_STALL"
-    /// The environment variable through which tests kill one rank (SIGKILL) once:
-    /// `RANK:PHASE:MARKER`; the rank creates the file MARKER first and is not killed again while
-    /// it exists (a restarted job passes the same phase again).
-    public static let testKillVariable = "DDP_TEST_KILL"
-    /// The environment variable through which tests send one rank SIGTERM: `RANK:PHASE`.
-    public static let testSignalVariable = "DDP_TEST_SIGNAL"
+        /// The environment variable through which tests make one rank hang: `RANK:PHASE`, e.g.
+        /// `1:epoch 1 step 3`. No option sets it.
+        public static let testStallVariable = "DDP_TEST_STALL"
+        /// The environment variable through which tests kill one rank (SIGKILL) once:
+        /// `RANK:PHASE:MARKER`; the rank creates the file MARKER first and is not killed again while
+        /// it exists (a restarted job passes the same phase again).
+        public static let testKillVariable = "DDP_TEST_KILL"
+        /// The environment variable through which tests send one rank SIGTERM: `RANK:PHASE`.
+        public static let testSignalVariable = "DDP_TEST_SIGNAL"
 
-    /// Hangs or kills this rank when a test's environment variable names it and the phase just set.
-    private func runTestHooks() {
-        let environment = ProcessInfo.processInfo.environment
-        if let fields = environment[MPICommunicator.testStallVariable]?.split(separator: ":", maxSplits: 1).map(String.init),
-           fields.count == 2, Int(fields[0]) == rank, fields[1] == phase {
-            while true { sleep(3600) }
+        /// Hangs or kills this rank when a test's environment variable names it and the phase just set.
+        private func runTestHooks() {
+            let environment = ProcessInfo.processInfo.environment
+            if let fields = environment[MPICommunicator.testStallVariable]?.split(separator: ":", maxSplits: 1).map(String.init),
+                fields.count == 2, Int(fields[0]) == rank, fields[1] == phase
+            {
+                while true { sleep(3600) }
+            }
+            if let fields = environment[MPICommunicator.testSignalVariable]?.split(separator: ":", maxSplits: 1).map(String.init),
+                fields.count == 2, Int(fields[0]) == rank, fields[1] == phase
+            {
+                kill(getpid(), SIGTERM)
+            }
+            if let fields = environment[MPICommunicator.testKillVariable]?.split(separator: ":", maxSplits: 2).map(String.init),
+                fields.count == 3, Int(fields[0]) == rank, fields[1] == phase, !FileManager.default.fileExists(atPath: fields[2])
+            {
+                _ = FileManager.default.createFile(atPath: fields[2], contents: Data("killed".utf8))
+                kill(getpid(), SIGKILL)
+            }
         }
-        if let fields = environment[MPICommunicator.testSignalVariable]?.split(separator: ":", maxSplits: 1).map(String.init),
-           fields.count == 2, Int(fields[0]) == rank, fields[1] == phase {
-            kill(getpid(), SIGTERM)
-        }
-        if let fields = environment[MPICommunicator.testKillVariable]?.split(separator: ":", maxSplits: 2).map(String.init),
-           fields.count == 3, Int(fields[0]) == rank, fields[1] == phase, !FileManager.default.fileExists(atPath: fields[2]) {
-            _ = FileManager.default.createFile(atPath: fields[2], contents: Data("killed".utf8))
-            kill(getpid(), SIGKILL)
-        }
-    }
     #else
-    private func runTestHooks() {}
+        private func runTestHooks() {}
     #endif
 
     // MARK: Progress thread
@@ -516,8 +540,9 @@ public final class MPICommunicator: Communicator {
         precondition(interval > 0, "A progress thread needs a positive polling interval, got \(interval).")
         guard progressEnded == nil else { return }
         guard threadLevel >= cmpi_thread_serialized() else {
-            throw DistError.invalidConfiguration(option: "progress thread",
-                                                 reason: "MPI provides thread level \(threadLevel), below MPI_THREAD_SERIALIZED; hint: poll between layers only")
+            throw DistError.invalidConfiguration(
+                option: "progress thread",
+                reason: "MPI provides thread level \(threadLevel), below MPI_THREAD_SERIALIZED; hint: poll between layers only")
         }
         let ended = DispatchSemaphore(value: 0)
         progressEnded = ended
@@ -525,7 +550,10 @@ public final class MPICommunicator: Communicator {
         let thread = Thread { [unowned self] in
             while true {
                 self.mpiLock.lock()
-                if self.progressStop { self.mpiLock.unlock(); break }
+                if self.progressStop {
+                    self.mpiLock.unlock()
+                    break
+                }
                 self.inFlight.removeAll { $0.pollHoldingLock() }
                 self.mpiLock.unlock()
                 usleep(micros)
@@ -649,12 +677,14 @@ final class MPIPendingReduction: PendingReduction {
 }
 
 /// MPI's callback for the binary16 sum: adds `count` halves of `input` into `accumulator`.
-private func mpiHalfSum(_ input: UnsafeMutableRawPointer?, _ accumulator: UnsafeMutableRawPointer?,
-                        _ count: UnsafeMutablePointer<Int32>?, _ type: UnsafeMutablePointer<MPI_Datatype?>?) {
+private func mpiHalfSum(
+    _ input: UnsafeMutableRawPointer?, _ accumulator: UnsafeMutableRawPointer?,
+    _ count: UnsafeMutablePointer<Int32>?, _ type: UnsafeMutablePointer<MPI_Datatype?>?
+) {
     guard let input, let accumulator, let count else { return }
     HalfPrecision.add(accumulator.assumingMemoryBound(to: UInt16.self), input.assumingMemoryBound(to: UInt16.self), Int(count.pointee))
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

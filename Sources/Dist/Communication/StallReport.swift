@@ -71,6 +71,7 @@ public struct StallReport: Equatable {
             }
         }
         let list = missing.map(String.init).joined(separator: ", ")
-        return "stall: rank \(rank) waited \(seconds) s in the \(label) (collective #\(collective)); rank\(missing.count == 1 ? "" : "s") \(list) of \(size) missing: \(parts.joined(separator: "; "))"
+        return
+            "stall: rank \(rank) waited \(seconds) s in the \(label) (collective #\(collective)); rank\(missing.count == 1 ? "" : "s") \(list) of \(size) missing: \(parts.joined(separator: "; "))"
     }
 }

@@ -103,12 +103,15 @@ public struct GradientCheckReport {
         func e(_ x: Double) -> String { String(format: "%.2e", x) }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
         let nameWidth = max(20, (rows.map(\.name.count).max() ?? 0) + 2)
-        var lines = ["gradient check: model \(modelName), \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(c.globalBatchSize), \(c.steps) step\(c.steps == 1 ? "" : "s"), seed \(c.seed), reduction \(c.reduction.rawValue)\(c.reduction == .deterministic ? " (chunks of \(c.chunkSize))" : "")\(c.compression == .fp16 ? ", fp16 wire" : "")\(c.denseFactors ? ", dense factors" : "")",
-                     "errors of \(ranks)-rank data-parallel vs one replica on the whole batch; relative = abs / the tensor's max |value|; tolerance \(e(c.tolerance)) relative",
-                     pad("tensor", nameWidth) + pad("shape", 16) + pad("grad abs", 11) + pad("grad rel", 11) + pad("param abs", 11) + "param rel"]
+        var lines = [
+            "gradient check: model \(modelName), \(ranks) rank\(ranks == 1 ? "" : "s"), global batch \(c.globalBatchSize), \(c.steps) step\(c.steps == 1 ? "" : "s"), seed \(c.seed), reduction \(c.reduction.rawValue)\(c.reduction == .deterministic ? " (chunks of \(c.chunkSize))" : "")\(c.compression == .fp16 ? ", fp16 wire" : "")\(c.denseFactors ? ", dense factors" : "")",
+            "errors of \(ranks)-rank data-parallel vs one replica on the whole batch; relative = abs / the tensor's max |value|; tolerance \(e(c.tolerance)) relative",
+            pad("tensor", nameWidth) + pad("shape", 16) + pad("grad abs", 11) + pad("grad rel", 11) + pad("param abs", 11) + "param rel"
+        ]
         for r in rows {
-            lines.append(pad(r.name, nameWidth) + pad("\(r.shape)", 16) + pad(e(r.gradientAbsolute), 11) + pad(e(r.gradientRelative), 11)
-                         + pad(e(r.parameterAbsolute), 11) + e(r.parameterRelative))
+            lines.append(
+                pad(r.name, nameWidth) + pad("\(r.shape)", 16) + pad(e(r.gradientAbsolute), 11) + pad(e(r.gradientRelative), 11)
+                    + pad(e(r.parameterAbsolute), 11) + e(r.parameterRelative))
         }
         let w = worst
         lines.append("\(passed ? "ok" : "FAILED"): worst relative error \(e(w.value)) (\(w.description)), tolerance \(e(c.tolerance))")
@@ -134,11 +137,14 @@ public enum GradientCheck {
     ///   - configuration: batch, steps, seed, tolerance.
     /// - Returns: the report; `passed` agrees on every rank.
     /// - Throws: `DistError` for bad options, mismatched replicas or MPI failures.
-    public static func run(spec: ModelSpec, dataset: Dataset, loss: Loss, makeOptimizer: () throws -> Optimizer,
-                           communicator: Communicator, configuration c: GradientCheckConfiguration) throws -> GradientCheckReport {
+    public static func run(
+        spec: ModelSpec, dataset: Dataset, loss: Loss, makeOptimizer: () throws -> Optimizer,
+        communicator: Communicator, configuration c: GradientCheckConfiguration
+    ) throws -> GradientCheckReport {
         let options = c.training
-        let distributed = try DataParallelTrainer(spec: spec, optimizer: makeOptimizer(), loss: loss,
-                                                  communicator: communicator, configuration: options)
+        let distributed = try DataParallelTrainer(
+            spec: spec, optimizer: makeOptimizer(), loss: loss,
+            communicator: communicator, configuration: options)
         try distributed.synchronize(dataset: dataset)
         try options.validate(ranks: communicator.size, trainingSamples: dataset.count)
         try options.validate(layers: distributed.model.layers, ranks: communicator.size, trainingSamples: dataset.count)
@@ -150,8 +156,9 @@ public enum GradientCheck {
         if communicator.isRoot {
             var alone = options
             alone.threads = 1
-            let single = try DataParallelTrainer(spec: spec, optimizer: makeOptimizer(), loss: loss,
-                                                 communicator: InProcessCommunicator(), configuration: alone)
+            let single = try DataParallelTrainer(
+                spec: spec, optimizer: makeOptimizer(), loss: loss,
+                communicator: InProcessCommunicator(), configuration: alone)
             single.model.arena.copyParameters(from: distributed.model.arena)
             single.optimizer.state = distributed.optimizer.state
             reference = single
@@ -182,9 +189,10 @@ public enum GradientCheck {
         if let reference {
             rows = slots.enumerated().map { i, slot in
                 let p = relativeError(distributed.model.arena.parameters + slot.offset, reference.model.arena.parameters + slot.offset, slot.count)
-                return GradientCheckRow(name: slot.name, shape: slot.shape, gradientAbsolute: gradientErrors[i].absolute,
-                                        gradientRelative: gradientErrors[i].relative,
-                                        parameterAbsolute: p.absolute, parameterRelative: p.relative)
+                return GradientCheckRow(
+                    name: slot.name, shape: slot.shape, gradientAbsolute: gradientErrors[i].absolute,
+                    gradientRelative: gradientErrors[i].relative,
+                    parameterAbsolute: p.absolute, parameterRelative: p.relative)
             }
         }
         var report = GradientCheckReport(ranks: communicator.size, configuration: c, modelName: spec.name, rows: rows, passed: true)

@@ -26,9 +26,11 @@ public struct RoundingCheckReport {
         func e(_ x: Double) -> String { String(format: "%.2e", x) }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
         let nameWidth = max(20, (rows.map(\.name.count).max() ?? 0) + 2)
-        var lines = ["rounding check: model \(modelName), global batch \(globalBatchSize), deterministic chunks of \(chunkSize)",
-                     "mean gradient vs a float64 sum of the same per-sample float32 gradients; per way: max |err| / max |ref|, ‖err‖ / ‖ref‖",
-                     pad("tensor", nameWidth) + ways.map { pad($0, 26) }.joined()]
+        var lines = [
+            "rounding check: model \(modelName), global batch \(globalBatchSize), deterministic chunks of \(chunkSize)",
+            "mean gradient vs a float64 sum of the same per-sample float32 gradients; per way: max |err| / max |ref|, ‖err‖ / ‖ref‖",
+            pad("tensor", nameWidth) + ways.map { pad($0, 26) }.joined()
+        ]
         for r in rows {
             lines.append(pad(r.name, nameWidth) + zip(r.maxRelative, r.normRelative).map { pad(e($0) + " " + e($1), 26) }.joined())
         }
@@ -53,10 +55,13 @@ public enum RoundingCheck {
     ///   - seed: parameters, order and per-sample keys.
     /// - Throws: `DistError.invalidConfiguration` for a model with batch statistics or a batch
     ///   larger than the data.
-    public static func run(spec: ModelSpec, dataset: Dataset, globalBatchSize: Int, ranks: [Int], chunkSize: Int,
-                           seed: UInt64) throws -> RoundingCheckReport {
+    public static func run(
+        spec: ModelSpec, dataset: Dataset, globalBatchSize: Int, ranks: [Int], chunkSize: Int,
+        seed: UInt64
+    ) throws -> RoundingCheckReport {
         guard !spec.layers.contains(where: { if case .batchNorm2d = $0 { return true } else { return false } }) else {
-            throw DistError.invalidConfiguration(option: "model", reason: "\(spec.name) has batch statistics, which differ for one sample alone; hint: use fmnist-cnn, lenet5, mlp or tiny")
+            throw DistError.invalidConfiguration(
+                option: "model", reason: "\(spec.name) has batch statistics, which differ for one sample alone; hint: use fmnist-cnn, lenet5, mlp or tiny")
         }
         guard globalBatchSize > 0, globalBatchSize <= dataset.count else {
             throw DistError.invalidConfiguration(option: "batch", reason: "\(globalBatchSize) must be in 1...\(dataset.count)")
@@ -67,8 +72,9 @@ public enum RoundingCheck {
             options.seed = seed
             options.reduction = mode
             options.chunkSize = chunkSize
-            return try DataParallelTrainer(spec: spec, optimizer: SGD(learningRate: 0), loss: SoftmaxCrossEntropy(),
-                                           communicator: InProcessCommunicator(), configuration: options)
+            return try DataParallelTrainer(
+                spec: spec, optimizer: SGD(learningRate: 0), loss: SoftmaxCrossEntropy(),
+                communicator: InProcessCommunicator(), configuration: options)
         }
         let fast = try trainer(.fast), exact = try trainer(.deterministic)
         let arena = fast.model.arena, n = arena.count
@@ -104,13 +110,18 @@ public enum RoundingCheck {
             let scale = ref.map(abs).max() ?? 0, norm = ref.reduce(0) { $0 + $1 * $1 }.squareRoot()
             for g in means {
                 var worst = 0.0, squares = 0.0
-                for i in slot.range { let d = abs(Double(g[i]) - reference[i]); worst = max(worst, d); squares += d * d }
+                for i in slot.range {
+                    let d = abs(Double(g[i]) - reference[i])
+                    worst = max(worst, d)
+                    squares += d * d
+                }
                 row.maxRelative.append(scale > 0 ? worst / scale : worst)
                 row.normRelative.append(norm > 0 ? squares.squareRoot() / norm : squares.squareRoot())
             }
             return row
         }
-        return RoundingCheckReport(modelName: spec.name, globalBatchSize: batch.count, chunkSize: chunkSize,
-                                   ways: ranks.map { "fast \($0) rank\($0 == 1 ? "" : "s")" } + ["deterministic"], rows: rows)
+        return RoundingCheckReport(
+            modelName: spec.name, globalBatchSize: batch.count, chunkSize: chunkSize,
+            ways: ranks.map { "fast \($0) rank\($0 == 1 ? "" : "s")" } + ["deterministic"], rows: rows)
     }
 }

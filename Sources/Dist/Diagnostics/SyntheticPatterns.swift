@@ -25,13 +25,18 @@ public enum SyntheticPatterns {
             let label = Int(g.next() % UInt64(classes))
             labels[n] = Int32(label)
             let row = (label * h) / classes
-            for ch in 0 ..< c { for y in 0 ..< h { for x in 0 ..< w {
-                let noise = Int(g.next() % 96)
-                let bar = y == row ? 150 : 0
-                pixels[((n * c + ch) * h + y) * w + x] = UInt8(min(255, noise + bar))
-            } } }
+            for ch in 0 ..< c {
+                for y in 0 ..< h {
+                    for x in 0 ..< w {
+                        let noise = Int(g.next() % 96)
+                        let bar = y == row ? 150 : 0
+                        pixels[((n * c + ch) * h + y) * w + x] = UInt8(min(255, noise + bar))
+                    }
+                }
+            }
         }
-        return InMemoryDataset(pixels: pixels, labels: labels, sampleShape: shape,
-                               classNames: (0 ..< classes).map { "class\($0)" })
+        return InMemoryDataset(
+            pixels: pixels, labels: labels, sampleShape: shape,
+            classNames: (0 ..< classes).map { "class\($0)" })
     }
 }

@@ -93,7 +93,8 @@ public final class Timeline {
             lines.append(#"{"name":"thread_name","ph":"M","pid":\#(rank),"tid":\#(lane.rawValue),"args":{"name":"\#(lane.name)"}}"#)
         }
         for e in events {
-            var line = #"{"name":"\#(Timeline.escape(e.name))","cat":"\#(e.lane.name)","ph":"X","pid":\#(rank),"tid":\#(e.lane.rawValue),"ts":\#(micro(e.start)),"dur":\#(String(format: "%.3f", Double(e.end - e.start) / 1000))"#
+            var line =
+                #"{"name":"\#(Timeline.escape(e.name))","cat":"\#(e.lane.name)","ph":"X","pid":\#(rank),"tid":\#(e.lane.rawValue),"ts":\#(micro(e.start)),"dur":\#(String(format: "%.3f", Double(e.end - e.start) / 1000))"#
             if let d = e.detail { line += #","args":{"detail":"\#(Timeline.escape(d))"}"# }
             lines.append(line + "}")
         }

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import NN
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What the last step's exact reduction did on this rank.
 public struct ExactReductionStatistics: Equatable {
@@ -173,8 +174,9 @@ public final class ExactGradientReducer {
     public func begin(terms: Int, termsByRank: [Int]? = nil, chunks: [Range<Int>]? = nil) {
         precondition(terms > 0, "An exact sum needs at least one term, got \(terms).")
         precondition(exchanges.isEmpty, "ExactGradientReducer.begin called with \(exchanges.count) reductions still in flight.")
-        precondition(termsByRank == nil || termsByRank!.count == communicator.size,
-                     "termsByRank needs one count per rank (\(communicator.size)), got \(termsByRank!.count).")
+        precondition(
+            termsByRank == nil || termsByRank!.count == communicator.size,
+            "termsByRank needs one count per rank (\(communicator.size)), got \(termsByRank!.count).")
         wires = (0 ..< communicator.size).map { r in termsByRank.map { $0[r] <= 1 ? Wire.floats : .sums } ?? .sums }
         meanCount = nil
         let termBits = Int(Double(terms).log2Ceiling)
@@ -205,7 +207,8 @@ public final class ExactGradientReducer {
         var size = 0, starts: [Int: Int] = [:]
         for (b, bucket) in buckets.enumerated() {
             guard let weight = FactoredWeight(bucket: bucket, arena: arena, denseWeights: denseWeights),
-                  ExactSum.fusesDenseChunks(chunks, scale: scales[weight.slot]) else { continue }
+                ExactSum.fusesDenseChunks(chunks, scale: scales[weight.slot])
+            else { continue }
             factorPlans[b] = FactorPlan(weight: weight, rows: rows, chunks: chunks)
             starts[b] = size
             size += (chunks.last?.upperBound ?? 0) * weight.width
@@ -239,15 +242,17 @@ public final class ExactGradientReducer {
         accumulateLock.lock()
         defer { accumulateLock.unlock() }
         if sendsFloats {
-            precondition(!clearing && gradients == arena.gradients,
-                         "A rank that sends its one chunk's float gradients cannot take another chunk.")
+            precondition(
+                !clearing && gradients == arena.gradients,
+                "A rank that sends its one chunk's float gradients cannot take another chunk.")
             return
         }
         let start = Timeline.now()
         for s in slots where arena.slots[s].trainable {
             let slot = arena.slots[s]
-            let m = ExactSum.accumulate(sums + slot.offset, clearing: gradients + slot.offset, scale: scales[s], slot.count,
-                                        first: fresh[s], clear: clearing)
+            let m = ExactSum.accumulate(
+                sums + slot.offset, clearing: gradients + slot.offset, scale: scales[s], slot.count,
+                first: fresh[s], clear: clearing)
             fresh[s] = false
             if !(m <= maxima[s]) { maxima[s] = m }
         }
@@ -278,8 +283,10 @@ public final class ExactGradientReducer {
     /// When the weight's bucket gathers factors (`FactorPlan`), the weight's gradient is not formed
     /// here: gy and x are kept for the gather. A rank whose wire is `.floats` (one chunk) writes the
     /// chunk's gradients to the arena instead, where they are sent from.
-    public func accumulateDense(weight: Int, bias: Int?, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>,
-                                chunks: [Range<Int>], meanOver: Int? = nil) {
+    public func accumulateDense(
+        weight: Int, bias: Int?, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>,
+        chunks: [Range<Int>], meanOver: Int? = nil
+    ) {
         let start = Timeline.now()
         defer { step.accumulateSeconds += Timeline.seconds(since: start) }
         let slot = arena.slots[weight]
@@ -293,16 +300,18 @@ public final class ExactGradientReducer {
         } else if let (b, plan) = factorPlan(ofSlot: weight) {
             // This rank's rows of the factors, for the gather its bucket starts.
             let mine = plan.rows[communicator.rank]
-            precondition(fresh[weight] && meanOver != nil && chunks.reduce(0, { $0 + $1.count }) == mine.count,
-                         "Gathered factors of \(slot.name) take the step's one micro-batch: \(mine.count) rows, got chunks \(chunks).")
+            precondition(
+                fresh[weight] && meanOver != nil && chunks.reduce(0, { $0 + $1.count }) == mine.count,
+                "Gathered factors of \(slot.name) take the step's one micro-batch: \(mine.count) rows, got chunks \(chunks).")
             plan.weight.store(factorRows[b]! + mine.lowerBound * plan.weight.width, gradOutput: gy, input: x, count: mine.count)
             fresh[weight] = false
         } else if sendsFloats {
             // The same product as the fused one below (an element's FMA chain is the same), written
             // where backward would have added it into zeros.
             if let chunk = chunks.first {
-                GEMM.multiply(arena.gradients + slot.offset, ldc: features, gy + chunk.lowerBound * units, lda: units, transA: true,
-                              x + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
+                GEMM.multiply(
+                    arena.gradients + slot.offset, ldc: features, gy + chunk.lowerBound * units, lda: units, transA: true,
+                    x + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
             }
         } else {
             accumulateWeight(weight, gradOutput: gy, input: x, chunks: chunks, meanOver: meanOver)
@@ -320,17 +329,20 @@ public final class ExactGradientReducer {
 
     /// `accumulateDense`'s weight, into the sums (or, alone with the last terms, as its mean into
     /// the arena).
-    private func accumulateWeight(_ weight: Int, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>,
-                                  chunks: [Range<Int>], meanOver: Int?) {
+    private func accumulateWeight(
+        _ weight: Int, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>,
+        chunks: [Range<Int>], meanOver: Int?
+    ) {
         let slot = arena.slots[weight]
         let units = slot.shape[0], features = slot.shape[1]
         let firstTerm = fresh[weight]
         let alone = communicator.size == 1 && firstTerm && meanOver != nil
         defer { fresh[weight] = false }
         if ExactSum.fusesDenseChunks(chunks, scale: scales[weight]) {
-            let m = ExactSum.denseChunkProducts(sums: sums + slot.offset, first: firstTerm, mean: alone ? arena.gradients + slot.offset : nil,
-                                                count: meanOver ?? 1, gy: gy, ldGy: units, x: x, ldX: features, units: units,
-                                                features: features, window: 0 ..< units * features, chunks: chunks, scale: scales[weight])
+            let m = ExactSum.denseChunkProducts(
+                sums: sums + slot.offset, first: firstTerm, mean: alone ? arena.gradients + slot.offset : nil,
+                count: meanOver ?? 1, gy: gy, ldGy: units, x: x, ldX: features, units: units,
+                features: features, window: 0 ..< units * features, chunks: chunks, scale: scales[weight])
             if !(m <= maxima[weight]) { maxima[weight] = m }
             if alone { meanWritten[weight] = meanOver } else { ExactSum.fenceStores() }
             return
@@ -339,8 +351,9 @@ public final class ExactGradientReducer {
         // Float): one chunk's product at a time into the arena's gradients, then into integers.
         let g = arena.gradients + slot.offset
         for (j, chunk) in chunks.enumerated() {
-            GEMM.multiply(g, ldc: features, gy + chunk.lowerBound * units, lda: units, transA: true,
-                          x + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
+            GEMM.multiply(
+                g, ldc: features, gy + chunk.lowerBound * units, lda: units, transA: true,
+                x + chunk.lowerBound * features, ldb: features, transB: false, m: units, n: features, k: chunk.count)
             let m = ExactSum.accumulate(sums + slot.offset, clearing: g, scale: scales[weight], slot.count, first: firstTerm && j == 0)
             if !(m <= maxima[weight]) { maxima[weight] = m }
         }
@@ -358,8 +371,9 @@ public final class ExactGradientReducer {
         for (j, chunk) in chunks.enumerated() {
             total.update(repeating: 0, count: units)
             Dense.addBiasGradient(total, gy, rows: chunk, units: units)
-            let m = ExactSum.accumulate(sums + arena.slots[bias].offset, clearing: total, scale: scales[bias], units,
-                                        first: firstBias && j == 0, clear: false)
+            let m = ExactSum.accumulate(
+                sums + arena.slots[bias].offset, clearing: total, scale: scales[bias], units,
+                first: firstBias && j == 0, clear: false)
             if !(m <= maxima[bias]) { maxima[bias] = m }
         }
         fresh[bias] = false
@@ -414,8 +428,9 @@ public final class ExactGradientReducer {
     /// every rank's `values`, in place.
     private func startGather(_ values: UnsafeMutablePointer<Float>, bucket b: Int) throws -> PendingReduction {
         let bucket = buckets[b]
-        return try communicator.startAllgather(UnsafeMutableBufferPointer(start: values + bucket.lowerBound, count: bucket.count),
-                                               parts: parts(of: bucket).map { $0.lowerBound - bucket.lowerBound ..< $0.upperBound - bucket.lowerBound })
+        return try communicator.startAllgather(
+            UnsafeMutableBufferPointer(start: values + bucket.lowerBound, count: bucket.count),
+            parts: parts(of: bucket).map { $0.lowerBound - bucket.lowerBound ..< $0.upperBound - bucket.lowerBound })
     }
 
     /// After the optimizer stepped a sharded step (`gradients` was `.arenaRanges`): gathers every
@@ -469,8 +484,9 @@ public final class ExactGradientReducer {
             let width = plan.weight.width
             fresh[plan.weight.slot] = false
             let total = (plan.chunks.last?.upperBound ?? 0) * width
-            let pending = try communicator.startAllgather(UnsafeMutableBufferPointer(start: factorRows[b]!, count: total),
-                                                          parts: plan.rows.map { $0.lowerBound * width ..< $0.upperBound * width })
+            let pending = try communicator.startAllgather(
+                UnsafeMutableBufferPointer(start: factorRows[b]!, count: total),
+                parts: plan.rows.map { $0.lowerBound * width ..< $0.upperBound * width })
             step.wireBytes += 4 * (ranks - 1) * plan.rows[me].count * width
             step.factorBuckets += 1
             return BucketExchange(bucket: bucket, parts: parts, received: UnsafeMutableRawPointer(factorRows[b]!), receivedAt: [], terms: pending)
@@ -490,9 +506,10 @@ public final class ExactGradientReducer {
         let w = width(me)
         let send = wires[me] == .floats ? UnsafeRawPointer(arena.gradients + bucket.lowerBound) : UnsafeRawPointer(sums + bucket.lowerBound)
         let sendCounts = parts.indices.map { $0 == me ? 0 : parts[$0].count * w }
-        let pending = try communicator.startExchange(sending: send, counts: sendCounts,
-                                                     offsets: parts.map { ($0.lowerBound - bucket.lowerBound) * w },
-                                                     receiving: base, counts: receiveCounts, offsets: receivedAt)
+        let pending = try communicator.startExchange(
+            sending: send, counts: sendCounts,
+            offsets: parts.map { ($0.lowerBound - bucket.lowerBound) * w },
+            receiving: base, counts: receiveCounts, offsets: receivedAt)
         step.wireBytes += sendCounts.reduce(0, +)
         return BucketExchange(bucket: bucket, parts: parts, received: base, receivedAt: receivedAt, terms: pending)
     }
@@ -511,10 +528,11 @@ public final class ExactGradientReducer {
             let lower = Swift.max(slot.offset, mine.lowerBound), upper = Swift.min(slot.offset + slot.count, mine.upperBound)
             if lower < upper {
                 let rows = UnsafePointer(factorRows[b]!)
-                let m = ExactSum.denseChunkProducts(sums: sums + slot.offset, first: true, mean: arena.gradients + slot.offset, count: meanCount!,
-                                                    gy: rows, ldGy: w.width, x: rows + w.units, ldX: w.width,
-                                                    units: w.units, features: w.features,
-                                                    window: lower - slot.offset ..< upper - slot.offset, chunks: plan.chunks, scale: scales[w.slot])
+                let m = ExactSum.denseChunkProducts(
+                    sums: sums + slot.offset, first: true, mean: arena.gradients + slot.offset, count: meanCount!,
+                    gy: rows, ldGy: w.width, x: rows + w.units, ldX: w.width,
+                    units: w.units, features: w.features,
+                    window: lower - slot.offset ..< upper - slot.offset, chunks: plan.chunks, scale: scales[w.slot])
                 if !(m <= maxima[w.slot]) { maxima[w.slot] = m }
             }
             exchanges[b].summed = true
@@ -615,7 +633,9 @@ public final class ExactGradientReducer {
             exponents[s] = measured
         }
         guard fits else {
-            precondition(step.attempts < 3, "The exact reduction did not fit the scales it measured on the attempt before; the chunk gradients changed between attempts.")
+            precondition(
+                step.attempts < 3, "The exact reduction did not fit the scales it measured on the attempt before; the chunk gradients changed between attempts."
+            )
             return false
         }
         if communicator.size > 1 {
@@ -628,8 +648,9 @@ public final class ExactGradientReducer {
             gradients = .arena(scale: 1)
             for (s, slot) in arena.slots.enumerated() where slot.trainable {
                 if let written = meanWritten[s] {
-                    precondition(written == globalBatchSize,
-                                 "The exact reduction wrote \(slot.name)'s mean over \(written) samples, but finish averages over \(globalBatchSize).")
+                    precondition(
+                        written == globalBatchSize,
+                        "The exact reduction wrote \(slot.name)'s mean over \(written) samples, but finish averages over \(globalBatchSize).")
                     continue
                 }
                 ExactSum.writeMean(arena.gradients + slot.offset, sums + slot.offset, scale: scales[s], count: globalBatchSize, slot.count)

@@ -1,9 +1,10 @@
 import CPrefetch
 import KernelsAVX2
-#if canImport(KernelsAVX512)
-import KernelsAVX512
-#endif
 import NN
+
+#if canImport(KernelsAVX512)
+    import KernelsAVX512
+#endif
 
 /// The kernels of the exact (deterministic) reduction: float gradients turned into integers at a
 /// fixed power-of-two scale and added into Double accumulators that hold integers exactly. They run
@@ -27,14 +28,16 @@ public enum ExactSum {
     /// With `first`, `sums` is written instead of added into (its old contents are ignored): the
     /// first term of a sum skips a pass that clears it and a read of it, since the pass is bound by
     /// memory traffic.
-    public static func accumulate(_ sums: UnsafeMutablePointer<Double>, clearing gradients: UnsafeMutablePointer<Float>,
-                                  scale: Double, _ n: Int, first: Bool = false, clear: Bool = true) -> Float {
+    public static func accumulate(
+        _ sums: UnsafeMutablePointer<Double>, clearing gradients: UnsafeMutablePointer<Float>,
+        scale: Double, _ n: Int, first: Bool = false, clear: Bool = true
+    ) -> Float {
         switch KernelPath.current {
         case .avx512:
             #if canImport(KernelsAVX512)
-            return Float(bitPattern: KernelsAVX512.FixedPointSum.accumulate(sums, gradients, scale: scale, n, first: first, clear: clear))
+                return Float(bitPattern: KernelsAVX512.FixedPointSum.accumulate(sums, gradients, scale: scale, n, first: first, clear: clear))
             #else
-            preconditionFailure("This build has no AVX-512 kernels.")
+                preconditionFailure("This build has no AVX-512 kernels.")
             #endif
         case .avx2, .portable:
             return Float(bitPattern: KernelsAVX2.FixedPointSum.accumulate(sums, gradients, scale: scale, n, first: first, clear: clear))
@@ -42,8 +45,10 @@ public enum ExactSum {
     }
 
     /// The plain twin of `accumulate`: Int64 arithmetic and a float max, element by element.
-    public static func accumulateReference(_ sums: UnsafeMutablePointer<Double>, clearing gradients: UnsafeMutablePointer<Float>,
-                                           scale: Double, _ n: Int, first: Bool = false, clear: Bool = true) -> Float {
+    public static func accumulateReference(
+        _ sums: UnsafeMutablePointer<Double>, clearing gradients: UnsafeMutablePointer<Float>,
+        scale: Double, _ n: Int, first: Bool = false, clear: Bool = true
+    ) -> Float {
         var most: Float = 0
         if first { sums.update(repeating: 0, count: n) }
         for i in 0 ..< n {
@@ -81,9 +86,9 @@ public enum ExactSum {
         switch KernelPath.current {
         case .avx512:
             #if canImport(KernelsAVX512)
-            (depth, samples) = (KernelsAVX512.PackedGEMM.exactChunkDepthLimit, KernelsAVX512.PackedGEMM.exactChunkSampleLimit)
+                (depth, samples) = (KernelsAVX512.PackedGEMM.exactChunkDepthLimit, KernelsAVX512.PackedGEMM.exactChunkSampleLimit)
             #else
-            preconditionFailure("This build has no AVX-512 kernels.")
+                preconditionFailure("This build has no AVX-512 kernels.")
             #endif
         case .avx2, .portable:
             (depth, samples) = (KernelsAVX2.PackedGEMM.exactChunkDepthLimit, KernelsAVX2.PackedGEMM.exactChunkSampleLimit)
@@ -103,24 +108,28 @@ public enum ExactSum {
     /// - sums: `[units, features]` (row stride `features`). mean: the same shape, Float. gy:
     ///   `[N, units]`, row stride `ldGy`. x: `[N, features]`, row stride `ldX`. chunks: row ranges
     ///   of gy and x.
-    public static func denseChunkProducts(sums: UnsafeMutablePointer<Double>, first: Bool, mean: UnsafeMutablePointer<Float>?, count: Int,
-                                          gy: UnsafePointer<Float>, ldGy: Int, x: UnsafePointer<Float>, ldX: Int,
-                                          units: Int, features: Int, window: Range<Int>, chunks: [Range<Int>], scale: Double) -> Float {
+    public static func denseChunkProducts(
+        sums: UnsafeMutablePointer<Double>, first: Bool, mean: UnsafeMutablePointer<Float>?, count: Int,
+        gy: UnsafePointer<Float>, ldGy: Int, x: UnsafePointer<Float>, ldX: Int,
+        units: Int, features: Int, window: Range<Int>, chunks: [Range<Int>], scale: Double
+    ) -> Float {
         let factor = meanFactor(scale: scale, count: max(count, 1))
         let bits: UInt32
         switch KernelPath.current {
         case .avx512:
             #if canImport(KernelsAVX512)
-            bits = KernelsAVX512.PackedGEMM.exactChunkProducts(sums: sums, ldSums: features, first: first, mean: mean, ldMean: features,
-                                                               meanFactor: factor, window: window, gy: gy, ldGy: ldGy, x: x, ldX: ldX,
-                                                               m: units, n: features, chunks: chunks, scale: scale)
+                bits = KernelsAVX512.PackedGEMM.exactChunkProducts(
+                    sums: sums, ldSums: features, first: first, mean: mean, ldMean: features,
+                    meanFactor: factor, window: window, gy: gy, ldGy: ldGy, x: x, ldX: ldX,
+                    m: units, n: features, chunks: chunks, scale: scale)
             #else
-            preconditionFailure("This build has no AVX-512 kernels.")
+                preconditionFailure("This build has no AVX-512 kernels.")
             #endif
         case .avx2, .portable:
-            bits = KernelsAVX2.PackedGEMM.exactChunkProducts(sums: sums, ldSums: features, first: first, mean: mean, ldMean: features,
-                                                             meanFactor: factor, window: window, gy: gy, ldGy: ldGy, x: x, ldX: ldX,
-                                                             m: units, n: features, chunks: chunks, scale: scale)
+            bits = KernelsAVX2.PackedGEMM.exactChunkProducts(
+                sums: sums, ldSums: features, first: first, mean: mean, ldMean: features,
+                meanFactor: factor, window: window, gy: gy, ldGy: ldGy, x: x, ldX: ldX,
+                m: units, n: features, chunks: chunks, scale: scale)
         }
         return Float(bitPattern: bits)
     }
@@ -139,15 +148,17 @@ public enum ExactSum {
     /// one Double product (a multiplication rather than a division, which would dominate this
     /// memory-bound pass) rounded to Float32. (NN's `GradientSource.exactSums` reads the sums with
     /// the same arithmetic, so an optimizer step from them has the same bits.)
-    public static func writeMean(_ gradients: UnsafeMutablePointer<Float>, _ sums: UnsafePointer<Double>,
-                                 scale: Double, count: Int, _ n: Int) {
+    public static func writeMean(
+        _ gradients: UnsafeMutablePointer<Float>, _ sums: UnsafePointer<Double>,
+        scale: Double, count: Int, _ n: Int
+    ) {
         let factor = meanFactor(scale: scale, count: count)
         switch KernelPath.current {
         case .avx512:
             #if canImport(KernelsAVX512)
-            KernelsAVX512.FixedPointSum.writeMean(gradients, sums, factor: factor, n)
+                KernelsAVX512.FixedPointSum.writeMean(gradients, sums, factor: factor, n)
             #else
-            preconditionFailure("This build has no AVX-512 kernels.")
+                preconditionFailure("This build has no AVX-512 kernels.")
             #endif
         case .avx2, .portable:
             KernelsAVX2.FixedPointSum.writeMean(gradients, sums, factor: factor, n)

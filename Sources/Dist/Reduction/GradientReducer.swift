@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NN
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// How gradients are summed across ranks.
 public enum ReductionMode: String, CaseIterable {
@@ -102,8 +103,10 @@ public final class GradientReducer {
     ///     the launcher rejects the combination).
     ///   - denseFactors: with the dense weights' slots (`[units, features]`), each weight alone in
     ///     its bucket travels as its factors (fast mode, several ranks; see `FactoredWeight`).
-    public init(arena: ParameterArena, communicator: Communicator, bucketCapacity: Int = 1 << 20, mode: ReductionMode = .fast,
-                compression: GradientCompression = .none, denseFactors: [Int] = []) {
+    public init(
+        arena: ParameterArena, communicator: Communicator, bucketCapacity: Int = 1 << 20, mode: ReductionMode = .fast,
+        compression: GradientCompression = .none, denseFactors: [Int] = []
+    ) {
         precondition(bucketCapacity > 0, "A bucket needs a positive capacity, got \(bucketCapacity).")
         self.arena = arena
         self.communicator = communicator
@@ -167,7 +170,10 @@ public final class GradientReducer {
         precondition(rowsByRank.count == communicator.size, "expectFactors needs one count per rank (\(communicator.size)), got \(rowsByRank.count).")
         guard !factorBuckets.isEmpty else { return }
         var at = 0
-        factorRows = rowsByRank.map { n in defer { at += n }; return at ..< at + n }
+        factorRows = rowsByRank.map { n in
+            defer { at += n }
+            return at ..< at + n
+        }
         for (b, weight) in factorBuckets {
             let buffer = factorBuffers[b] ?? GrowingBuffer()
             factorBuffers[b] = buffer
@@ -184,7 +190,8 @@ public final class GradientReducer {
     /// rank's rows (the weight's gradient is not added to the arena: the gathered factors form it).
     public func storeFactors(slot: Int, gradOutput gy: UnsafePointer<Float>, input x: UnsafePointer<Float>) {
         guard let rows = factorRows?[communicator.rank], let (b, weight) = factorBuckets.first(where: { $0.value.slot == slot }),
-              let f = factors[b] else {
+            let f = factors[b]
+        else {
             preconditionFailure("storeFactors(slot: \(slot)) without a factor bucket announced for this step.")
         }
         weight.store(f + rows.lowerBound * weight.width, gradOutput: gy, input: x, count: rows.count)
@@ -196,11 +203,13 @@ public final class GradientReducer {
         guard let plan = factorBuckets[b], let rows = factorRows?.last?.upperBound, let f = factors[b] else { return }
         let t = Timeline.now()
         let g = arena.gradients + arena.slots[plan.slot].offset
-        GEMM.multiply(g, ldc: plan.features, f, lda: plan.width, transA: true, f + plan.units, ldb: plan.width, transB: false,
-                      m: plan.units, n: plan.features, k: rows, alpha: alpha)
+        GEMM.multiply(
+            g, ldc: plan.features, f, lda: plan.width, transA: true, f + plan.units, ldb: plan.width, transB: false,
+            m: plan.units, n: plan.features, k: rows, alpha: alpha)
         step.factorSeconds += Timeline.seconds(since: t)
-        timeline?.record("gradient of bucket \(b) from factors", lane: .compute, from: t, to: Timeline.now(),
-                         detail: "\(rows) samples")
+        timeline?.record(
+            "gradient of bucket \(b) from factors", lane: .compute, from: t, to: Timeline.now(),
+            detail: "\(rows) samples")
     }
 
     deinit { halves?.deallocate() }
@@ -246,12 +255,14 @@ public final class GradientReducer {
             timeline.record("wait for reductions", lane: .compute, from: waitStart, to: waitEnd)
             for k in pending.indices {
                 if gathering[k] != nil, let rows = factorRows?.last?.upperBound, let plan = factorBuckets[k] {
-                    timeline.record("allgather factors of bucket \(k)", lane: .comm, from: startedAt[k], to: completedAt[k] ?? waitEnd,
-                                    detail: "\(rows) samples × \(plan.width) floats")
+                    timeline.record(
+                        "allgather factors of bucket \(k)", lane: .comm, from: startedAt[k], to: completedAt[k] ?? waitEnd,
+                        detail: "\(rows) samples × \(plan.width) floats")
                     continue
                 }
-                timeline.record("allreduce bucket \(k)", lane: .comm, from: startedAt[k], to: completedAt[k] ?? waitEnd,
-                                detail: "\(buckets[k].count) floats\(compression == .fp16 ? " as fp16" : "")")
+                timeline.record(
+                    "allreduce bucket \(k)", lane: .comm, from: startedAt[k], to: completedAt[k] ?? waitEnd,
+                    detail: "\(buckets[k].count) floats\(compression == .fp16 ? " as fp16" : "")")
             }
         }
         let scale = Float(1.0 / Double(globalBatchSize))
@@ -321,20 +332,28 @@ public final class GradientReducer {
             var call = start
             if let rows = factorRows, let plan = factorBuckets[b], let f = factors[b] {
                 let total = (rows.last?.upperBound ?? 0) * plan.width
-                pending.append(try communicator.startAllgather(UnsafeMutableBufferPointer(start: f, count: total),
-                                                               parts: rows.map { $0.lowerBound * plan.width ..< $0.upperBound * plan.width }))
+                pending.append(
+                    try communicator.startAllgather(
+                        UnsafeMutableBufferPointer(start: f, count: total),
+                        parts: rows.map { $0.lowerBound * plan.width ..< $0.upperBound * plan.width }))
                 step.wireBytes += 4 * rows[communicator.rank].count * plan.width
                 gathering.append(b)
             } else if let halves {
                 HalfPrecision.compress(halves + bucket.lowerBound, arena.gradients + bucket.lowerBound, bucket.count)
                 call = Timeline.now()
                 step.conversionSeconds += Timeline.seconds(since: start, until: call)
-                pending.append(try communicator.startHalfSum(UnsafeMutableBufferPointer(start: halves + bucket.lowerBound,
-                                                                                         count: bucket.count)))
+                pending.append(
+                    try communicator.startHalfSum(
+                        UnsafeMutableBufferPointer(
+                            start: halves + bucket.lowerBound,
+                            count: bucket.count)))
                 step.wireBytes += 2 * bucket.count
             } else {
-                pending.append(try communicator.startAllreduce(UnsafeMutableBufferPointer(start: arena.gradients + bucket.lowerBound,
-                                                                                          count: bucket.count), op: .sum))
+                pending.append(
+                    try communicator.startAllreduce(
+                        UnsafeMutableBufferPointer(
+                            start: arena.gradients + bucket.lowerBound,
+                            count: bucket.count), op: .sum))
                 step.wireBytes += 4 * bucket.count
             }
             if gathering.count < pending.count { gathering.append(nil) }
@@ -394,7 +413,7 @@ public final class GradientReducer {
         exactSums.withUnsafeMutableBufferPointer { sums in
             for (b, bucket) in buckets.enumerated() {
                 guard let e = exactExponents[b] else {
-                    for i in bucket { sums[i] += Double(g[i]) } // non-finite: the result is NaN/inf anyway
+                    for i in bucket { sums[i] += Double(g[i]) }  // non-finite: the result is NaN/inf anyway
                     continue
                 }
                 let up = Double(sign: .plus, exponent: e, significand: 1)

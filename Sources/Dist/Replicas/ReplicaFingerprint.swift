@@ -35,10 +35,14 @@ public struct ReplicaFingerprint: Equatable {
     ///   - loss: its name.
     ///   - dataset: sample shape, class count and size, when there is one.
     ///   - options: other options that must agree, e.g. `("batch-size", "64")`, in a fixed order.
-    public init(spec: ModelSpec, model: Sequential, optimizer: Optimizer?, loss: Loss?, dataset: Dataset?,
-                options: [(String, String)]) {
-        var items = [Item("model", spec.name), Item("input shape", "\(model.inputShape)"),
-                     Item("layer count", "\(model.layers.count)")]
+    public init(
+        spec: ModelSpec, model: Sequential, optimizer: Optimizer?, loss: Loss?, dataset: Dataset?,
+        options: [(String, String)]
+    ) {
+        var items = [
+            Item("model", spec.name), Item("input shape", "\(model.inputShape)"),
+            Item("layer count", "\(model.layers.count)")
+        ]
         for (i, summary) in model.layerSummaries.enumerated() { items.append(Item("layer \(i)", summary)) }
         for slot in model.arena.slots {
             items.append(Item("parameter \(slot.name)", "\(slot.shape)\(slot.trainable ? "" : " (not trainable)")"))

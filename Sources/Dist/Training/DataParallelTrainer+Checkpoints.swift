@@ -22,16 +22,18 @@ extension DataParallelTrainer {
         }
         try ddp.exactReducer?.shareOptimizerState(optimizer)
         guard communicator.isRoot else { return false }
-        let record = CheckpointRecord(globalBatch: configuration.globalBatchSize, accumulate: configuration.accumulationSteps,
-                                      seed: "\(configuration.seed)", trainingSamples: trainingSamples, position: position,
-                                      options: configuration.recordedOptions, chunkSize: ddp.exactReducer.map { _ in configuration.chunkSize },
-                                      exactExponents: ddp.exactReducer?.exponentsByName)
+        let record = CheckpointRecord(
+            globalBatch: configuration.globalBatchSize, accumulate: configuration.accumulationSteps,
+            seed: "\(configuration.seed)", trainingSamples: trainingSamples, position: position,
+            options: configuration.recordedOptions, chunkSize: ddp.exactReducer.map { _ in configuration.chunkSize },
+            exactExponents: ddp.exactReducer?.exponentsByName)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let metadata = TrainingMetadata(step: position.step, epoch: position.epoch, rngState: configuration.seed,
-                                        modelSpec: String(decoding: try encoder.encode(spec), as: UTF8.self),
-                                        options: String(decoding: try encoder.encode(record), as: UTF8.self),
-                                        optimizer: optimizer.summary)
+        let metadata = TrainingMetadata(
+            step: position.step, epoch: position.epoch, rngState: configuration.seed,
+            modelSpec: String(decoding: try encoder.encode(spec), as: UTF8.self),
+            options: String(decoding: try encoder.encode(record), as: UTF8.self),
+            optimizer: optimizer.summary)
         try Checkpoint.save(arena: model.arena, optimizer: optimizer.state, metadata: metadata, to: path)
         return true
     }
@@ -51,7 +53,8 @@ extension DataParallelTrainer {
         let checkpoint = try Checkpoint.read(from: file)
         func mismatch(_ reason: String) -> DistError { .checkpointMismatch(path: file, reason: reason) }
         guard checkpoint.metadata["format"] == Checkpoint.trainingFormat,
-              let specJSON = checkpoint.metadata["model_spec"], let optionsJSON = checkpoint.metadata["options"] else {
+            let specJSON = checkpoint.metadata["model_spec"], let optionsJSON = checkpoint.metadata["options"]
+        else {
             throw mismatch("it is not a training checkpoint (no model spec or options in its metadata)")
         }
         let saved: ModelSpec
@@ -61,7 +64,9 @@ extension DataParallelTrainer {
         if let difference = ModelDifference.first(between: saved, and: spec) { throw mismatch("the model differs: \(difference)") }
         let savedOptimizer = checkpoint.metadata["optimizer"] ?? ""
         guard savedOptimizer == optimizer.summary else {
-            throw mismatch("the optimizer differs: the checkpoint has \(savedOptimizer), this run has \(optimizer.summary); hint: pass the checkpoint's --optimizer and its hyperparameters")
+            throw mismatch(
+                "the optimizer differs: the checkpoint has \(savedOptimizer), this run has \(optimizer.summary); hint: pass the checkpoint's --optimizer and its hyperparameters"
+            )
         }
         let record: CheckpointRecord
         do { record = try JSONDecoder().decode(CheckpointRecord.self, from: Data(optionsJSON.utf8)) } catch {
@@ -73,13 +78,19 @@ extension DataParallelTrainer {
         }
         let savedStep = record.globalBatch * record.accumulate, step = configuration.globalBatchSize * configuration.accumulationSteps
         guard record.globalBatch == configuration.globalBatchSize, record.accumulate == configuration.accumulationSteps else {
-            throw mismatch("the global batch differs: the checkpoint has --batch-size \(record.globalBatch) --accumulate \(record.accumulate) (\(savedStep) samples a step), this run has --batch-size \(configuration.globalBatchSize) --accumulate \(configuration.accumulationSteps) (\(step)); hint: any number of ranks works with the same global batch")
+            throw mismatch(
+                "the global batch differs: the checkpoint has --batch-size \(record.globalBatch) --accumulate \(record.accumulate) (\(savedStep) samples a step), this run has --batch-size \(configuration.globalBatchSize) --accumulate \(configuration.accumulationSteps) (\(step)); hint: any number of ranks works with the same global batch"
+            )
         }
         guard record.trainingSamples == trainingSamples else {
-            throw mismatch("the training set differs: the checkpoint has \(record.trainingSamples) samples, this run has \(trainingSamples); hint: pass the same --data and --validation-split")
+            throw mismatch(
+                "the training set differs: the checkpoint has \(record.trainingSamples) samples, this run has \(trainingSamples); hint: pass the same --data and --validation-split"
+            )
         }
         if ddp.exactReducer != nil, let saved = record.chunkSize, saved != configuration.chunkSize {
-            throw mismatch("--chunk-size differs: the checkpoint has \(saved), this run has \(configuration.chunkSize) (deterministic results depend on it); hint: pass --chunk-size \(saved)")
+            throw mismatch(
+                "--chunk-size differs: the checkpoint has \(saved), this run has \(configuration.chunkSize) (deterministic results depend on it); hint: pass --chunk-size \(saved)"
+            )
         }
         let (_, state) = try Checkpoint.load(from: file, into: model.arena)
         // The exact sums' scales continue those of the run that wrote it (so does the rounding).
@@ -115,7 +126,8 @@ struct CheckpointRecord: Codable {
         guard (0 ... limit).contains(trainingSamples) else { return "trainingSamples \(trainingSamples) is not in 0...\(limit)" }
         let p = position
         guard [p.epoch, p.stepInEpoch, p.step, p.epochsWithoutImprovement].allSatisfy({ (0 ... limit).contains($0) }) else {
-            return "epoch \(p.epoch), stepInEpoch \(p.stepInEpoch), step \(p.step) and epochsWithoutImprovement \(p.epochsWithoutImprovement) must be in 0...\(limit)"
+            return
+                "epoch \(p.epoch), stepInEpoch \(p.stepInEpoch), step \(p.step) and epochsWithoutImprovement \(p.epochsWithoutImprovement) must be in 0...\(limit)"
         }
         guard p.stepInEpoch <= p.step else { return "stepInEpoch \(p.stepInEpoch) exceeds step \(p.step)" }
         return nil
@@ -168,7 +180,8 @@ final class TrainingCheckpoints {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.compactMap { name -> (Int, String)? in
             guard name.hasPrefix("step-"), name.hasSuffix(".safetensors"),
-                  let step = Int(name.dropFirst(5).dropLast(12)) else { return nil }
+                let step = Int(name.dropFirst(5).dropLast(12))
+            else { return nil }
             return (step, name)
         }.sorted { $0.0 < $1.0 }
     }
@@ -186,7 +199,11 @@ final class TrainingCheckpoints {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CheckpointError.missingFile(path: path) }
         guard isDirectory.boolValue else { return path }
         guard let newest = stepFiles(in: path).last else {
-            throw DistError.checkpointMismatch(path: path, reason: "the folder has no step-*.safetensors checkpoint; hint: pass a checkpoint file such as \((path as NSString).appendingPathComponent(bestName))")
+            throw DistError.checkpointMismatch(
+                path: path,
+                reason:
+                    "the folder has no step-*.safetensors checkpoint; hint: pass a checkpoint file such as \((path as NSString).appendingPathComponent(bestName))"
+            )
         }
         return (path as NSString).appendingPathComponent(newest.name)
     }

@@ -35,8 +35,10 @@ extension DataParallelTrainer {
     ///   - accumulating: a later micro-batch of the same optimizer step.
     ///   - final: the step's last micro-batch (reductions may start during its backward).
     /// - Returns: this rank's loss sum, correct count and sample count.
-    public func computeGradients<C: Collection>(globalBatch: C, epoch: Int, dataset: Dataset,
-                                                accumulating: Bool = false, final: Bool = true) throws -> BatchTotals where C.Element == Int {
+    public func computeGradients<C: Collection>(
+        globalBatch: C, epoch: Int, dataset: Dataset,
+        accumulating: Bool = false, final: Bool = true
+    ) throws -> BatchTotals where C.Element == Int {
         let batch = Array(globalBatch)
         guard ddp.exactReducer != nil else {
             let mine = DistributedSampler.slice(count: batch.count, rank: communicator.rank, size: communicator.size)
@@ -69,7 +71,9 @@ extension DataParallelTrainer {
         var xs: [Tensor] = [], labels: [[Int32]] = [], keys: [[UInt64]] = []
         for j in mine {
             let (x, y, k) = trainingBatch(Array(batch[ranges[j]]), epoch: epoch, dataset: dataset)
-            xs.append(x); labels.append(y); keys.append(k)
+            xs.append(x)
+            labels.append(y)
+            keys.append(k)
         }
         let arena = ddp.model.arena, order = ddp.model.executionOrder, exactReducer = ddp.exactReducer!
         let normLayers = Dictionary(uniqueKeysWithValues: ddp.batchNormLayers.map { ($0.index, $0) })
@@ -91,8 +95,9 @@ extension DataParallelTrainer {
         for i in order {
             // The copy is kept across steps, so its output and gradient buffers are reused.
             if !xs.isEmpty, var dense = batchedDense[i] ?? ddp.model.layers[i] as? Dense {
-                xs = Tensor.splittingRows(dense.forward(Tensor(joiningRows: xs), arena: arena, context: ForwardContext(training: true)),
-                                          counts: rows)
+                xs = Tensor.splittingRows(
+                    dense.forward(Tensor(joiningRows: xs), arena: arena, context: ForwardContext(training: true)),
+                    counts: rows)
                 batchedDense[i] = dense
                 continue
             }
@@ -154,9 +159,10 @@ extension DataParallelTrainer {
                 if let slots = ddp.layerSlots[i] {
                     gradOutput.storage.withUnsafeBufferPointer { gy in
                         dense.lastInput.storage.withUnsafeBufferPointer { x in
-                            exactReducer.accumulateDense(weight: slots.lowerBound, bias: dense.useBias ? slots.lowerBound + 1 : nil,
-                                                          gradOutput: gy.baseAddress!, input: x.baseAddress!, chunks: chunkRows,
-                                                          meanOver: final ? stepSamples : nil)
+                            exactReducer.accumulateDense(
+                                weight: slots.lowerBound, bias: dense.useBias ? slots.lowerBound + 1 : nil,
+                                gradOutput: gy.baseAddress!, input: x.baseAddress!, chunks: chunkRows,
+                                meanOver: final ? stepSamples : nil)
                         }
                     }
                 }

@@ -24,7 +24,10 @@ public final class DataParallelTrainer {
     /// The loss (sum over a batch).
     public let loss: Loss
     /// Records forward, backward per layer, bucket reductions and optimizer steps, when set.
-    public var timeline: Timeline? { get { ddp.timeline } set { ddp.timeline = newValue } }
+    public var timeline: Timeline? {
+        get { ddp.timeline }
+        set { ddp.timeline = newValue }
+    }
     /// Where the next `applyUpdate` reads the mean gradient (what `reduceGradients` returned), back
     /// to the arena's values after the step.
     private var updateGradients = GradientSource.arena(scale: 1)
@@ -60,8 +63,10 @@ public final class DataParallelTrainer {
     ///   - communicator: the ranks.
     ///   - configuration: the run's options.
     /// - Throws: `ModelError` when the model cannot be built; `DataError` for a bad augmentation.
-    public init(spec: ModelSpec, optimizer: Optimizer, loss: Loss, communicator: Communicator,
-                configuration: TrainingConfiguration) throws {
+    public init(
+        spec: ModelSpec, optimizer: Optimizer, loss: Loss, communicator: Communicator,
+        configuration: TrainingConfiguration
+    ) throws {
         self.spec = spec
         self.optimizer = optimizer
         self.loss = loss
@@ -72,16 +77,20 @@ public final class DataParallelTrainer {
         evaluationAugmentation = a.isRandom ? try Augmentation(rescale: a.rescale, mean: a.mean, std: a.std) : a
         model.initializeParameters(seed: configuration.seed)
         if configuration.threads > 1, let norm = model.layers.first(where: \.usesBatchStatistics) {
-            throw DistError.invalidConfiguration(option: "threads",
-                                                 reason: "\(configuration.threads) threads a rank cannot run \(norm.summary) yet (its batch statistics would need summing across the threads); hint: run more ranks instead (--np), or drop --threads")
+            throw DistError.invalidConfiguration(
+                option: "threads",
+                reason:
+                    "\(configuration.threads) threads a rank cannot run \(norm.summary) yet (its batch statistics would need summing across the threads); hint: run more ranks instead (--np), or drop --threads"
+            )
         }
         ddp = DistributedDataParallel(model: model, communicator: communicator, configuration: configuration)
     }
 
     /// The fingerprint this rank compares with rank 0's.
     public func fingerprint(dataset: Dataset?) -> ReplicaFingerprint {
-        ReplicaFingerprint(spec: spec, model: model, optimizer: optimizer, loss: loss, dataset: dataset,
-                           options: configuration.fingerprintOptions)
+        ReplicaFingerprint(
+            spec: spec, model: model, optimizer: optimizer, loss: loss, dataset: dataset,
+            options: configuration.fingerprintOptions)
     }
 
     /// Verifies that every rank built the same replica and options, then copies rank 0's
@@ -115,10 +124,13 @@ public final class DataParallelTrainer {
     ///   - final: the last micro-batch of the step (buckets may start during its backward).
     /// - Returns: the slice's loss sum, correct count and size.
     /// - Throws: `DistError.mpi` when a bucket's reduction cannot start during backward.
-    public func computeGradients<C: Collection>(indices: C, epoch: Int, dataset: Dataset,
-                                                accumulating: Bool = false, final: Bool = true) throws -> BatchTotals where C.Element == Int {
-        precondition(configuration.reduction == .fast,
-                     "computeGradients(indices:) takes a rank's slice, which deterministic mode does not use; pass the global batch to computeGradients(globalBatch:).")
+    public func computeGradients<C: Collection>(
+        indices: C, epoch: Int, dataset: Dataset,
+        accumulating: Bool = false, final: Bool = true
+    ) throws -> BatchTotals where C.Element == Int {
+        precondition(
+            configuration.reduction == .fast,
+            "computeGradients(indices:) takes a rank's slice, which deterministic mode does not use; pass the global batch to computeGradients(globalBatch:).")
         if configuration.threads > 1 && indices.count > 1 {
             return try computeGradientsOnThreads(Array(indices), epoch: epoch, dataset: dataset, accumulating: accumulating, final: final)
         }
@@ -128,8 +140,9 @@ public final class DataParallelTrainer {
         ddp.model.releaseInputs()
         batchIndices.removeAll(keepingCapacity: true)
         batchIndices.append(contentsOf: indices)
-        fillTrainingBatch(batchIndices, epoch: epoch, dataset: dataset, into: &batch, labels: &batchLabels, keys: &batchKeys,
-                          scratch: &augmentationScratch)
+        fillTrainingBatch(
+            batchIndices, epoch: epoch, dataset: dataset, into: &batch, labels: &batchLabels, keys: &batchKeys,
+            scratch: &augmentationScratch)
         let forwardStart = Timeline.now()
         let logits = ddp.model.forward(batch, context: ForwardContext(training: true, sampleKeys: batchKeys, statisticsReducer: ddp.statisticsReducer))
         let lossSum = loss.evaluate(logits: logits, labels: batchLabels, gradient: &gradLogits)
@@ -146,12 +159,15 @@ public final class DataParallelTrainer {
     }
 
     /// `trainingBatch` into buffers the caller keeps (their storage is reused when the size is unchanged).
-    func fillTrainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset, into input: inout Tensor,
-                                   labels: inout [Int32], keys: inout [UInt64], scratch: inout [Float]) {
+    func fillTrainingBatch(
+        _ indices: [Int], epoch: Int, dataset: Dataset, into input: inout Tensor,
+        labels: inout [Int32], keys: inout [UInt64], scratch: inout [Float]
+    ) {
         keys.removeAll(keepingCapacity: true)
         for i in indices { keys.append(DistributedSampler.sampleKey(seed: configuration.seed, epoch: epoch, index: i)) }
-        BatchLoader.makeBatch(into: &input, labels: &labels, scratch: &scratch, dataset: dataset, indices: indices, keys: keys,
-                              augmentation: configuration.augmentation)
+        BatchLoader.makeBatch(
+            into: &input, labels: &labels, scratch: &scratch, dataset: dataset, indices: indices, keys: keys,
+            augmentation: configuration.augmentation)
     }
 
     /// Replaces the gradients with their mean over the global batch (a collective):
@@ -164,8 +180,10 @@ public final class DataParallelTrainer {
     /// - Throws: `DistError.mpi` when a reduction failed (during backward or now).
     public func reduceGradients(globalBatchSize: Int, scalingInUpdate: Bool = false) throws {
         defer { exactMicroBatches.removeAll(keepingCapacity: true) }
-        updateGradients = try ddp.reduceGradients(globalBatchSize: globalBatchSize, scalingInUpdate: scalingInUpdate,
-                                                  optimizer: optimizer) { try recomputeExactStep() }
+        updateGradients = try ddp.reduceGradients(
+            globalBatchSize: globalBatchSize, scalingInUpdate: scalingInUpdate,
+            optimizer: optimizer
+        ) { try recomputeExactStep() }
     }
 
     /// Applies one optimizer step to this replica (identical on every rank), scaling the gradients
@@ -186,8 +204,9 @@ public final class DataParallelTrainer {
     ///
     /// - Returns: loss sum, correct count and sample count over all ranks.
     public func evaluate(_ dataset: Dataset) throws -> BatchTotals {
-        try Evaluation.run(model: &ddp.model, loss: loss, dataset: dataset, topK: nil, batchSize: configuration.evaluationBatchSize,
-                           communicator: communicator, preprocessing: evaluationAugmentation)
+        try Evaluation.run(
+            model: &ddp.model, loss: loss, dataset: dataset, topK: nil, batchSize: configuration.evaluationBatchSize,
+            communicator: communicator, preprocessing: evaluationAugmentation)
     }
 
     /// The whole run (`TrainingLoop`): verify replicas, broadcast, then for each epoch and step
@@ -207,11 +226,14 @@ public final class DataParallelTrainer {
     ///   loss (on every rank at the same step, before that step's update); `CheckpointError` on
     ///   rank 0 when a checkpoint cannot be written; what a callback throws.
     @discardableResult
-    public func fit(training: Dataset, validation: Dataset? = nil, test: Dataset? = nil,
-                    from start: TrainingPosition = TrainingPosition(), callbacks: [TrainingCallback] = [],
-                    onEvent: @escaping (TrainingEvent) -> Void = { _ in }) throws -> TrainingResult {
-        try TrainingLoop(trainer: self, training: training, validation: validation, test: test, from: start,
-                         callbacks: callbacks, onEvent: onEvent).run()
+    public func fit(
+        training: Dataset, validation: Dataset? = nil, test: Dataset? = nil,
+        from start: TrainingPosition = TrainingPosition(), callbacks: [TrainingCallback] = [],
+        onEvent: @escaping (TrainingEvent) -> Void = { _ in }
+    ) throws -> TrainingResult {
+        try TrainingLoop(
+            trainer: self, training: training, validation: validation, test: test, from: start,
+            callbacks: callbacks, onEvent: onEvent
+        ).run()
     }
 }
-

@@ -164,8 +164,9 @@ extension DistributedDataParallel {
                 let c = norm.channels
                 for chunk in 0 ..< counts[m] {
                     let base = (firsts[m] + chunk) * width + at
-                    layer.updateRunningStatistics(mean: Array(gathered[base ..< base + c]), variance: Array(gathered[base + c ..< base + 2 * c]),
-                                                  count: Int(gathered[base + 2 * c]), arena: model.arena)
+                    layer.updateRunningStatistics(
+                        mean: Array(gathered[base ..< base + c]), variance: Array(gathered[base + c ..< base + 2 * c]),
+                        count: Int(gathered[base + 2 * c]), arena: model.arena)
                 }
             }
         }

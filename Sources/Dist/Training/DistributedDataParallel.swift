@@ -29,7 +29,10 @@ public final class DistributedDataParallel {
     /// Sums synchronized layers' statistics across ranks during forward and backward.
     public let statisticsReducer: CommunicatorStatisticsReducer
     /// Records backward per layer and bucket reductions, when set.
-    public var timeline: Timeline? { get { reducer.timeline } set { reducer.timeline = newValue } }
+    public var timeline: Timeline? {
+        get { reducer.timeline }
+        set { reducer.timeline = newValue }
+    }
     /// The run's options (reduction mode, buckets, chunks).
     let configuration: TrainingConfiguration
     /// The lowest arena offset of each layer's parameters (nil for layers without any).
@@ -71,11 +74,13 @@ public final class DistributedDataParallel {
         layerOffsets = slotRanges.map { $0.map { slots[$0.lowerBound].offset } }
         layerNames = model.layerSummaries
         let denseWeights = zip(model.layers, slotRanges).compactMap { $0 is Dense ? $1?.lowerBound : nil }
-        reducer = GradientReducer(arena: model.arena, communicator: communicator,
-                                  bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction,
-                                  compression: configuration.compression, denseFactors: configuration.denseFactors ? denseWeights : [])
+        reducer = GradientReducer(
+            arena: model.arena, communicator: communicator,
+            bucketCapacity: configuration.bucketCapacity, mode: configuration.reduction,
+            compression: configuration.compression, denseFactors: configuration.denseFactors ? denseWeights : [])
         statisticsReducer = CommunicatorStatisticsReducer(communicator: communicator)
-        exactReducer = configuration.reduction == .deterministic
+        exactReducer =
+            configuration.reduction == .deterministic
             ? ExactGradientReducer(arena: model.arena, communicator: communicator, buckets: reducer.buckets, denseWeights: denseWeights)
             : nil
         // `--dense-factors`: on a step where the reducer gathers a dense weight's factors, the
@@ -95,9 +100,10 @@ public final class DistributedDataParallel {
     /// has, when dense weights travel as their factors (before the step's only micro-batch).
     func expectFactors(globalBatchCount count: Int) {
         guard configuration.denseFactors else { return }
-        reducer.expectFactors(rowsByRank: (0 ..< communicator.size).map {
-            DistributedSampler.slice(count: count, rank: $0, size: communicator.size).count
-        })
+        reducer.expectFactors(
+            rowsByRank: (0 ..< communicator.size).map {
+                DistributedSampler.slice(count: count, rank: $0, size: communicator.size).count
+            })
     }
 
     /// Runs the replica's backward from the loss gradient; as each layer's is done
@@ -147,8 +153,10 @@ public final class DistributedDataParallel {
     ///     the agreed scales did not fit).
     /// - Returns: where the next optimizer step reads the mean gradient.
     /// - Throws: `DistError.mpi` when a reduction failed (during backward or now).
-    func reduceGradients(globalBatchSize: Int, scalingInUpdate: Bool, optimizer: Optimizer,
-                         recompute: () throws -> Void) throws -> GradientSource {
+    func reduceGradients(
+        globalBatchSize: Int, scalingInUpdate: Bool, optimizer: Optimizer,
+        recompute: () throws -> Void
+    ) throws -> GradientSource {
         try throwDeferredError()
         guard let exactReducer else {
             return .arena(scale: try reducer.reduce(globalBatchSize: globalBatchSize, leavingScale: scalingInUpdate))

@@ -83,12 +83,16 @@ public enum Evaluation {
     ///     normalization); `.none` for plain [0, 1] pixels.
     /// - Returns: the totals over all ranks (the same on every rank).
     /// - Throws: `DistError.mpi` when the reduction fails.
-    public static func run(model: inout Sequential, loss: Loss, dataset: Dataset, topK: Int?, batchSize: Int,
-                           communicator: Communicator, preprocessing: Augmentation = .none) throws -> EvaluationTotals {
+    public static func run(
+        model: inout Sequential, loss: Loss, dataset: Dataset, topK: Int?, batchSize: Int,
+        communicator: Communicator, preprocessing: Augmentation = .none
+    ) throws -> EvaluationTotals {
         let shard = DistributedSampler.evaluationShard(count: dataset.count, rank: communicator.rank, size: communicator.size)
-        return try local(model: &model, loss: loss, dataset: dataset, indices: shard, topK: topK, batchSize: batchSize,
-                         preprocessing: preprocessing)
-            .reduced(across: communicator)
+        return try local(
+            model: &model, loss: loss, dataset: dataset, indices: shard, topK: topK, batchSize: batchSize,
+            preprocessing: preprocessing
+        )
+        .reduced(across: communicator)
     }
 
     /// The totals of the samples `indices`, on this rank alone (no communication).
@@ -102,12 +106,15 @@ public enum Evaluation {
     ///   - batchSize: samples per forward pass (> 0).
     ///   - preprocessing: a deterministic transformation of each sample, or `.none`.
     /// - Returns: the sums over `indices`.
-    public static func local(model: inout Sequential, loss: Loss, dataset: Dataset, indices: Range<Int>, topK: Int?,
-                             batchSize: Int, preprocessing: Augmentation = .none) -> EvaluationTotals {
+    public static func local(
+        model: inout Sequential, loss: Loss, dataset: Dataset, indices: Range<Int>, topK: Int?,
+        batchSize: Int, preprocessing: Augmentation = .none
+    ) -> EvaluationTotals {
         precondition(batchSize > 0, "Evaluation needs a positive batch size, got \(batchSize).")
         precondition(!preprocessing.isRandom, "Evaluation takes a deterministic preprocessing (no flips, shifts, zooms or shears).")
-        precondition(model.inputShape == dataset.sampleShape,
-                     "The model takes samples of shape \(model.inputShape), the dataset has \(dataset.sampleShape).")
+        precondition(
+            model.inputShape == dataset.sampleShape,
+            "The model takes samples of shape \(model.inputShape), the dataset has \(dataset.sampleShape).")
         // Top-k ranks classes; a one-output (binary) model has none to rank.
         let ranksClasses = model.outputShape != [1]
         var totals = EvaluationTotals()
@@ -116,8 +123,9 @@ public enum Evaluation {
         var start = indices.lowerBound
         while start < indices.upperBound {
             let end = min(start + batchSize, indices.upperBound)
-            BatchLoader.makeBatch(into: &batch, labels: &labels, dataset: dataset, indices: Array(start ..< end), keys: [],
-                                  augmentation: preprocessing)
+            BatchLoader.makeBatch(
+                into: &batch, labels: &labels, dataset: dataset, indices: Array(start ..< end), keys: [],
+                augmentation: preprocessing)
             let logits = model.forward(batch, context: ForwardContext(training: false))
             totals.lossSum += loss.evaluate(logits: logits, labels: labels).sum
             totals.correct += Metrics.correctPredictions(logits: logits, labels: labels)

@@ -61,8 +61,9 @@ extension DataParallelTrainer {
         guard !indices.isEmpty else { return }
         // The first layer still holds the last batch: let go of it, so the batch is refilled in place.
         worker.model.releaseInputs()
-        fillTrainingBatch(Array(indices), epoch: epoch, dataset: dataset, into: &worker.batch, labels: &worker.labels,
-                          keys: &worker.keys, scratch: &worker.scratch)
+        fillTrainingBatch(
+            Array(indices), epoch: epoch, dataset: dataset, into: &worker.batch, labels: &worker.labels,
+            keys: &worker.keys, scratch: &worker.scratch)
         let context = ForwardContext(training: true, sampleKeys: worker.keys)
         let x = worker.model.forward(worker.batch, context: context)
         let lossSum = loss.evaluate(logits: x, labels: worker.labels, gradient: &worker.gradLogits)

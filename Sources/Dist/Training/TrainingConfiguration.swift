@@ -73,9 +73,12 @@ public struct TrainingConfiguration {
 
     /// The items replica verification compares, this configuration's own first.
     public var fingerprintOptions: [(String, String)] {
-        [("epochs", "\(epochs)"), ("global batch", "\(globalBatchSize)"), ("accumulate", "\(accumulationSteps)"),
-         ("seed", "\(seed)"), ("shuffle", "\(shuffle)"), ("last batch", lastBatch.rawValue), ("reduction", reduction.rawValue), ("chunk size", "\(chunkSize)"),
-         ("max steps per epoch", maxStepsPerEpoch.map(String.init) ?? "all")] + verifiedOptions
+        [
+            ("epochs", "\(epochs)"), ("global batch", "\(globalBatchSize)"), ("accumulate", "\(accumulationSteps)"),
+            ("seed", "\(seed)"), ("shuffle", "\(shuffle)"), ("last batch", lastBatch.rawValue), ("reduction", reduction.rawValue),
+            ("chunk size", "\(chunkSize)"),
+            ("max steps per epoch", maxStepsPerEpoch.map(String.init) ?? "all")
+        ] + verifiedOptions
             + [("schedule", schedule.map(\.description) ?? "none")]
     }
 
@@ -83,8 +86,9 @@ public struct TrainingConfiguration {
     /// the sampler's micro-batches grouped by `accumulationSteps` (a short group at the end is kept
     /// with `split`, dropped with `drop`).
     public func optimizerStepsPerEpoch(trainingSamples: Int) -> Int {
-        let sampler = DistributedSampler(datasetCount: trainingSamples, globalBatchSize: globalBatchSize, seed: seed,
-                                         shuffle: shuffle, lastBatch: lastBatch)
+        let sampler = DistributedSampler(
+            datasetCount: trainingSamples, globalBatchSize: globalBatchSize, seed: seed,
+            shuffle: shuffle, lastBatch: lastBatch)
         let micro = sampler.stepsPerEpoch, n = max(accumulationSteps, 1)
         let steps = lastBatch == .split ? (micro + n - 1) / n : micro / n
         return min(steps, maxStepsPerEpoch ?? .max)
@@ -107,19 +111,22 @@ public struct TrainingConfiguration {
             throw DistError.invalidConfiguration(option: "threads", reason: "must be 1 to 256, got \(threads)")
         }
         if denseFactors && reduction == .deterministic {
-            throw DistError.invalidConfiguration(option: "dense-factors",
-                                                 reason: "needs --reduction fast; hint: the deterministic reduction gathers dense factors by itself")
+            throw DistError.invalidConfiguration(
+                option: "dense-factors",
+                reason: "needs --reduction fast; hint: the deterministic reduction gathers dense factors by itself")
         }
         if denseFactors && threads > 1 {
             throw DistError.invalidConfiguration(option: "dense-factors", reason: "cannot run with \(threads) threads a rank yet; hint: drop --threads")
         }
         if denseFactors && accumulationSteps > 1 {
-            throw DistError.invalidConfiguration(option: "dense-factors",
-                                                 reason: "needs one micro-batch a step, got --accumulate \(accumulationSteps); hint: drop --accumulate")
+            throw DistError.invalidConfiguration(
+                option: "dense-factors",
+                reason: "needs one micro-batch a step, got --accumulate \(accumulationSteps); hint: drop --accumulate")
         }
         if compression != .none && reduction == .deterministic {
-            throw DistError.invalidConfiguration(option: "compression",
-                                                 reason: "\(compression) needs --reduction fast; hint: the deterministic reduction sums exactly (its terms travel as float32 or float64)")
+            throw DistError.invalidConfiguration(
+                option: "compression",
+                reason: "\(compression) needs --reduction fast; hint: the deterministic reduction sums exactly (its terms travel as float32 or float64)")
         }
         try positive(bucketCapacity, "bucket capacity")
         if let m = maxStepsPerEpoch { try positive(m, "max steps per epoch") }
@@ -141,16 +148,21 @@ public struct TrainingConfiguration {
     public func validate(ranks: Int, trainingSamples: Int) throws {
         try validateOptions()
         guard globalBatchSize >= ranks else {
-            throw DistError.invalidConfiguration(option: "global batch size",
-                                                 reason: "\(globalBatchSize) is smaller than the \(ranks) ranks; hint: every rank needs at least one sample per step")
+            throw DistError.invalidConfiguration(
+                option: "global batch size",
+                reason: "\(globalBatchSize) is smaller than the \(ranks) ranks; hint: every rank needs at least one sample per step")
         }
         guard globalBatchSize <= trainingSamples else {
-            throw DistError.invalidConfiguration(option: "global batch size",
-                                                 reason: "\(globalBatchSize) is larger than the \(trainingSamples) training samples")
+            throw DistError.invalidConfiguration(
+                option: "global batch size",
+                reason: "\(globalBatchSize) is larger than the \(trainingSamples) training samples")
         }
         guard optimizerStepsPerEpoch(trainingSamples: trainingSamples) > 0 else {
-            throw DistError.invalidConfiguration(option: "accumulate",
-                                                 reason: "\(accumulationSteps) micro-batches of \(globalBatchSize) need more than the \(trainingSamples) training samples; hint: lower --accumulate or --batch-size")
+            throw DistError.invalidConfiguration(
+                option: "accumulate",
+                reason:
+                    "\(accumulationSteps) micro-batches of \(globalBatchSize) need more than the \(trainingSamples) training samples; hint: lower --accumulate or --batch-size"
+            )
         }
     }
 
@@ -164,8 +176,11 @@ public struct TrainingConfiguration {
         guard reduction == .fast else { return }
         let remainder = trainingSamples % globalBatchSize
         if let layer = layers.first(where: \.isSynchronized)?.summary, lastBatch == .split, remainder > 0, remainder < ranks {
-            throw DistError.invalidConfiguration(option: "last batch",
-                                                 reason: "split gives a last batch of \(remainder) samples for \(ranks) ranks, and \(layer) needs every rank in forward; hint: drop the last batch or change the batch size")
+            throw DistError.invalidConfiguration(
+                option: "last batch",
+                reason:
+                    "split gives a last batch of \(remainder) samples for \(ranks) ranks, and \(layer) needs every rank in forward; hint: drop the last batch or change the batch size"
+            )
         }
     }
 }
@@ -230,10 +245,12 @@ public struct EpochMetrics: Codable, Equatable {
     /// Wall-clock seconds of the epoch (training and evaluation) on rank 0.
     public var seconds: Double
 
-    public init(epoch: Int, step: Int = 0, trainLoss: Double, trainAccuracy: Double, trainSamples: Int,
-                validationLoss: Double? = nil, validationAccuracy: Double? = nil, validationSamples: Int? = nil,
-                testLoss: Double? = nil, testAccuracy: Double? = nil, testSamples: Int? = nil,
-                learningRate: Double = 0, samplesPerSecond: Double = 0, seconds: Double) {
+    public init(
+        epoch: Int, step: Int = 0, trainLoss: Double, trainAccuracy: Double, trainSamples: Int,
+        validationLoss: Double? = nil, validationAccuracy: Double? = nil, validationSamples: Int? = nil,
+        testLoss: Double? = nil, testAccuracy: Double? = nil, testSamples: Int? = nil,
+        learningRate: Double = 0, samplesPerSecond: Double = 0, seconds: Double
+    ) {
         self.epoch = epoch
         self.step = step
         self.trainLoss = trainLoss

@@ -47,8 +47,10 @@ public final class TrainingLoop {
     /// - Parameters:
     ///   - callbacks: called after the standard ones, in this order.
     ///   - onEvent: receives every event, on every rank (`.checkpoint` on rank 0 only).
-    init(trainer: DataParallelTrainer, training: Dataset, validation: Dataset?, test: Dataset?, from start: TrainingPosition,
-         callbacks: [TrainingCallback], onEvent: @escaping (TrainingEvent) -> Void) {
+    init(
+        trainer: DataParallelTrainer, training: Dataset, validation: Dataset?, test: Dataset?, from start: TrainingPosition,
+        callbacks: [TrainingCallback], onEvent: @escaping (TrainingEvent) -> Void
+    ) {
         self.trainer = trainer
         self.training = training
         self.validation = validation
@@ -66,8 +68,9 @@ public final class TrainingLoop {
     ///
     /// - Throws: `CheckpointError` on rank 0 when the checkpoint folder cannot be created.
     static func standardCallbacks(_ configuration: TrainingConfiguration, isRoot: Bool) throws -> [TrainingCallback] {
-        let earlyStopping = EarlyStopping(monitor: configuration.monitor, patience: configuration.earlyStoppingPatience,
-                                          minDelta: configuration.earlyStoppingMinDelta)
+        let earlyStopping = EarlyStopping(
+            monitor: configuration.monitor, patience: configuration.earlyStoppingPatience,
+            minDelta: configuration.earlyStoppingMinDelta)
         var callbacks: [TrainingCallback] = [BatchNormAveraging(), ProgressReporter(interval: configuration.logInterval), earlyStopping]
         if let policy = configuration.checkpoints {
             callbacks.append(try Checkpointing(policy: policy, isRoot: isRoot, best: earlyStopping))
@@ -103,8 +106,9 @@ public final class TrainingLoop {
         let digest = try trainer.synchronize(dataset: training)
         try configuration.validate(ranks: size, trainingSamples: training.count)
         try configuration.validate(layers: trainer.model.layers, ranks: size, trainingSamples: training.count)
-        let sampler = DistributedSampler(datasetCount: training.count, globalBatchSize: configuration.globalBatchSize,
-                                         seed: configuration.seed, shuffle: configuration.shuffle, lastBatch: configuration.lastBatch)
+        let sampler = DistributedSampler(
+            datasetCount: training.count, globalBatchSize: configuration.globalBatchSize,
+            seed: configuration.seed, shuffle: configuration.shuffle, lastBatch: configuration.lastBatch)
         stepsPerEpoch = configuration.optimizerStepsPerEpoch(trainingSamples: training.count)
         callbacks = try TrainingLoop.standardCallbacks(configuration, isRoot: trainer.communicator.isRoot) + callbacks
         trainer.trainingSamples = training.count
@@ -146,8 +150,11 @@ public final class TrainingLoop {
             return TrainingResult(epochs: history, test: nil, stoppedEarly: false, interrupted: true, position: position)
         }
         let testTotals = try test.map { try trainer.evaluate($0) }
-        var final = history.last ?? EpochMetrics(epoch: position.epoch, step: position.step, trainLoss: 0, trainAccuracy: 0,
-                                                 trainSamples: 0, seconds: 0)
+        var final =
+            history.last
+            ?? EpochMetrics(
+                epoch: position.epoch, step: position.step, trainLoss: 0, trainAccuracy: 0,
+                trainSamples: 0, seconds: 0)
         final.step = position.step
         final.testLoss = testTotals?.meanLoss
         final.testAccuracy = testTotals?.accuracy
@@ -163,15 +170,16 @@ public final class TrainingLoop {
     private func step(sampler: DistributedSampler, order: [Int]) throws -> Int {
         let configuration = trainer.configuration
         let epoch = position.epoch, step = position.stepInEpoch, microPerStep = configuration.accumulationSteps
-        (trainer.communicator as? MPICommunicator)?.phase = "epoch \(epoch + 1) step \(step + 1)" // for stall messages
+        (trainer.communicator as? MPICommunicator)?.phase = "epoch \(epoch + 1) step \(step + 1)"  // for stall messages
         if let schedule = configuration.schedule { trainer.optimizer.learningRate = schedule.learningRate(at: position.step) }
         // The step's micro-batches: sampler batches step·N ..< (step+1)·N (fewer at a split end).
         let micro = step * microPerStep ..< min((step + 1) * microPerStep, sampler.stepsPerEpoch)
         let globalCount = micro.reduce(0) { $0 + sampler.globalBatch(step: $1, order: order).count }
         var totals = BatchTotals()
         for (m, s) in micro.enumerated() {
-            totals += try trainer.computeGradients(globalBatch: sampler.globalBatch(step: s, order: order), epoch: epoch, dataset: training,
-                                               accumulating: m > 0, final: m == micro.count - 1)
+            totals += try trainer.computeGradients(
+                globalBatch: sampler.globalBatch(step: s, order: order), epoch: epoch, dataset: training,
+                accumulating: m > 0, final: m == micro.count - 1)
         }
         try trainer.reduceGradients(globalBatchSize: globalCount, scalingInUpdate: true)
         // One small allreduce per step: the global loss, so every rank sees a NaN at once.
@@ -193,11 +201,12 @@ public final class TrainingLoop {
         position.stepInEpoch = 0
         try prepareModelForReading()
         let evaluation = try validation.map { try trainer.evaluate($0) }
-        var metrics = EpochMetrics(epoch: epoch, step: position.step, trainLoss: epochTotals.meanLoss,
-                                   trainAccuracy: epochTotals.accuracy, trainSamples: epochTotals.count,
-                                   validationLoss: evaluation?.meanLoss, validationAccuracy: evaluation?.accuracy,
-                                   validationSamples: evaluation?.count, learningRate: Double(trainer.optimizer.learningRate),
-                                   samplesPerSecond: Double(epochTotals.count) / max(epochTrainingSeconds, 1e-9), seconds: 0)
+        var metrics = EpochMetrics(
+            epoch: epoch, step: position.step, trainLoss: epochTotals.meanLoss,
+            trainAccuracy: epochTotals.accuracy, trainSamples: epochTotals.count,
+            validationLoss: evaluation?.meanLoss, validationAccuracy: evaluation?.accuracy,
+            validationSamples: evaluation?.count, learningRate: Double(trainer.optimizer.learningRate),
+            samplesPerSecond: Double(epochTotals.count) / max(epochTrainingSeconds, 1e-9), seconds: 0)
         for callback in callbacks { try callback.epochEnd(self, metrics: metrics) }
         metrics.seconds = Date().timeIntervalSince(started)
         history.append(metrics)

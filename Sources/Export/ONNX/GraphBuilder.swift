@@ -45,9 +45,13 @@ struct GraphBuilder {
             let pads = try explicitPads(padding, inputShape: inputShape, window: kernel, stride: stride, layer: prefix)
             var inputs = [input, try parameter("\(prefix).weight")]
             if bias { inputs.append(try parameter("\(prefix).bias")) }
-            return node("Conv", inputs, name: prefix, attributes: [ONNXExporter.ints("kernel_shape", kernel),
-                                                                    ONNXExporter.ints("strides", stride),
-                                                                    ONNXExporter.ints("pads", pads)])
+            return node(
+                "Conv", inputs, name: prefix,
+                attributes: [
+                    ONNXExporter.ints("kernel_shape", kernel),
+                    ONNXExporter.ints("strides", stride),
+                    ONNXExporter.ints("pads", pads)
+                ])
         case let .dense(_, bias):
             var x = input
             if inputShape.count != 1 { x = node("Flatten", [x], name: "\(prefix).flatten", attributes: [ONNXExporter.int("axis", 1)]) }
@@ -60,29 +64,38 @@ struct GraphBuilder {
             return node("Flatten", [input], name: prefix, attributes: [ONNXExporter.int("axis", 1)])
         case let .maxPool2d(pool, stride, padding):
             let pads = try explicitPads(padding, inputShape: inputShape, window: pool, stride: stride, layer: prefix)
-            return node("MaxPool", [input], name: prefix, attributes: [ONNXExporter.ints("kernel_shape", pool),
-                                                                       ONNXExporter.ints("strides", stride),
-                                                                       ONNXExporter.ints("pads", pads)])
+            return node(
+                "MaxPool", [input], name: prefix,
+                attributes: [
+                    ONNXExporter.ints("kernel_shape", pool),
+                    ONNXExporter.ints("strides", stride),
+                    ONNXExporter.ints("pads", pads)
+                ])
         case let .avgPool2d(pool, stride, padding):
             let pads = try explicitPads(padding, inputShape: inputShape, window: pool, stride: stride, layer: prefix)
-            return node("AveragePool", [input], name: prefix, attributes: [ONNXExporter.ints("kernel_shape", pool),
-                                                                           ONNXExporter.ints("strides", stride),
-                                                                           ONNXExporter.ints("pads", pads),
-                                                                           ONNXExporter.int("count_include_pad", 0)])
+            return node(
+                "AveragePool", [input], name: prefix,
+                attributes: [
+                    ONNXExporter.ints("kernel_shape", pool),
+                    ONNXExporter.ints("strides", stride),
+                    ONNXExporter.ints("pads", pads),
+                    ONNXExporter.int("count_include_pad", 0)
+                ])
         case .dropout:
             return input
         case let .batchNorm2d(_, epsilon, _):
             let inputs = try ["gamma", "beta", "running_mean", "running_var"].map { try parameter("\(prefix).\($0)") }
-            return node("BatchNormalization", [input] + inputs, name: prefix,
-                        attributes: [ONNXExporter.float("epsilon", Float(epsilon))])
+            return node(
+                "BatchNormalization", [input] + inputs, name: prefix,
+                attributes: [ONNXExporter.float("epsilon", Float(epsilon))])
         }
     }
 
     /// ONNX `pads` `[top, left, bottom, right]` for a window over `inputShape` `[C, H, W]`.
     func explicitPads(_ padding: Padding, inputShape: [Int], window: [Int], stride: [Int], layer: String) throws -> [Int] {
         guard inputShape.count == 3,
-              let v = padding.resolve(input: inputShape[1], window: window[0], stride: stride[0], vertical: true),
-              let h = padding.resolve(input: inputShape[2], window: window[1], stride: stride[1], vertical: false)
+            let v = padding.resolve(input: inputShape[1], window: window[0], stride: stride[0], vertical: true),
+            let h = padding.resolve(input: inputShape[2], window: window[1], stride: stride[1], vertical: false)
         else {
             throw ExportError.unsupported(what: layer, reason: "its \(window) window does not fit the input \(inputShape)")
         }

@@ -42,8 +42,10 @@ public enum ONNXExporter {
         ///   - normalization: per-channel mean and standard deviation, or nil for none.
         ///   - classNames: the class names by index, or nil.
         ///   - metadata: further `metadata_props`.
-        public init(name: String, normalization: (mean: [Float], std: [Float])? = nil, classNames: [String]? = nil,
-                    metadata: [String: String] = [:]) {
+        public init(
+            name: String, normalization: (mean: [Float], std: [Float])? = nil, classNames: [String]? = nil,
+            metadata: [String: String] = [:]
+        ) {
             self.name = name
             self.normalization = normalization
             self.classNames = classNames
@@ -90,15 +92,25 @@ public enum ONNXExporter {
         if shape.count != 1 { current = graph.node("Flatten", [current], name: "logits.flatten", attributes: [int("axis", 1)]) }
         graph.graph.node.append(node("Identity", [current], ["logits"], name: "logits"))
         let binary = spec.loss == .sigmoidBinaryCrossEntropy
-        graph.graph.node.append(binary ? node("Sigmoid", ["logits"], ["probabilities"], name: "probabilities")
-                                       : node("Softmax", ["logits"], ["probabilities"], name: "probabilities", attributes: [int("axis", 1)]))
-        graph.graph.output = [valueInfo("logits", elementShape: [width], doc: "the model's raw outputs"),
-                              valueInfo("probabilities", elementShape: [width],
-                                        doc: binary ? "sigmoid of the logit: the probability of class 1" : "softmax over the classes")]
+        graph.graph.node.append(
+            binary
+                ? node("Sigmoid", ["logits"], ["probabilities"], name: "probabilities")
+                : node("Softmax", ["logits"], ["probabilities"], name: "probabilities", attributes: [int("axis", 1)]))
+        graph.graph.output = [
+            valueInfo("logits", elementShape: [width], doc: "the model's raw outputs"),
+            valueInfo(
+                "probabilities", elementShape: [width],
+                doc: binary ? "sigmoid of the logit: the probability of class 1" : "softmax over the classes")
+        ]
 
         var result = Onnx_ModelProto()
         result.irVersion = irVersion
-        result.opsetImport = [Onnx_OperatorSetIdProto.with { $0.domain = ""; $0.version = opsetVersion }]
+        result.opsetImport = [
+            Onnx_OperatorSetIdProto.with {
+                $0.domain = ""
+                $0.version = opsetVersion
+            }
+        ]
         result.producerName = "SwiftDDP"
         result.producerVersion = "1"
         result.docString = "\(spec.name) exported by ddp export: input pixels scaled to [0, 1] (NCHW), outputs logits and probabilities"
@@ -114,7 +126,10 @@ public enum ONNXExporter {
             metadata["class_names"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self)
         }
         result.metadataProps = metadata.keys.sorted().map { key in
-            Onnx_StringStringEntryProto.with { $0.key = key; $0.value = metadata[key]! }
+            Onnx_StringStringEntryProto.with {
+                $0.key = key
+                $0.value = metadata[key]!
+            }
         }
         return result
     }
@@ -140,8 +155,9 @@ public enum ONNXExporter {
     static func valueInfo(_ name: String, elementShape: [Int], doc: String) -> Onnx_ValueInfoProto {
         var tensor = Onnx_TypeProto.Tensor()
         tensor.elemType = Int32(Onnx_TensorProto.DataType.float.rawValue)
-        tensor.shape.dim = [Onnx_TensorShapeProto.Dimension.with { $0.dimParam = "N" }] +
-            elementShape.map { d in Onnx_TensorShapeProto.Dimension.with { $0.dimValue = Int64(d) } }
+        tensor.shape.dim =
+            [Onnx_TensorShapeProto.Dimension.with { $0.dimParam = "N" }]
+            + elementShape.map { d in Onnx_TensorShapeProto.Dimension.with { $0.dimValue = Int64(d) } }
         return Onnx_ValueInfoProto.with {
             $0.name = name
             $0.type = Onnx_TypeProto.with { $0.tensorType = tensor }
@@ -149,8 +165,10 @@ public enum ONNXExporter {
         }
     }
 
-    static func node(_ op: String, _ inputs: [String], _ outputs: [String], name: String,
-                     attributes: [Onnx_AttributeProto] = []) -> Onnx_NodeProto {
+    static func node(
+        _ op: String, _ inputs: [String], _ outputs: [String], name: String,
+        attributes: [Onnx_AttributeProto] = []
+    ) -> Onnx_NodeProto {
         Onnx_NodeProto.with {
             $0.opType = op
             $0.input = inputs
@@ -161,14 +179,26 @@ public enum ONNXExporter {
     }
 
     static func int(_ name: String, _ value: Int) -> Onnx_AttributeProto {
-        Onnx_AttributeProto.with { $0.name = name; $0.type = .int; $0.i = Int64(value) }
+        Onnx_AttributeProto.with {
+            $0.name = name
+            $0.type = .int
+            $0.i = Int64(value)
+        }
     }
 
     static func ints(_ name: String, _ values: [Int]) -> Onnx_AttributeProto {
-        Onnx_AttributeProto.with { $0.name = name; $0.type = .ints; $0.ints = values.map(Int64.init) }
+        Onnx_AttributeProto.with {
+            $0.name = name
+            $0.type = .ints
+            $0.ints = values.map(Int64.init)
+        }
     }
 
     static func float(_ name: String, _ value: Float) -> Onnx_AttributeProto {
-        Onnx_AttributeProto.with { $0.name = name; $0.type = .float; $0.f = value }
+        Onnx_AttributeProto.with {
+            $0.name = name
+            $0.type = .float
+            $0.f = value
+        }
     }
 }

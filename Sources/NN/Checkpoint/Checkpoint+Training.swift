@@ -20,8 +20,10 @@ public struct TrainingMetadata: Equatable {
     ///   - modelSpec: the model specification JSON.
     ///   - options: the options JSON.
     ///   - optimizer: the optimizer's summary.
-    public init(step: Int = 0, epoch: Int = 0, rngState: UInt64 = 0, modelSpec: String = "", options: String = "",
-                optimizer: String = "") {
+    public init(
+        step: Int = 0, epoch: Int = 0, rngState: UInt64 = 0, modelSpec: String = "", options: String = "",
+        optimizer: String = ""
+    ) {
         self.step = step
         self.epoch = epoch
         self.rngState = rngState
@@ -49,8 +51,10 @@ extension Checkpoint {
     ///   - metadata: step, epoch, RNG state, model spec and options.
     ///   - path: the destination (written through `<path>.tmp`).
     /// - Throws: `CheckpointError.writeFailed`; an existing file at `path` is then unchanged.
-    public static func save(arena: ParameterArena, optimizer: OptimizerState?, metadata: TrainingMetadata,
-                            to path: String) throws {
+    public static func save(
+        arena: ParameterArena, optimizer: OptimizerState?, metadata: TrainingMetadata,
+        to path: String
+    ) throws {
         var entries = arena.slots.map { slot in
             Entry(name: slot.name, shape: slot.shape) { buffer in
                 buffer.baseAddress!.update(from: arena.parameters + slot.offset, count: slot.count)
@@ -59,18 +63,20 @@ extension Checkpoint {
         var header: [String: String] = [
             "format": trainingFormat, "step": "\(metadata.step)", "epoch": "\(metadata.epoch)",
             "rng_state": "\(metadata.rngState)", "model_spec": metadata.modelSpec, "options": metadata.options,
-            "optimizer": metadata.optimizer,
+            "optimizer": metadata.optimizer
         ]
         if let optimizer {
             let names = optimizer.buffers.keys.filter { !optimizer.buffers[$0]!.isEmpty }.sorted()
             for name in names {
                 let buffer = optimizer.buffers[name]!
-                precondition(buffer.count == arena.count,
-                             "Optimizer buffer \(name) has \(buffer.count) floats but the arena has \(arena.count).")
+                precondition(
+                    buffer.count == arena.count,
+                    "Optimizer buffer \(name) has \(buffer.count) floats but the arena has \(arena.count).")
                 for slot in arena.slots {
-                    entries.append(Entry(name: "optimizer.\(name).\(slot.name)", shape: slot.shape) { out in
-                        _ = out.update(fromContentsOf: buffer[slot.range])
-                    })
+                    entries.append(
+                        Entry(name: "optimizer.\(name).\(slot.name)", shape: slot.shape) { out in
+                            _ = out.update(fromContentsOf: buffer[slot.range])
+                        })
                 }
             }
             header["optimizer_step"] = "\(optimizer.step)"
@@ -91,7 +97,8 @@ extension Checkpoint {
     /// - Throws: `CheckpointError` for a bad file, a missing tensor or one of the wrong shape
     ///   (naming it, the expected and the found shape), or unparsable metadata.
     public static func load(from path: String, into arena: ParameterArena) throws
-        -> (metadata: TrainingMetadata, optimizer: OptimizerState?) {
+        -> (metadata: TrainingMetadata, optimizer: OptimizerState?)
+    {
         try load(try read(from: path), into: arena)
     }
 
@@ -103,7 +110,8 @@ extension Checkpoint {
     /// - Returns: the metadata and the optimizer state, as `load(from:into:)`.
     /// - Throws: `CheckpointError`, as `load(from:into:)`.
     public static func load(_ checkpoint: Checkpoint, into arena: ParameterArena) throws
-        -> (metadata: TrainingMetadata, optimizer: OptimizerState?) {
+        -> (metadata: TrainingMetadata, optimizer: OptimizerState?)
+    {
         let path = checkpoint.path
         let parameters = try arena.slots.map { try checkpoint.tensor(named: $0.name, shape: $0.shape) }
         let meta = checkpoint.metadata
@@ -114,10 +122,11 @@ extension Checkpoint {
             }
             return value
         }
-        let metadata = TrainingMetadata(step: try integer("step", Int.self), epoch: try integer("epoch", Int.self),
-                                        rngState: try integer("rng_state", UInt64.self),
-                                        modelSpec: meta["model_spec"] ?? "", options: meta["options"] ?? "",
-                                        optimizer: meta["optimizer"] ?? "")
+        let metadata = TrainingMetadata(
+            step: try integer("step", Int.self), epoch: try integer("epoch", Int.self),
+            rngState: try integer("rng_state", UInt64.self),
+            modelSpec: meta["model_spec"] ?? "", options: meta["options"] ?? "",
+            optimizer: meta["optimizer"] ?? "")
         var optimizer: OptimizerState?
         if let list = meta["optimizer_buffers"] {
             var state = OptimizerState(step: try integer("optimizer_step", Int.self))

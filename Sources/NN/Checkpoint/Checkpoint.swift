@@ -1,8 +1,9 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Named Float32 tensors and string metadata in the safetensors format.
@@ -68,8 +69,9 @@ public struct Checkpoint {
     public static func write(_ entries: [Entry], metadata: [String: String], to path: String) throws {
         var seen = Set<String>()
         for entry in entries {
-            precondition(entry.name != "__metadata__" && seen.insert(entry.name).inserted,
-                         "Checkpoint tensor name \(entry.name) is reserved or used twice.")
+            precondition(
+                entry.name != "__metadata__" && seen.insert(entry.name).inserted,
+                "Checkpoint tensor name \(entry.name) is reserved or used twice.")
             precondition(entry.shape.allSatisfy { $0 >= 0 }, "Checkpoint tensor \(entry.name) has a negative extent in \(entry.shape).")
         }
         let header = SafetensorsHeader.encode(entries.map { ($0.name, $0.shape) }, metadata: metadata)
@@ -90,7 +92,7 @@ public struct Checkpoint {
                     let slice = UnsafeMutableBufferPointer(rebasing: values[0 ..< count])
                     try entry.fill(slice)
                     #if _endian(big)
-                    for i in 0 ..< count { slice[i] = Float(bitPattern: slice[i].bitPattern.littleEndian) }
+                        for i in 0 ..< count { slice[i] = Float(bitPattern: slice[i].bitPattern.littleEndian) }
                     #endif
                     try writeAll(fd, UnsafeRawBufferPointer(slice), path: temporary)
                 }
@@ -152,7 +154,7 @@ public struct Checkpoint {
                 }
             }
             #if _endian(big)
-            for i in 0 ..< count { values[i] = Float(bitPattern: UInt32(littleEndian: values[i].bitPattern)) }
+                for i in 0 ..< count { values[i] = Float(bitPattern: UInt32(littleEndian: values[i].bitPattern)) }
             #endif
             tensors[info.name] = Tensor(shape: info.shape, values: values)
         }
@@ -189,7 +191,7 @@ public struct Checkpoint {
 
 // `write` inside `Checkpoint` names the static method; this reaches the system call.
 #if canImport(Glibc)
-private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { Glibc.write(fd, buffer, count) }
+    private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { Glibc.write(fd, buffer, count) }
 #elseif canImport(Darwin)
-private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { Darwin.write(fd, buffer, count) }
+    private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { Darwin.write(fd, buffer, count) }
 #endif

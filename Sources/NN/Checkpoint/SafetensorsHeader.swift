@@ -62,7 +62,8 @@ struct SafetensorsHeader {
         let dataStart = 8 + Int(length)
         let dataSize = file.count - dataStart
         guard let object = try? JSONSerialization.jsonObject(with: Data(file[8 ..< dataStart])),
-              let root = object as? [String: Any] else {
+            let root = object as? [String: Any]
+        else {
             throw CheckpointError.badHeader(path: path, reason: "the \(length)-byte header is not a JSON object")
         }
         var metadata: [String: String] = [:]
@@ -100,16 +101,19 @@ struct SafetensorsHeader {
                 tooLarge = tooLarge || overflow
             }
             guard !tooLarge else {
-                throw CheckpointError.offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end,
-                                                        reason: "shape \(shape) is too large")
+                throw CheckpointError.offsetsOutOfRange(
+                    path: path, tensor: name, begin: begin, end: end,
+                    reason: "shape \(shape) is too large")
             }
             guard begin >= 0, begin <= end else {
-                throw CheckpointError.offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end,
-                                                        reason: "the range is reversed or negative")
+                throw CheckpointError.offsetsOutOfRange(
+                    path: path, tensor: name, begin: begin, end: end,
+                    reason: "the range is reversed or negative")
             }
             guard end - begin == size else {
-                throw CheckpointError.offsetsOutOfRange(path: path, tensor: name, begin: begin, end: end,
-                                                        reason: "\(end - begin) bytes, but shape \(shape) of F32 needs \(size)")
+                throw CheckpointError.offsetsOutOfRange(
+                    path: path, tensor: name, begin: begin, end: end,
+                    reason: "\(end - begin) bytes, but shape \(shape) of F32 needs \(size)")
             }
             guard end <= dataSize else {
                 throw CheckpointError.truncatedData(path: path, tensor: name, expected: dataStart + end, got: file.count)

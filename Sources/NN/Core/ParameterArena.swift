@@ -55,8 +55,9 @@ public final class ParameterArena {
             var count = 1
             for extent in shape {
                 let (product, overflow) = count.multipliedReportingOverflow(by: extent)
-                precondition(!overflow && product <= Int.max - 16 - offset,
-                             "Parameter \(name) of shape \(shape) at offset \(offset) does not fit in an arena.")
+                precondition(
+                    !overflow && product <= Int.max - 16 - offset,
+                    "Parameter \(name) of shape \(shape) at offset \(offset) does not fit in an arena.")
                 count = product
             }
             offset += (count + 15) / 16 * 16
@@ -110,8 +111,9 @@ public final class ParameterArena {
 
     /// Overwrites one parameter tensor.
     public func setParameter(_ slot: ParameterSlot, _ values: [Float]) {
-        precondition(values.count == slot.count,
-                     "Parameter \(slot.name) has \(slot.count) elements, got \(values.count).")
+        precondition(
+            values.count == slot.count,
+            "Parameter \(slot.name) has \(slot.count) elements, got \(values.count).")
         values.withUnsafeBufferPointer { (parameters + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
     }
 

@@ -65,11 +65,11 @@ public struct SplitMix64: RandomNumberGenerator {
 }
 
 #if canImport(Glibc)
-import Glibc
-@usableFromInline func _log(_ x: Double) -> Double { Glibc.log(x) }
-@usableFromInline func _cos(_ x: Double) -> Double { Glibc.cos(x) }
+    import Glibc
+    @usableFromInline func _log(_ x: Double) -> Double { Glibc.log(x) }
+    @usableFromInline func _cos(_ x: Double) -> Double { Glibc.cos(x) }
 #else
-import Foundation
-@usableFromInline func _log(_ x: Double) -> Double { Foundation.log(x) }
-@usableFromInline func _cos(_ x: Double) -> Double { Foundation.cos(x) }
+    import Foundation
+    @usableFromInline func _log(_ x: Double) -> Double { Foundation.log(x) }
+    @usableFromInline func _cos(_ x: Double) -> Double { Foundation.cos(x) }
 #endif

@@ -26,8 +26,9 @@ public struct Tensor: Equatable {
     ///   - values: the elements in row-major order.
     public init(shape: [Int], values: [Float]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor shape must be non-negative, got \(shape).")
-        precondition(shape.reduce(1, *) == values.count,
-                     "Tensor of shape \(shape) needs \(shape.reduce(1, *)) values, got \(values.count).")
+        precondition(
+            shape.reduce(1, *) == values.count,
+            "Tensor of shape \(shape) needs \(shape.reduce(1, *)) values, got \(values.count).")
         self.shape = shape
         self.storage = values
     }
@@ -50,8 +51,9 @@ public struct Tensor: Equatable {
     /// - Parameter newShape: the shape to view the elements as.
     /// - Returns: a tensor sharing this one's storage until either is written.
     public func reshaped(to newShape: [Int]) -> Tensor {
-        precondition(newShape.reduce(1, *) == count,
-                     "Cannot reshape a tensor of shape \(shape) (\(count) elements) to \(newShape).")
+        precondition(
+            newShape.reduce(1, *) == count,
+            "Cannot reshape a tensor of shape \(shape) (\(count) elements) to \(newShape).")
         var copy = self
         copy.shape = newShape
         return copy
@@ -90,8 +92,9 @@ extension Tensor {
         var storage: [Float] = []
         storage.reserveCapacity(parts.reduce(0) { $0 + $1.count })
         for part in parts {
-            precondition(Array(part.shape.dropFirst()) == sample,
-                         "Cannot join rows of shape \(part.shape) to rows of shape \(parts[0].shape).")
+            precondition(
+                Array(part.shape.dropFirst()) == sample,
+                "Cannot join rows of shape \(part.shape) to rows of shape \(parts[0].shape).")
             storage += part.storage
         }
         self.init(shape: [parts.reduce(0) { $0 + $1.batchSize }] + sample, values: storage)

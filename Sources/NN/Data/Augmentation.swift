@@ -59,9 +59,11 @@ public struct Augmentation: Equatable {
     ///   - interpolation: nearest or bilinear.
     ///   - fillValue: the value outside the image.
     /// - Throws: `DataError.invalidOption` naming the bad setting.
-    public init(rescale: Float = 1, mean: [Float] = [], std: [Float] = [], horizontalFlip: Bool = false,
-                maxShift: Int = 0, zoomRange: Float = 0, shearRange: Float = 0,
-                interpolation: Interpolation = .bilinear, fillValue: Float = 0) throws {
+    public init(
+        rescale: Float = 1, mean: [Float] = [], std: [Float] = [], horizontalFlip: Bool = false,
+        maxShift: Int = 0, zoomRange: Float = 0, shearRange: Float = 0,
+        interpolation: Interpolation = .bilinear, fillValue: Float = 0
+    ) throws {
         func invalid(_ option: String, _ value: Any, _ reason: String) -> DataError {
             DataError.invalidOption(option: option, value: "\(value)", reason: reason)
         }
@@ -87,8 +89,15 @@ public struct Augmentation: Equatable {
     }
 
     private init() {
-        rescale = 1; mean = []; std = []; horizontalFlip = false; maxShift = 0
-        zoomRange = 0; shearRange = 0; interpolation = .bilinear; fillValue = 0
+        rescale = 1
+        mean = []
+        std = []
+        horizontalFlip = false
+        maxShift = 0
+        zoomRange = 0
+        shearRange = 0
+        interpolation = .bilinear
+        fillValue = 0
     }
 
     /// Whether any transformation draws random numbers (so keys matter).
@@ -105,8 +114,9 @@ public struct Augmentation: Equatable {
     public func apply(to sample: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, shape: [Int], key: UInt64) {
         precondition(shape.count == 3, "Augmentation works on [C, H, W] samples, got shape \(shape).")
         let (C, H, W) = (shape[0], shape[1], shape[2])
-        precondition(mean.isEmpty || mean.count == C,
-                     "Augmentation has \(mean.count) channel means but samples have \(C) channels.")
+        precondition(
+            mean.isEmpty || mean.count == C,
+            "Augmentation has \(mean.count) channel means but samples have \(C) channels.")
         // Salted, so the same per-sample key can also drive other streams (dropout) uncorrelated;
         // `mixing` gives `keys: [0xA06_0A06]` without an array per sample.
         var generator = SplitMix64(seed: key).mixing(0xA06_0A06)
@@ -127,9 +137,10 @@ public struct Augmentation: Equatable {
 
         if zoomRange > 0 || shearRange > 0 {
             scratch.update(from: sample, count: C * H * W)
-            AugmentationKernels.affine(output: sample, input: scratch, C: C, H: H, W: W,
-                                       map: (zx, -sin(shear) * zx, cos(shear) * zy), shift: (dx, dy),
-                                       bilinear: interpolation == .bilinear, fill: fillValue)
+            AugmentationKernels.affine(
+                output: sample, input: scratch, C: C, H: H, W: W,
+                map: (zx, -sin(shear) * zx, cos(shear) * zy), shift: (dx, dy),
+                bilinear: interpolation == .bilinear, fill: fillValue)
         } else if dx != 0 || dy != 0 {
             scratch.update(from: sample, count: C * H * W)
             AugmentationKernels.shift(output: sample, input: scratch, C: C, H: H, W: W, dx: dx, dy: dy, fill: fillValue)
@@ -150,13 +161,18 @@ public struct Augmentation: Equatable {
 /// The pixel loops behind `Augmentation`.
 enum AugmentationKernels {
     /// output[c][y][x] = input[c][y − dy][x − dx], or `fill` outside. Both (C, H, W).
-    static func shift(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, C: Int, H: Int, W: Int,
-                      dx: Int, dy: Int, fill: Float) {
+    static func shift(
+        output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, C: Int, H: Int, W: Int,
+        dx: Int, dy: Int, fill: Float
+    ) {
         for c in 0 ..< C {
             for y in 0 ..< H {
                 let out = output + (c * H + y) * W
                 let sy = y - dy
-                guard sy >= 0 && sy < H else { out.update(repeating: fill, count: W); continue }
+                guard sy >= 0 && sy < H else {
+                    out.update(repeating: fill, count: W)
+                    continue
+                }
                 let row = input + (c * H + sy) * W
                 for x in 0 ..< W {
                     let sx = x - dx
@@ -169,8 +185,10 @@ enum AugmentationKernels {
     /// Inverse affine map about the centre (cx, cy) = ((W−1)/2, (H−1)/2): for output (x, y) with
     /// u = x − dx − cx, v = y − dy − cy the source is (cx + a·u + b·v, cy + d·v), where
     /// `map = (a, b, d)` = (zx, −sin(shear)·zx, cos(shear)·zy). output and input are (C, H, W).
-    static func affine(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, C: Int, H: Int, W: Int,
-                       map: (Float, Float, Float), shift: (Int, Int), bilinear: Bool, fill: Float) {
+    static func affine(
+        output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, C: Int, H: Int, W: Int,
+        map: (Float, Float, Float), shift: (Int, Int), bilinear: Bool, fill: Float
+    ) {
         let cx = Float(W - 1) / 2, cy = Float(H - 1) / 2
         for y in 0 ..< H {
             let v = Float(y - shift.1) - cy
@@ -206,7 +224,13 @@ enum AugmentationKernels {
         for r in 0 ..< rows {
             let row = data + r * W
             var i = 0, j = W - 1
-            while i < j { let t = row[i]; row[i] = row[j]; row[j] = t; i += 1; j -= 1 }
+            while i < j {
+                let t = row[i]
+                row[i] = row[j]
+                row[j] = t
+                i += 1
+                j -= 1
+            }
         }
     }
 }

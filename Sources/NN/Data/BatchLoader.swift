@@ -22,8 +22,10 @@ public enum BatchLoader {
     ///     augmentation draws no random numbers.
     ///   - augmentation: the transformation (`.none` for plain [0, 1] floats).
     /// - Returns: the batch and the labels.
-    public static func makeBatch(dataset: some Dataset, indices: [Int], keys: [UInt64],
-                                 augmentation: Augmentation = .none) -> (Tensor, [Int32]) {
+    public static func makeBatch(
+        dataset: some Dataset, indices: [Int], keys: [UInt64],
+        augmentation: Augmentation = .none
+    ) -> (Tensor, [Int32]) {
         var batch = Tensor(shape: [0])
         var labels: [Int32] = []
         makeBatch(into: &batch, labels: &labels, dataset: dataset, indices: indices, keys: keys, augmentation: augmentation)
@@ -40,11 +42,14 @@ public enum BatchLoader {
     ///   - indices: the samples, in batch order.
     ///   - keys: one key per sample, or empty when `augmentation.isRandom` is false.
     ///   - augmentation: the transformation.
-    public static func makeBatch(into batch: inout Tensor, labels: inout [Int32], dataset: some Dataset,
-                                 indices: [Int], keys: [UInt64], augmentation: Augmentation = .none) {
+    public static func makeBatch(
+        into batch: inout Tensor, labels: inout [Int32], dataset: some Dataset,
+        indices: [Int], keys: [UInt64], augmentation: Augmentation = .none
+    ) {
         var scratch: [Float] = []
-        makeBatch(into: &batch, labels: &labels, scratch: &scratch, dataset: dataset, indices: indices, keys: keys,
-                  augmentation: augmentation)
+        makeBatch(
+            into: &batch, labels: &labels, scratch: &scratch, dataset: dataset, indices: indices, keys: keys,
+            augmentation: augmentation)
     }
 
     /// `makeBatch(into:labels:dataset:indices:keys:augmentation:)` with the augmentation's scratch
@@ -58,10 +63,13 @@ public enum BatchLoader {
     ///   - indices: the samples, in batch order.
     ///   - keys: one key per sample, or empty when `augmentation.isRandom` is false.
     ///   - augmentation: the transformation.
-    public static func makeBatch(into batch: inout Tensor, labels: inout [Int32], scratch: inout [Float], dataset: some Dataset,
-                                 indices: [Int], keys: [UInt64], augmentation: Augmentation = .none) {
-        precondition(keys.count == indices.count || (keys.isEmpty && !augmentation.isRandom),
-                     "A batch of \(indices.count) samples needs \(indices.count) augmentation keys, got \(keys.count).")
+    public static func makeBatch(
+        into batch: inout Tensor, labels: inout [Int32], scratch: inout [Float], dataset: some Dataset,
+        indices: [Int], keys: [UInt64], augmentation: Augmentation = .none
+    ) {
+        precondition(
+            keys.count == indices.count || (keys.isEmpty && !augmentation.isRandom),
+            "A batch of \(indices.count) samples needs \(indices.count) augmentation keys, got \(keys.count).")
         let shape = dataset.sampleShape
         let size = shape.reduce(1, *)
         if batch.shape.count != shape.count + 1 || batch.batchSize != indices.count || !batch.shape.dropFirst().elementsEqual(shape) {
@@ -73,8 +81,9 @@ public enum BatchLoader {
         batch.storage.withUnsafeMutableBufferPointer { out in
             scratch.withUnsafeMutableBufferPointer { tmp in
                 for (n, index) in indices.enumerated() {
-                    precondition(index >= 0 && index < dataset.count,
-                                 "Sample index \(index) is outside the dataset of \(dataset.count) samples.")
+                    precondition(
+                        index >= 0 && index < dataset.count,
+                        "Sample index \(index) is outside the dataset of \(dataset.count) samples.")
                     let sample = out.baseAddress! + n * size
                     dataset.writeSample(at: index, into: sample)
                     if augmentation != .none {

@@ -33,8 +33,9 @@ public struct InMemoryDataset: Dataset {
     ///   - sampleShape: `[C, H, W]`.
     ///   - classNames: the class names.
     public init(pixels: [UInt8], labels: [Int32], sampleShape: [Int], classNames: [String]) {
-        precondition(pixels.count == labels.count * sampleShape.reduce(1, *),
-                     "Dataset has \(labels.count) labels but \(pixels.count) bytes for samples of shape \(sampleShape).")
+        precondition(
+            pixels.count == labels.count * sampleShape.reduce(1, *),
+            "Dataset has \(labels.count) labels but \(pixels.count) bytes for samples of shape \(sampleShape).")
         self.pixels = pixels
         self.labels = labels
         self.sampleShape = sampleShape
@@ -56,7 +57,8 @@ public struct InMemoryDataset: Dataset {
     /// The samples at `indices`, in that order (for splits and subsets).
     public func subset(_ indices: [Int]) -> InMemoryDataset {
         let size = sampleShape.reduce(1, *)
-        var px = [UInt8](); px.reserveCapacity(indices.count * size)
+        var px = [UInt8]()
+        px.reserveCapacity(indices.count * size)
         for i in indices { px.append(contentsOf: pixels[i * size ..< (i + 1) * size]) }
         return InMemoryDataset(pixels: px, labels: indices.map { labels[$0] }, sampleShape: sampleShape, classNames: classNames)
     }

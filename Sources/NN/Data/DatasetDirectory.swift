@@ -40,7 +40,8 @@ public enum DatasetDirectory {
     /// - Throws: `DataError` naming the file or folder at fault; for image folders also
     ///   `.classMismatch` when `test/` has other classes than `train/`.
     public static func load(_ directory: String, channels: Int? = nil) throws
-        -> (train: InMemoryDataset, test: InMemoryDataset?) {
+        -> (train: InMemoryDataset, test: InMemoryDataset?)
+    {
         switch format(of: directory) {
         case .idx:
             let (train, test) = try IDXReader.loadDirectory(directory)
@@ -63,8 +64,9 @@ public enum DatasetDirectory {
             }
             guard test.sampleShape == train.sampleShape else {
                 let describe = { (s: [Int]) in "\(s[2])x\(s[1])x\(s[0])" }
-                throw DataError.inconsistentImageSize(path: testFolder, expected: describe(train.sampleShape),
-                                                      found: describe(test.sampleShape), first: trainFolder)
+                throw DataError.inconsistentImageSize(
+                    path: testFolder, expected: describe(train.sampleShape),
+                    found: describe(test.sampleShape), first: trainFolder)
             }
             return (train, test)
         }

@@ -12,13 +12,15 @@ extension InMemoryDataset {
     ///   training sample.
     public func splitValidation(fraction: Double, seed: UInt64) throws -> (train: InMemoryDataset, validation: InMemoryDataset) {
         guard fraction >= 0, fraction < 1 else {
-            throw DataError.invalidOption(option: "validation fraction", value: "\(fraction)",
-                                          reason: "the validation fraction must be in [0, 1)")
+            throw DataError.invalidOption(
+                option: "validation fraction", value: "\(fraction)",
+                reason: "the validation fraction must be in [0, 1)")
         }
         let held = Int((fraction * Double(count)).rounded())
         guard held < count else {
-            throw DataError.invalidOption(option: "validation fraction", value: "\(fraction)",
-                                          reason: "it leaves no training sample out of \(count)")
+            throw DataError.invalidOption(
+                option: "validation fraction", value: "\(fraction)",
+                reason: "it leaves no training sample out of \(count)")
         }
         var order = Array(0 ..< count)
         var generator = SplitMix64(seed: seed, keys: [0x5A1D])

@@ -61,8 +61,10 @@ public enum ConvKernels {
     /// Packs each channel chunk's slice of the weight, one after the other in `dst`, and returns
     /// where each chunk's packed slice starts: `weight[:, chunk]` (`K×rows`) for forward, or its
     /// transpose (`rows×K`) for the input gradient.
-    static func packWeightChunks(_ dst: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>,
-                                 _ g: ConvGeometry, transposed: Bool) -> PackedChunks {
+    static func packWeightChunks(
+        _ dst: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>,
+        _ g: ConvGeometry, transposed: Bool
+    ) -> PackedChunks {
         let chunk = packingChunk(g), taps = g.R * g.S
         var at = dst
         for c0 in stride(from: 0, to: g.C, by: chunk) {
@@ -82,7 +84,8 @@ public enum ConvKernels {
     /// The scratch's column matrix and zero-bordered sample: the first 64-byte boundary in
     /// `scratch`, and the sample after the matrix.
     static func layout(_ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry)
-        -> (col: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>) {
+        -> (col: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>)
+    {
         let address = (UInt(bitPattern: scratch) + 63) & ~UInt(63)
         let col = UnsafeMutablePointer<Float>(bitPattern: address)!
         return (col, col + chunkChannels(g) * g.R * g.S * columnStride(g))
@@ -109,10 +112,12 @@ public enum ConvKernels {
     /// - sampleDone: called with each sample's index once its output (bias included) is
     ///   written, before the next sample's overwrites a reused block: a fused pooling pass reads it
     ///   there while it is still in cache.
-    public static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                               _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                               _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry,
-                               outputStride: Int? = nil, sampleDone: (Int) -> Void = { _ in }) {
+    public static func forward(
+        _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+        _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry,
+        outputStride: Int? = nil, sampleDone: (Int) -> Void = { _ in }
+    ) {
         let inputCount = g.C * g.H * g.W, outputCount = outputStride ?? g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         let packed = packWeightChunks(packedWeights(scratch, g), weight, g, transposed: false)
@@ -120,16 +125,18 @@ public enum ConvKernels {
             defer { sampleDone(n) }
             let xn = x + n * inputCount, yn = y + n * outputCount
             if g.isPointwise {
-                GEMM.multiply(yn, ldc: g.PQ, packedA: packed[0], xn, ldb: g.PQ, transB: false,
-                              m: g.K, n: g.PQ, k: g.CRS)
+                GEMM.multiply(
+                    yn, ldc: g.PQ, packedA: packed[0], xn, ldb: g.PQ, transB: false,
+                    m: g.K, n: g.PQ, k: g.CRS)
             } else {
                 pad(padded, xn, g)
                 for (index, c0) in stride(from: 0, to: g.C, by: chunk).enumerated() {
                     let channels = c0 ..< min(c0 + chunk, g.C)
                     unfold(col, padded, g, channels: channels)
                     // y_n[K×PQ] (+)= weight[:, chunk][K×rows] · col_chunk[rows×PQ]
-                    GEMM.multiply(yn, ldc: g.PQ, packedA: packed[index], col, ldb: ldcol,
-                                  transB: false, m: g.K, n: g.PQ, k: channels.count * taps, beta: c0 == 0 ? 0 : 1)
+                    GEMM.multiply(
+                        yn, ldc: g.PQ, packedA: packed[index], col, ldb: ldcol,
+                        transB: false, m: g.K, n: g.PQ, k: channels.count * taps, beta: c0 == 0 ? 0 : 1)
                 }
             }
             if let bias {
@@ -152,10 +159,12 @@ public enum ConvKernels {
     /// - gradOutputStride: floats from one sample's gy to the next (`K·P·Q` by default).
     /// - prepareSample: called with each sample's index before its gy is read (a fused pooling
     ///   layer's backward writes it there).
-    public static func backwardWeight(_ gradWeight: UnsafeMutablePointer<Float>, _ biasSums: UnsafeMutablePointer<Double>?,
-                                      _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                      _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry,
-                                      gradOutputStride: Int? = nil, prepareSample: (Int) -> Void = { _ in }) {
+    public static func backwardWeight(
+        _ gradWeight: UnsafeMutablePointer<Float>, _ biasSums: UnsafeMutablePointer<Double>?,
+        _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+        _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry,
+        gradOutputStride: Int? = nil, prepareSample: (Int) -> Void = { _ in }
+    ) {
         let inputCount = g.C * g.H * g.W, outputCount = gradOutputStride ?? g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         for n in 0 ..< N {
@@ -167,8 +176,9 @@ public enum ConvKernels {
                 if let biasSums { for k in 0 ..< g.K { biasSums[k] += Double(vectorSum(gyn + k * g.PQ, g.PQ)) } }
             }
             if g.isPointwise {
-                GEMM.multiply(gradWeight, ldc: g.CRS, gyn, lda: g.PQ, transA: false, xn, ldb: g.PQ, transB: true,
-                              m: g.K, n: g.CRS, k: g.PQ, beta: 1)
+                GEMM.multiply(
+                    gradWeight, ldc: g.CRS, gyn, lda: g.PQ, transA: false, xn, ldb: g.PQ, transB: true,
+                    m: g.K, n: g.CRS, k: g.PQ, beta: 1)
                 continue
             }
             pad(padded, xn, g)
@@ -176,8 +186,9 @@ public enum ConvKernels {
                 let channels = c0 ..< min(c0 + chunk, g.C)
                 unfold(col, padded, g, channels: channels)
                 // gradWeight[:, chunk][K×rows] += gy_n[K×PQ] · col_chunkᵀ[PQ×rows]
-                GEMM.multiply(gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: ldcol,
-                              transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
+                GEMM.multiply(
+                    gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: ldcol,
+                    transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
             }
         }
     }
@@ -188,10 +199,12 @@ public enum ConvKernels {
     ///   each sample when `gradOutputStride` is 0. weight: `[K,C,R,S]` (read).
     /// - scratch: `columnScratchCount(g)` floats (overwritten).
     /// - gradOutputStride, prepareSample: as in `backwardWeight`.
-    public static func backwardInput(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
-                                     _ weight: UnsafePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
-                                     _ N: Int, _ g: ConvGeometry,
-                                     gradOutputStride: Int? = nil, prepareSample: (Int) -> Void = { _ in }) {
+    public static func backwardInput(
+        _ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
+        _ weight: UnsafePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
+        _ N: Int, _ g: ConvGeometry,
+        gradOutputStride: Int? = nil, prepareSample: (Int) -> Void = { _ in }
+    ) {
         let inputCount = g.C * g.H * g.W, outputCount = gradOutputStride ?? g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         let packed = packWeightChunks(packedWeights(scratch, g), weight, g, transposed: true)
@@ -200,16 +213,18 @@ public enum ConvKernels {
             let gxn = gx + n * inputCount, gyn = gy + n * outputCount
             if g.isPointwise {
                 // For 1×1 filters the column-matrix gradient is gx_n itself.
-                GEMM.multiply(gxn, ldc: g.PQ, packedA: packed[0], gyn, ldb: g.PQ, transB: false,
-                              m: g.CRS, n: g.PQ, k: g.K)
+                GEMM.multiply(
+                    gxn, ldc: g.PQ, packedA: packed[0], gyn, ldb: g.PQ, transB: false,
+                    m: g.CRS, n: g.PQ, k: g.K)
                 continue
             }
             padded.update(repeating: 0, count: g.C * g.paddedHeight * g.paddedWidth)
             for (index, c0) in stride(from: 0, to: g.C, by: chunk).enumerated() {
                 let channels = c0 ..< min(c0 + chunk, g.C)
                 // gcol_chunk[rows×PQ] = weight[:, chunk]ᵀ[rows×K] · gy_n[K×PQ]
-                GEMM.multiply(col, ldc: ldcol, packedA: packed[index], gyn, ldb: g.PQ,
-                              transB: false, m: channels.count * taps, n: g.PQ, k: g.K)
+                GEMM.multiply(
+                    col, ldc: ldcol, packedA: packed[index], gyn, ldb: g.PQ,
+                    transB: false, m: channels.count * taps, n: g.PQ, k: g.K)
                 fold(padded, col, g, channels: channels)
             }
             unpad(gxn, padded, g)
@@ -236,23 +251,27 @@ public enum ConvKernels {
     /// - col: `[channels.count·R·S, PQ]`, rows `columnStride(g)` apart (written; row 0 is channel
     ///   `channels.lowerBound`, tap (0, 0)).
     /// - padded: the zero-bordered sample `[C, Hp, Wp]` from `pad` (read).
-    static func unfold(_ col: UnsafeMutablePointer<Float>, _ padded: UnsafePointer<Float>, _ g: ConvGeometry,
-                       channels: Range<Int>) {
+    static func unfold(
+        _ col: UnsafeMutablePointer<Float>, _ padded: UnsafePointer<Float>, _ g: ConvGeometry,
+        channels: Range<Int>
+    ) {
         let hp = g.paddedHeight, wp = g.paddedWidth, rowStride = columnStride(g)
         var row = col
         for c in channels {
-            for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let base = padded + (c * hp + r) * wp + s
-                for p in 0 ..< g.P {
-                    let src = base + p * g.strideH * wp, out = row + p * g.Q
-                    if g.strideW == 1 {
-                        copy(out, src, g.Q)
-                    } else {
-                        for q in 0 ..< g.Q { out[q] = src[q * g.strideW] }
+            for r in 0 ..< g.R {
+                for s in 0 ..< g.S {
+                    let base = padded + (c * hp + r) * wp + s
+                    for p in 0 ..< g.P {
+                        let src = base + p * g.strideH * wp, out = row + p * g.Q
+                        if g.strideW == 1 {
+                            copy(out, src, g.Q)
+                        } else {
+                            for q in 0 ..< g.Q { out[q] = src[q * g.strideW] }
+                        }
                     }
+                    row += rowStride
                 }
-                row += rowStride
-            } }
+            }
         }
     }
 
@@ -261,23 +280,27 @@ public enum ConvKernels {
     ///
     /// - padded: `[C, Hp, Wp]` (added into). gcol: `[channels.count·R·S, PQ]`, rows `columnStride(g)`
     ///   apart (read).
-    static func fold(_ padded: UnsafeMutablePointer<Float>, _ gcol: UnsafePointer<Float>, _ g: ConvGeometry,
-                     channels: Range<Int>) {
+    static func fold(
+        _ padded: UnsafeMutablePointer<Float>, _ gcol: UnsafePointer<Float>, _ g: ConvGeometry,
+        channels: Range<Int>
+    ) {
         let hp = g.paddedHeight, wp = g.paddedWidth, rowStride = columnStride(g)
         var row = gcol
         for c in channels {
-            for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let base = padded + (c * hp + r) * wp + s
-                for p in 0 ..< g.P {
-                    let dst = base + p * g.strideH * wp, src = row + p * g.Q
-                    if g.strideW == 1 {
-                        add(dst, src, g.Q)
-                    } else {
-                        for q in 0 ..< g.Q { dst[q * g.strideW] += src[q] }
+            for r in 0 ..< g.R {
+                for s in 0 ..< g.S {
+                    let base = padded + (c * hp + r) * wp + s
+                    for p in 0 ..< g.P {
+                        let dst = base + p * g.strideH * wp, src = row + p * g.Q
+                        if g.strideW == 1 {
+                            add(dst, src, g.Q)
+                        } else {
+                            for q in 0 ..< g.Q { dst[q * g.strideW] += src[q] }
+                        }
                     }
+                    row += rowStride
                 }
-                row += rowStride
-            } }
+            }
         }
     }
 
@@ -304,14 +327,16 @@ public enum ConvKernels {
         }
         var i = 0
         while i + 8 <= count {
-            UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
-                                                        as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dst + i).storeBytes(
+                of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
+                as: SIMD8<Float>.self)
             i += 8
         }
         if i < count {
             let last = count - 8
-            UnsafeMutableRawPointer(dst + last).storeBytes(of: UnsafeRawPointer(src + last).loadUnaligned(as: SIMD8<Float>.self),
-                                                           as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dst + last).storeBytes(
+                of: UnsafeRawPointer(src + last).loadUnaligned(as: SIMD8<Float>.self),
+                as: SIMD8<Float>.self)
         }
     }
 
@@ -332,8 +357,9 @@ public enum ConvKernels {
         var i = 0
         while i < last {
             let d = UnsafeMutableRawPointer(dst + i)
-            d.storeBytes(of: d.loadUnaligned(as: SIMD8<Float>.self) + UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
-                         as: SIMD8<Float>.self)
+            d.storeBytes(
+                of: d.loadUnaligned(as: SIMD8<Float>.self) + UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self),
+                as: SIMD8<Float>.self)
             i += 8
         }
         tail.storeBytes(of: tailSum, as: SIMD8<Float>.self)
@@ -349,61 +375,98 @@ public enum ConvKernels {
             i += 8
         }
         var sum = acc.sum()
-        while i < count { sum += p[i]; i += 1 }
+        while i < count {
+            sum += p[i]
+            i += 1
+        }
         return sum
     }
 
     // MARK: Reference twins
 
     /// Direct convolution, the reference: y (written) = conv(x, weight) + bias.
-    public static func forwardReference(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                                        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                                        _ N: Int, _ g: ConvGeometry) {
-        for n in 0 ..< N { for k in 0 ..< g.K { for p in 0 ..< g.P { for q in 0 ..< g.Q {
-            var sum = Double(bias?[k] ?? 0)
-            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
-                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
-                sum += Double(x[((n * g.C + c) * g.H + h) * g.W + w]) * Double(weight[((k * g.C + c) * g.R + r) * g.S + s])
-            } } }
-            y[((n * g.K + k) * g.P + p) * g.Q + q] = Float(sum)
-        } } } }
+    public static func forwardReference(
+        _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+        _ N: Int, _ g: ConvGeometry
+    ) {
+        for n in 0 ..< N {
+            for k in 0 ..< g.K {
+                for p in 0 ..< g.P {
+                    for q in 0 ..< g.Q {
+                        var sum = Double(bias?[k] ?? 0)
+                        for c in 0 ..< g.C {
+                            for r in 0 ..< g.R {
+                                for s in 0 ..< g.S {
+                                    let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                                    guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                                    sum += Double(x[((n * g.C + c) * g.H + h) * g.W + w]) * Double(weight[((k * g.C + c) * g.R + r) * g.S + s])
+                                }
+                            }
+                        }
+                        y[((n * g.K + k) * g.P + p) * g.Q + q] = Float(sum)
+                    }
+                }
+            }
+        }
     }
 
     /// Reference weight and bias gradients: gradWeight and gradBias are *added into*.
-    public static func backwardWeightReference(_ gradWeight: UnsafeMutablePointer<Float>,
-                                               _ gradBias: UnsafeMutablePointer<Float>?,
-                                               _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                               _ N: Int, _ g: ConvGeometry) {
+    public static func backwardWeightReference(
+        _ gradWeight: UnsafeMutablePointer<Float>,
+        _ gradBias: UnsafeMutablePointer<Float>?,
+        _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+        _ N: Int, _ g: ConvGeometry
+    ) {
         for k in 0 ..< g.K {
             if let gb = gradBias {
                 var sum = 0.0
                 for n in 0 ..< N { for i in 0 ..< g.PQ { sum += Double(gy[(n * g.K + k) * g.PQ + i]) } }
                 gb[k] += Float(sum)
             }
-            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
-                var sum = 0.0
-                for n in 0 ..< N { for p in 0 ..< g.P { for q in 0 ..< g.Q {
-                    let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
-                    guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
-                    sum += Double(gy[((n * g.K + k) * g.P + p) * g.Q + q]) * Double(x[((n * g.C + c) * g.H + h) * g.W + w])
-                } } }
-                gradWeight[((k * g.C + c) * g.R + r) * g.S + s] += Float(sum)
-            } } }
+            for c in 0 ..< g.C {
+                for r in 0 ..< g.R {
+                    for s in 0 ..< g.S {
+                        var sum = 0.0
+                        for n in 0 ..< N {
+                            for p in 0 ..< g.P {
+                                for q in 0 ..< g.Q {
+                                    let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                                    guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                                    sum += Double(gy[((n * g.K + k) * g.P + p) * g.Q + q]) * Double(x[((n * g.C + c) * g.H + h) * g.W + w])
+                                }
+                            }
+                        }
+                        gradWeight[((k * g.C + c) * g.R + r) * g.S + s] += Float(sum)
+                    }
+                }
+            }
         }
     }
 
     /// Reference input gradient: gx (written) = transposed convolution of gy with weight.
-    public static func backwardInputReference(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
-                                              _ weight: UnsafePointer<Float>, _ N: Int, _ g: ConvGeometry) {
+    public static func backwardInputReference(
+        _ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
+        _ weight: UnsafePointer<Float>, _ N: Int, _ g: ConvGeometry
+    ) {
         gx.update(repeating: 0, count: N * g.C * g.H * g.W)
-        for n in 0 ..< N { for k in 0 ..< g.K { for p in 0 ..< g.P { for q in 0 ..< g.Q {
-            let d = gy[((n * g.K + k) * g.P + p) * g.Q + q]
-            for c in 0 ..< g.C { for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
-                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
-                gx[((n * g.C + c) * g.H + h) * g.W + w] += d * weight[((k * g.C + c) * g.R + r) * g.S + s]
-            } } }
-        } } } }
+        for n in 0 ..< N {
+            for k in 0 ..< g.K {
+                for p in 0 ..< g.P {
+                    for q in 0 ..< g.Q {
+                        let d = gy[((n * g.K + k) * g.P + p) * g.Q + q]
+                        for c in 0 ..< g.C {
+                            for r in 0 ..< g.R {
+                                for s in 0 ..< g.S {
+                                    let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                                    guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                                    gx[((n * g.C + c) * g.H + h) * g.W + w] += d * weight[((k * g.C + c) * g.R + r) * g.S + s]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

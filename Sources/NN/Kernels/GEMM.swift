@@ -1,7 +1,8 @@
-#if canImport(KernelsAVX512)
-import KernelsAVX512
-#endif
 import KernelsAVX2
+
+#if canImport(KernelsAVX512)
+    import KernelsAVX512
+#endif
 
 /// Single-precision matrix multiplication on row-major matrices.
 ///
@@ -36,14 +37,16 @@ public enum GEMM {
         switch KernelPath.current {
         case .avx512:
             #if canImport(KernelsAVX512)
-            KernelsAVX512.PackedGEMM.multiply(c, ldc: ldc, a, lda: lda, transA: transA, b, ldb: ldb, transB: transB,
-                                              m: m, n: n, k: k, alpha: alpha, beta: beta)
+                KernelsAVX512.PackedGEMM.multiply(
+                    c, ldc: ldc, a, lda: lda, transA: transA, b, ldb: ldb, transB: transB,
+                    m: m, n: n, k: k, alpha: alpha, beta: beta)
             #else
-            preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
+                preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
             #endif
         case .avx2, .portable:
-            KernelsAVX2.PackedGEMM.multiply(c, ldc: ldc, a, lda: lda, transA: transA, b, ldb: ldb, transB: transB,
-                                            m: m, n: n, k: k, alpha: alpha, beta: beta)
+            KernelsAVX2.PackedGEMM.multiply(
+                c, ldc: ldc, a, lda: lda, transA: transA, b, ldb: ldb, transB: transB,
+                m: m, n: n, k: k, alpha: alpha, beta: beta)
         }
     }
 
@@ -54,7 +57,7 @@ public enum GEMM {
         precondition(m >= 0 && k >= 0, "GEMM packed sizes must be non-negative, got m \(m), k \(k).")
         var count = KernelsAVX2.PackedGEMM.packedCount(m: m, k: k)
         #if canImport(KernelsAVX512)
-        count = max(count, KernelsAVX512.PackedGEMM.packedCount(m: m, k: k))
+            count = max(count, KernelsAVX512.PackedGEMM.packedCount(m: m, k: k))
         #endif
         return count
     }
@@ -68,17 +71,20 @@ public enum GEMM {
     ///
     /// - dst: `packedCount(m:k:)` floats (written).
     /// - a: `op(A)`, stored `m×k` (or `k×m` when `transA`) with row stride `lda` (read).
-    public static func pack(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
-                            m: Int, k: Int) {
+    public static func pack(
+        _ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transA: Bool,
+        m: Int, k: Int
+    ) {
         precondition(m >= 0 && k >= 0, "GEMM packed sizes must be non-negative, got m \(m), k \(k).")
-        precondition(lda >= max(transA ? m : k, 1),
-                     "GEMM lda \(lda) is smaller than the stored row length \(transA ? m : k) of A (transA \(transA)).")
+        precondition(
+            lda >= max(transA ? m : k, 1),
+            "GEMM lda \(lda) is smaller than the stored row length \(transA ? m : k) of A (transA \(transA)).")
         switch KernelPath.current {
         case .avx512:
             #if canImport(KernelsAVX512)
-            KernelsAVX512.PackedGEMM.pack(dst, a, lda: lda, transA: transA, m: m, k: k)
+                KernelsAVX512.PackedGEMM.pack(dst, a, lda: lda, transA: transA, m: m, k: k)
             #else
-            preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
+                preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
             #endif
         case .avx2, .portable:
             KernelsAVX2.PackedGEMM.pack(dst, a, lda: lda, transA: transA, m: m, k: k)
@@ -98,14 +104,16 @@ public enum GEMM {
         switch KernelPath.current {
         case .avx512:
             #if canImport(KernelsAVX512)
-            KernelsAVX512.PackedGEMM.multiply(c, ldc: ldc, packedA: packedA, b, ldb: ldb, transB: transB,
-                                              m: m, n: n, k: k, alpha: alpha, beta: beta)
+                KernelsAVX512.PackedGEMM.multiply(
+                    c, ldc: ldc, packedA: packedA, b, ldb: ldb, transB: transB,
+                    m: m, n: n, k: k, alpha: alpha, beta: beta)
             #else
-            preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
+                preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
             #endif
         case .avx2, .portable:
-            KernelsAVX2.PackedGEMM.multiply(c, ldc: ldc, packedA: packedA, b, ldb: ldb, transB: transB,
-                                            m: m, n: n, k: k, alpha: alpha, beta: beta)
+            KernelsAVX2.PackedGEMM.multiply(
+                c, ldc: ldc, packedA: packedA, b, ldb: ldb, transB: transB,
+                m: m, n: n, k: k, alpha: alpha, beta: beta)
         }
     }
 
@@ -135,9 +143,11 @@ public enum GEMM {
     static func checkArguments(ldc: Int, lda: Int, transA: Bool, ldb: Int, transB: Bool, m: Int, n: Int, k: Int) {
         precondition(m >= 0 && n >= 0 && k >= 0, "GEMM sizes must be non-negative, got m \(m), n \(n), k \(k).")
         precondition(ldc >= max(n, 1), "GEMM ldc \(ldc) is smaller than n \(n).")
-        precondition(lda >= max(transA ? m : k, 1),
-                     "GEMM lda \(lda) is smaller than the stored row length \(transA ? m : k) of A (transA \(transA)).")
-        precondition(ldb >= max(transB ? k : n, 1),
-                     "GEMM ldb \(ldb) is smaller than the stored row length \(transB ? k : n) of B (transB \(transB)).")
+        precondition(
+            lda >= max(transA ? m : k, 1),
+            "GEMM lda \(lda) is smaller than the stored row length \(transA ? m : k) of A (transA \(transA)).")
+        precondition(
+            ldb >= max(transB ? k : n, 1),
+            "GEMM ldb \(ldb) is smaller than the stored row length \(transB ? k : n) of B (transB \(transB)).")
     }
 }

@@ -1,13 +1,14 @@
 import CCPUFeatures
+import KernelsAVX2
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 #if canImport(KernelsAVX512)
-import KernelsAVX512
+    import KernelsAVX512
 #endif
-import KernelsAVX2
 
 /// The instruction set the fast kernels run on, chosen once at start-up.
 ///
@@ -36,9 +37,9 @@ public enum KernelPath: String, CaseIterable, CustomStringConvertible {
         switch self {
         case .avx512:
             #if canImport(KernelsAVX512)
-            return KernelsAVX512.PackedGEMM.Lanes.scalarCount
+                return KernelsAVX512.PackedGEMM.Lanes.scalarCount
             #else
-            return 16
+                return 16
             #endif
         case .avx2, .portable: return KernelsAVX2.PackedGEMM.Lanes.scalarCount
         }
@@ -47,9 +48,9 @@ public enum KernelPath: String, CaseIterable, CustomStringConvertible {
     /// Whether this binary holds kernels for the path.
     public var isCompiled: Bool {
         #if arch(x86_64)
-        return self != .portable
+            return self != .portable
         #else
-        return self == .portable
+            return self == .portable
         #endif
     }
 
@@ -83,9 +84,9 @@ public enum KernelPath: String, CaseIterable, CustomStringConvertible {
 
     private static var isCompiledForX86: Bool {
         #if arch(x86_64)
-        return true
+            return true
         #else
-        return false
+            return false
         #endif
     }
 
@@ -106,8 +107,9 @@ public enum KernelPath: String, CaseIterable, CustomStringConvertible {
             }
         }
         set {
-            precondition(newValue.isCompiled && newValue.isSupportedByCPU,
-                         "Kernel path \(newValue) cannot run here (CPU: \(CPUFeatures.current.summary)).")
+            precondition(
+                newValue.isCompiled && newValue.isSupportedByCPU,
+                "Kernel path \(newValue) cannot run here (CPU: \(CPUFeatures.current.summary)).")
             chosen = newValue
         }
     }
@@ -127,9 +129,9 @@ public enum KernelPath: String, CaseIterable, CustomStringConvertible {
         switch self {
         case .avx512:
             #if canImport(KernelsAVX512)
-            return KernelsAVX512.PackedGEMM.flopsPerFMALoopIteration
+                return KernelsAVX512.PackedGEMM.flopsPerFMALoopIteration
             #else
-            preconditionFailure("This build has no AVX-512 kernels.")
+                preconditionFailure("This build has no AVX-512 kernels.")
             #endif
         case .avx2, .portable: return KernelsAVX2.PackedGEMM.flopsPerFMALoopIteration
         }
@@ -143,9 +145,9 @@ public enum KernelPath: String, CaseIterable, CustomStringConvertible {
         switch self {
         case .avx512:
             #if canImport(KernelsAVX512)
-            return KernelsAVX512.PackedGEMM.fmaLoop(iterations: iterations, x: x, y: y)
+                return KernelsAVX512.PackedGEMM.fmaLoop(iterations: iterations, x: x, y: y)
             #else
-            preconditionFailure("This build has no AVX-512 kernels.")
+                preconditionFailure("This build has no AVX-512 kernels.")
             #endif
         case .avx2, .portable: return KernelsAVX2.PackedGEMM.fmaLoop(iterations: iterations, x: x, y: y)
         }
@@ -187,8 +189,10 @@ struct CPUFeatures {
 
     /// e.g. `avx2 fma f16c avx512f avx512cd avx512bw avx512dq avx512vl, OS saves zmm`.
     var summary: String {
-        let names = [("avx2", avx2), ("fma", fma), ("f16c", f16c), ("avx512f", avx512f), ("avx512cd", avx512cd),
-                     ("avx512bw", avx512bw), ("avx512dq", avx512dq), ("avx512vl", avx512vl)]
+        let names = [
+            ("avx2", avx2), ("fma", fma), ("f16c", f16c), ("avx512f", avx512f), ("avx512cd", avx512cd),
+            ("avx512bw", avx512bw), ("avx512dq", avx512dq), ("avx512vl", avx512vl)
+        ]
         let present = names.filter(\.1).map(\.0)
         let state = osSavesZMM ? "OS saves zmm" : osSavesYMM ? "OS saves ymm, not zmm" : "OS saves no ymm"
         return (present.isEmpty ? "no AVX2 or AVX-512" : present.joined(separator: " ")) + ", " + state
@@ -213,8 +217,8 @@ struct CPUFeatures {
         f.f16c = bit(leaf1.ecx, 29)
         if bit(leaf1.ecx, 27) {  // OSXSAVE: XGETBV is allowed
             let xcr0 = ddp_xgetbv(0)
-            f.osSavesYMM = xcr0 & 0x6 == 0x6        // SSE and AVX state
-            f.osSavesZMM = xcr0 & 0xE6 == 0xE6      // and opmask, ZMM_Hi256, Hi16_ZMM
+            f.osSavesYMM = xcr0 & 0x6 == 0x6  // SSE and AVX state
+            f.osSavesZMM = xcr0 & 0xE6 == 0xE6  // and opmask, ZMM_Hi256, Hi16_ZMM
         }
         if maxLeaf >= 7 {
             let leaf7 = cpuid(7, 0)

@@ -24,25 +24,31 @@ public struct PoolGeometry: Equatable {
     ///   - padding: the padding rule.
     ///   - layer: the layer's summary, for errors.
     /// - Throws: `ModelError.shapeMismatch` when the input is not 3-D or the window does not fit.
-    public static func resolve(inputShape: [Int], window: (Int, Int), stride: (Int, Int), padding: Padding,
-                               layer: String) throws -> PoolGeometry {
+    public static func resolve(
+        inputShape: [Int], window: (Int, Int), stride: (Int, Int), padding: Padding,
+        layer: String
+    ) throws -> PoolGeometry {
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.shapeMismatch(layer: layer, index: -1, inputShape: inputShape,
-                                           reason: "expects a per-sample shape [C, H, W]")
+            throw ModelError.shapeMismatch(
+                layer: layer, index: -1, inputShape: inputShape,
+                reason: "expects a per-sample shape [C, H, W]")
         }
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         guard let v = padding.resolve(input: h, window: window.0, stride: stride.0, vertical: true),
-              let hz = padding.resolve(input: w, window: window.1, stride: stride.1, vertical: false)
+            let hz = padding.resolve(input: w, window: window.1, stride: stride.1, vertical: false)
         else {
-            throw ModelError.shapeMismatch(layer: layer, index: -1, inputShape: inputShape,
-                                           reason: "a \(window.0)x\(window.1) window with \(padding) padding does not fit \(h)x\(w)")
+            throw ModelError.shapeMismatch(
+                layer: layer, index: -1, inputShape: inputShape,
+                reason: "a \(window.0)x\(window.1) window with \(padding) padding does not fit \(h)x\(w)")
         }
         guard v.before < window.0, v.after < window.0, hz.before < window.1, hz.after < window.1 else {
-            throw ModelError.shapeMismatch(layer: layer, index: -1, inputShape: inputShape,
-                                           reason: "padding \(padding) must be smaller than the \(window.0)x\(window.1) window on every side")
+            throw ModelError.shapeMismatch(
+                layer: layer, index: -1, inputShape: inputShape,
+                reason: "padding \(padding) must be smaller than the \(window.0)x\(window.1) window on every side")
         }
-        return PoolGeometry(C: c, H: h, W: w, R: window.0, S: window.1, strideH: stride.0, strideW: stride.1,
-                            padTop: v.before, padLeft: hz.before, P: v.output, Q: hz.output)
+        return PoolGeometry(
+            C: c, H: h, W: w, R: window.0, S: window.1, strideH: stride.0, strideW: stride.1,
+            padTop: v.before, padLeft: hz.before, P: v.output, Q: hz.output)
     }
 
     /// True for 2×2 windows at stride 2 that never reach padding, which `MaxPool2D.forwardPairs` serves.
@@ -89,7 +95,8 @@ extension PoolingLayer {
     ///   - layer: the type's name for messages, e.g. `MaxPool2D`.
     /// - Returns: the window and the stride to use.
     static func checkedWindow(poolSize: (Int, Int), stride: (Int, Int)?, layer: String)
-        -> (poolSize: (height: Int, width: Int), stride: (height: Int, width: Int)) {
+        -> (poolSize: (height: Int, width: Int), stride: (height: Int, width: Int))
+    {
         let stride = stride ?? poolSize
         precondition(poolSize.0 > 0 && poolSize.1 > 0, "\(layer) needs a positive pool size, got \(poolSize).")
         precondition(stride.0 > 0 && stride.1 > 0, "\(layer) needs a positive stride, got \(stride).")
@@ -100,8 +107,9 @@ extension PoolingLayer {
     ///
     /// - Throws: `ModelError.shapeMismatch` when the input is not 3-D or the window does not fit.
     public func geometry(for inputShape: [Int]) throws -> PoolGeometry {
-        try PoolGeometry.resolve(inputShape: inputShape, window: (poolSize.height, poolSize.width),
-                                 stride: (stride.height, stride.width), padding: padding, layer: summary)
+        try PoolGeometry.resolve(
+            inputShape: inputShape, window: (poolSize.height, poolSize.width),
+            stride: (stride.height, stride.width), padding: padding, layer: summary)
     }
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {

@@ -23,8 +23,9 @@ public struct ReLU: Layer {
     }
 
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
-        precondition(gradOutput.shape == output.shape,
-                     "ReLU.backward expects a gradient of shape \(output.shape), got \(gradOutput.shape).")
+        precondition(
+            gradOutput.shape == output.shape,
+            "ReLU.backward expects a gradient of shape \(output.shape), got \(gradOutput.shape).")
         gradInput.resize(to: gradOutput.shape)
         let output = self.output
         gradInput.storage.withUnsafeMutableBufferPointer { gx in
@@ -47,13 +48,18 @@ public struct ReLU: Layer {
             UnsafeMutableRawPointer(y + i).storeBytes(of: v.replacing(with: 0, where: v .<= 0), as: SIMD8<Float>.self)
             i += 8
         }
-        while i < count { y[i] = max(x[i], 0); i += 1 }
+        while i < count {
+            y[i] = max(x[i], 0)
+            i += 1
+        }
     }
 
     /// gx (written) = gy where y > 0, else 0 (the subgradient at 0 is 0, like PyTorch).
     /// gx, gy and y are `[count]`; y is the forward output (read); gx may be gy.
-    static func backward(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
-                         _ count: Int) {
+    static func backward(
+        _ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+        _ count: Int
+    ) {
         var i = 0
         while i + 8 <= count {
             let g = UnsafeRawPointer(gy + i).loadUnaligned(as: SIMD8<Float>.self)
@@ -61,7 +67,10 @@ public struct ReLU: Layer {
             UnsafeMutableRawPointer(gx + i).storeBytes(of: g.replacing(with: 0, where: v .<= 0), as: SIMD8<Float>.self)
             i += 8
         }
-        while i < count { gx[i] = y[i] <= 0 ? 0 : gy[i]; i += 1 }
+        while i < count {
+            gx[i] = y[i] <= 0 ? 0 : gy[i]
+            i += 1
+        }
     }
 
     /// The plain reference for `forward`: y (written) = max(x, 0), `[count]`.
@@ -70,9 +79,14 @@ public struct ReLU: Layer {
     }
 
     /// The plain reference for `backward`: gx (written) = gy, zeroed where y ≤ 0, `[count]`.
-    static func backwardReference(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
-                                  _ count: Int) {
-        for i in 0 ..< count { gx[i] = gy[i]; if y[i] <= 0 { gx[i] = 0 } }
+    static func backwardReference(
+        _ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+        _ count: Int
+    ) {
+        for i in 0 ..< count {
+            gx[i] = gy[i]
+            if y[i] <= 0 { gx[i] = 0 }
+        }
     }
 }
 

@@ -47,8 +47,9 @@ public struct AvgPool2D: PoolingLayer {
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
         guard let g = geometry else { preconditionFailure("AvgPool2D.backward called before forward.") }
         let n = inputShape[0]
-        precondition(gradOutput.shape == [n, g.C, g.P, g.Q],
-                     "AvgPool2D \(summary).backward expects a gradient of shape \([n, g.C, g.P, g.Q]), got \(gradOutput.shape).")
+        precondition(
+            gradOutput.shape == [n, g.C, g.P, g.Q],
+            "AvgPool2D \(summary).backward expects a gradient of shape \([n, g.C, g.P, g.Q]), got \(gradOutput.shape).")
         // The kernel zeroes the gradient before spreading into it.
         gradInput.resize(to: inputShape)
         gradInput.storage.withUnsafeMutableBufferPointer { gx in
@@ -105,15 +106,21 @@ public struct AvgPool2D: PoolingLayer {
     /// The plain reference: every window position is visited, padding skipped and counted
     /// element by element, sums in Double. Same layouts as `forward`.
     static func forwardReference(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry) {
-        for plane in 0 ..< planes { for p in 0 ..< g.P { for q in 0 ..< g.Q {
-            var sum = 0.0, count = 0
-            for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
-                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
-                sum += Double(x[(plane * g.H + h) * g.W + w])
-                count += 1
-            } }
-            y[(plane * g.P + p) * g.Q + q] = Float(sum / Double(count))
-        } } }
+        for plane in 0 ..< planes {
+            for p in 0 ..< g.P {
+                for q in 0 ..< g.Q {
+                    var sum = 0.0, count = 0
+                    for r in 0 ..< g.R {
+                        for s in 0 ..< g.S {
+                            let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                            guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                            sum += Double(x[(plane * g.H + h) * g.W + w])
+                            count += 1
+                        }
+                    }
+                    y[(plane * g.P + p) * g.Q + q] = Float(sum / Double(count))
+                }
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// Batch normalization per channel over the batch and spatial positions (N, H, W).
@@ -71,18 +71,21 @@ public struct BatchNorm2D: Layer {
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard inputShape.count == 3 || inputShape.count == 1, inputShape.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.shapeMismatch(layer: summary, index: -1, inputShape: inputShape,
-                                           reason: "expects a per-sample shape [C, H, W] or [C]")
+            throw ModelError.shapeMismatch(
+                layer: summary, index: -1, inputShape: inputShape,
+                reason: "expects a per-sample shape [C, H, W] or [C]")
         }
         return inputShape
     }
 
     public func parameterSpecs(for inputShape: [Int]) -> [ParameterSpec] {
         let c = [inputShape.first ?? 1]
-        return [ParameterSpec(name: "gamma", shape: c, initializer: .ones),
-                ParameterSpec(name: "beta", shape: c, initializer: .zeros),
-                ParameterSpec(name: "running_mean", shape: c, initializer: .zeros, trainable: false),
-                ParameterSpec(name: "running_var", shape: c, initializer: .ones, trainable: false)]
+        return [
+            ParameterSpec(name: "gamma", shape: c, initializer: .ones),
+            ParameterSpec(name: "beta", shape: c, initializer: .zeros),
+            ParameterSpec(name: "running_mean", shape: c, initializer: .zeros, trainable: false),
+            ParameterSpec(name: "running_var", shape: c, initializer: .ones, trainable: false)
+        ]
     }
 
     public mutating func bind(slots: [ParameterSlot]) {
@@ -94,8 +97,9 @@ public struct BatchNorm2D: Layer {
             preconditionFailure("BatchNorm2D.forward called before the layer was bound to an arena.")
         }
         let c = gamma.count, n = input.batchSize
-        precondition((input.shape.count == 4 || input.shape.count == 2) && input.shape[1] == c,
-                     "BatchNorm2D expects input [N, \(c), H, W] or [N, \(c)], got \(input.shape).")
+        precondition(
+            (input.shape.count == 4 || input.shape.count == 2) && input.shape[1] == c,
+            "BatchNorm2D expects input [N, \(c), H, W] or [N, \(c)], got \(input.shape).")
         let spatial = input.shape.dropFirst(2).reduce(1, *)
         usedBatchStatistics = context.training
         let reducer = synchronized ? context.statisticsReducer : nil
@@ -134,14 +138,16 @@ public struct BatchNorm2D: Layer {
         input.storage.withUnsafeBufferPointer { x in
             normalized.storage.withUnsafeMutableBufferPointer { xh in
                 output.storage.withUnsafeMutableBufferPointer { y in
-                    for i in 0 ..< n { for k in 0 ..< c {
-                        let base = (i * c + k) * spatial
-                        let mk = Float(mean[k]), sk = Float(inverseStd[k])
-                        for j in base ..< base + spatial {
-                            xh[j] = (x[j] - mk) * sk
-                            y[j] = g[k] * xh[j] + b[k]
+                    for i in 0 ..< n {
+                        for k in 0 ..< c {
+                            let base = (i * c + k) * spatial
+                            let mk = Float(mean[k]), sk = Float(inverseStd[k])
+                            for j in base ..< base + spatial {
+                                xh[j] = (x[j] - mk) * sk
+                                y[j] = g[k] * xh[j] + b[k]
+                            }
                         }
-                    } }
+                    }
                 }
             }
         }
@@ -172,13 +178,19 @@ public struct BatchNorm2D: Layer {
         precondition(stats.count == 3 * c, "BatchNorm2D statistics of \(c) channels need \(3 * c) values, got \(stats.count).")
         stats.update(repeating: 0)
         input.storage.withUnsafeBufferPointer { x in
-            for i in 0 ..< n { for k in 0 ..< c {
-                let base = (i * c + k) * spatial
-                var s = 0.0, s2 = 0.0
-                for j in base ..< base + spatial { let v = Double(x[j]); s += v; s2 += v * v }
-                stats[c + k] += s
-                stats[2 * c + k] += s2
-            } }
+            for i in 0 ..< n {
+                for k in 0 ..< c {
+                    let base = (i * c + k) * spatial
+                    var s = 0.0, s2 = 0.0
+                    for j in base ..< base + spatial {
+                        let v = Double(x[j])
+                        s += v
+                        s2 += v * v
+                    }
+                    stats[c + k] += s
+                    stats[2 * c + k] += s2
+                }
+            }
         }
         for k in 0 ..< c { stats[k] = Double(n * spatial) }
     }
@@ -242,20 +254,26 @@ public struct BatchNorm2D: Layer {
 
     /// Writes `backwardSums(of:)` into `sums` (`2·C` values).
     private func backwardSums(of gradOutput: Tensor, into sums: UnsafeMutableBufferPointer<Double>) {
-        precondition(gradOutput.shape == normalized.shape,
-                     "BatchNorm2D.backward expects a gradient of shape \(normalized.shape), got \(gradOutput.shape).")
+        precondition(
+            gradOutput.shape == normalized.shape,
+            "BatchNorm2D.backward expects a gradient of shape \(normalized.shape), got \(gradOutput.shape).")
         let c = gradOutput.shape[1], n = gradOutput.batchSize
         let spatial = gradOutput.shape.dropFirst(2).reduce(1, *)
         sums.update(repeating: 0)
         gradOutput.storage.withUnsafeBufferPointer { gy in
             normalized.storage.withUnsafeBufferPointer { xh in
-                for i in 0 ..< n { for k in 0 ..< c {
-                    let base = (i * c + k) * spatial
-                    var s = 0.0, sx = 0.0
-                    for j in base ..< base + spatial { s += Double(gy[j]); sx += Double(gy[j]) * Double(xh[j]) }
-                    sums[k] += s
-                    sums[c + k] += sx
-                } }
+                for i in 0 ..< n {
+                    for k in 0 ..< c {
+                        let base = (i * c + k) * spatial
+                        var s = 0.0, sx = 0.0
+                        for j in base ..< base + spatial {
+                            s += Double(gy[j])
+                            sx += Double(gy[j]) * Double(xh[j])
+                        }
+                        sums[k] += s
+                        sums[c + k] += sx
+                    }
+                }
             }
         }
     }
@@ -264,8 +282,9 @@ public struct BatchNorm2D: Layer {
         guard let gamma = gammaSlot, let beta = betaSlot, !inverseStd.isEmpty else {
             preconditionFailure("BatchNorm2D.backward called before forward.")
         }
-        precondition(gradOutput.shape == normalized.shape,
-                     "BatchNorm2D.backward expects a gradient of shape \(normalized.shape), got \(gradOutput.shape).")
+        precondition(
+            gradOutput.shape == normalized.shape,
+            "BatchNorm2D.backward expects a gradient of shape \(normalized.shape), got \(gradOutput.shape).")
         let c = gamma.count, n = gradOutput.batchSize
         let spatial = gradOutput.shape.dropFirst(2).reduce(1, *)
         // sums[k] = Σ gy, sums[c + k] = Σ gy · x̂ over the channel's elements.
@@ -291,12 +310,14 @@ public struct BatchNorm2D: Layer {
             gradOutput.storage.withUnsafeBufferPointer { gy in
                 normalized.storage.withUnsafeBufferPointer { xh in
                     gradInput.storage.withUnsafeMutableBufferPointer { gx in
-                        for i in 0 ..< n { for k in 0 ..< c {
-                            let base = (i * c + k) * spatial
-                            let scale = Float(Double(g[k]) * inverseStd[k])
-                            let meanGy = Float(sums[k] / m), meanGyXh = Float(sums[c + k] / m)
-                            for j in base ..< base + spatial { gx[j] = scale * (gy[j] - meanGy - xh[j] * meanGyXh) }
-                        } }
+                        for i in 0 ..< n {
+                            for k in 0 ..< c {
+                                let base = (i * c + k) * spatial
+                                let scale = Float(Double(g[k]) * inverseStd[k])
+                                let meanGy = Float(sums[k] / m), meanGyXh = Float(sums[c + k] / m)
+                                for j in base ..< base + spatial { gx[j] = scale * (gy[j] - meanGy - xh[j] * meanGyXh) }
+                            }
+                        }
                     }
                 }
             }
@@ -304,11 +325,13 @@ public struct BatchNorm2D: Layer {
             // Inference statistics are constants: the layer is a per-channel affine map.
             gradOutput.storage.withUnsafeBufferPointer { gy in
                 gradInput.storage.withUnsafeMutableBufferPointer { gx in
-                    for i in 0 ..< n { for k in 0 ..< c {
-                        let base = (i * c + k) * spatial
-                        let scale = Float(Double(g[k]) * inverseStd[k])
-                        for j in base ..< base + spatial { gx[j] = scale * gy[j] }
-                    } }
+                    for i in 0 ..< n {
+                        for k in 0 ..< c {
+                            let base = (i * c + k) * spatial
+                            let scale = Float(Double(g[k]) * inverseStd[k])
+                            for j in base ..< base + spatial { gx[j] = scale * gy[j] }
+                        }
+                    }
                 }
             }
         }

@@ -12,8 +12,9 @@ extension Conv2D {
         guard let g = geometry else { preconditionFailure("Conv2D.backward called before forward.") }
         if fusedPool != nil { return backwardPooled(gradOutput, arena: arena, context: context, g) }
         let n = input.batchSize
-        precondition(gradOutput.shape == [n, g.K, g.P, g.Q],
-                     "Conv2D \(summary).backward expects a gradient of shape \([n, g.K, g.P, g.Q]), got \(gradOutput.shape).")
+        precondition(
+            gradOutput.shape == [n, g.K, g.P, g.Q],
+            "Conv2D \(summary).backward expects a gradient of shape \([n, g.K, g.P, g.Q]), got \(gradOutput.shape).")
         guard n > 0 else { return Tensor(shape: computesInputGradient ? input.shape : [0]) }
         let weight = UnsafePointer(arena.parameters + weightSlot!.offset)
         let gradWeight = arena.gradients + weightSlot!.offset
@@ -29,9 +30,10 @@ extension Conv2D {
                 input.storage.withUnsafeBufferPointer { x in
                     columns.withUnsafeMutableBufferPointer { col in
                         context.forEachBlock(of: n) { b in
-                            ConvKernels.backwardWeight(gradWeight, gradBias == nil ? nil : biasSums.baseAddress!,
-                                                       gy.baseAddress! + b.lowerBound * g.K * g.PQ,
-                                                       x.baseAddress! + b.lowerBound * g.C * g.H * g.W, col.baseAddress!, b.count, g)
+                            ConvKernels.backwardWeight(
+                                gradWeight, gradBias == nil ? nil : biasSums.baseAddress!,
+                                gy.baseAddress! + b.lowerBound * g.K * g.PQ,
+                                x.baseAddress! + b.lowerBound * g.C * g.H * g.W, col.baseAddress!, b.count, g)
                         }
                     }
                 }
@@ -47,8 +49,9 @@ extension Conv2D {
             gradOutput.storage.withUnsafeBufferPointer { gy in
                 columns.withUnsafeMutableBufferPointer { col in
                     context.forEachBlock(of: n) { b in
-                        ConvKernels.backwardInput(gx.baseAddress! + b.lowerBound * g.C * g.H * g.W,
-                                                  gy.baseAddress! + b.lowerBound * g.K * g.PQ, weight, col.baseAddress!, b.count, g)
+                        ConvKernels.backwardInput(
+                            gx.baseAddress! + b.lowerBound * g.C * g.H * g.W,
+                            gy.baseAddress! + b.lowerBound * g.K * g.PQ, weight, col.baseAddress!, b.count, g)
                     }
                 }
             }

@@ -20,8 +20,10 @@ extension Conv2D {
     }
 
     /// `forward` with the fused pool: `[N, K, P', Q']` from `[N, C, H, W]`.
-    mutating func forwardPooled(_ input: Tensor, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                                _ g: ConvGeometry) -> Tensor {
+    mutating func forwardPooled(
+        _ input: Tensor, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        _ g: ConvGeometry
+    ) -> Tensor {
         let n = input.batchSize
         let pg = poolGeometry(for: g)
         let sampleCount = g.K * g.PQ, pooledCount = g.K * pg.PQ
@@ -64,12 +66,15 @@ extension Conv2D {
     /// `backward` with the fused pool: `gradOutput` is the pool's output gradient `[N, K, P', Q']`.
     /// Each sample's is routed into the sample block just before the kernels read it
     /// (`prepareSample`), once for the weight gradient and once for the input gradient.
-    mutating func backwardPooled(_ gradOutput: Tensor, arena: ParameterArena, context: BackwardContext,
-                                 _ g: ConvGeometry) -> Tensor {
+    mutating func backwardPooled(
+        _ gradOutput: Tensor, arena: ParameterArena, context: BackwardContext,
+        _ g: ConvGeometry
+    ) -> Tensor {
         guard let pg = poolGeometry else { preconditionFailure("Conv2D.backward called before forward.") }
         let n = input.batchSize
-        precondition(gradOutput.shape == [n, g.K, pg.P, pg.Q],
-                     "Conv2D \(summary) (pooling) .backward expects a gradient of shape \([n, g.K, pg.P, pg.Q]), got \(gradOutput.shape).")
+        precondition(
+            gradOutput.shape == [n, g.K, pg.P, pg.Q],
+            "Conv2D \(summary) (pooling) .backward expects a gradient of shape \([n, g.K, pg.P, pg.Q]), got \(gradOutput.shape).")
         let weight = UnsafePointer(arena.parameters + weightSlot!.offset)
         let gradWeight = arena.gradients + weightSlot!.offset
         let gradBias = biasSlot.map { arena.gradients + $0.offset }
@@ -87,18 +92,21 @@ extension Conv2D {
                                 gradInput.storage.withUnsafeMutableBufferPointer { gx in
                                     let sample = block.baseAddress!
                                     func unpool(_ s: Int) {
-                                        MaxPool2D.backward(sample, gy.baseAddress! + s * pooledCount, a.baseAddress! + s * pooledCount,
-                                                           sampleCount, pooledCount)
+                                        MaxPool2D.backward(
+                                            sample, gy.baseAddress! + s * pooledCount, a.baseAddress! + s * pooledCount,
+                                            sampleCount, pooledCount)
                                     }
                                     context.forEachBlock(of: n) { b in
-                                        ConvKernels.backwardWeight(gradWeight, gradBias == nil ? nil : biasSums.baseAddress!, sample,
-                                                                   x.baseAddress! + b.lowerBound * inputCount, col.baseAddress!, b.count, g,
-                                                                   gradOutputStride: 0, prepareSample: { unpool(b.lowerBound + $0) })
+                                        ConvKernels.backwardWeight(
+                                            gradWeight, gradBias == nil ? nil : biasSums.baseAddress!, sample,
+                                            x.baseAddress! + b.lowerBound * inputCount, col.baseAddress!, b.count, g,
+                                            gradOutputStride: 0, prepareSample: { unpool(b.lowerBound + $0) })
                                     }
                                     guard computesInputGradient else { return }
                                     context.forEachBlock(of: n) { b in
-                                        ConvKernels.backwardInput(gx.baseAddress! + b.lowerBound * inputCount, sample, weight, col.baseAddress!,
-                                                                  b.count, g, gradOutputStride: 0, prepareSample: { unpool(b.lowerBound + $0) })
+                                        ConvKernels.backwardInput(
+                                            gx.baseAddress! + b.lowerBound * inputCount, sample, weight, col.baseAddress!,
+                                            b.count, g, gradOutputStride: 0, prepareSample: { unpool(b.lowerBound + $0) })
                                     }
                                 }
                             }

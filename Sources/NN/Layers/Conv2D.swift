@@ -106,8 +106,10 @@ public struct Conv2D: Layer {
     ///   - padding: `.same`, `.valid` or explicit.
     ///   - useBias: add a per-channel bias.
     ///   - weightInitializer: He uniform by default.
-    public init(filters: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1), padding: Padding = .valid,
-                useBias: Bool = true, weightInitializer: Initializer = .heUniform) {
+    public init(
+        filters: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1), padding: Padding = .valid,
+        useBias: Bool = true, weightInitializer: Initializer = .heUniform
+    ) {
         precondition(filters > 0, "Conv2D needs a positive number of filters, got \(filters).")
         precondition(kernelSize.0 > 0 && kernelSize.1 > 0, "Conv2D needs a positive kernel size, got \(kernelSize).")
         precondition(stride.0 > 0 && stride.1 > 0, "Conv2D needs a positive stride, got \(stride).")
@@ -128,20 +130,23 @@ public struct Conv2D: Layer {
     /// - Throws: `ModelError.shapeMismatch` when the input is not 3-D or the window does not fit.
     public func geometry(for inputShape: [Int]) throws -> ConvGeometry {
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.shapeMismatch(layer: summary, index: -1, inputShape: inputShape,
-                                           reason: "expects a per-sample shape [C, H, W]")
+            throw ModelError.shapeMismatch(
+                layer: summary, index: -1, inputShape: inputShape,
+                reason: "expects a per-sample shape [C, H, W]")
         }
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         guard let vertical = padding.resolve(input: h, window: kernelSize.height, stride: stride.height, vertical: true),
-              let horizontal = padding.resolve(input: w, window: kernelSize.width, stride: stride.width, vertical: false)
+            let horizontal = padding.resolve(input: w, window: kernelSize.width, stride: stride.width, vertical: false)
         else {
-            throw ModelError.shapeMismatch(layer: summary, index: -1, inputShape: inputShape,
-                                           reason: "a \(kernelSize.height)x\(kernelSize.width) window with \(padding) padding does not fit \(h)x\(w)")
+            throw ModelError.shapeMismatch(
+                layer: summary, index: -1, inputShape: inputShape,
+                reason: "a \(kernelSize.height)x\(kernelSize.width) window with \(padding) padding does not fit \(h)x\(w)")
         }
-        return ConvGeometry(C: c, H: h, W: w, K: filters, R: kernelSize.height, S: kernelSize.width,
-                            strideH: stride.height, strideW: stride.width,
-                            padTop: vertical.before, padLeft: horizontal.before,
-                            P: vertical.output, Q: horizontal.output)
+        return ConvGeometry(
+            C: c, H: h, W: w, K: filters, R: kernelSize.height, S: kernelSize.width,
+            strideH: stride.height, strideW: stride.width,
+            padTop: vertical.before, padLeft: horizontal.before,
+            P: vertical.output, Q: horizontal.output)
     }
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
@@ -151,8 +156,11 @@ public struct Conv2D: Layer {
 
     public func parameterSpecs(for inputShape: [Int]) -> [ParameterSpec] {
         let c = inputShape.first ?? 1
-        var specs = [ParameterSpec(name: "weight", shape: [filters, c, kernelSize.height, kernelSize.width],
-                                   initializer: weightInitializer)]
+        var specs = [
+            ParameterSpec(
+                name: "weight", shape: [filters, c, kernelSize.height, kernelSize.width],
+                initializer: weightInitializer)
+        ]
         if useBias { specs.append(ParameterSpec(name: "bias", shape: [filters], initializer: .zeros)) }
         return specs
     }

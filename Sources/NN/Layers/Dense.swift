@@ -40,8 +40,9 @@ public struct Dense: Layer {
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.shapeMismatch(layer: summary, index: -1, inputShape: inputShape,
-                                           reason: "needs a non-empty input")
+            throw ModelError.shapeMismatch(
+                layer: summary, index: -1, inputShape: inputShape,
+                reason: "needs a non-empty input")
         }
         return [units]
     }
@@ -61,8 +62,9 @@ public struct Dense: Layer {
     public mutating func forward(_ input: Tensor, arena: ParameterArena, context: ForwardContext) -> Tensor {
         guard let w = weightSlot else { preconditionFailure("Dense.forward called before the layer was bound to an arena.") }
         let n = input.batchSize, f = w.shape[1]
-        precondition(input.count == n * f,
-                     "Dense(\(units)) expects \(f) input features per sample, got input \(input.shape).")
+        precondition(
+            input.count == n * f,
+            "Dense(\(units)) expects \(f) input features per sample, got input \(input.shape).")
         inputShape = input.shape
         self.input = input
         output.resize(n, units)
@@ -70,8 +72,9 @@ public struct Dense: Layer {
         output.storage.withUnsafeMutableBufferPointer { y in
             input.storage.withUnsafeBufferPointer { x in
                 // y[N,U] = x[N,F] · W[U,F]ᵀ
-                GEMM.multiply(y.baseAddress!, ldc: units, x.baseAddress!, lda: f, transA: false,
-                              arena.parameters + w.offset, ldb: f, transB: true, m: n, n: units, k: f)
+                GEMM.multiply(
+                    y.baseAddress!, ldc: units, x.baseAddress!, lda: f, transA: false,
+                    arena.parameters + w.offset, ldb: f, transB: true, m: n, n: units, k: f)
             }
             if let b = bias {
                 let bp = arena.parameters + b.offset
@@ -89,8 +92,9 @@ public struct Dense: Layer {
             input.storage.withUnsafeBufferPointer { x in
                 if weightGradientTaker?(gy.baseAddress!, x.baseAddress!, n) == true { return }
                 // gradW[U,F] += gyᵀ[U,N] · x[N,F]
-                GEMM.multiply(arena.gradients + w.offset, ldc: f, gy.baseAddress!, lda: units, transA: true,
-                              x.baseAddress!, ldb: f, transB: false, m: units, n: f, k: n, beta: 1)
+                GEMM.multiply(
+                    arena.gradients + w.offset, ldc: f, gy.baseAddress!, lda: units, transA: true,
+                    x.baseAddress!, ldb: f, transB: false, m: units, n: f, k: n, beta: 1)
             }
             if let b = biasSlot { Dense.addBiasGradient(arena.gradients + b.offset, gy.baseAddress!, rows: 0 ..< n, units: units) }
         }
@@ -114,8 +118,9 @@ public struct Dense: Layer {
         gradOutput.storage.withUnsafeBufferPointer { gy in
             gradInput.storage.withUnsafeMutableBufferPointer { gx in
                 // gradX[N,F] = gy[N,U] · W[U,F]
-                GEMM.multiply(gx.baseAddress!, ldc: f, gy.baseAddress!, lda: units, transA: false,
-                              arena.parameters + w.offset, ldb: f, transB: false, m: n, n: f, k: units)
+                GEMM.multiply(
+                    gx.baseAddress!, ldc: f, gy.baseAddress!, lda: units, transA: false,
+                    arena.parameters + w.offset, ldb: f, transB: false, m: n, n: f, k: units)
             }
         }
         return gradInput
@@ -135,7 +140,8 @@ public struct Dense: Layer {
 
     private func checkGradient(_ gradOutput: Tensor) {
         let n = input.batchSize
-        precondition(gradOutput.shape == [n, units],
-                     "Dense(\(units)).backward expects a gradient of shape \([n, units]), got \(gradOutput.shape).")
+        precondition(
+            gradOutput.shape == [n, units],
+            "Dense(\(units)).backward expects a gradient of shape \([n, units]), got \(gradOutput.shape).")
     }
 }

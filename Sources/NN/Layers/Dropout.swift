@@ -39,8 +39,9 @@ public struct Dropout: Layer {
             return input
         }
         let n = input.batchSize
-        precondition(context.sampleKeys.count == n,
-                     "Dropout needs one sample key per sample in training: got \(context.sampleKeys.count) keys for a batch of \(n) (input \(input.shape)).")
+        precondition(
+            context.sampleKeys.count == n,
+            "Dropout needs one sample key per sample in training: got \(context.sampleKeys.count) keys for a batch of \(n) (input \(input.shape)).")
         let perSample = n == 0 ? 0 : input.count / n
         let scale = 1 / (1 - rate)
         // Both are written in full below, so their old contents do not matter.
@@ -66,8 +67,9 @@ public struct Dropout: Layer {
     }
 
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
-        precondition(gradOutput.shape == shape,
-                     "Dropout.backward expects a gradient of shape \(shape), got \(gradOutput.shape).")
+        precondition(
+            gradOutput.shape == shape,
+            "Dropout.backward expects a gradient of shape \(shape), got \(gradOutput.shape).")
         guard masked else { return gradOutput }
         gradInput.resize(to: gradOutput.shape)
         let mask = self.mask

@@ -18,7 +18,10 @@ public enum Initializer: Equatable, Codable {
 
     /// Fan-in and fan-out of a weight shape `[out, in, spatial…]` (a 1-D shape has fanIn = fanOut = count).
     public static func fans(of shape: [Int]) -> (fanIn: Int, fanOut: Int) {
-        guard shape.count >= 2 else { let n = shape.first ?? 1; return (n, n) }
+        guard shape.count >= 2 else {
+            let n = shape.first ?? 1
+            return (n, n)
+        }
         let receptive = shape.dropFirst(2).reduce(1, *)
         return (shape[1] * receptive, shape[0] * receptive)
     }

@@ -60,8 +60,9 @@ public struct MaxPool2D: PoolingLayer {
         if isFused { return gradOutput }
         guard let g = geometry else { preconditionFailure("MaxPool2D.backward called before forward.") }
         let n = inputShape[0]
-        precondition(gradOutput.shape == [n, g.C, g.P, g.Q],
-                     "MaxPool2D \(summary).backward expects a gradient of shape \([n, g.C, g.P, g.Q]), got \(gradOutput.shape).")
+        precondition(
+            gradOutput.shape == [n, g.C, g.P, g.Q],
+            "MaxPool2D \(summary).backward expects a gradient of shape \([n, g.C, g.P, g.Q]), got \(gradOutput.shape).")
         gradInput.resize(to: inputShape)
         gradInput.storage.withUnsafeMutableBufferPointer { gx in
             gradOutput.storage.withUnsafeBufferPointer { gy in
@@ -78,8 +79,10 @@ public struct MaxPool2D: PoolingLayer {
     /// y `[planes, P, Q]` (written), argmax `[planes, P, Q]` (written: flat index into x),
     /// x `[planes, H, W]` (read). Window bounds are clipped once per row and column, so the inner
     /// loop has no bounds checks.
-    static func forward(_ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int>,
-                        _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry) {
+    static func forward(
+        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int>,
+        _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry
+    ) {
         for plane in 0 ..< planes {
             let xBase = plane * g.HW, yBase = plane * g.PQ
             for p in 0 ..< g.P {
@@ -106,8 +109,10 @@ public struct MaxPool2D: PoolingLayer {
     /// gx `[inputCount]` (written: zero, plus the gradients routed to it), gy `[outputCount]` (read),
     /// argmax `[outputCount]` (read: flat indices into gx). Windows may overlap (stride < pool), so
     /// gradients add.
-    static func backward(_ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, _ argmax: UnsafePointer<Int>,
-                         _ inputCount: Int, _ outputCount: Int) {
+    static func backward(
+        _ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>, _ argmax: UnsafePointer<Int>,
+        _ inputCount: Int, _ outputCount: Int
+    ) {
         gx.update(repeating: 0, count: inputCount)
         for o in 0 ..< outputCount { gx[argmax[o]] += gy[o] }
     }
@@ -118,8 +123,10 @@ public struct MaxPool2D: PoolingLayer {
     ///
     /// y `[planes, P, Q]` (written), argmax `[planes, P, Q]` (written: flat index into x),
     /// x `[planes, H, W]` (read).
-    static func forwardPairs(_ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int>,
-                             _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry) {
+    static func forwardPairs(
+        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int>,
+        _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry
+    ) {
         let lanes = SIMD8<Int>(0, 2, 4, 6, 8, 10, 12, 14)
         for plane in 0 ..< planes {
             let xBase = plane * g.HW, yBase = plane * g.PQ
@@ -188,18 +195,29 @@ public struct MaxPool2D: PoolingLayer {
 
     /// The plain reference: every window position is visited and padding is skipped element by
     /// element. Same layouts as `forward`.
-    static func forwardReference(_ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int>,
-                                 _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry) {
-        for plane in 0 ..< planes { for p in 0 ..< g.P { for q in 0 ..< g.Q {
-            var best: Float? = nil, bestIndex = -1
-            for r in 0 ..< g.R { for s in 0 ..< g.S {
-                let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
-                guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
-                let i = (plane * g.H + h) * g.W + w
-                if best == nil || x[i] > best! { best = x[i]; bestIndex = i }
-            } }
-            y[(plane * g.P + p) * g.Q + q] = best!
-            argmax[(plane * g.P + p) * g.Q + q] = bestIndex
-        } } }
+    static func forwardReference(
+        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int>,
+        _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry
+    ) {
+        for plane in 0 ..< planes {
+            for p in 0 ..< g.P {
+                for q in 0 ..< g.Q {
+                    var best: Float? = nil, bestIndex = -1
+                    for r in 0 ..< g.R {
+                        for s in 0 ..< g.S {
+                            let h = p * g.strideH - g.padTop + r, w = q * g.strideW - g.padLeft + s
+                            guard h >= 0, h < g.H, w >= 0, w < g.W else { continue }
+                            let i = (plane * g.H + h) * g.W + w
+                            if best == nil || x[i] > best! {
+                                best = x[i]
+                                bestIndex = i
+                            }
+                        }
+                    }
+                    y[(plane * g.P + p) * g.Q + q] = best!
+                    argmax[(plane * g.P + p) * g.Q + q] = bestIndex
+                }
+            }
+        }
     }
 }

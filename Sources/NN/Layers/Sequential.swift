@@ -161,8 +161,9 @@ public struct Sequential {
     ///   - context: training mode and per-sample keys.
     /// - Returns: the batch's outputs `[N] + outputShape`.
     public mutating func forward(_ input: Tensor, context: ForwardContext) -> Tensor {
-        precondition(input.shape.dropFirst().elementsEqual(inputShape),
-                     "The model expects samples of shape \(inputShape), got a batch of shape \(input.shape).")
+        precondition(
+            input.shape.dropFirst().elementsEqual(inputShape),
+            "The model expects samples of shape \(inputShape), got a batch of shape \(input.shape).")
         precondition(input.batchSize > 0, "Cannot run a model on an empty batch (input \(input.shape)).")
         releaseInputs()
         var x = input

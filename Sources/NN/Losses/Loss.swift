@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// A loss over a batch's logits and integer labels.
@@ -54,8 +54,9 @@ public struct SoftmaxCrossEntropy: Loss {
             gradient.storage.withUnsafeMutableBufferPointer { g in
                 for i in 0 ..< n {
                     let label = Int(labels[i])
-                    precondition(label >= 0 && label < classes,
-                                 "Label \(label) of sample \(i) is outside 0..<\(classes).")
+                    precondition(
+                        label >= 0 && label < classes,
+                        "Label \(label) of sample \(i) is outside 0..<\(classes).")
                     let row = i * classes
                     var maxZ = -Float.infinity
                     for j in 0 ..< classes { maxZ = max(maxZ, z[row + j]) }

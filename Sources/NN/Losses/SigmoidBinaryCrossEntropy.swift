@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// Binary cross-entropy on logits, with the sigmoid folded in for numerical stability.
@@ -16,8 +16,9 @@ public struct SigmoidBinaryCrossEntropy: Loss {
     public var name: String { "sigmoid-binary-cross-entropy" }
 
     public func evaluate(logits: Tensor, labels: [Int32], gradient: inout Tensor) -> Double {
-        precondition(logits.shape.count == 2 && logits.shape[1] == 1,
-                     "SigmoidBinaryCrossEntropy expects logits [N, 1], got \(logits.shape).")
+        precondition(
+            logits.shape.count == 2 && logits.shape[1] == 1,
+            "SigmoidBinaryCrossEntropy expects logits [N, 1], got \(logits.shape).")
         let n = logits.shape[0]
         precondition(labels.count == n, "SigmoidBinaryCrossEntropy got \(labels.count) labels for \(n) samples.")
         // Every element is written below, so the old contents do not matter.

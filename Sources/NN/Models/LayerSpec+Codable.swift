@@ -10,14 +10,14 @@ extension LayerSpec: Codable {
         "maxpool2d": ["type", "pool", "stride", "padding"],
         "avgpool2d": ["type", "pool", "stride", "padding"],
         "dropout": ["type", "rate"],
-        "batchnorm2d": ["type", "momentum", "epsilon", "synchronized"],
+        "batchnorm2d": ["type", "momentum", "epsilon", "synchronized"]
     ]
 
     // Other spellings people use for the same layer types (compared after `normalizedName`).
     private static let aliases = [
         "conv": "conv2d", "convolution2d": "conv2d", "linear": "dense", "fullyconnected": "dense",
         "maxpool": "maxpool2d", "maxpooling2d": "maxpool2d", "avgpool": "avgpool2d", "averagepooling2d": "avgpool2d",
-        "batchnorm": "batchnorm2d", "batchnormalization": "batchnorm2d",
+        "batchnorm": "batchnorm2d", "batchnormalization": "batchnorm2d"
     ]
 
     public init(from decoder: Decoder) throws {
@@ -50,15 +50,18 @@ extension LayerSpec: Codable {
         case "conv2d":
             guard let filters = try r.int("filters") else { throw r.missing("filters", hint: "the number of output channels, e.g. filters: 32") }
             guard let kernel = try r.pair("kernel") else { throw r.missing("kernel", hint: "the filter size, e.g. kernel: 3 or kernel: [3, 5]") }
-            spec = .conv2d(filters: filters, kernel: kernel, stride: try r.pair("stride") ?? [1, 1],
-                           padding: try r.padding("padding") ?? .valid, bias: try r.bool("bias") ?? true)
+            spec = .conv2d(
+                filters: filters, kernel: kernel, stride: try r.pair("stride") ?? [1, 1],
+                padding: try r.padding("padding") ?? .valid, bias: try r.bool("bias") ?? true)
         case "dense":
             guard r.has("units") else { throw r.missing("units", hint: "the number of outputs, e.g. units: 128 or units: classes") }
             let units: Int
             if let word = try? container.decode(String.self, forKey: ModelCodingKey("units")), word == "classes" {
                 guard let classes else {
-                    throw ModelFileError(layer: index, layerType: type, problem: .invalidValue(
-                        option: "units", reason: "'classes' needs the class count; hint: set classes: N at the top of the file"))
+                    throw ModelFileError(
+                        layer: index, layerType: type,
+                        problem: .invalidValue(
+                            option: "units", reason: "'classes' needs the class count; hint: set classes: N at the top of the file"))
                 }
                 units = classes
             } else {
@@ -74,14 +77,17 @@ extension LayerSpec: Codable {
             let pool = try r.pair("pool") ?? [2, 2]
             let stride = try r.pair("stride") ?? pool
             let padding = try r.padding("padding") ?? .valid
-            spec = type == "maxpool2d" ? .maxPool2d(pool: pool, stride: stride, padding: padding)
-                                       : .avgPool2d(pool: pool, stride: stride, padding: padding)
+            spec =
+                type == "maxpool2d"
+                ? .maxPool2d(pool: pool, stride: stride, padding: padding)
+                : .avgPool2d(pool: pool, stride: stride, padding: padding)
         case "dropout":
             guard let rate = try r.double("rate") else { throw r.missing("rate", hint: "the drop probability, e.g. rate: 0.4") }
             spec = .dropout(rate: rate)
-        default: // batchnorm2d
-            spec = .batchNorm2d(momentum: try r.double("momentum") ?? 0.1, epsilon: try r.double("epsilon") ?? 1e-5,
-                                synchronized: try r.bool("synchronized") ?? false)
+        default:  // batchnorm2d
+            spec = .batchNorm2d(
+                momentum: try r.double("momentum") ?? 0.1, epsilon: try r.double("epsilon") ?? 1e-5,
+                synchronized: try r.bool("synchronized") ?? false)
         }
         do {
             try spec.validate()
@@ -109,18 +115,26 @@ extension LayerSpec: Codable {
         try put("type", typeName)
         switch self {
         case let .conv2d(filters, kernel, stride, padding, bias):
-            try put("filters", filters); try putPair("kernel", kernel); try putPair("stride", stride)
-            try putPadding(padding); try put("bias", bias)
+            try put("filters", filters)
+            try putPair("kernel", kernel)
+            try putPair("stride", stride)
+            try putPadding(padding)
+            try put("bias", bias)
         case let .dense(units, bias):
-            try put("units", units); try put("bias", bias)
+            try put("units", units)
+            try put("bias", bias)
         case .relu, .flatten:
             break
         case let .maxPool2d(pool, stride, padding), let .avgPool2d(pool, stride, padding):
-            try putPair("pool", pool); try putPair("stride", stride); try putPadding(padding)
+            try putPair("pool", pool)
+            try putPair("stride", stride)
+            try putPadding(padding)
         case let .dropout(rate):
             try put("rate", rate)
         case let .batchNorm2d(momentum, epsilon, synchronized):
-            try put("momentum", momentum); try put("epsilon", epsilon); try put("synchronized", synchronized)
+            try put("momentum", momentum)
+            try put("epsilon", epsilon)
+            try put("synchronized", synchronized)
         }
     }
 }
@@ -195,8 +209,9 @@ struct OptionReader {
             case "same": return .same
             case "valid": return .valid
             default:
-                throw ModelFileError(layer: layer, layerType: layerType,
-                                     problem: .invalidValue(option: key, reason: "unknown padding '\(word)'; hint: use same, valid, an integer or [top, bottom, left, right]"))
+                throw ModelFileError(
+                    layer: layer, layerType: layerType,
+                    problem: .invalidValue(option: key, reason: "unknown padding '\(word)'; hint: use same, valid, an integer or [top, bottom, left, right]"))
             }
         }
         throw wrongType(key, expected: "same, valid, an integer, [vertical, horizontal] or [top, bottom, left, right]")

@@ -101,8 +101,9 @@ public enum LayerSpec: Equatable {
         try validate()
         switch self {
         case let .conv2d(filters, kernel, stride, padding, bias):
-            return Conv2D(filters: filters, kernelSize: (kernel[0], kernel[1]), stride: (stride[0], stride[1]),
-                          padding: padding, useBias: bias)
+            return Conv2D(
+                filters: filters, kernelSize: (kernel[0], kernel[1]), stride: (stride[0], stride[1]),
+                padding: padding, useBias: bias)
         case let .dense(units, bias):
             return Dense(units: units, useBias: bias)
         case .relu: return ReLU()

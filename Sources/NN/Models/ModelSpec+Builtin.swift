@@ -29,14 +29,20 @@ extension ModelSpec {
         let layers: [LayerSpec]
         switch name {
         case "fmnist-cnn":
-            layers = [conv(32, 5), .relu, maxPool, conv(64, 5), .relu, maxPool,
-                      .flatten, dense(1024), .relu, .dropout(rate: 0.4), dense(classes)]
+            layers = [
+                conv(32, 5), .relu, maxPool, conv(64, 5), .relu, maxPool,
+                .flatten, dense(1024), .relu, .dropout(rate: 0.4), dense(classes)
+            ]
         case "fmnist-cnn-bn":
-            layers = [conv(32, 5, bias: false), batchNorm, .relu, maxPool, conv(64, 5, bias: false), batchNorm, .relu, maxPool,
-                      .flatten, dense(1024), .relu, .dropout(rate: 0.4), dense(classes)]
+            layers = [
+                conv(32, 5, bias: false), batchNorm, .relu, maxPool, conv(64, 5, bias: false), batchNorm, .relu, maxPool,
+                .flatten, dense(1024), .relu, .dropout(rate: 0.4), dense(classes)
+            ]
         case "lenet5":
-            layers = [conv(6, 5), .relu, avgPool, conv(16, 5, .valid), .relu, avgPool,
-                      .flatten, dense(120), .relu, dense(84), .relu, dense(classes)]
+            layers = [
+                conv(6, 5), .relu, avgPool, conv(16, 5, .valid), .relu, avgPool,
+                .flatten, dense(120), .relu, dense(84), .relu, dense(classes)
+            ]
         case "mlp":
             layers = [.flatten, dense(256), .relu, dense(classes)]
         case "tiny":

@@ -52,7 +52,10 @@ extension ModelSpec: Codable {
         (decoder.userInfo[ModelSpec.resolvedClassesKey] as? ResolvedClasses)?.value = classes
         if let lossName = try top.string("loss") {
             guard let parsed = LossSpec.parse(lossName) else {
-                throw ModelFileError(problem: .invalidValue(option: "loss", reason: "unknown loss '\(lossName)'; hint: known losses are \(LossSpec.allCases.map(\.rawValue).joined(separator: ", "))"))
+                throw ModelFileError(
+                    problem: .invalidValue(
+                        option: "loss",
+                        reason: "unknown loss '\(lossName)'; hint: known losses are \(LossSpec.allCases.map(\.rawValue).joined(separator: ", "))"))
             }
             loss = parsed
         } else {

@@ -55,8 +55,10 @@ extension ModelSpec {
     ///   - inputShape: the input shape to use when the text has no `input`.
     ///   - classes: the class count to use when the text has no `classes`.
     /// - Throws: `ModelFileError` (with an empty `file`).
-    public static func parse(_ text: String, format: ModelFileFormat, name: String = "model",
-                             inputShape: [Int]? = nil, classes: Int? = nil) throws -> ModelSpec {
+    public static func parse(
+        _ text: String, format: ModelFileFormat, name: String = "model",
+        inputShape: [Int]? = nil, classes: Int? = nil
+    ) throws -> ModelSpec {
         let resolvedClasses = ResolvedClasses()
         var userInfo: [CodingUserInfoKey: Any] = [defaultNameKey: name, resolvedClassesKey: resolvedClasses]
         if let inputShape { userInfo[defaultInputShapeKey] = inputShape }
@@ -70,7 +72,9 @@ extension ModelSpec {
                 spec = try decoder.decode(ModelSpec.self, from: Data(text.utf8))
             case .yaml:
                 if let node = try Yams.compose(yaml: text), let bad = overflowingSexagesimal(in: node) {
-                    throw ModelFileError(problem: .syntax(reason: "'\(bad)' reads as a base-60 (sexagesimal) integer too large for 64 bits; hint: write sizes as plain integers"))
+                    throw ModelFileError(
+                        problem: .syntax(reason: "'\(bad)' reads as a base-60 (sexagesimal) integer too large for 64 bits; hint: write sizes as plain integers")
+                    )
                 }
                 spec = try YAMLDecoder().decode(ModelSpec.self, from: text, userInfo: userInfo)
             }
@@ -113,11 +117,13 @@ extension ModelSpec {
             try checkOutput(classes: classes)
         } catch let ModelError.shapeMismatch(_, index, input, reason) {
             if index < 0 { throw ModelFileError(problem: .invalidValue(option: "input", reason: reason)) }
-            throw ModelFileError(layer: index, layerType: layers[index].typeName,
-                                 problem: .shapeMismatch(inputShape: input, reason: reason))
+            throw ModelFileError(
+                layer: index, layerType: layers[index].typeName,
+                problem: .shapeMismatch(inputShape: input, reason: reason))
         } catch let ModelError.outputMismatch(output, reason) {
-            throw ModelFileError(layer: layers.count - 1, layerType: layers.last?.typeName,
-                                 problem: .outputMismatch(outputShape: output, reason: reason))
+            throw ModelFileError(
+                layer: layers.count - 1, layerType: layers.last?.typeName,
+                problem: .outputMismatch(outputShape: output, reason: reason))
         } catch let ModelError.invalidHyperparameter(layer, reason) {
             throw ModelFileError(layerType: layer, problem: .invalidValue(option: "", reason: reason))
         }
@@ -151,8 +157,9 @@ private func sexagesimalOverflows(_ text: String) -> Bool {
     var base = 1, value = 0
     for digit in unsigned.components(separatedBy: ":").compactMap({ Int($0, radix: 10) }).reversed() {
         guard case let (term, false) = digit.multipliedReportingOverflow(by: base),
-              case let (sum, false) = value.addingReportingOverflow(term),
-              case let (next, false) = base.multipliedReportingOverflow(by: 60) else { return true }
+            case let (sum, false) = value.addingReportingOverflow(term),
+            case let (next, false) = base.multipliedReportingOverflow(by: 60)
+        else { return true }
         (value, base) = (sum, next)
     }
     return false

@@ -59,12 +59,14 @@ public struct ModelSpec: Equatable {
     private func measure() throws -> (shapes: [[Int]], parameters: Int) {
         var shape = inputShape, shapes: [[Int]] = []
         guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.shapeMismatch(layer: "input", index: -1, inputShape: inputShape,
-                                           reason: "the input shape must have positive extents")
+            throw ModelError.shapeMismatch(
+                layer: "input", index: -1, inputShape: inputShape,
+                reason: "the input shape must have positive extents")
         }
         guard let inputCount = ModelSpec.checkedCount(inputShape), inputCount <= ModelSpec.maxActivationCount else {
-            throw ModelError.shapeMismatch(layer: "input", index: -1, inputShape: inputShape,
-                                           reason: "the input shape must have at most \(ModelSpec.maxActivationCount) values; hint: is a digit too many?")
+            throw ModelError.shapeMismatch(
+                layer: "input", index: -1, inputShape: inputShape,
+                reason: "the input shape must have at most \(ModelSpec.maxActivationCount) values; hint: is a digit too many?")
         }
         var parameters = 0
         for (i, spec) in layers.enumerated() {
@@ -78,14 +80,17 @@ public struct ModelSpec: Equatable {
             // Sizes are checked before anything is allocated: a description from a file or a
             // checkpoint must end in an error, not in a failed allocation or an overflow.
             guard let count = ModelSpec.checkedCount(shape), count <= ModelSpec.maxActivationCount else {
-                throw ModelError.shapeMismatch(layer: layer.summary, index: i, inputShape: input,
-                                               reason: "its output \(shape) has more than \(ModelSpec.maxActivationCount) values per sample; hint: use a smaller layer or a larger stride")
+                throw ModelError.shapeMismatch(
+                    layer: layer.summary, index: i, inputShape: input,
+                    reason: "its output \(shape) has more than \(ModelSpec.maxActivationCount) values per sample; hint: use a smaller layer or a larger stride")
             }
             for tensor in layer.parameterSpecs(for: input) {
                 guard let n = ModelSpec.checkedCount(tensor.shape), case let (sum, false) = parameters.addingReportingOverflow(n),
-                      sum <= ModelSpec.maxParameterCount else {
-                    throw ModelError.invalidHyperparameter(layer: "layer \(i) (\(layer.summary))",
-                                                           reason: "the model needs more than \(ModelSpec.maxParameterCount) parameters; hint: use fewer filters or units")
+                    sum <= ModelSpec.maxParameterCount
+                else {
+                    throw ModelError.invalidHyperparameter(
+                        layer: "layer \(i) (\(layer.summary))",
+                        reason: "the model needs more than \(ModelSpec.maxParameterCount) parameters; hint: use fewer filters or units")
                 }
                 parameters = sum
             }
@@ -123,13 +128,17 @@ public struct ModelSpec: Equatable {
         case .softmaxCrossEntropy:
             let expected = classes.map { "[\($0)]" } ?? "[classes] with classes ≥ 2"
             guard output.count == 1, classes.map({ output[0] == $0 }) ?? (output[0] >= 2) else {
-                throw ModelError.outputMismatch(outputShape: output,
-                                                reason: "does not fit \(loss.rawValue), which needs \(expected); hint: end with a dense layer of \(classes.map(String.init) ?? "classes") units")
+                throw ModelError.outputMismatch(
+                    outputShape: output,
+                    reason:
+                        "does not fit \(loss.rawValue), which needs \(expected); hint: end with a dense layer of \(classes.map(String.init) ?? "classes") units"
+                )
             }
         case .sigmoidBinaryCrossEntropy:
             guard output == [1] else {
-                throw ModelError.outputMismatch(outputShape: output,
-                                                reason: "does not fit \(loss.rawValue), which needs [1]; hint: end with a dense layer of 1 unit")
+                throw ModelError.outputMismatch(
+                    outputShape: output,
+                    reason: "does not fit \(loss.rawValue), which needs [1]; hint: end with a dense layer of 1 unit")
             }
         }
     }

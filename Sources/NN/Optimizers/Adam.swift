@@ -1,7 +1,8 @@
-#if arch(x86_64)
-import _Builtin_intrinsics.intel
-#endif
 import Foundation
+
+#if arch(x86_64)
+    import _Builtin_intrinsics.intel
+#endif
 
 /// Adam (Kingma & Ba) with bias correction and optional L2 weight decay added to the gradient.
 ///
@@ -33,10 +34,13 @@ public class Adam: Optimizer {
     ///   - epsilon: ε > 0.
     ///   - weightDecay: λ ≥ 0, added to the gradient as `λ·θ`.
     /// - Throws: `TrainingConfigError.invalid` naming the first bad hyperparameter and its value.
-    public convenience init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                            weightDecay: Float = 0) throws {
-        try self.init(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay,
-                      decoupled: false)
+    public convenience init(
+        learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+        weightDecay: Float = 0
+    ) throws {
+        try self.init(
+            learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay,
+            decoupled: false)
     }
 
     /// The shared initializer of Adam and AdamW: validates, then stores.
@@ -61,8 +65,9 @@ public class Adam: Optimizer {
     /// Applies one update to the trainable slots of `arena.parameters` from the gradients
     /// `gradients` gives.
     public func step(arena: ParameterArena, gradients: GradientSource) {
-        moments.step(arena: arena, gradients: gradients, learningRate: learningRate, beta1: beta1, beta2: beta2,
-                     epsilon: epsilon, l2: decoupled ? 0 : weightDecay, decoupledDecay: decoupled ? weightDecay : 0)
+        moments.step(
+            arena: arena, gradients: gradients, learningRate: learningRate, beta1: beta1, beta2: beta2,
+            epsilon: epsilon, l2: decoupled ? 0 : weightDecay, decoupledDecay: decoupled ? weightDecay : 0)
     }
 
     /// The step count and the buffers `"m"` and `"v"` (arena layout; empty before the first step).
@@ -92,12 +97,15 @@ struct AdamMoments {
     /// before the update (AdamW's).
     ///
     /// theta, grad, m, v are all (arena.count) in the arena layout; theta, m, v are updated in place.
-    mutating func step(arena: ParameterArena, gradients: GradientSource, learningRate: Float, beta1: Float, beta2: Float,
-                       epsilon: Float, l2: Float, decoupledDecay: Float) {
+    mutating func step(
+        arena: ParameterArena, gradients: GradientSource, learningRate: Float, beta1: Float, beta2: Float,
+        epsilon: Float, l2: Float, decoupledDecay: Float
+    ) {
         if m.isEmpty { m = [Float](repeating: 0, count: arena.count) }
         if v.isEmpty { v = [Float](repeating: 0, count: arena.count) }
-        precondition(m.count == arena.count && v.count == arena.count,
-                     "Adam moments have \(m.count) and \(v.count) floats but the arena has \(arena.count).")
+        precondition(
+            m.count == arena.count && v.count == arena.count,
+            "Adam moments have \(m.count) and \(v.count) floats but the arena has \(arena.count).")
         step += 1
         // Bias corrections in Double: β^t underflows gracefully and stays accurate for long runs.
         let t = Double(step)
@@ -107,9 +115,10 @@ struct AdamMoments {
         let decay = 1 - learningRate * decoupledDecay
         m.withUnsafeMutableBufferPointer { mBuffer in
             v.withUnsafeMutableBufferPointer { vBuffer in
-                var update = AdamUpdate(parameters: arena.parameters, m: mBuffer.baseAddress!, v: vBuffer.baseAddress!,
-                                        beta1: beta1, beta2: beta2, epsilon: epsilon, l2: l2, decay: decay,
-                                        stepSize: stepSize, inverseRootCorrection2: inverseRootCorrection2)
+                var update = AdamUpdate(
+                    parameters: arena.parameters, m: mBuffer.baseAddress!, v: vBuffer.baseAddress!,
+                    beta1: beta1, beta2: beta2, epsilon: epsilon, l2: l2, decay: decay,
+                    stepSize: stepSize, inverseRootCorrection2: inverseRootCorrection2)
                 gradients.forEachTrainableSlot(of: arena, &update)
             }
         }
@@ -121,9 +130,9 @@ struct AdamMoments {
     @inline(__always)
     static func squareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
         #if arch(x86_64)
-        return _mm256_sqrt_ps(v)
+            return _mm256_sqrt_ps(v)
         #else
-        return v.squareRoot()
+            return v.squareRoot()
         #endif
     }
 
@@ -131,9 +140,11 @@ struct AdamMoments {
     ///
     /// theta, m, v are (count), read and written; grad is (count), read.
     @inline(__always)
-    static func update<G: SlotGradient>(theta: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-                                        grad: G, count: Int, beta1 b1: Float, beta2 b2: Float,
-                                        epsilon eps: Float, l2: Float, decay: Float, stepSize: Float, inverseRootCorrection2 r2: Float) {
+    static func update<G: SlotGradient>(
+        theta: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+        grad: G, count: Int, beta1 b1: Float, beta2 b2: Float,
+        epsilon eps: Float, l2: Float, decay: Float, stepSize: Float, inverseRootCorrection2 r2: Float
+    ) {
         typealias V8 = SIMD8<Float>
         var i = 0
         while i + 8 <= count {
@@ -165,8 +176,9 @@ private struct AdamUpdate: SlotVisitor {
     let beta1, beta2, epsilon, l2, decay, stepSize, inverseRootCorrection2: Float
 
     func visit<G: SlotGradient>(_ slot: ParameterSlot, _ grad: G) {
-        AdamMoments.update(theta: parameters + slot.offset, m: m + slot.offset, v: v + slot.offset, grad: grad, count: slot.count,
-                           beta1: beta1, beta2: beta2, epsilon: epsilon, l2: l2, decay: decay, stepSize: stepSize,
-                           inverseRootCorrection2: inverseRootCorrection2)
+        AdamMoments.update(
+            theta: parameters + slot.offset, m: m + slot.offset, v: v + slot.offset, grad: grad, count: slot.count,
+            beta1: beta1, beta2: beta2, epsilon: epsilon, l2: l2, decay: decay, stepSize: stepSize,
+            inverseRootCorrection2: inverseRootCorrection2)
     }
 }

@@ -12,9 +12,12 @@ public final class AdamW: Adam {
     ///   - epsilon: ε > 0.
     ///   - weightDecay: λ ≥ 0, the decoupled decay coefficient (PyTorch's default is 0.01).
     /// - Throws: `TrainingConfigError.invalid` naming the first bad hyperparameter and its value.
-    public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0.01) throws {
-        try super.init(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay,
-                       decoupled: true)
+    public init(
+        learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+        weightDecay: Float = 0.01
+    ) throws {
+        try super.init(
+            learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay,
+            decoupled: true)
     }
 }

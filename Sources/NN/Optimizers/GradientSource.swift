@@ -29,8 +29,9 @@ public enum GradientSource {
                 // Each element's update is the same whichever piece of its slot it falls in.
                 for r in ranges where r.overlaps(slot.range) {
                     let piece = r.clamped(to: slot.range)
-                    visitor.visit(ParameterSlot(name: slot.name, offset: piece.lowerBound, shape: [piece.count]),
-                                  ScaledGradient(values: arena.gradients + piece.lowerBound, scale: 1))
+                    visitor.visit(
+                        ParameterSlot(name: slot.name, offset: piece.lowerBound, shape: [piece.count]),
+                        ScaledGradient(values: arena.gradients + piece.lowerBound, scale: 1))
                 }
             }
         }

@@ -38,29 +38,34 @@ public struct LearningRateSchedule: Equatable, CustomStringConvertible {
     public init(base: Float, decay: Decay = .constant, warmupSteps: Int = 0) throws {
         try OptimizerValidation.learningRate(base)
         guard warmupSteps >= 0 else {
-            throw TrainingConfigError.invalid(option: "warm-up steps", value: "\(warmupSteps)",
-                                              reason: "The number of warm-up steps must be 0 or more.")
+            throw TrainingConfigError.invalid(
+                option: "warm-up steps", value: "\(warmupSteps)",
+                reason: "The number of warm-up steps must be 0 or more.")
         }
         switch decay {
         case .constant:
             break
         case let .step(every, gamma):
             guard every >= 1 else {
-                throw TrainingConfigError.invalid(option: "decay interval", value: "\(every)",
-                                                  reason: "The step-decay interval must be at least 1 step.")
+                throw TrainingConfigError.invalid(
+                    option: "decay interval", value: "\(every)",
+                    reason: "The step-decay interval must be at least 1 step.")
             }
             guard gamma > 0, gamma <= 1 else {
-                throw TrainingConfigError.invalid(option: "decay gamma", value: "\(gamma)",
-                                                  reason: "The step-decay factor gamma must be in (0, 1].")
+                throw TrainingConfigError.invalid(
+                    option: "decay gamma", value: "\(gamma)",
+                    reason: "The step-decay factor gamma must be in (0, 1].")
             }
         case let .cosine(totalSteps, floor):
             guard totalSteps > warmupSteps else {
-                throw TrainingConfigError.invalid(option: "cosine total steps", value: "\(totalSteps)",
-                                                  reason: "The cosine schedule must last longer than its \(warmupSteps) warm-up steps.")
+                throw TrainingConfigError.invalid(
+                    option: "cosine total steps", value: "\(totalSteps)",
+                    reason: "The cosine schedule must last longer than its \(warmupSteps) warm-up steps.")
             }
             guard floor >= 0, floor <= base else {
-                throw TrainingConfigError.invalid(option: "cosine floor", value: "\(floor)",
-                                                  reason: "The cosine floor must be in [0, \(base)] (0 up to the base learning rate).")
+                throw TrainingConfigError.invalid(
+                    option: "cosine floor", value: "\(floor)",
+                    reason: "The cosine floor must be in [0, \(base)] (0 up to the base learning rate).")
             }
         }
         self.base = base

@@ -30,8 +30,9 @@ public final class SGD: Optimizer {
         try OptimizerValidation.unitInterval(momentum, option: "momentum")
         try OptimizerValidation.weightDecay(weightDecay)
         if nesterov && momentum == 0 {
-            throw TrainingConfigError.invalid(option: "nesterov", value: "true",
-                                              reason: "Nesterov momentum needs a momentum greater than 0; pass a momentum such as 0.9 or drop nesterov.")
+            throw TrainingConfigError.invalid(
+                option: "nesterov", value: "true",
+                reason: "Nesterov momentum needs a momentum greater than 0; pass a momentum such as 0.9 or drop nesterov.")
         }
         self.learningRate = learningRate
         self.momentum = momentum
@@ -54,12 +55,14 @@ public final class SGD: Optimizer {
         stepCount += 1
         if momentum > 0 {
             if momentumBuffer.isEmpty { momentumBuffer = [Float](repeating: 0, count: arena.count) }
-            precondition(momentumBuffer.count == arena.count,
-                         "SGD momentum buffer has \(momentumBuffer.count) floats but the arena has \(arena.count).")
+            precondition(
+                momentumBuffer.count == arena.count,
+                "SGD momentum buffer has \(momentumBuffer.count) floats but the arena has \(arena.count).")
         }
         momentumBuffer.withUnsafeMutableBufferPointer { buffer in
-            var update = SGDUpdate(parameters: arena.parameters, momentum: momentum > 0 ? buffer.baseAddress : nil, learningRate: learningRate,
-                                   weightDecay: weightDecay, mu: momentum, nesterov: nesterov)
+            var update = SGDUpdate(
+                parameters: arena.parameters, momentum: momentum > 0 ? buffer.baseAddress : nil, learningRate: learningRate,
+                weightDecay: weightDecay, mu: momentum, nesterov: nesterov)
             gradients.forEachTrainableSlot(of: arena, &update)
         }
     }
@@ -82,29 +85,33 @@ public final class SGD: Optimizer {
 enum OptimizerValidation {
     static func learningRate(_ value: Float) throws {
         guard value.isFinite, value >= 0 else {
-            throw TrainingConfigError.invalid(option: "learning rate", value: "\(value)",
-                                              reason: "The learning rate must be a finite number greater than or equal to 0.")
+            throw TrainingConfigError.invalid(
+                option: "learning rate", value: "\(value)",
+                reason: "The learning rate must be a finite number greater than or equal to 0.")
         }
     }
 
     static func unitInterval(_ value: Float, option: String) throws {
         guard value >= 0, value < 1 else {
-            throw TrainingConfigError.invalid(option: option, value: "\(value)",
-                                              reason: "The \(option) must be in [0, 1).")
+            throw TrainingConfigError.invalid(
+                option: option, value: "\(value)",
+                reason: "The \(option) must be in [0, 1).")
         }
     }
 
     static func weightDecay(_ value: Float) throws {
         guard value.isFinite, value >= 0 else {
-            throw TrainingConfigError.invalid(option: "weight decay", value: "\(value)",
-                                              reason: "The weight decay must be a finite number greater than or equal to 0.")
+            throw TrainingConfigError.invalid(
+                option: "weight decay", value: "\(value)",
+                reason: "The weight decay must be a finite number greater than or equal to 0.")
         }
     }
 
     static func epsilon(_ value: Float) throws {
         guard value.isFinite, value > 0 else {
-            throw TrainingConfigError.invalid(option: "epsilon", value: "\(value)",
-                                              reason: "The epsilon must be a finite number greater than 0.")
+            throw TrainingConfigError.invalid(
+                option: "epsilon", value: "\(value)",
+                reason: "The epsilon must be a finite number greater than 0.")
         }
     }
 }

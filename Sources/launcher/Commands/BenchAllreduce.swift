@@ -11,14 +11,14 @@ struct BenchAllreduce: ParsableCommand {
         commandName: "allreduce",
         abstract: "Time the gradient reducer (float32 and fp16) against a plain MPI_Allreduce of the same bytes.",
         discussion: """
-        For each size S (bytes of float32 gradients), every rank builds an arena of --tensors equal \
-        tensors totalling S, then times: plain, one MPI_Allreduce of S bytes; reducer, \
-        GradientReducer.reduce (buckets of --bucket-mb started non-blocking, waited, scaled by 1/B); \
-        fp16, the same with --compression fp16 (S/2 bytes on the wire, conversions included). \
-        Each result is checked first, then timed --repeats times after --warmup runs, with a \
-        barrier before each; a run's time is the slowest rank's. Prints the median and the \
-        algorithm bandwidth S / time (GB/s, 1e9 bytes). A benchmark, not a test.
-        """)
+            For each size S (bytes of float32 gradients), every rank builds an arena of --tensors equal \
+            tensors totalling S, then times: plain, one MPI_Allreduce of S bytes; reducer, \
+            GradientReducer.reduce (buckets of --bucket-mb started non-blocking, waited, scaled by 1/B); \
+            fp16, the same with --compression fp16 (S/2 bytes on the wire, conversions included). \
+            Each result is checked first, then timed --repeats times after --warmup runs, with a \
+            barrier before each; a run's time is the slowest rank's. Prints the median and the \
+            algorithm bandwidth S / time (GB/s, 1e9 bytes). A benchmark, not a test.
+            """)
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
 
@@ -45,8 +45,14 @@ struct BenchAllreduce: ParsableCommand {
         let items = sizes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
         let values = items.map { item -> Int? in
             var digits = Substring(item), unit = 1
-            if item.hasSuffix("K") { unit = 1 << 10; digits = digits.dropLast() }
-            if item.hasSuffix("M") { unit = 1 << 20; digits = digits.dropLast() }
+            if item.hasSuffix("K") {
+                unit = 1 << 10
+                digits = digits.dropLast()
+            }
+            if item.hasSuffix("M") {
+                unit = 1 << 20
+                digits = digits.dropLast()
+            }
             return Int(digits).map { $0 * unit }
         }
         guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 4 }) else { return nil }
@@ -68,14 +74,18 @@ struct BenchAllreduce: ParsableCommand {
             let bucketCapacity = max(1, Int(bucketMegabytes * 1_048_576 / 4))
             var rows: [AllreduceBenchRow] = []
             if communicator.isRoot {
-                printLine("bench allreduce: \(p) rank\(p == 1 ? "" : "s") on \(ProcessInfo.processInfo.activeProcessorCount) cores\(p > ProcessInfo.processInfo.activeProcessorCount ? " (oversubscribed)" : ""), \(tensors) tensors, buckets of \(bucketMegabytes) MB, median of \(repeats) after \(warmup) warm-up; GB/s = float32 bytes / time")
+                printLine(
+                    "bench allreduce: \(p) rank\(p == 1 ? "" : "s") on \(ProcessInfo.processInfo.activeProcessorCount) cores\(p > ProcessInfo.processInfo.activeProcessorCount ? " (oversubscribed)" : ""), \(tensors) tensors, buckets of \(bucketMegabytes) MB, median of \(repeats) after \(warmup) warm-up; GB/s = float32 bytes / time"
+                )
                 printLine(AllreduceBenchRow.header)
             }
             for bytes in parsedSizes! {
-                let r = try AllreduceBenchmark.run(communicator, bytes: bytes, tensors: tensors, bucketCapacity: bucketCapacity,
-                                                   warmup: warmup, repeats: repeats)
-                let row = AllreduceBenchRow(ranks: r.ranks, bytes: r.bytes, buckets: r.buckets, plain: r.plain,
-                                            reducer: r.reducer, fp16: r.fp16)
+                let r = try AllreduceBenchmark.run(
+                    communicator, bytes: bytes, tensors: tensors, bucketCapacity: bucketCapacity,
+                    warmup: warmup, repeats: repeats)
+                let row = AllreduceBenchRow(
+                    ranks: r.ranks, bytes: r.bytes, buckets: r.buckets, plain: r.plain,
+                    reducer: r.reducer, fp16: r.fp16)
                 rows.append(row)
                 if communicator.isRoot { printLine(row.line) }
             }
@@ -118,9 +128,11 @@ struct AllreduceBenchRow {
     static let csvHeader = "ranks,bytes,buckets,plain_ms,plain_gbps,reducer_ms,reducer_gbps,fp16_ms,fp16_gbps"
 
     var csv: String {
-        [ "\(ranks)", "\(bytes)", "\(buckets)",
-          String(format: "%.4f", plain * 1000), String(format: "%.3f", AllreduceBenchRow.gbps(bytes, plain)),
-          String(format: "%.4f", reducer * 1000), String(format: "%.3f", AllreduceBenchRow.gbps(bytes, reducer)),
-          String(format: "%.4f", fp16 * 1000), String(format: "%.3f", AllreduceBenchRow.gbps(bytes, fp16)) ].joined(separator: ",")
+        [
+            "\(ranks)", "\(bytes)", "\(buckets)",
+            String(format: "%.4f", plain * 1000), String(format: "%.3f", AllreduceBenchRow.gbps(bytes, plain)),
+            String(format: "%.4f", reducer * 1000), String(format: "%.3f", AllreduceBenchRow.gbps(bytes, reducer)),
+            String(format: "%.4f", fp16 * 1000), String(format: "%.3f", AllreduceBenchRow.gbps(bytes, fp16))
+        ].joined(separator: ",")
     }
 }

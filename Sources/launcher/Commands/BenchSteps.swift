@@ -11,17 +11,17 @@ struct BenchSteps: ParsableCommand {
         commandName: "steps",
         abstract: "Time data-parallel training steps on synthetic data: samples/s, compute, communication, blocked and hidden time.",
         discussion: """
-        Runs --warmup untimed then --steps timed steps of the real trainer (forward, backward with \
-        buckets started and polled between layers, reduction, SGD step) on this job's ranks. Per \
-        step and rank: compute = forward + backward; comm = first bucket's start to last bucket's \
-        observed completion; blocked = waiting for reductions after backward; hidden = comm − \
-        blocked (communication overlapped with backward); in MPI = time inside MPI calls that start \
-        and poll the buckets during backward (part of compute: the communication work that the overlap \
-        does not hide from this rank's cores); cpu = the process's CPU time per step (all of its threads: \
-        on a shared machine it leaves out other processes' time slices, which the wall-clock figures \
-        include). Prints rank means and appends a CSV row \
-        with --csv (scripts/bench-scaling.sh runs it over 1..N ranks). A benchmark, not a test.
-        """)
+            Runs --warmup untimed then --steps timed steps of the real trainer (forward, backward with \
+            buckets started and polled between layers, reduction, SGD step) on this job's ranks. Per \
+            step and rank: compute = forward + backward; comm = first bucket's start to last bucket's \
+            observed completion; blocked = waiting for reductions after backward; hidden = comm − \
+            blocked (communication overlapped with backward); in MPI = time inside MPI calls that start \
+            and poll the buckets during backward (part of compute: the communication work that the overlap \
+            does not hide from this rank's cores); cpu = the process's CPU time per step (all of its threads: \
+            on a shared machine it leaves out other processes' time slices, which the wall-clock figures \
+            include). Prints rank means and appends a CSV row \
+            with --csv (scripts/bench-scaling.sh runs it over 1..N ranks). A benchmark, not a test.
+            """)
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
     @OptionGroup(title: "Communication") var commOptions: CommOptions
@@ -97,25 +97,29 @@ struct BenchSteps: ParsableCommand {
             let spec = try ModelSpec.resolve(model, inputShape: data.sampleShape, classes: data.classCount)
             let config = configuration(globalBatch: globalBatch)
             try config.validate(ranks: p, trainingSamples: data.count)
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: try SGD(learningRate: 0.01, momentum: 0.9),
-                                                  loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
+            let trainer = try DataParallelTrainer(
+                spec: spec, optimizer: try SGD(learningRate: 0.01, momentum: 0.9),
+                loss: SoftmaxCrossEntropy(), communicator: communicator, configuration: config)
             try trainer.synchronize(dataset: data)
             try commOptions.startProgressThread(communicator)
             let f = try StepBenchmark.run(trainer: trainer, data: data, globalBatch: globalBatch, warmup: warmup, steps: steps) {
                 trainer.timeline = try commOptions.makeTimeline(communicator)
             }
             try commOptions.save(trainer.timeline)
-            let result = StepBenchResult(label: label, model: model, ranks: p, threads: threadOptions.threads, cores: cores, globalBatch: globalBatch,
-                                         steps: steps, compression: commOptions.compression.rawValue,
-                                         bucketMegabytes: Double(commOptions.bucketCapacity) * 4 / 1_048_576,
-                                         samplesPerSecond: Double(globalBatch * steps) / f.wallSeconds,
-                                         stepSeconds: f.wallSeconds / Double(steps), computeSeconds: f.computeSeconds,
-                                         commSeconds: f.commSeconds, blockedSeconds: f.blockedSeconds, hiddenSeconds: f.hiddenSeconds,
-                                         conversionSeconds: f.conversionSeconds, mpiCallSeconds: f.mpiCallSeconds, cpuSeconds: f.cpuSeconds,
-                                         reduction: reduction == .deterministic ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone\(f.factorBuckets > 0 ? ", \(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") from gathered factors" : ""))" : "fast\(f.factorBuckets > 0 ? " (\(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") as factors: \(trainer.ddp.reducer.factorSizes.weightFloats) weight floats, \(trainer.ddp.reducer.factorSizes.floatsPerSample) floats a sample, formed in \(String(format: "%.2f", f.factorSeconds * 1000)) ms)" : "")",
-                                         gradientFloats: trainer.ddp.reducer.buckets.reduce(0) { $0 + $1.count },
-                                         bucketFloats: trainer.ddp.reducer.buckets.map(\.count),
-                                         medianStepSeconds: f.medianStepSeconds, medianComputeSeconds: f.medianComputeSeconds)
+            let result = StepBenchResult(
+                label: label, model: model, ranks: p, threads: threadOptions.threads, cores: cores, globalBatch: globalBatch,
+                steps: steps, compression: commOptions.compression.rawValue,
+                bucketMegabytes: Double(commOptions.bucketCapacity) * 4 / 1_048_576,
+                samplesPerSecond: Double(globalBatch * steps) / f.wallSeconds,
+                stepSeconds: f.wallSeconds / Double(steps), computeSeconds: f.computeSeconds,
+                commSeconds: f.commSeconds, blockedSeconds: f.blockedSeconds, hiddenSeconds: f.hiddenSeconds,
+                conversionSeconds: f.conversionSeconds, mpiCallSeconds: f.mpiCallSeconds, cpuSeconds: f.cpuSeconds,
+                reduction: reduction == .deterministic
+                    ? "deterministic (chunks of \(chunkSize), \(f.redoneSteps) of \(steps) steps redone\(f.factorBuckets > 0 ? ", \(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") from gathered factors" : ""))"
+                    : "fast\(f.factorBuckets > 0 ? " (\(f.factorBuckets) dense weight\(f.factorBuckets == 1 ? "" : "s") as factors: \(trainer.ddp.reducer.factorSizes.weightFloats) weight floats, \(trainer.ddp.reducer.factorSizes.floatsPerSample) floats a sample, formed in \(String(format: "%.2f", f.factorSeconds * 1000)) ms)" : "")",
+                gradientFloats: trainer.ddp.reducer.buckets.reduce(0) { $0 + $1.count },
+                bucketFloats: trainer.ddp.reducer.buckets.map(\.count),
+                medianStepSeconds: f.medianStepSeconds, medianComputeSeconds: f.medianComputeSeconds)
             if communicator.isRoot {
                 printLine(result.summary)
                 if let csv { try result.append(to: csv) }
@@ -162,23 +166,30 @@ struct StepBenchResult {
     var hiddenPercent: Double { commSeconds > 0 ? 100 * hiddenSeconds / commSeconds : 0 }
 
     var summary: String {
-        String(format: "bench steps: %@ %@, %d rank%@%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms, cpu %.2f ms | %d gradient floats in %d bucket%@ (floats: %@) | median step %.2f ms, median compute %.2f ms",
-               label, model, ranks, ranks == 1 ? "" : "s", threads > 1 ? " × \(threads) threads" : "", oversubscribed ? " (oversubscribed)" : "", globalBatch, reduction, steps,
-               samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, mpiCallSeconds * 1000, commSeconds * 1000,
-               blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction.hasPrefix("fast") ? "fp16" : "integer", conversionSeconds * 1000, cpuSeconds * 1000,
-               gradientFloats, buckets, buckets == 1 ? "" : "s", bucketFloats.map(String.init).joined(separator: " "),
-               medianStepSeconds * 1000, medianComputeSeconds * 1000)
+        String(
+            format:
+                "bench steps: %@ %@, %d rank%@%@%@, global batch %d, reduction %@, %d steps: %.1f samples/s, step %.2f ms | per step: compute %.2f ms (in MPI %.2f ms), comm %.2f ms, blocked %.2f ms, hidden %.2f ms (%.0f%%), %@ conversion %.2f ms, cpu %.2f ms | %d gradient floats in %d bucket%@ (floats: %@) | median step %.2f ms, median compute %.2f ms",
+            label, model, ranks, ranks == 1 ? "" : "s", threads > 1 ? " × \(threads) threads" : "", oversubscribed ? " (oversubscribed)" : "", globalBatch,
+            reduction, steps,
+            samplesPerSecond, stepSeconds * 1000, computeSeconds * 1000, mpiCallSeconds * 1000, commSeconds * 1000,
+            blockedSeconds * 1000, hiddenSeconds * 1000, hiddenPercent, reduction.hasPrefix("fast") ? "fp16" : "integer", conversionSeconds * 1000,
+            cpuSeconds * 1000,
+            gradientFloats, buckets, buckets == 1 ? "" : "s", bucketFloats.map(String.init).joined(separator: " "),
+            medianStepSeconds * 1000, medianComputeSeconds * 1000)
     }
 
-    static let csvHeader = "label,model,ranks,cores,oversubscribed,global_batch,per_rank_batch,steps,compression,bucket_mb,samples_per_s,step_ms,compute_ms,comm_ms,blocked_ms,hidden_ms,hidden_pct,conversion_ms,cpu_ms"
+    static let csvHeader =
+        "label,model,ranks,cores,oversubscribed,global_batch,per_rank_batch,steps,compression,bucket_mb,samples_per_s,step_ms,compute_ms,comm_ms,blocked_ms,hidden_ms,hidden_pct,conversion_ms,cpu_ms"
 
     var csvRow: String {
         func f(_ x: Double) -> String { String(format: "%.3f", x) }
-        return [label, model, "\(ranks)", "\(cores)", oversubscribed ? "yes" : "no", "\(globalBatch)",
-                String(format: "%.2f", Double(globalBatch) / Double(ranks)), "\(steps)", compression, f(bucketMegabytes),
-                f(samplesPerSecond), f(stepSeconds * 1000), f(computeSeconds * 1000), f(commSeconds * 1000),
-                f(blockedSeconds * 1000), f(hiddenSeconds * 1000), String(format: "%.1f", hiddenPercent),
-                f(conversionSeconds * 1000), f(cpuSeconds * 1000)].joined(separator: ",")
+        return [
+            label, model, "\(ranks)", "\(cores)", oversubscribed ? "yes" : "no", "\(globalBatch)",
+            String(format: "%.2f", Double(globalBatch) / Double(ranks)), "\(steps)", compression, f(bucketMegabytes),
+            f(samplesPerSecond), f(stepSeconds * 1000), f(computeSeconds * 1000), f(commSeconds * 1000),
+            f(blockedSeconds * 1000), f(hiddenSeconds * 1000), String(format: "%.1f", hiddenPercent),
+            f(conversionSeconds * 1000), f(cpuSeconds * 1000)
+        ].joined(separator: ",")
     }
 
     /// Appends the row to `path`, with the header first when the file is new or empty.

@@ -8,11 +8,11 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a checkpoint on a dataset: loss, accuracy and top-5 accuracy, split across ranks.",
         discussion: """
-        Rebuilds the model from the checkpoint's model_spec metadata (or --model) and loads its \
-        parameters. Each rank evaluates a contiguous shard of the data, every sample exactly once, \
-        and the loss sums and correct counts are added over ranks, so any number of ranks gives \
-        the same counts. Rank 0 prints the result.
-        """)
+            Rebuilds the model from the checkpoint's model_spec metadata (or --model) and loads its \
+            parameters. Each rank evaluates a contiguous shard of the data, every sample exactly once, \
+            and the loss sums and correct counts are added over ranks, so any number of ranks gives \
+            the same counts. Rank 0 prints the result.
+            """)
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
 
@@ -28,10 +28,16 @@ struct Eval: ParsableCommand {
     @Option(help: "Samples per forward pass on each rank (memory and speed only; the results do not depend on it).")
     var batchSize = 64
 
-    @Option(help: ArgumentHelp("Build this model (a built-in name or a .yaml/.json model file, for the data's shape and classes) instead of the checkpoint's own; the checkpoint's tensors must fit it.", valueName: "name|file"))
+    @Option(
+        help: ArgumentHelp(
+            "Build this model (a built-in name or a .yaml/.json model file, for the data's shape and classes) instead of the checkpoint's own; the checkpoint's tensors must fit it.",
+            valueName: "name|file"))
     var model: String?
 
-    @Option(help: ArgumentHelp("Normalize inputs after scaling to [0, 1], as in training: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel. Default: the normalization the checkpoint records, if any.", valueName: "mean,std"))
+    @Option(
+        help: ArgumentHelp(
+            "Normalize inputs after scaling to [0, 1], as in training: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel. Default: the normalization the checkpoint records, if any.",
+            valueName: "mean,std"))
     var normalize: String?
 
     @Flag(help: "Print one JSON object instead of text.")
@@ -49,24 +55,34 @@ struct Eval: ParsableCommand {
             var model = trained.model
             let normalization = try InputNormalization.resolve(option: normalize, checkpoint: trained)
             // Every rank must hold the same parameters and data, or the shards would not add up.
-            let fingerprint = ReplicaFingerprint(spec: trained.spec, model: model, optimizer: nil, loss: trained.spec.makeLoss(),
-                                                 dataset: dataset, options: [("parameters", ParameterDigest.hex(model.arena)),
-                                                                             ("normalize", normalization?.description ?? "none")])
+            let fingerprint = ReplicaFingerprint(
+                spec: trained.spec, model: model, optimizer: nil, loss: trained.spec.makeLoss(),
+                dataset: dataset,
+                options: [
+                    ("parameters", ParameterDigest.hex(model.arena)),
+                    ("normalize", normalization?.description ?? "none")
+                ])
             try RankSession.endSetup(communicator)
             try fingerprint.verify(across: communicator)
             let topK = trained.isBinary || trained.classCount <= 5 ? nil : 5
             let started = Date()
-            let totals = try Evaluation.run(model: &model, loss: trained.spec.makeLoss(), dataset: dataset, topK: topK,
-                                            batchSize: batchSize, communicator: communicator,
-                                            preprocessing: try normalization?.augmentation() ?? .none)
+            let totals = try Evaluation.run(
+                model: &model, loss: trained.spec.makeLoss(), dataset: dataset, topK: topK,
+                batchSize: batchSize, communicator: communicator,
+                preprocessing: try normalization?.augmentation() ?? .none)
             guard communicator.isRoot else { return }
             let seconds = Date().timeIntervalSince(started)
             if json {
-                printLine(EvalReport(checkpoint: checkpoint, model: trained.spec.name, data: data, split: split.rawValue,
-                                     ranks: communicator.size, totals: totals, topK: topK, seconds: seconds).jsonLine)
+                printLine(
+                    EvalReport(
+                        checkpoint: checkpoint, model: trained.spec.name, data: data, split: split.rawValue,
+                        ranks: communicator.size, totals: totals, topK: topK, seconds: seconds
+                    ).jsonLine)
             } else {
                 let normalized = normalization.map { ", normalized \($0.description)" } ?? ""
-                printLine("eval: checkpoint \(checkpoint) (\(trained.summary)) on \(dataDescription), \(communicator.size) rank\(communicator.size == 1 ? "" : "s")\(normalized)")
+                printLine(
+                    "eval: checkpoint \(checkpoint) (\(trained.summary)) on \(dataDescription), \(communicator.size) rank\(communicator.size == 1 ? "" : "s")\(normalized)"
+                )
                 var line = String(format: "loss %.4f  accuracy %.4f", totals.meanLoss, totals.accuracy)
                 if topK != nil { line += String(format: "  top-5 accuracy %.4f", totals.topKAccuracy) }
                 line += "  samples \(totals.count)" + String(format: "  (%.2f s)", seconds)
@@ -92,8 +108,10 @@ struct Eval: ParsableCommand {
         let trained = try CheckpointModel.load(checkpoint)
         let channels = trained.spec.inputShape.first.flatMap { [1, 3].contains($0) ? $0 : nil }
         // IDX files record no classes: the model's (names or numbers) make labels beyond them errors.
-        let names = trained.classNames ?? (trained.classCount == IDXReader.fashionMNISTClassNames.count
-            ? IDXReader.fashionMNISTClassNames : (0 ..< trained.classCount).map { "\($0)" })
+        let names =
+            trained.classNames
+            ?? (trained.classCount == IDXReader.fashionMNISTClassNames.count
+                ? IDXReader.fashionMNISTClassNames : (0 ..< trained.classCount).map { "\($0)" })
         let (dataset, description) = try EvaluationData.load(data, split: split, channels: channels, idxClasses: names)
         try check(trained, against: dataset, description: description)
         return (trained, dataset, description)
@@ -101,12 +119,14 @@ struct Eval: ParsableCommand {
 
     func check(_ trained: CheckpointModel, against dataset: Dataset, description: String) throws {
         guard trained.model.inputShape == dataset.sampleShape else {
-            throw InferenceError.shapeMismatch(checkpoint: checkpoint, modelShape: trained.model.inputShape,
-                                               data: description, dataShape: dataset.sampleShape)
+            throw InferenceError.shapeMismatch(
+                checkpoint: checkpoint, modelShape: trained.model.inputShape,
+                data: description, dataShape: dataset.sampleShape)
         }
         guard trained.classCount == dataset.classCount else {
-            throw InferenceError.classMismatch(checkpoint: checkpoint, modelClasses: trained.classCount,
-                                               data: description, dataClasses: dataset.classCount)
+            throw InferenceError.classMismatch(
+                checkpoint: checkpoint, modelClasses: trained.classCount,
+                data: description, dataClasses: dataset.classCount)
         }
     }
 }
@@ -124,8 +144,10 @@ struct EvalReport: Encodable {
     var top5Accuracy: Double?
     var seconds: Double
 
-    init(checkpoint: String, model: String, data: String, split: String, ranks: Int, totals: EvaluationTotals, topK: Int?,
-         seconds: Double) {
+    init(
+        checkpoint: String, model: String, data: String, split: String, ranks: Int, totals: EvaluationTotals, topK: Int?,
+        seconds: Double
+    ) {
         self.checkpoint = checkpoint
         self.model = model
         self.data = data

@@ -7,20 +7,20 @@ struct Gradcheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare P-rank data-parallel gradients and parameters with one replica on the whole batch.",
         discussion: """
-        Every rank computes its slice's gradient and the allreduced mean; rank 0 also computes the \
-        whole global batch alone on a second replica. Both take K optimizer steps. Prints, per \
-        parameter tensor, the largest absolute and relative (to the tensor's largest magnitude) \
-        errors of the gradients (worst over the K steps) and of the parameters after K steps, and \
-        exits 1 when one exceeds --tolerance. The default tolerance, 1e-4, allows float32 \
-        summation-order noise (each way adds the batch in a different order) with margin; bugs \
-        give errors of order 1. With --compression fp16 the default is 1e-2: each rank's sum is \
-        rounded to half precision (11-bit significand, relative error 2^-11 ≈ 4.9e-4) and the \
-        reduction rounds again after each addition of a rank. Uses synthetic data, so it needs no \
-        files. With --reduction deterministic the global batch is cut into chunks of --chunk-size \
-        samples on both sides, and --tolerance 0 holds for any P. --rounding prints instead (rank \
-        0) how far the fast mode's float32 sums (emulating 1, 2 and 8 ranks) and the deterministic \
-        mode's exact sums lie from a float64 sum of the per-sample gradients.
-        """)
+            Every rank computes its slice's gradient and the allreduced mean; rank 0 also computes the \
+            whole global batch alone on a second replica. Both take K optimizer steps. Prints, per \
+            parameter tensor, the largest absolute and relative (to the tensor's largest magnitude) \
+            errors of the gradients (worst over the K steps) and of the parameters after K steps, and \
+            exits 1 when one exceeds --tolerance. The default tolerance, 1e-4, allows float32 \
+            summation-order noise (each way adds the batch in a different order) with margin; bugs \
+            give errors of order 1. With --compression fp16 the default is 1e-2: each rank's sum is \
+            rounded to half precision (11-bit significand, relative error 2^-11 ≈ 4.9e-4) and the \
+            reduction rounds again after each addition of a rank. Uses synthetic data, so it needs no \
+            files. With --reduction deterministic the global batch is cut into chunks of --chunk-size \
+            samples on both sides, and --tolerance 0 holds for any P. --rounding prints instead (rank \
+            0) how far the fast mode's float32 sums (emulating 1, 2 and 8 ranks) and the deterministic \
+            mode's exact sums lie from a float64 sum of the per-sample gradients.
+            """)
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
@@ -44,7 +44,10 @@ struct Gradcheck: ParsableCommand {
     @Option(help: "Gradient summation on the distributed side: fast or deterministic.")
     var reduction: ReductionMode = .fast
 
-    @Option(help: ArgumentHelp("Deterministic mode: samples per chunk of the global batch (the default 3 gives the default batch of 24 eight chunks: P = 1..8 all compute).", valueName: "c"))
+    @Option(
+        help: ArgumentHelp(
+            "Deterministic mode: samples per chunk of the global batch (the default 3 gives the default batch of 24 eight chunks: P = 1..8 all compute).",
+            valueName: "c"))
     var chunkSize = 3
 
     @Flag(help: "Print the rounding errors of the fast and deterministic sums against a float64 sum of per-sample gradients instead (no batch norm).")
@@ -110,23 +113,28 @@ struct Gradcheck: ParsableCommand {
     func run() throws {
         try launch.relaunchIfRequested()
         RankSession.run { communicator in
-            if progressThread > 0, communicator.size > 1, let mpi = communicator as? MPICommunicator { try mpi.startProgressThread(interval: Double(progressThread) / 1e6) }
+            if progressThread > 0, communicator.size > 1, let mpi = communicator as? MPICommunicator {
+                try mpi.startProgressThread(interval: Double(progressThread) / 1e6)
+            }
             let data = SyntheticPatterns.make(count: samples, shape: parsedShape!, classes: classes, seed: modelOptions.seed &+ 7)
             let spec = try modelOptions.spec(for: data)
             if rounding {
                 guard communicator.isRoot else { return }
-                let report = try RoundingCheck.run(spec: spec, dataset: data, globalBatchSize: batch, ranks: [1, 2, 8],
-                                                   chunkSize: chunkSize, seed: modelOptions.seed)
+                let report = try RoundingCheck.run(
+                    spec: spec, dataset: data, globalBatchSize: batch, ranks: [1, 2, 8],
+                    chunkSize: chunkSize, seed: modelOptions.seed)
                 printLine(report.table)
                 return
             }
-            let report = try GradientCheck.run(spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
-                                               makeOptimizer: { try SGD(learningRate: learningRate, momentum: momentum) },
-                                               communicator: communicator, configuration: configuration())
+            let report = try GradientCheck.run(
+                spec: spec, dataset: data, loss: SoftmaxCrossEntropy(),
+                makeOptimizer: { try SGD(learningRate: learningRate, momentum: momentum) },
+                communicator: communicator, configuration: configuration())
             if communicator.isRoot { printLine(report.table) }
             guard report.passed else {
                 let w = report.worst
-                throw DistError.gradientCheckFailed(worst: communicator.isRoot ? "relative error \(w.value) in \(w.description) exceeds \(effectiveTolerance)" : "see rank 0's table")
+                throw DistError.gradientCheckFailed(
+                    worst: communicator.isRoot ? "relative error \(w.value) in \(w.description) exceeds \(effectiveTolerance)" : "see rank 0's table")
             }
         }
     }

@@ -8,13 +8,13 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify images (PNG, PGM, PPM) with a checkpoint: the top-k classes and their probabilities.",
         discussion: """
-        Images are converted to the model's channels (gray <-> RGB) and must have the model's \
-        width and height unless --resize scales them. Pixels become bytes / 255, then are \
-        normalized as in training (--normalize, or what the checkpoint records). \
-        Probabilities are the softmax of the logits; a model with one sigmoid output prints the \
-        predicted class (1 where the sigmoid exceeds 0.5) and its probability. --json adds the raw logits. Class names come from the checkpoint when it records them. Runs \
-        on one process (under mpirun, rank 0 does the work).
-        """)
+            Images are converted to the model's channels (gray <-> RGB) and must have the model's \
+            width and height unless --resize scales them. Pixels become bytes / 255, then are \
+            normalized as in training (--normalize, or what the checkpoint records). \
+            Probabilities are the softmax of the logits; a model with one sigmoid output prints the \
+            predicted class (1 where the sigmoid exceeds 0.5) and its probability. --json adds the raw logits. Class names come from the checkpoint when it records them. Runs \
+            on one process (under mpirun, rank 0 does the work).
+            """)
 
     @Option(help: ArgumentHelp("A checkpoint written by ddp train (safetensors).", valueName: "file"))
     var checkpoint: String
@@ -28,7 +28,10 @@ struct Predict: ParsableCommand {
     @Option(help: "Fit other image sizes to the model's: none (require its size), nearest or bilinear.")
     var resize: ResizeMethod = .none
 
-    @Option(help: ArgumentHelp("Normalize inputs after scaling to [0, 1], as in training: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel. Default: the normalization the checkpoint records, if any.", valueName: "mean,std"))
+    @Option(
+        help: ArgumentHelp(
+            "Normalize inputs after scaling to [0, 1], as in training: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel. Default: the normalization the checkpoint records, if any.",
+            valueName: "mean,std"))
     var normalize: String?
 
     @Flag(help: "Print one JSON object per image instead of text.")

@@ -49,7 +49,9 @@ extension Selftest {
                 var failed = [try communicator.returnsErrors() ? 0.0 : 1.0]
                 try communicator.allreduce(&failed, op: .sum)
                 if communicator.isRoot {
-                    printLine("selftest errors: \(failed[0] == 0 ? "ok" : "failed") (\(communicator.size) ranks; \(Int(failed[0])) with an error handler other than MPI_ERRORS_RETURN)")
+                    printLine(
+                        "selftest errors: \(failed[0] == 0 ? "ok" : "failed") (\(communicator.size) ranks; \(Int(failed[0])) with an error handler other than MPI_ERRORS_RETURN)"
+                    )
                 }
                 if failed[0] != 0 { throw DistError.selftestFailed("errors: \(Int(failed[0])) rank(s) would abort on a failing MPI call") }
             }

@@ -8,10 +8,10 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model data-parallel: bare as one rank, under mpirun, or with --np N.",
         discussion: """
-        The linear scaling rule (--scale-lr): with k times the global batch, use k times the learning rate. \
-        --scale-lr sets lr = --lr x (--batch-size x --accumulate) / --lr-reference-batch, so a rate tuned \
-        for a batch of 256 carries over to other batches (Goyal et al.; pair it with a warm-up for large batches).
-        """)
+            The linear scaling rule (--scale-lr): with k times the global batch, use k times the learning rate. \
+            --scale-lr sets lr = --lr x (--batch-size x --accumulate) / --lr-reference-batch, so a rate tuned \
+            for a batch of 256 carries over to other batches (Goyal et al.; pair it with a warm-up for large batches).
+            """)
 
     @OptionGroup(title: "Launch") var launch: LaunchOptions
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
@@ -74,9 +74,11 @@ struct Train: ParsableCommand {
                 config.schedule = try optimizerOptions.schedule(base: base, stepsPerEpoch: stepsPerEpoch, epochs: epochs)
             }
             let optimizer = try optimizerOptions.makeOptimizer(learningRate: base)
-            config.verifiedOptions = [("lr", "\(base)"), ("data", dataOptions.source), ("validation split", "\(dataOptions.validationSplit)"),
-                                      ("validation data", dataOptions.validationData ?? "none"),
-                                      ("augmentation", "\(config.augmentation)")]
+            config.verifiedOptions = [
+                ("lr", "\(base)"), ("data", dataOptions.source), ("validation split", "\(dataOptions.validationSplit)"),
+                ("validation data", dataOptions.validationData ?? "none"),
+                ("augmentation", "\(config.augmentation)")
+            ]
             config.recordedOptions = [
                 "model": modelOptions.model, "data": dataOptions.source, "validation_split": "\(dataOptions.validationSplit)",
                 "validation_data": dataOptions.validationData ?? "",
@@ -88,12 +90,14 @@ struct Train: ParsableCommand {
                 "normalize_std": config.augmentation.std.map { "\($0)" }.joined(separator: ","),
                 // `ddp eval`/`ddp predict` read these two: MEAN..,STD.. as --normalize takes it, and the labels' names.
                 "normalize": (config.augmentation.mean + config.augmentation.std).map { "\($0)" }.joined(separator: ","),
-                "class_names": String(decoding: try JSONEncoder().encode(train.classNames), as: UTF8.self),
+                "class_names": String(decoding: try JSONEncoder().encode(train.classNames), as: UTF8.self)
             ]
-            let trainer = try DataParallelTrainer(spec: spec, optimizer: optimizer, loss: spec.makeLoss(),
-                                                  communicator: communicator, configuration: config)
-            output.describe(spec: spec, optimizer: optimizer, schedule: config.schedule, train: train, validation: validation,
-                            test: test, batchSize: batchSize, accumulate: accumulate)
+            let trainer = try DataParallelTrainer(
+                spec: spec, optimizer: optimizer, loss: spec.makeLoss(),
+                communicator: communicator, configuration: config)
+            output.describe(
+                spec: spec, optimizer: optimizer, schedule: config.schedule, train: train, validation: validation,
+                test: test, batchSize: batchSize, accumulate: accumulate)
             var start = TrainingPosition()
             if let resume = checkpoints.resume {
                 let restored = try trainer.restore(from: resume, trainingSamples: train.count)
@@ -105,10 +109,13 @@ struct Train: ParsableCommand {
             try commOptions.startProgressThread(communicator)
             let timelineRecording = commOptions.timelineRecording()
             let callbacks = [metricsLog as TrainingCallback?, timelineRecording].compactMap { $0 }
-            let result = try trainer.fit(training: train, validation: validation, test: test, from: start,
-                                         callbacks: callbacks) { event in
-                output.handle(event, modelName: spec.name, batchSize: batchSize, accumulate: accumulate, monitor: loop.monitor,
-                              patience: loop.earlyStoppingPatience)
+            let result = try trainer.fit(
+                training: train, validation: validation, test: test, from: start,
+                callbacks: callbacks
+            ) { event in
+                output.handle(
+                    event, modelName: spec.name, batchSize: batchSize, accumulate: accumulate, monitor: loop.monitor,
+                    patience: loop.earlyStoppingPatience)
                 tensorboardLog?.handle(event)
             }
             if let path = timelineRecording?.writtenPath, communicator.isRoot {
@@ -116,8 +123,11 @@ struct Train: ParsableCommand {
             }
             if result.interrupted {
                 let p = result.position
-                let saved = checkpoints.checkpointDir.map { "checkpoint written to \($0); continue with --resume \($0)" } ?? "no --checkpoint-dir, nothing saved"
-                output.line("stopped by a signal after step \(p.stepInEpoch) of epoch \(p.epoch + 1) (\(p.step) steps in all): \(saved); exit status \(StopSignals.exitCode)")
+                let saved =
+                    checkpoints.checkpointDir.map { "checkpoint written to \($0); continue with --resume \($0)" } ?? "no --checkpoint-dir, nothing saved"
+                output.line(
+                    "stopped by a signal after step \(p.stepInEpoch) of epoch \(p.epoch + 1) (\(p.step) steps in all): \(saved); exit status \(StopSignals.exitCode)"
+                )
                 throw TrainingStopped(description: "stopped by a signal")
             }
         }

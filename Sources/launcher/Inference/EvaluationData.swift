@@ -26,11 +26,14 @@ enum EvaluationData {
     ///     below their count); nil: Fashion-MNIST's.
     /// - Returns: the samples and a description for messages (`DIR (test split)`).
     /// - Throws: `DataError` naming the file at fault, or `InferenceError.missingSplit`.
-    static func load(_ directory: String, split: DataSplit, channels: Int?, idxClasses: [String]? = nil) throws -> (dataset: InMemoryDataset, description: String) {
+    static func load(_ directory: String, split: DataSplit, channels: Int?, idxClasses: [String]? = nil) throws -> (
+        dataset: InMemoryDataset, description: String
+    ) {
         let description = "\(directory) (\(split.rawValue) split)"
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
-            let hint = directory == IDXReader.defaultFashionMNISTDirectory
+            let hint =
+                directory == IDXReader.defaultFashionMNISTDirectory
                 ? "install dataset-fashion-mnist (apt install dataset-fashion-mnist) or pass --data DIR"
                 : "pass --data DIR, a folder with IDX files, CIFAR-10 batches or one sub-folder per class"
             throw DataError.missingFile(path: directory, hint: hint)
@@ -41,15 +44,17 @@ enum EvaluationData {
         let prefix = split == .test ? "t10k" : "train"
         if let images = existing(directory, "\(prefix)-images-idx3-ubyte") {
             guard let labels = existing(directory, "\(prefix)-labels-idx1-ubyte") else {
-                throw DataError.missingFile(path: (directory as NSString).appendingPathComponent("\(prefix)-labels-idx1-ubyte[.gz]"),
-                                            hint: "the labels belong next to \(images)")
+                throw DataError.missingFile(
+                    path: (directory as NSString).appendingPathComponent("\(prefix)-labels-idx1-ubyte[.gz]"),
+                    hint: "the labels belong next to \(images)")
             }
             return (try IDXReader.load(images: images, labels: labels, classNames: idxClasses ?? IDXReader.fashionMNISTClassNames), description)
         }
         switch DatasetDirectory.format(of: directory) {
         case .idx:
-            throw InferenceError.missingSplit(directory: directory, split: split.rawValue,
-                                              hint: "it lacks \(prefix)-images-idx3-ubyte[.gz]; pass --split \(split == .test ? "train" : "test")")
+            throw InferenceError.missingSplit(
+                directory: directory, split: split.rawValue,
+                hint: "it lacks \(prefix)-images-idx3-ubyte[.gz]; pass --split \(split == .test ? "train" : "test")")
         case .cifar10:
             let (train, test) = try CIFAR10Reader.loadDirectory(directory)
             return (split == .test ? test : train, description)
@@ -60,8 +65,9 @@ enum EvaluationData {
                 return (try ImageFolderReader.load(directory: directory, channels: channels), "\(directory) (class folders)")
             }
             guard FileManager.default.fileExists(atPath: folder) else {
-                throw InferenceError.missingSplit(directory: directory, split: split.rawValue,
-                                                  hint: "add a \(split.rawValue)/ folder with the same class folders, or pass --split \(split == .test ? "train" : "test")")
+                throw InferenceError.missingSplit(
+                    directory: directory, split: split.rawValue,
+                    hint: "add a \(split.rawValue)/ folder with the same class folders, or pass --split \(split == .test ? "train" : "test")")
             }
             return (try ImageFolderReader.load(directory: folder, channels: channels), description)
         }

@@ -34,9 +34,11 @@ enum InferenceError: Error, Equatable, CustomStringConvertible {
         case let .badModel(checkpoint, reason):
             return "checkpoint \(checkpoint): its model cannot be built: \(reason)"
         case let .shapeMismatch(checkpoint, modelShape, data, dataShape):
-            return "shape mismatch: the model in \(checkpoint) takes samples of shape \(modelShape) (C, H, W), but \(data) has samples of shape \(dataShape); hint: evaluate on data like the model was trained on"
+            return
+                "shape mismatch: the model in \(checkpoint) takes samples of shape \(modelShape) (C, H, W), but \(data) has samples of shape \(dataShape); hint: evaluate on data like the model was trained on"
         case let .classMismatch(checkpoint, modelClasses, data, dataClasses):
-            return "class mismatch: the model in \(checkpoint) predicts \(modelClasses) classes, but \(data) has \(dataClasses); hint: evaluate on data like the model was trained on"
+            return
+                "class mismatch: the model in \(checkpoint) predicts \(modelClasses) classes, but \(data) has \(dataClasses); hint: evaluate on data like the model was trained on"
         case let .missingSplit(directory, split, hint):
             return "\(directory) has no \(split) split; hint: \(hint)"
         case let .unsupportedChannels(checkpoint, channels):

@@ -4,7 +4,9 @@ import Foundation
 
 /// Where `ddp train` writes checkpoints, how often and how many it keeps, and what it resumes from.
 struct CheckpointOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Write checkpoints here (rank 0): step-N.safetensors at each epoch's end and at the end, best.safetensors by --monitor.", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Write checkpoints here (rank 0): step-N.safetensors at each epoch's end and at the end, best.safetensors by --monitor.", valueName: "dir"))
     var checkpointDir: String?
 
     @Option(help: ArgumentHelp("Also write a checkpoint every N optimizer steps.", valueName: "N"))
@@ -13,7 +15,9 @@ struct CheckpointOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Keep only the newest K step checkpoints (0: all).", valueName: "K"))
     var keepLast = 0
 
-    @Option(help: ArgumentHelp("Continue from a checkpoint file, or a folder's newest step checkpoint (any number of ranks, the same global batch).", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Continue from a checkpoint file, or a folder's newest step checkpoint (any number of ranks, the same global batch).", valueName: "path"))
     var resume: String?
 
     func validate() throws {

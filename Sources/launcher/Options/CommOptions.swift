@@ -14,7 +14,11 @@ struct CommOptions: ParsableArguments {
     /// of µs per allreduce in shared memory) stays negligible.
     static let defaultBucketMegabytes = 4.0
 
-    @Option(name: .customLong("bucket-mb"), help: "Megabytes (2^20 bytes) of float32 gradients per bucket; each bucket's allreduce starts as soon as backward finishes it (a larger tensor gets a bucket of its own).")
+    @Option(
+        name: .customLong("bucket-mb"),
+        help:
+            "Megabytes (2^20 bytes) of float32 gradients per bucket; each bucket's allreduce starts as soon as backward finishes it (a larger tensor gets a bucket of its own)."
+    )
     var bucketMegabytes = CommOptions.defaultBucketMegabytes
 
     @Option(help: "Floats per gradient bucket (overrides --bucket-mb; small values exercise many overlapped buckets).")
@@ -23,13 +27,23 @@ struct CommOptions: ParsableArguments {
     @Option(help: "Gradient wire format of the fast reduction: none (float32) or fp16 (half the bytes, about 3 significant digits).")
     var compression: GradientCompression = .none
 
-    @Flag(name: .customLong("dense-factors"), help: "Send each dense weight that has a bucket of its own as its factors (every sample's output gradient and input: fc1 4160 floats a sample instead of a 3.2 M-float gradient); every rank forms the summed gradient itself, multiplying P times its own samples. For links slower than the cores (fast reduction, one micro-batch a step, one thread a rank).")
+    @Flag(
+        name: .customLong("dense-factors"),
+        help:
+            "Send each dense weight that has a bucket of its own as its factors (every sample's output gradient and input: fc1 4160 floats a sample instead of a 3.2 M-float gradient); every rank forms the summed gradient itself, multiplying P times its own samples. For links slower than the cores (fast reduction, one micro-batch a step, one thread a rank)."
+    )
     var denseFactors = false
 
-    @Option(help: ArgumentHelp("Write a Chrome trace (chrome://tracing, Perfetto) of each rank's steps to FILE with the rank inserted: trace.json -> trace.rank0.json, trace.rank1.json, ...", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Write a Chrome trace (chrome://tracing, Perfetto) of each rank's steps to FILE with the rank inserted: trace.json -> trace.rank0.json, trace.rank1.json, ...",
+            valueName: "file"))
     var timeline: String?
 
-    @Option(help: ArgumentHelp("Also poll the reductions in flight from a helper thread every N microseconds, so they advance during long layers (0: only between layers).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Also poll the reductions in flight from a helper thread every N microseconds, so they advance during long layers (0: only between layers).",
+            valueName: "N"))
     var progressThread = 0
 
     func validate() throws {

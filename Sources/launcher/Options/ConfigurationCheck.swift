@@ -10,7 +10,7 @@ enum ConfigurationCheck {
         "chunk size": "--chunk-size", "threads": "--threads", "dense-factors": "--dense-factors",
         "compression": "--compression", "bucket capacity": "--bucket-floats", "max steps per epoch": "--max-steps",
         "stop after steps": "--stop-after", "early stopping patience": "--early-stopping-patience",
-        "min delta": "--min-delta", "checkpoint every": "--checkpoint-every", "keep last": "--keep-last",
+        "min delta": "--min-delta", "checkpoint every": "--checkpoint-every", "keep last": "--keep-last"
     ]
 
     /// Runs the library's checks of `configuration`.

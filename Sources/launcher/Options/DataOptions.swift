@@ -8,16 +8,23 @@ struct DataOptions: ParsableArguments {
     /// Debian's `dataset-fashion-mnist` package puts the files here.
     static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
 
-    @Option(help: ArgumentHelp("A dataset directory: IDX (MNIST, Fashion-MNIST; raw or .gz), CIFAR-10 binary, or one sub-folder per class (with optional train/ and test/). Default: \(DataOptions.defaultDirectory) when it exists, else synthetic data.", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "A dataset directory: IDX (MNIST, Fashion-MNIST; raw or .gz), CIFAR-10 binary, or one sub-folder per class (with optional train/ and test/). Default: \(DataOptions.defaultDirectory) when it exists, else synthetic data.",
+            valueName: "dir"))
     var data: String?
 
     @Option(help: ArgumentHelp("Train on a synthetic dataset of N samples instead of --data (its test set has a quarter as many).", valueName: "N"))
     var syntheticSamples: Int?
 
-    @Option(help: ArgumentHelp("Hold out this fraction of the training set for validation, in [0, 1) (seeded by --seed, the same on every rank).", valueName: "F"))
+    @Option(
+        help: ArgumentHelp("Hold out this fraction of the training set for validation, in [0, 1) (seeded by --seed, the same on every rank).", valueName: "F"))
     var validationSplit = 0.0
 
-    @Option(help: ArgumentHelp("Validate each epoch on this data instead of a split of the training set: test (the dataset's test split, then not evaluated again at the end unless --evaluate-test) or a dataset folder (its test split, or the folder's class folders).", valueName: "test|dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Validate each epoch on this data instead of a split of the training set: test (the dataset's test split, then not evaluated again at the end unless --evaluate-test) or a dataset folder (its test split, or the folder's class folders).",
+            valueName: "test|dir"))
     var validationData: String?
 
     @Flag(help: "With --validation-data test: still evaluate the test split once more after the last epoch.")
@@ -35,7 +42,10 @@ struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Augment: shear each training image by an angle in [-D, D] degrees, D in [0, 90).", valueName: "D"))
     var shear: Float = 0
 
-    @Option(help: ArgumentHelp("Normalize inputs (training and evaluation) after scaling to [0, 1]: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel.", valueName: "mean,std"))
+    @Option(
+        help: ArgumentHelp(
+            "Normalize inputs (training and evaluation) after scaling to [0, 1]: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel.",
+            valueName: "mean,std"))
     var normalize: String?
 
     func validate() throws {
@@ -45,7 +55,9 @@ struct DataOptions: ParsableArguments {
         if let v = validationData, validationSplit > 0 {
             throw LaunchError("--validation-data \(v) and --validation-split \(validationSplit) exclude each other; hint: pass one of them")
         }
-        if evaluateTest && validationData != "test" { throw LaunchError("--evaluate-test needs --validation-data test (the test split is evaluated at the end anyway)") }
+        if evaluateTest && validationData != "test" {
+            throw LaunchError("--evaluate-test needs --validation-data test (the test split is evaluated at the end anyway)")
+        }
         guard shift >= 0 else { throw LaunchError("--shift must be 0 or more pixels, got \(shift)") }
         guard zoom >= 0, zoom < 1 else { throw LaunchError("--zoom must be in [0, 1), got \(zoom)") }
         guard shear >= 0, shear < 90 else { throw LaunchError("--shear must be in [0, 90) degrees, got \(shear)") }
@@ -66,7 +78,9 @@ struct DataOptions: ParsableArguments {
         var mean: [Float] = [], std: [Float] = []
         if let (m, s) = try normalization() {
             guard m.count == 1 || m.count == channels else {
-                throw LaunchError("--normalize \(normalize!): \(m.count) means for data with \(channels) channels; hint: give 1 or \(channels) means and as many standard deviations")
+                throw LaunchError(
+                    "--normalize \(normalize!): \(m.count) means for data with \(channels) channels; hint: give 1 or \(channels) means and as many standard deviations"
+                )
             }
             mean = m.count == 1 ? Array(repeating: m[0], count: channels) : m
             std = s.count == 1 ? Array(repeating: s[0], count: channels) : s
@@ -126,11 +140,14 @@ extension DataOptions {
     /// `--evaluate-test`), or another dataset that must have the training set's sample shape and classes.
     ///
     /// - Throws: `DistError.data` naming the option and the problem.
-    func withValidationData(_ source: String, train: InMemoryDataset, test: InMemoryDataset?,
-                            rank: Int) throws -> (train: InMemoryDataset, validation: InMemoryDataset?, test: InMemoryDataset?) {
+    func withValidationData(
+        _ source: String, train: InMemoryDataset, test: InMemoryDataset?,
+        rank: Int
+    ) throws -> (train: InMemoryDataset, validation: InMemoryDataset?, test: InMemoryDataset?) {
         if source == "test" {
             guard let test else {
-                throw DistError.data(rank: rank, reason: "--validation-data test: \(self.source) has no test split; hint: pass --validation-split F or a dataset folder")
+                throw DistError.data(
+                    rank: rank, reason: "--validation-data test: \(self.source) has no test split; hint: pass --validation-split F or a dataset folder")
             }
             return (train, test, evaluateTest ? test : nil)
         }
@@ -141,7 +158,11 @@ extension DataOptions {
             throw DistError.data(rank: rank, reason: "--validation-data \(source): \(error)")
         }
         guard validation.sampleShape == train.sampleShape, validation.classCount == train.classCount else {
-            throw DistError.data(rank: rank, reason: "--validation-data \(source): samples of shape \(validation.sampleShape) in \(validation.classCount) classes, but the training set has \(train.sampleShape) in \(train.classCount); hint: validate on data of the same kind")
+            throw DistError.data(
+                rank: rank,
+                reason:
+                    "--validation-data \(source): samples of shape \(validation.sampleShape) in \(validation.classCount) classes, but the training set has \(train.sampleShape) in \(train.classCount); hint: validate on data of the same kind"
+            )
         }
         return (train, validation, test)
     }
@@ -162,17 +183,23 @@ struct ModelOptions: ParsableArguments {
     func spec(for dataset: Dataset) throws -> ModelSpec {
         let spec = try ModelSpec.resolve(model, inputShape: dataset.sampleShape, classes: dataset.classCount)
         guard spec.inputShape == dataset.sampleShape else {
-            throw LaunchError("--model \(model): the model's input shape \(spec.inputShape) differs from the data's sample shape \(dataset.sampleShape) (C,H,W); hint: set the file's input to \(dataset.sampleShape) or omit it")
+            throw LaunchError(
+                "--model \(model): the model's input shape \(spec.inputShape) differs from the data's sample shape \(dataset.sampleShape) (C,H,W); hint: set the file's input to \(dataset.sampleShape) or omit it"
+            )
         }
         guard let output = try? spec.outputShapes().last else { return spec }
         let outputs = output.reduce(1, *)
         if spec.loss == .sigmoidBinaryCrossEntropy {
             // One logit for two classes, as Keras's class_mode='binary': the sorted first folder is 0, the second 1.
             guard dataset.classCount == 2 else {
-                throw LaunchError("--model \(model): a one-output sigmoid model needs data with 2 classes, the data has \(dataset.classCount); hint: use loss softmax-cross-entropy with a last dense layer of \(dataset.classCount) units (or classes)")
+                throw LaunchError(
+                    "--model \(model): a one-output sigmoid model needs data with 2 classes, the data has \(dataset.classCount); hint: use loss softmax-cross-entropy with a last dense layer of \(dataset.classCount) units (or classes)"
+                )
             }
         } else if outputs != dataset.classCount {
-            throw LaunchError("--model \(model): the model has \(outputs) outputs but the data has \(dataset.classCount) classes; hint: set the last dense layer's units to \(dataset.classCount) (or classes)")
+            throw LaunchError(
+                "--model \(model): the model has \(outputs) outputs but the data has \(dataset.classCount) classes; hint: set the last dense layer's units to \(dataset.classCount) (or classes)"
+            )
         }
         return spec
     }

@@ -8,7 +8,10 @@ struct FaultOptions: ParsableArguments {
     /// built-in models, short enough that a hung job ends within minutes instead of never.
     static let defaultStallTimeout = 120.0
 
-    @Option(help: ArgumentHelp("When a rank has waited this long in one collective, ask the others where they are; if any has not joined, print which ranks are missing from which step's reduction and end the job (0: wait forever).", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "When a rank has waited this long in one collective, ask the others where they are; if any has not joined, print which ranks are missing from which step's reduction and end the job (0: wait forever).",
+            valueName: "seconds"))
     var stallTimeout = FaultOptions.defaultStallTimeout
 
     @Option(help: ArgumentHelp("With --np N and --checkpoint-dir: relaunch a failed job from its newest complete checkpoint, up to K times.", valueName: "K"))
@@ -31,15 +34,18 @@ struct FaultOptions: ParsableArguments {
         guard MPIRelaunch.launcherSize() == nil else { return false }
         guard let ranks = launch.ranks, ranks > 1 || !launch.mpirunArguments.isEmpty else {
             if maxRestarts > 0 {
-                throw LaunchError("--max-restarts \(maxRestarts) needs --np N, which launches (and relaunches) mpirun; hint: under your own launcher, relaunch with --resume CHECKPOINT_DIR")
+                throw LaunchError(
+                    "--max-restarts \(maxRestarts) needs --np N, which launches (and relaunches) mpirun; hint: under your own launcher, relaunch with --resume CHECKPOINT_DIR"
+                )
             }
             return false
         }
         if maxRestarts > 0 && checkpointDir == nil {
             throw LaunchError("--max-restarts \(maxRestarts) needs --checkpoint-dir, where a restarted job resumes from")
         }
-        JobSupervisor.run(ranks: ranks, mpirunArguments: launch.mpirunArguments, arguments: Array(CommandLine.arguments.dropFirst()), maxRestarts: maxRestarts,
-                          checkpointDir: checkpointDir, metrics: metrics)
+        JobSupervisor.run(
+            ranks: ranks, mpirunArguments: launch.mpirunArguments, arguments: Array(CommandLine.arguments.dropFirst()), maxRestarts: maxRestarts,
+            checkpointDir: checkpointDir, metrics: metrics)
     }
 
     /// Arms the communicator's stall inspector (MPI, with more than one rank).

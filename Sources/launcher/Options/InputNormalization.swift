@@ -27,7 +27,9 @@ struct InputNormalization: Equatable {
         }
         let half = parsed.mean.count
         guard half == 1 || half == channels else {
-            throw InferenceError.badNormalization(source: source, value: text, reason: "\(half) means for a model with \(channels) channel\(channels == 1 ? "" : "s"); give 1\(channels == 1 ? "" : " or \(channels)")")
+            throw InferenceError.badNormalization(
+                source: source, value: text,
+                reason: "\(half) means for a model with \(channels) channel\(channels == 1 ? "" : "s"); give 1\(channels == 1 ? "" : " or \(channels)")")
         }
         mean = half == 1 ? Array(repeating: parsed.mean[0], count: channels) : parsed.mean
         std = half == 1 ? Array(repeating: parsed.std[0], count: channels) : parsed.std

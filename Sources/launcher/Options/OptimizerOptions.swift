@@ -28,7 +28,10 @@ struct OptimizerOptions: ParsableArguments {
     @Option(help: "Adam/AdamW epsilon, > 0.")
     var epsilon: Float = 1e-8
 
-    @Option(help: "The learning-rate schedule after warm-up: constant, step (x --lr-gamma every --lr-step-every epochs) or cosine (down to --lr-floor at the last step).")
+    @Option(
+        help:
+            "The learning-rate schedule after warm-up: constant, step (x --lr-gamma every --lr-step-every epochs) or cosine (down to --lr-floor at the last step)."
+    )
     var lrSchedule = "constant"
 
     @Option(help: ArgumentHelp("Linear warm-up over this many epochs (may be fractional).", valueName: "E"))
@@ -115,7 +118,8 @@ struct OptimizerOptions: ParsableArguments {
         case "step": decay = .step(every: lrStepEvery * stepsPerEpoch, gamma: lrGamma)
         case "cosine":
             guard total > warmup else {
-                throw LaunchError("--lr-schedule cosine: the \(warmup) warm-up steps leave none of the run's \(total) steps to decay over; hint: shorten the warm-up")
+                throw LaunchError(
+                    "--lr-schedule cosine: the \(warmup) warm-up steps leave none of the run's \(total) steps to decay over; hint: shorten the warm-up")
             }
             guard lrFloor <= base else { throw LaunchError("--lr-floor \(lrFloor) is above the learning rate \(base)") }
             decay = .cosine(totalSteps: total, floor: lrFloor)

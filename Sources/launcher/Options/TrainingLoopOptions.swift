@@ -10,7 +10,9 @@ struct TrainingLoopOptions: ParsableArguments {
     @Option(help: "The global batch size of one forward pass, summed over all ranks (each rank takes B/P, the first B mod P one more).")
     var batchSize = 64
 
-    @Option(help: ArgumentHelp("Gradient accumulation: N micro-batches of --batch-size per optimizer step, reduced once (the step's batch is N x --batch-size).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Gradient accumulation: N micro-batches of --batch-size per optimizer step, reduced once (the step's batch is N x --batch-size).", valueName: "N"))
     var accumulate = 1
 
     @Option(help: "What to do with the last short batch of an epoch: drop or split.")
@@ -22,7 +24,9 @@ struct TrainingLoopOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Stop the run after this many optimizer steps in total (a checkpoint is written there).", valueName: "N"))
     var stopAfter: Int?
 
-    @Option(help: ArgumentHelp("Stop when the monitored validation figure has not improved for N epochs (needs --validation-split or --validation-data).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Stop when the monitored validation figure has not improved for N epochs (needs --validation-split or --validation-data).", valueName: "N"))
     var earlyStoppingPatience: Int?
 
     @Option(help: "The validation figure for early stopping and best.safetensors: val_loss or val_accuracy.")

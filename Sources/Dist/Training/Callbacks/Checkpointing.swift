@@ -29,7 +29,7 @@ final class Checkpointing: TrainingCallback {
     }
 
     func trainBegin(_ loop: TrainingLoop) throws {
-        lastSaved = loop.position.step // the checkpoint resumed from needs no copy
+        lastSaved = loop.position.step  // the checkpoint resumed from needs no copy
     }
 
     func stepEnd(_ loop: TrainingLoop) throws {

@@ -43,7 +43,8 @@ public final class MetricsLog: TrainingCallback {
     /// One line: `metrics`' fields, `kind`, and the epoch counted from 1.
     private func append(_ metrics: EpochMetrics, kind: String) {
         guard let handle, let data = try? JSONEncoder().encode(metrics),
-              var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return }
+            var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        else { return }
         object["kind"] = kind
         object["epoch"] = metrics.epoch + 1
         if let line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {

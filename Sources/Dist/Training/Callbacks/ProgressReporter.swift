@@ -17,11 +17,14 @@ final class ProgressReporter: TrainingCallback {
         let done = loop.position.stepInEpoch, steps = loop.stepsPerEpoch
         guard interval > 0 && (done % interval == 0 || done == steps) else { return }
         let seconds = loop.epochTrainingSeconds
-        loop.report(.progress(StepProgress(epoch: loop.position.epoch, step: done, steps: steps, globalStep: loop.position.step,
-                                           loss: window.meanLoss, accuracy: window.accuracy,
-                                           learningRate: Double(loop.trainer.optimizer.learningRate),
-                                           samplesPerSecond: Double(loop.epochTotals.count) / max(seconds, 1e-9),
-                                           secondsLeft: seconds / Double(loop.epochStepsRun) * Double(steps - done))))
+        loop.report(
+            .progress(
+                StepProgress(
+                    epoch: loop.position.epoch, step: done, steps: steps, globalStep: loop.position.step,
+                    loss: window.meanLoss, accuracy: window.accuracy,
+                    learningRate: Double(loop.trainer.optimizer.learningRate),
+                    samplesPerSecond: Double(loop.epochTotals.count) / max(seconds, 1e-9),
+                    secondsLeft: seconds / Double(loop.epochStepsRun) * Double(steps - done))))
         window = BatchTotals()
     }
 }

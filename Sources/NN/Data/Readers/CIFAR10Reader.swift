@@ -5,8 +5,10 @@ import Foundation
 /// row-major 32×32), which is already the `[3, 32, 32]` CHW layout.
 public enum CIFAR10Reader {
     /// CIFAR-10's class names, in label order.
-    public static let classNames = ["airplane", "automobile", "bird", "cat", "deer",
-                                    "dog", "frog", "horse", "ship", "truck"]
+    public static let classNames = [
+        "airplane", "automobile", "bird", "cat", "deer",
+        "dog", "frog", "horse", "ship", "truck"
+    ]
     static let recordSize = 1 + 3 * 32 * 32
     static let missingHint = "download cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, unpack it and pass --data DIR"
 
@@ -26,8 +28,10 @@ public enum CIFAR10Reader {
         guard bytes.count % recordSize == 0, records > 0 else {
             throw DataError.truncated(path: path, expected: (records + 1) * recordSize, got: bytes.count)
         }
-        var pixels = [UInt8](); pixels.reserveCapacity(records * (recordSize - 1))
-        var labels = [Int32](); labels.reserveCapacity(records)
+        var pixels = [UInt8]()
+        pixels.reserveCapacity(records * (recordSize - 1))
+        var labels = [Int32]()
+        labels.reserveCapacity(records)
         for r in 0 ..< records {
             let base = r * recordSize
             let label = Int(bytes[base])
@@ -50,13 +54,15 @@ public enum CIFAR10Reader {
         var root = directory
         let nested = (directory as NSString).appendingPathComponent("cifar-10-batches-bin")
         if !FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("test_batch.bin")),
-           FileManager.default.fileExists(atPath: nested) {
+            FileManager.default.fileExists(atPath: nested)
+        {
             root = nested
         }
         func path(_ name: String) -> String { (root as NSString).appendingPathComponent(name) }
         let batches = try (1 ... 5).map { try readBatch(path: path("data_batch_\($0).bin")) }
-        let train = InMemoryDataset(pixels: batches.flatMap(\.pixels), labels: batches.flatMap(\.labels),
-                                    sampleShape: [3, 32, 32], classNames: classNames)
+        let train = InMemoryDataset(
+            pixels: batches.flatMap(\.pixels), labels: batches.flatMap(\.labels),
+            sampleShape: [3, 32, 32], classNames: classNames)
         return (train, try readBatch(path: path("test_batch.bin")))
     }
 }

@@ -7,8 +7,10 @@ import Foundation
 /// `idx1` (`count`). Samples stay bytes; floats are made only when a batch is formed.
 public enum IDXReader {
     /// Fashion-MNIST's class names, in label order.
-    public static let fashionMNISTClassNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    public static let fashionMNISTClassNames = [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+    ]
     /// Where Debian's `dataset-fashion-mnist` package installs the files.
     public static let defaultFashionMNISTDirectory = "/usr/share/datasets/fashion-mnist"
     static let missingHint = "install dataset-fashion-mnist (apt install dataset-fashion-mnist) or pass --data DIR holding the IDX files"
@@ -49,8 +51,9 @@ public enum IDXReader {
         if let bad = labelBytes.firstIndex(where: { Int($0) >= classNames.count }) {
             throw DataError.labelOutOfRange(path: labels, index: bad, label: Int(labelBytes[bad]), classCount: classNames.count)
         }
-        return InMemoryDataset(pixels: image.pixels, labels: labelBytes.map { Int32($0) },
-                               sampleShape: [1, image.rows, image.columns], classNames: classNames)
+        return InMemoryDataset(
+            pixels: image.pixels, labels: labelBytes.map { Int32($0) },
+            sampleShape: [1, image.rows, image.columns], classNames: classNames)
     }
 
     /// Loads the four standard files of a directory: `train-images-idx3-ubyte`,
@@ -62,9 +65,12 @@ public enum IDXReader {
     ///   - classNames: the class names (Fashion-MNIST's by default; pass digits for MNIST).
     /// - Returns: the training and test sets.
     /// - Throws: `DataError.missingFile` naming the first missing file, or any reading error.
-    public static func loadDirectory(_ directory: String = defaultFashionMNISTDirectory,
-                                     classNames: [String] = fashionMNISTClassNames) throws
-        -> (train: InMemoryDataset, test: InMemoryDataset) {
+    public static func loadDirectory(
+        _ directory: String = defaultFashionMNISTDirectory,
+        classNames: [String] = fashionMNISTClassNames
+    ) throws
+        -> (train: InMemoryDataset, test: InMemoryDataset)
+    {
         func find(_ name: String) throws -> String {
             let plain = (directory as NSString).appendingPathComponent(name)
             for candidate in [plain, plain + ".gz"] where FileManager.default.fileExists(atPath: candidate) {
@@ -72,10 +78,12 @@ public enum IDXReader {
             }
             throw DataError.missingFile(path: plain + "[.gz]", hint: missingHint)
         }
-        let train = try load(images: try find("train-images-idx3-ubyte"), labels: try find("train-labels-idx1-ubyte"),
-                             classNames: classNames)
-        let test = try load(images: try find("t10k-images-idx3-ubyte"), labels: try find("t10k-labels-idx1-ubyte"),
-                            classNames: classNames)
+        let train = try load(
+            images: try find("train-images-idx3-ubyte"), labels: try find("train-labels-idx1-ubyte"),
+            classNames: classNames)
+        let test = try load(
+            images: try find("t10k-images-idx3-ubyte"), labels: try find("t10k-labels-idx1-ubyte"),
+            classNames: classNames)
         return (train, test)
     }
 
@@ -112,7 +120,8 @@ public enum IDXReader {
         }
         // With a count of 0 no bytes are needed, but a sample's size must be one an Int can hold.
         if dimensions > 1, ModelSpec.checkedCount(Array(dims.dropFirst())).map({ $0 > maxSamplePixels }) ?? true {
-            throw DataError.badImage(path: path, reason: "the IDX header gives samples of shape \(Array(dims.dropFirst())), more than \(maxSamplePixels) pixels each")
+            throw DataError.badImage(
+                path: path, reason: "the IDX header gives samples of shape \(Array(dims.dropFirst())), more than \(maxSamplePixels) pixels each")
         }
         return (dims, Array(bytes[headerSize ..< expected]))
     }

@@ -14,11 +14,15 @@ extension ImageDecoder {
                     while position < bytes.count && bytes[position] != 0x0A { position += 1 }
                 } else if [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) {
                     position += 1
-                } else { break }
+                } else {
+                    break
+                }
             }
             var value = 0, digits = 0
             while position < bytes.count, bytes[position] >= 0x30, bytes[position] <= 0x39, digits < 9 {
-                value = value * 10 + Int(bytes[position] - 0x30); position += 1; digits += 1
+                value = value * 10 + Int(bytes[position] - 0x30)
+                position += 1
+                digits += 1
             }
             guard digits > 0 else { throw DataError.badImage(path: path, reason: "the header's \(what) is missing or not a number") }
             return value
@@ -30,7 +34,7 @@ extension ImageDecoder {
         }
         let count = width * height * channels
         let size = maxval > 255 ? 2 : 1
-        if binary { position += 1 } // exactly one whitespace byte separates the header from the data
+        if binary { position += 1 }  // exactly one whitespace byte separates the header from the data
         // Check the length before allocating: a corrupt header may claim a huge image.
         // (Plain files need at least two characters per value.)
         let needed = binary ? position + count * size : position + 2 * count - 1
@@ -38,7 +42,9 @@ extension ImageDecoder {
         var samples = [Int](repeating: 0, count: count)
         if binary {
             for i in 0 ..< count {
-                samples[i] = size == 1 ? Int(bytes[position + i])
+                samples[i] =
+                    size == 1
+                    ? Int(bytes[position + i])
                     : Int(bytes[position + 2 * i]) << 8 | Int(bytes[position + 2 * i + 1])
             }
         } else {

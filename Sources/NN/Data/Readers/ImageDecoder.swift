@@ -39,7 +39,9 @@ public enum ImageDecoder {
         let image: Image
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
             image = try decodePNG(bytes, path: path)
-        } else if bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), [UInt8(ascii: "2"), UInt8(ascii: "3"), UInt8(ascii: "5"), UInt8(ascii: "6")].contains(bytes[1]) {
+        } else if bytes.count >= 2, bytes[0] == UInt8(ascii: "P"),
+            [UInt8(ascii: "2"), UInt8(ascii: "3"), UInt8(ascii: "5"), UInt8(ascii: "6")].contains(bytes[1])
+        {
             image = try decodePNM(bytes, path: path)
         } else {
             throw DataError.badImage(path: path, reason: "not a PNG or a PGM/PPM file (unknown signature)")
@@ -53,7 +55,12 @@ public enum ImageDecoder {
         let n = image.width * image.height
         var out = [UInt8](repeating: 0, count: n * channels)
         if channels == 3 {
-            for i in 0 ..< n { let g = image.pixels[i]; out[3 * i] = g; out[3 * i + 1] = g; out[3 * i + 2] = g }
+            for i in 0 ..< n {
+                let g = image.pixels[i]
+                out[3 * i] = g
+                out[3 * i + 1] = g
+                out[3 * i + 2] = g
+            }
         } else {
             for i in 0 ..< n {
                 let r = UInt32(image.pixels[3 * i]), g = UInt32(image.pixels[3 * i + 1]), b = UInt32(image.pixels[3 * i + 2])

@@ -42,8 +42,9 @@ public enum ImageFolderReader {
                 let image = try ImageDecoder.decode(path: path, channels: channels ?? first?.image.channels)
                 if let first {
                     guard image.width == first.image.width, image.height == first.image.height else {
-                        throw DataError.inconsistentImageSize(path: path, expected: first.image.sizeDescription,
-                                                              found: image.sizeDescription, first: first.path)
+                        throw DataError.inconsistentImageSize(
+                            path: path, expected: first.image.sizeDescription,
+                            found: image.sizeDescription, first: first.path)
                     }
                 } else {
                     first = (path, image)
@@ -69,7 +70,10 @@ public enum ImageFolderReader {
     /// Appends an interleaved (HWC) image as planes (CHW).
     static func appendCHW(_ image: ImageDecoder.Image, to pixels: inout [UInt8]) {
         let plane = image.width * image.height, c = image.channels
-        if c == 1 { pixels.append(contentsOf: image.pixels); return }
+        if c == 1 {
+            pixels.append(contentsOf: image.pixels)
+            return
+        }
         for channel in 0 ..< c {
             for i in 0 ..< plane { pixels.append(image.pixels[i * c + channel]) }
         }
