@@ -56,11 +56,10 @@ enum MPIRelaunch {
     }
 
     /// Whether a launcher started this process, so that MPI must be joined to find the other ranks:
-    /// a world size in the environment (`launcherSize`), or any variable through which Open MPI,
-    /// PMIx, PMI or a Slurm step (`srun`) wires ranks together. A process started with none of
+    /// any variable through which Open MPI, PMIx, PMI or a Slurm step (`srun`) wires ranks
+    /// together (the world sizes `launcherSize` reads among them). A process started with none of
     /// them is a job of one.
     static func startedByLauncher(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
-        if launcherSize(environment: environment) != nil { return true }
         let prefixes = ["OMPI_COMM_WORLD_", "PMIX_", "PMI_", "SLURM_STEP_"]
         return environment.keys.contains { key in prefixes.contains { key.hasPrefix($0) } }
     }

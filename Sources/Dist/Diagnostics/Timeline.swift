@@ -50,6 +50,16 @@ public final class Timeline {
         Double(end - start) / 1e9
     }
 
+    /// A timeline of `communicator`'s rank whose clock starts right after a barrier (a collective),
+    /// so every rank's zero is the same moment.
+    ///
+    /// - Throws: `DistError.mpi` when the barrier fails.
+    public static func synchronized(across communicator: Communicator) throws -> Timeline {
+        let timeline = Timeline(rank: communicator.rank)
+        try timeline.synchronizeOrigin(communicator)
+        return timeline
+    }
+
     /// Restarts the clock right after a barrier, so every rank's zero is the same moment.
     ///
     /// - Throws: `DistError.mpi` when the barrier fails.
@@ -110,6 +120,17 @@ public final class Timeline {
         } catch {
             throw DistError.invalidConfiguration(option: "timeline", reason: "cannot write \(path): \(error.localizedDescription)")
         }
+    }
+
+    /// Writes the trace to this rank's file for `template` (`path(for:rank:)`).
+    ///
+    /// - Returns: the path written.
+    /// - Throws: `DistError.invalidConfiguration` naming the path when it cannot be written.
+    @discardableResult
+    public func write(rankFileFor template: String) throws -> String {
+        let path = Timeline.path(for: template, rank: rank)
+        try write(to: path)
+        return path
     }
 
     /// `FILE` with `.rank<r>` inserted before its extension: `trace.json` → `trace.rank0.json`,

@@ -1,4 +1,4 @@
-/// A max pool fused into the convolution that runs right before it (`Sequential.fusePooling`).
+/// A max pool fused into the convolution that runs right before it (`Sequential.fusePools`).
 ///
 /// Forward writes each sample's convolution output `[K, P, Q]` into one reused block and pools it
 /// at once, while it is still in cache, into the pooled batch `[N, K, P', Q']`: the batch's full
@@ -38,12 +38,7 @@ extension Conv2D {
                             let block = sample.baseAddress!
                             ConvKernels.forward(block, x.baseAddress!, weight, bias, col.baseAddress!, n, g, outputStride: 0) { s in
                                 // argmax holds flat indices into the sample's block.
-                                let ys = y.baseAddress! + s * pooledCount, argmax = a.baseAddress! + s * pooledCount
-                                if pg.isPairwise {
-                                    MaxPool2D.forwardPairs(ys, argmax, block, g.K, pg)
-                                } else {
-                                    MaxPool2D.forward(ys, argmax, block, g.K, pg)
-                                }
+                                MaxPool2D.pool(y.baseAddress! + s * pooledCount, a.baseAddress! + s * pooledCount, block, g.K, pg)
                             }
                         }
                     }
@@ -74,7 +69,7 @@ extension Conv2D {
         let n = input.batchSize
         precondition(
             gradOutput.shape == [n, g.K, pg.P, pg.Q],
-            "Conv2D \(summary) (pooling) .backward expects a gradient of shape \([n, g.K, pg.P, pg.Q]), got \(gradOutput.shape).")
+            "Conv2D \(summary) (pooling).backward expects a gradient of shape \([n, g.K, pg.P, pg.Q]), got \(gradOutput.shape).")
         let weight = UnsafePointer(arena.parameters + weightSlot!.offset)
         let gradWeight = arena.gradients + weightSlot!.offset
         let gradBias = biasSlot.map { arena.gradients + $0.offset }

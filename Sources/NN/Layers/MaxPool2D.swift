@@ -45,11 +45,7 @@ public struct MaxPool2D: PoolingLayer {
         output.storage.withUnsafeMutableBufferPointer { y in
             input.storage.withUnsafeBufferPointer { x in
                 argmax.withUnsafeMutableBufferPointer { a in
-                    if g.isPairwise {
-                        MaxPool2D.forwardPairs(y.baseAddress!, a.baseAddress!, x.baseAddress!, n * g.C, g)
-                    } else {
-                        MaxPool2D.forward(y.baseAddress!, a.baseAddress!, x.baseAddress!, n * g.C, g)
-                    }
+                    MaxPool2D.pool(y.baseAddress!, a.baseAddress!, x.baseAddress!, n * g.C, g)
                 }
             }
         }
@@ -115,6 +111,19 @@ public struct MaxPool2D: PoolingLayer {
     ) {
         gx.update(repeating: 0, count: inputCount)
         for o in 0 ..< outputCount { gx[argmax[o]] += gy[o] }
+    }
+
+    /// Max pooling of `planes` planes with the fastest kernel for `g`: `forwardPairs` for 2×2
+    /// windows at stride 2 without padding, `forward` otherwise. Same layouts as `forward`.
+    static func pool(
+        _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int>,
+        _ x: UnsafePointer<Float>, _ planes: Int, _ g: PoolGeometry
+    ) {
+        if g.isPairwise {
+            forwardPairs(y, argmax, x, planes, g)
+        } else {
+            forward(y, argmax, x, planes, g)
+        }
     }
 
     /// Max pooling for 2×2 windows at stride 2 with no padding (`isPairwise`), eight outputs at a

@@ -88,9 +88,7 @@ struct CommOptions: ParsableArguments {
     /// A timeline whose clock starts after a barrier (a collective), when `--timeline` was given.
     func makeTimeline(_ communicator: Communicator) throws -> Timeline? {
         guard timeline != nil else { return nil }
-        let t = Timeline(rank: communicator.rank)
-        try t.synchronizeOrigin(communicator)
-        return t
+        return try Timeline.synchronized(across: communicator)
     }
 
     /// Writes this rank's trace, when there is one.
@@ -99,9 +97,7 @@ struct CommOptions: ParsableArguments {
     @discardableResult
     func save(_ recorded: Timeline?) throws -> String? {
         guard let recorded, let template = timeline else { return nil }
-        let path = Timeline.path(for: template, rank: recorded.rank)
-        try recorded.write(to: path)
-        return path
+        return try recorded.write(rankFileFor: template)
     }
 }
 

@@ -17,10 +17,7 @@ public final class TimelineRecording: TrainingCallback {
 
     /// Starts the clock after a barrier (a collective: every rank calls it at the same point).
     public func trainBegin(_ loop: TrainingLoop) throws {
-        let trainer = loop.trainer
-        let timeline = Timeline(rank: trainer.communicator.rank)
-        try timeline.synchronizeOrigin(trainer.communicator)
-        trainer.timeline = timeline
+        loop.trainer.timeline = try Timeline.synchronized(across: loop.trainer.communicator)
     }
 
     /// Writes this rank's trace.
@@ -28,8 +25,6 @@ public final class TimelineRecording: TrainingCallback {
     /// - Throws: the file's error when it cannot be written.
     public func trainEnd(_ loop: TrainingLoop) throws {
         guard let timeline = loop.trainer.timeline else { return }
-        let path = Timeline.path(for: template, rank: timeline.rank)
-        try timeline.write(to: path)
-        writtenPath = path
+        writtenPath = try timeline.write(rankFileFor: template)
     }
 }
