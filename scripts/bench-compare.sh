@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # fmnist-cnn in SwiftDDP beside PyTorch and Keras/TensorFlow, run in the same sitting, in turn.
 #
-#   scripts/bench-compare.sh [--install] [--only one|two] [--batches 16,64,256] [--pair-batches 32,64]
-#                            [--ranks 2] [--rounds 3] [--steps 20] [--warmup 5] [--out DIR]
-#                            [--ddp PATH] [--python PATH]
+#   scripts/bench-compare.sh [--install] [--only one|two|layers] [--batches 16,64,256] [--pair-batches 32,64]
+#                            [--layer-batch 64] [--ranks 2] [--rounds 3] [--steps 20] [--warmup 5]
+#                            [--out DIR] [--ddp PATH] [--python PATH]
 #
 # One rank, one thread (--batches): each round runs, per batch size and in this order,
 #   ddp bench throughput (Adam)            beside  PyTorch, one thread, Adam, fixed batch
@@ -11,6 +11,9 @@
 #                                                  SGD m 0.9, model.fit on arrays
 # Ranks x one thread (--pair-batches, per-rank batch): each round runs, per batch size, one rank
 # and --ranks ranks of `ddp bench steps --np P` and of PyTorch DDP over gloo (SGD, m 0.9), in turn.
+# Layers (--layer-batch): each round runs `ddp bench kernels` (its Conv2D layer table) and PyTorch's
+# nn.Conv2d on the same shapes (scripts/compare/conv_layer.py), forward and backward, in turn.
+# Without --only, all three sections run.
 # Same model (conv 5x5x32 same, relu, maxpool 2, conv 5x5x64 same, relu, maxpool 2, dense 1024,
 # relu, dropout 0.4, dense 10), synthetic 1x28x28 data of the same shape for all, --warmup untimed
 # and --steps timed steps. The rounds (--rounds) alternate the programs, so a slow spell of a
@@ -26,7 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-only=both batches=16,64,256 pair_batches=32,64 ranks=2 rounds=3 steps=20 warmup=5 out=bench-results/compare
+only=all batches=16,64,256 pair_batches=32,64 layer_batch=64 ranks=2 rounds=3 steps=20 warmup=5 out=bench-results/compare
 ddp=.build/release/ddp python="" install=0
 while (($#)); do
     case "$1" in
@@ -34,6 +37,7 @@ while (($#)); do
         --only) only=$2; shift 2 ;;
         --batches) batches=$2; shift 2 ;;
         --pair-batches) pair_batches=$2; shift 2 ;;
+        --layer-batch) layer_batch=$2; shift 2 ;;
         --ranks) ranks=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --steps) steps=$2; shift 2 ;;
@@ -41,13 +45,13 @@ while (($#)); do
         --out) out=$2; shift 2 ;;
         --ddp) ddp=$2; shift 2 ;;
         --python) python=$2; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "bench-compare: unknown option $1; hint: see --help" >&2; exit 2 ;;
     esac
 done
-case "$only" in one|two|both) ;; *) echo "bench-compare: --only must be one, two or both, got $only" >&2; exit 2 ;; esac
-for n in "$rounds" "$steps" "$ranks"; do
-    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench-compare: --rounds, --steps and --ranks must be positive integers, got $n" >&2; exit 2; }
+case "$only" in one|two|layers|all) ;; *) echo "bench-compare: --only must be one, two or layers, got $only" >&2; exit 2 ;; esac
+for n in "$rounds" "$steps" "$ranks" "$layer_batch"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "bench-compare: --rounds, --steps, --ranks and --layer-batch must be positive integers, got $n" >&2; exit 2; }
 done
 [[ $warmup =~ ^[1-9][0-9]*$ ]] && (( warmup >= 2 )) || {
     echo "bench-compare: --warmup must be at least 2 (bench throughput checks that the loss falls), got $warmup" >&2; exit 2; }
@@ -85,6 +89,11 @@ mkdir -p "$out"
 runs="$out/runs.csv" tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-compare.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 echo "section,round,program,optimizer,ranks,batch,samples_per_s_cpu,samples_per_s_wall,peak_rss_mb,blocked_ms" > "$runs"
+layers="$out/layers.csv"
+echo "round,program,layer,batch,forward_s,backward_s" > "$layers"
+if [[ $only == layers ]] && ((!have_torch)); then
+    echo "bench-compare: --only layers needs PyTorch; hint: scripts/bench-compare.sh --install" >&2; exit 1
+fi
 lscpu | sed -n 's/^Model name: *//p' | head -n1 | sed 's/^/bench-compare: CPU /' >&2
 echo "bench-compare: load average $(cut -d' ' -f1-3 /proc/loadavg) at the start" >&2
 
@@ -102,7 +111,7 @@ csvfield() { awk -F, -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i ==
 
 py=scripts/compare
 for ((r = 1; r <= rounds; r++)); do
-    if [[ $only != two ]]; then
+    if [[ $only == one || $only == all ]]; then
         for b in ${batches//,/ }; do
             echo "bench-compare: round $r of $rounds, one rank, batch $b" >&2
             rm -f "$tmp/t.csv"
@@ -121,7 +130,7 @@ for ((r = 1; r <= rounds; r++)); do
             fi
         done
     fi
-    if [[ $only != one ]]; then
+    if [[ $only == two || $only == all ]]; then
         for b in ${pair_batches//,/ }; do
             for p in 1 "$ranks"; do
                 echo "bench-compare: round $r of $rounds, $p rank(s) x 1 thread, per-rank batch $b" >&2
@@ -137,9 +146,21 @@ for ((r = 1; r <= rounds; r++)); do
             done
         done
     fi
+    if [[ $only == layers || $only == all ]] && ((have_torch)); then
+        echo "bench-compare: round $r of $rounds, conv layers, batch $layer_batch" >&2
+        rm -f "$tmp/k.csv"
+        timed "$tmp/out" "$ddp" bench kernels --batch "$layer_batch" --no-openblas --csv "$tmp/k.csv"
+        awk -F, -v r="$r" -v b="$layer_batch" '$1 == "conv2d-forward" { f[$2] = $8 } $1 == "conv2d-backward" { k[$2] = $8 }
+            END { for (l in f) print r ",ddp," l "," b "," f[l] "," k[l] }' "$tmp/k.csv" >> "$layers"
+        timed "$tmp/out" "$python" "$py/conv_layer.py" --batch "$layer_batch"
+        python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    print(",".join([sys.argv[2], "pytorch", d["layer"], str(d["batch"]), repr(d["forward_s"]), repr(d["backward_s"])]))' "$tmp/out" "$r" >> "$layers"
+    fi
 done
 
 echo "bench-compare: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end" >&2
 echo
-python3 "$py/summarize.py" "$runs"
-echo "every run: $runs"
+python3 "$py/summarize.py" "$runs" "$layers"
+echo "every run: $runs, $layers"

@@ -113,7 +113,35 @@ def two_ranks(runs):
           "against the same round's one-rank run, median and min-max)", header, rows)
 
 
+def conv_layers(path):
+    """The Conv2D layer table: seconds per call of ddp and PyTorch, and PyTorch's time over ours."""
+    times = defaultdict(dict)  # (program, layer, batch, pass) -> {round: seconds}
+    for row in csv.DictReader(open(path)):
+        for what in ("forward", "backward"):
+            seconds = num(row, what + "_s")
+            if seconds:
+                times[(row["program"], row["layer"], int(row["batch"]), what)][int(row["round"])] = seconds
+    keys = sorted({(k[1], k[2]) for k in times})
+    if not keys:
+        return
+    header, rows = ["layer", "batch"], []
+    for what in ("forward", "backward"):
+        header += [f"ddp {what} ms", f"PyTorch {what} ms", "PyTorch/ddp"]
+    for layer, batch in keys:
+        row = [layer, batch]
+        for what in ("forward", "backward"):
+            ours, theirs = times.get(("ddp", layer, batch, what), {}), times.get(("pytorch", layer, batch, what), {})
+            row += [cell(median(v * 1e3 for v in ours.values()), "%.2f"), cell(median(v * 1e3 for v in theirs.values()), "%.2f")]
+            speedups = [theirs[r] / ours[r] for r in ours if r in theirs]
+            row.append("%.2fx (%.2f-%.2f)" % (statistics.median(speedups), min(speedups), max(speedups)) if speedups else "-")
+        rows.append(row)
+    table("Conv2D layers alone, one thread: median time per call over the batch (backward: weight, bias and, for conv2, "
+          "input gradients); PyTorch/ddp above 1.0x: ddp is faster (median of per-round ratios, min-max)", header, rows)
+
+
 if __name__ == "__main__":
     r = load(sys.argv[1])
     one_rank(r)
     two_ranks(r)
+    if len(sys.argv) > 2:
+        conv_layers(sys.argv[2])
