@@ -19,10 +19,12 @@ public enum ConvKernels {
     /// no padding), plus 16 floats to start on a 64-byte boundary.
     ///
     /// After them comes the packed weight (`packedWeightCount(g)` floats, from a 64-byte boundary):
-    /// each chunk's slice of the weight is packed once per call and reused by every sample's GEMM.
+    /// each chunk's slice of the weight is packed once per call and reused by every sample's GEMM;
+    /// then, where `backward` packs each sample's gy once for several chunks, room for it.
     public static func columnScratchCount(_ g: ConvGeometry) -> Int {
         let columns = g.isPointwise ? 0 : chunkChannels(g) * g.R * g.S * columnStride(g) + g.C * g.paddedHeight * g.paddedWidth
-        return columns + 16 + packedWeightCount(g) + 16
+        let packedGradOutput = packsGradOutput(g) ? GEMM.packedCount(m: g.K, k: g.PQ) + 16 : 0
+        return columns + 16 + packedWeightCount(g) + 16 + packedGradOutput
     }
 
     /// Floats for every channel chunk's packed weight slice, as forward (`K×rows`) or as the input
@@ -148,76 +150,70 @@ public enum ConvKernels {
         }
     }
 
-    /// Fast weight gradient and the bias gradient's sums; per sample and channel chunk, im2col then a GEMM.
+    /// Fast backward: the weight gradient, the bias gradient's sums and (when asked) the input
+    /// gradient, one sample at a time; per sample, im2col then a GEMM per channel chunk for the
+    /// weight, then per chunk a GEMM and col2im for the input.
+    ///
+    /// One pass over the samples serves both gradients, so each sample's gy is prepared once and
+    /// is still in cache for the input gradient's products; with several chunks, gy is packed once
+    /// per sample for all of them (the same bits as packing it in every product).
     ///
     /// - gradWeight: `[K,C,R,S]` (added into).
     /// - biasSums: `[K]` Double (added into: each output channel's sum of gy over the samples, in
     ///   sample order) or nil. The caller rounds them into the float bias gradient once, after its
     ///   last block of samples, so the bits do not depend on how the batch was cut into blocks.
+    /// - gradInput: `[N,C,H,W]` (written) or nil when the input gradient is not wanted.
     /// - gy: `[N,K,P,Q]` (read), or one sample's `[K,P,Q]` refilled for each sample when
-    ///   `gradOutputStride` is 0. x: `[N,C,H,W]` (read). scratch: `columnScratchCount(g)` floats (overwritten).
+    ///   `gradOutputStride` is 0. x: `[N,C,H,W]` (read). weight: `[K,C,R,S]` (read).
+    /// - scratch: `columnScratchCount(g)` floats (overwritten).
     /// - gradOutputStride: floats from one sample's gy to the next (`K·P·Q` by default).
     /// - prepareSample: called with each sample's index before its gy is read (a fused pooling
     ///   layer's backward writes it there).
-    public static func backwardWeight(
+    public static func backward(
         _ gradWeight: UnsafeMutablePointer<Float>, _ biasSums: UnsafeMutablePointer<Double>?,
-        _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+        _ gradInput: UnsafeMutablePointer<Float>?,
+        _ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
         _ scratch: UnsafeMutablePointer<Float>, _ N: Int, _ g: ConvGeometry,
         gradOutputStride: Int? = nil, prepareSample: (Int) -> Void = { _ in }
     ) {
         let inputCount = g.C * g.H * g.W, outputCount = gradOutputStride ?? g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
+        let packed = gradInput == nil ? nil : packWeightChunks(packedWeights(scratch, g), weight, g, transposed: true)
+        let packedGradOutput = packsGradOutput(g) ? UnsafeMutablePointer(packedGradOutputs(scratch, g)) : nil
         for n in 0 ..< N {
             prepareSample(n)
             let xn = x + n * inputCount, gyn = gy + n * outputCount
-            // The bias sums read each sample's gy while it is still in cache from its products (a
-            // pass over all of gy afterwards reads it from memory again).
-            defer {
-                if let biasSums { for k in 0 ..< g.K { biasSums[k] += Double(vectorSum(gyn + k * g.PQ, g.PQ)) } }
-            }
+            // The bias sums read the sample's gy while it is in cache from preparing it.
+            if let biasSums { for k in 0 ..< g.K { biasSums[k] += Double(vectorSum(gyn + k * g.PQ, g.PQ)) } }
             if g.isPointwise {
                 GEMM.multiply(
                     gradWeight, ldc: g.CRS, gyn, lda: g.PQ, transA: false, xn, ldb: g.PQ, transB: true,
                     m: g.K, n: g.CRS, k: g.PQ, beta: 1)
+                // For 1×1 filters the column-matrix gradient is gx_n itself.
+                if let gradInput, let packed {
+                    GEMM.multiply(
+                        gradInput + n * inputCount, ldc: g.PQ, packedA: packed[0], gyn, ldb: g.PQ, transB: false,
+                        m: g.CRS, n: g.PQ, k: g.K)
+                }
                 continue
             }
+            if let packedGradOutput { GEMM.pack(packedGradOutput, gyn, lda: g.PQ, transA: false, m: g.K, k: g.PQ) }
             pad(padded, xn, g)
             for c0 in stride(from: 0, to: g.C, by: chunk) {
                 let channels = c0 ..< min(c0 + chunk, g.C)
                 unfold(col, padded, g, channels: channels)
                 // gradWeight[:, chunk][K×rows] += gy_n[K×PQ] · col_chunkᵀ[PQ×rows]
-                GEMM.multiply(
-                    gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: ldcol,
-                    transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
+                if let packedGradOutput {
+                    GEMM.multiply(
+                        gradWeight + c0 * taps, ldc: g.CRS, packedA: packedGradOutput, col, ldb: ldcol,
+                        transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
+                } else {
+                    GEMM.multiply(
+                        gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: ldcol,
+                        transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
+                }
             }
-        }
-    }
-
-    /// Fast input gradient: gx (written) = col2im(weightᵀ · gy_n), per sample and channel chunk.
-    ///
-    /// - gx: `[N,C,H,W]` (written). gy: `[N,K,P,Q]` (read), or one sample's `[K,P,Q]` refilled for
-    ///   each sample when `gradOutputStride` is 0. weight: `[K,C,R,S]` (read).
-    /// - scratch: `columnScratchCount(g)` floats (overwritten).
-    /// - gradOutputStride, prepareSample: as in `backwardWeight`.
-    public static func backwardInput(
-        _ gx: UnsafeMutablePointer<Float>, _ gy: UnsafePointer<Float>,
-        _ weight: UnsafePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
-        _ N: Int, _ g: ConvGeometry,
-        gradOutputStride: Int? = nil, prepareSample: (Int) -> Void = { _ in }
-    ) {
-        let inputCount = g.C * g.H * g.W, outputCount = gradOutputStride ?? g.K * g.PQ, taps = g.R * g.S
-        let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
-        let packed = packWeightChunks(packedWeights(scratch, g), weight, g, transposed: true)
-        for n in 0 ..< N {
-            prepareSample(n)
-            let gxn = gx + n * inputCount, gyn = gy + n * outputCount
-            if g.isPointwise {
-                // For 1×1 filters the column-matrix gradient is gx_n itself.
-                GEMM.multiply(
-                    gxn, ldc: g.PQ, packedA: packed[0], gyn, ldb: g.PQ, transB: false,
-                    m: g.CRS, n: g.PQ, k: g.K)
-                continue
-            }
+            guard let gradInput, let packed else { continue }
             padded.update(repeating: 0, count: g.C * g.paddedHeight * g.paddedWidth)
             for (index, c0) in stride(from: 0, to: g.C, by: chunk).enumerated() {
                 let channels = c0 ..< min(c0 + chunk, g.C)
@@ -227,8 +223,18 @@ public enum ConvKernels {
                     transB: false, m: channels.count * taps, n: g.PQ, k: g.K)
                 fold(padded, col, g, channels: channels)
             }
-            unpad(gxn, padded, g)
+            unpad(gradInput + n * inputCount, padded, g)
         }
+    }
+
+    /// Whether `backward` packs each sample's gy once for its weight-gradient products: when
+    /// there are several channel chunks (one product would pack it once anyway).
+    static func packsGradOutput(_ g: ConvGeometry) -> Bool { !g.isPointwise && chunkChannels(g) < g.C }
+
+    /// Where `backward` packs a sample's gy: after the packed weight, from a 64-byte boundary.
+    static func packedGradOutputs(_ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
+        let end = packedWeights(scratch, g) + packedWeightCount(g)
+        return UnsafeMutablePointer<Float>(bitPattern: (UInt(bitPattern: end) + 63) & ~UInt(63))!
     }
 
     /// Copies one sample into the interior of a zero-bordered buffer, so that the column matrix

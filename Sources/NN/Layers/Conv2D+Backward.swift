@@ -20,7 +20,9 @@ extension Conv2D {
         let gradWeight = arena.gradients + weightSlot!.offset
         let gradBias = biasSlot.map { arena.gradients + $0.offset }
         reserveColumns(for: g)
-        let input = self.input
+        let input = self.input, computesInputGradient = self.computesInputGradient
+        // backward writes every element of the input gradient (zeroing each sample before folding columns back).
+        if computesInputGradient { gradInput.resize(to: input.shape) }
         // The bias gradient is summed in Double over every block and rounded once, so polling
         // (which cuts the batch into blocks) leaves the bits of the unblocked backward. The sums
         // live on the stack: a training step allocates nothing.
@@ -29,11 +31,14 @@ extension Conv2D {
             gradOutput.storage.withUnsafeBufferPointer { gy in
                 input.storage.withUnsafeBufferPointer { x in
                     columns.withUnsafeMutableBufferPointer { col in
-                        context.forEachBlock(of: n) { b in
-                            ConvKernels.backwardWeight(
-                                gradWeight, gradBias == nil ? nil : biasSums.baseAddress!,
-                                gy.baseAddress! + b.lowerBound * g.K * g.PQ,
-                                x.baseAddress! + b.lowerBound * g.C * g.H * g.W, col.baseAddress!, b.count, g)
+                        gradInput.storage.withUnsafeMutableBufferPointer { gx in
+                            context.forEachBlock(of: n) { b in
+                                ConvKernels.backward(
+                                    gradWeight, gradBias == nil ? nil : biasSums.baseAddress!,
+                                    computesInputGradient ? gx.baseAddress! + b.lowerBound * g.C * g.H * g.W : nil,
+                                    gy.baseAddress! + b.lowerBound * g.K * g.PQ,
+                                    x.baseAddress! + b.lowerBound * g.C * g.H * g.W, weight, col.baseAddress!, b.count, g)
+                            }
                         }
                     }
                 }
@@ -42,20 +47,6 @@ extension Conv2D {
                 for k in 0 ..< g.K { gradBias[k] += Float(biasSums[k]) }
             }
         }
-        guard computesInputGradient else { return .empty }
-        // backwardInput writes every element (zeroing each sample before folding columns back).
-        gradInput.resize(to: input.shape)
-        gradInput.storage.withUnsafeMutableBufferPointer { gx in
-            gradOutput.storage.withUnsafeBufferPointer { gy in
-                columns.withUnsafeMutableBufferPointer { col in
-                    context.forEachBlock(of: n) { b in
-                        ConvKernels.backwardInput(
-                            gx.baseAddress! + b.lowerBound * g.C * g.H * g.W,
-                            gy.baseAddress! + b.lowerBound * g.K * g.PQ, weight, col.baseAddress!, b.count, g)
-                    }
-                }
-            }
-        }
-        return gradInput
+        return computesInputGradient ? gradInput : .empty
     }
 }

@@ -92,16 +92,11 @@ extension Conv2D {
                                             sampleCount, pooledCount)
                                     }
                                     context.forEachBlock(of: n) { b in
-                                        ConvKernels.backwardWeight(
-                                            gradWeight, gradBias == nil ? nil : biasSums.baseAddress!, sample,
-                                            x.baseAddress! + b.lowerBound * inputCount, col.baseAddress!, b.count, g,
+                                        ConvKernels.backward(
+                                            gradWeight, gradBias == nil ? nil : biasSums.baseAddress!,
+                                            computesInputGradient ? gx.baseAddress! + b.lowerBound * inputCount : nil, sample,
+                                            x.baseAddress! + b.lowerBound * inputCount, weight, col.baseAddress!, b.count, g,
                                             gradOutputStride: 0, prepareSample: { unpool(b.lowerBound + $0) })
-                                    }
-                                    guard computesInputGradient else { return }
-                                    context.forEachBlock(of: n) { b in
-                                        ConvKernels.backwardInput(
-                                            gx.baseAddress! + b.lowerBound * inputCount, sample, weight, col.baseAddress!,
-                                            b.count, g, gradOutputStride: 0, prepareSample: { unpool(b.lowerBound + $0) })
                                     }
                                 }
                             }
