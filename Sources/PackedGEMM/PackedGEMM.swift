@@ -76,7 +76,9 @@ public enum PackedGEMM {
         let packedA = scratch.a, packedB = scratch.b
         // An untransposed B of up to 1 MiB stays in L2/L3, so the micro-kernel can read its full
         // panels in place (the rows of one panel, NR floats each, fit in L1); packing would only copy it.
-        let directB = !transB && k * n <= directLimit
+        // A larger one is read in place too when few row tiles share each panel (a dense layer's
+        // input gradient at a small batch): packing would then cost as much as the tiles that reuse it.
+        let directB = !transB && (k * n <= directLimit || m <= directRows)
         // Matrices past the L2-sized threshold come from L3 or memory, where prefetching the next
         // stretch pays; smaller ones are still in L2 from their last use, where it only costs.
         // (An untransposed B that is not read in place is always past it.)
@@ -180,6 +182,10 @@ public enum PackedGEMM {
 
     /// The largest untransposed B, in floats, that the micro-kernel reads in place instead of packing.
     static let directLimit = 256 * 1024
+
+    /// The most rows of C for which an untransposed B of any size is read in place: so few row
+    /// tiles reuse each panel that packing it would cost about as much as the reads it saves.
+    static let directRows = 64
 
     /// Depth blocks up to this size take `shallowBlock`: a packed B block of 128×512 floats (256 KiB)
     /// then fits in L2 next to the A block.
