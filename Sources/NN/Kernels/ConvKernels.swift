@@ -22,7 +22,7 @@ public enum ConvKernels {
     /// each chunk's slice of the weight is packed once per call and reused by every sample's GEMM;
     /// then, where `backward` packs each sample's gy once for several chunks, room for it.
     public static func columnScratchCount(_ g: ConvGeometry) -> Int {
-        let columns = g.isPointwise ? 0 : chunkChannels(g) * g.R * g.S * columnStride(g) + g.C * g.paddedHeight * g.paddedWidth
+        let columns = g.isPointwise ? 0 : columnMatrixCount(g) + g.C * g.paddedHeight * g.paddedWidth
         let packedGradOutput = packsGradOutput(g) ? GEMM.packedCount(m: g.K, k: g.PQ) + 16 : 0
         return columns + 16 + packedWeightCount(g) + 16 + packedGradOutput
     }
@@ -80,6 +80,24 @@ public enum ConvKernels {
         return PackedChunks(base: UnsafePointer(dst), stride: full)
     }
 
+    /// Floats of the scratch's column matrix: one chunk's `[rows, columnStride]`, or, where the
+    /// weight gradient builds it transposed, `[PQ, transposedColumnStride]` if that is larger.
+    static func columnMatrixCount(_ g: ConvGeometry) -> Int {
+        let rows = chunkChannels(g) * g.R * g.S
+        return max(rows * columnStride(g), buildsTransposedColumns(g) ? g.PQ * transposedColumnStride(g) : 0)
+    }
+
+    /// Whether `backward` builds each chunk's column matrix transposed for the weight gradient:
+    /// then the product reads it in place instead of repacking it panel by panel, which pays when a
+    /// chunk has at least a full panel of taps and a filter row's taps fit one eight-float copy.
+    static func buildsTransposedColumns(_ g: ConvGeometry) -> Bool {
+        !g.isPointwise && g.strideW == 1 && g.S <= 8 && chunkChannels(g) * g.R * g.S >= 32
+    }
+
+    /// The row stride of the transposed column matrix: a chunk's taps, plus room for the last
+    /// eight-float copy's overhang, rounded up to whole 64-byte lines.
+    static func transposedColumnStride(_ g: ConvGeometry) -> Int { (chunkChannels(g) * g.R * g.S + 8 - g.S + 15) / 16 * 16 }
+
     /// The row stride of the column matrix in the scratch: PQ rounded up to whole 64-byte lines.
     public static func columnStride(_ g: ConvGeometry) -> Int { (g.PQ + 15) / 16 * 16 }
 
@@ -90,7 +108,7 @@ public enum ConvKernels {
     {
         let address = (UInt(bitPattern: scratch) + 63) & ~UInt(63)
         let col = UnsafeMutablePointer<Float>(bitPattern: address)!
-        return (col, col + chunkChannels(g) * g.R * g.S * columnStride(g))
+        return (col, col + columnMatrixCount(g))
     }
 
     /// Channels per chunk of the column matrix: chunks of at most about 256 rows (one GEMM depth
@@ -178,6 +196,7 @@ public enum ConvKernels {
     ) {
         let inputCount = g.C * g.H * g.W, outputCount = gradOutputStride ?? g.K * g.PQ, taps = g.R * g.S
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
+        let transposedColumns = buildsTransposedColumns(g), ldcolT = transposedColumnStride(g)
         let packed = gradInput == nil ? nil : packWeightChunks(packedWeights(scratch, g), weight, g, transposed: true)
         let packedGradOutput = packsGradOutput(g) ? UnsafeMutablePointer(packedGradOutputs(scratch, g)) : nil
         for n in 0 ..< N {
@@ -201,16 +220,22 @@ public enum ConvKernels {
             pad(padded, xn, g)
             for c0 in stride(from: 0, to: g.C, by: chunk) {
                 let channels = c0 ..< min(c0 + chunk, g.C)
-                unfold(col, padded, g, channels: channels)
-                // gradWeight[:, chunk][K×rows] += gy_n[K×PQ] · col_chunkᵀ[PQ×rows]
+                // gradWeight[:, chunk][K×rows] += gy_n[K×PQ] · col_chunkᵀ[PQ×rows], from colᵀ built
+                // directly where that pays (the same sums in the same order either way).
+                if transposedColumns {
+                    unfoldTransposed(col, padded, g, channels: channels, rowStride: ldcolT)
+                } else {
+                    unfold(col, padded, g, channels: channels)
+                }
+                let (columns, ldb) = (UnsafePointer(col), transposedColumns ? ldcolT : ldcol)
                 if let packedGradOutput {
                     GEMM.multiply(
-                        gradWeight + c0 * taps, ldc: g.CRS, packedA: packedGradOutput, col, ldb: ldcol,
-                        transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
+                        gradWeight + c0 * taps, ldc: g.CRS, packedA: packedGradOutput, columns, ldb: ldb,
+                        transB: !transposedColumns, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
                 } else {
                     GEMM.multiply(
-                        gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, col, ldb: ldcol,
-                        transB: true, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
+                        gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, columns, ldb: ldb,
+                        transB: !transposedColumns, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
                 }
             }
             guard let gradInput, let packed else { continue }
@@ -276,6 +301,40 @@ public enum ConvKernels {
                         }
                     }
                     row += rowStride
+                }
+            }
+        }
+    }
+
+    /// Builds the transposed column matrix of a range of channels for stride-1 filters at most
+    /// eight taps wide: row `p·Q + q` holds the taps `(c, r, s)` of output pixel (p, q), in the
+    /// weight's `[C,R,S]` order.
+    ///
+    /// A filter row's S taps are S floats side by side in the padded sample, copied as eight: each
+    /// copy's overhang is overwritten by the next tap row's copy (taps are written in ascending
+    /// order within an output row), and the last one's lands in the row's padding.
+    ///
+    /// - colT: `[PQ, channels.count·R·S]`, rows `rowStride ≥ channels.count·R·S + 8 − S` floats
+    ///   apart (written, and up to 8 − S floats past each row's taps).
+    /// - padded: one zero-bordered sample `[C, Hp, Wp]` (read, and up to 8 − S floats past each
+    ///   copied window: inside the scratch).
+    static func unfoldTransposed(
+        _ colT: UnsafeMutablePointer<Float>, _ padded: UnsafePointer<Float>, _ g: ConvGeometry,
+        channels: Range<Int>, rowStride: Int
+    ) {
+        let hp = g.paddedHeight, wp = g.paddedWidth, rowBytes = rowStride * MemoryLayout<Float>.stride
+        for p in 0 ..< g.P {
+            var j = 0
+            for c in channels {
+                for r in 0 ..< g.R {
+                    var src = UnsafeRawPointer(padded + (c * hp + p * g.strideH + r) * wp)
+                    var out = UnsafeMutableRawPointer(colT + p * g.Q * rowStride + j)
+                    for _ in 0 ..< g.Q {
+                        out.storeBytes(of: src.loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                        src += MemoryLayout<Float>.stride
+                        out += rowBytes
+                    }
+                    j += g.S
                 }
             }
         }
