@@ -147,20 +147,7 @@ enum JobSupervisor {
 
     /// The arguments with `--resume` set to `path` (or removed for nil).
     static func replacingResume(in arguments: [String], with path: String?) -> [String] {
-        var out: [String] = []
-        var skip = false
-        for a in arguments {
-            if skip {
-                skip = false
-                continue
-            }
-            if a == "--resume" {
-                skip = true
-                continue
-            }
-            if a.hasPrefix("--resume=") { continue }
-            out.append(a)
-        }
+        var out = MPIRelaunch.removing(options: ["--resume"], from: arguments)
         if let path { out += ["--resume", path] }
         return out
     }

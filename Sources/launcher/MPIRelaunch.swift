@@ -77,6 +77,12 @@ enum MPIRelaunch {
     /// The arguments without `--np N` / `--np=N` and `--mpirun-arg ARG` / `--mpirun-arg=ARG`: what
     /// the launcher itself used.
     static func strippingRanks(_ arguments: [String]) -> [String] {
+        removing(options: ["--np", "--mpirun-arg"], from: arguments)
+    }
+
+    /// The arguments without each of `options` and its value, given as `--name VALUE` or
+    /// `--name=VALUE`.
+    static func removing(options: [String], from arguments: [String]) -> [String] {
         var out: [String] = []
         var skip = false
         for a in arguments {
@@ -84,11 +90,11 @@ enum MPIRelaunch {
                 skip = false
                 continue
             }
-            if a == "--np" || a == "--mpirun-arg" {
+            if options.contains(a) {
                 skip = true
                 continue
             }
-            if a.hasPrefix("--np=") || a.hasPrefix("--mpirun-arg=") { continue }
+            if options.contains(where: { a.hasPrefix($0 + "=") }) { continue }
             out.append(a)
         }
         return out

@@ -196,43 +196,29 @@ public final class MPICommunicator: Communicator {
     }
 
     public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReductionOp) throws -> PendingReduction {
-        let pending = MPIPendingReduction(lock: mpiLock, owner: self, position: locked { startCollective("gradient reduction") })
-        try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 4) { p, n in
-            var request: MPI_Request? = cmpi_request_null()
-            try locked {
-                try MPICommunicator.check(
-                    MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_float(), MPICommunicator.mpiOp(op), comm, &request),
-                    "MPI_Iallreduce")
-            }
-            pending.requests.append(request)
-        }
-        track(pending)
-        return pending
+        try startAllreduce(
+            UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 4, type: cmpi_float(), op: MPICommunicator.mpiOp(op))
     }
 
     public func startAllreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReductionOp) throws -> PendingReduction {
-        let pending = MPIPendingReduction(lock: mpiLock, owner: self, position: locked { startCollective("gradient reduction") })
-        try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 8) { p, n in
-            var request: MPI_Request? = cmpi_request_null()
-            try locked {
-                try MPICommunicator.check(
-                    MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_double(), MPICommunicator.mpiOp(op), comm, &request),
-                    "MPI_Iallreduce")
-            }
-            pending.requests.append(request)
-        }
-        track(pending)
-        return pending
+        try startAllreduce(
+            UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 8, type: cmpi_double(), op: MPICommunicator.mpiOp(op))
     }
 
     public func startHalfSum(_ buffer: UnsafeMutableBufferPointer<UInt16>) throws -> PendingReduction {
+        try startAllreduce(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 2, type: cmpi_uint16(), op: halfSumOp)
+    }
+
+    /// Starts one in-place `MPI_Iallreduce` per chunk of `count` elements of `stride` bytes at
+    /// `base`, all of them one pending gradient reduction.
+    private func startAllreduce(
+        _ base: UnsafeMutableRawPointer?, count: Int, stride: Int, type: MPI_Datatype, op: MPI_Op?
+    ) throws -> PendingReduction {
         let pending = MPIPendingReduction(lock: mpiLock, owner: self, position: locked { startCollective("gradient reduction") })
-        try chunked(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, stride: 2) { p, n in
+        try chunked(base, count: count, stride: stride) { p, n in
             var request: MPI_Request? = cmpi_request_null()
             try locked {
-                try MPICommunicator.check(
-                    MPI_Iallreduce(cmpi_in_place(), p, n, cmpi_uint16(), halfSumOp, comm, &request),
-                    "MPI_Iallreduce")
+                try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), p, n, type, op, comm, &request), "MPI_Iallreduce")
             }
             pending.requests.append(request)
         }

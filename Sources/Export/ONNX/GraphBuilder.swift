@@ -42,16 +42,10 @@ struct GraphBuilder {
         let prefix = "\(i).\(layer.typeName)"
         switch layer {
         case let .conv2d(_, kernel, stride, padding, bias):
-            let pads = try explicitPads(padding, inputShape: inputShape, window: kernel, stride: stride, layer: prefix)
+            let attributes = try windowAttributes(window: kernel, stride: stride, padding: padding, inputShape: inputShape, layer: prefix)
             var inputs = [input, try parameter("\(prefix).weight")]
             if bias { inputs.append(try parameter("\(prefix).bias")) }
-            return node(
-                "Conv", inputs, name: prefix,
-                attributes: [
-                    ONNXExporter.ints("kernel_shape", kernel),
-                    ONNXExporter.ints("strides", stride),
-                    ONNXExporter.ints("pads", pads)
-                ])
+            return node("Conv", inputs, name: prefix, attributes: attributes)
         case let .dense(_, bias):
             var x = input
             if inputShape.count != 1 { x = node("Flatten", [x], name: "\(prefix).flatten", attributes: [ONNXExporter.int("axis", 1)]) }
@@ -63,24 +57,12 @@ struct GraphBuilder {
         case .flatten:
             return node("Flatten", [input], name: prefix, attributes: [ONNXExporter.int("axis", 1)])
         case let .maxPool2d(pool, stride, padding):
-            let pads = try explicitPads(padding, inputShape: inputShape, window: pool, stride: stride, layer: prefix)
             return node(
                 "MaxPool", [input], name: prefix,
-                attributes: [
-                    ONNXExporter.ints("kernel_shape", pool),
-                    ONNXExporter.ints("strides", stride),
-                    ONNXExporter.ints("pads", pads)
-                ])
+                attributes: try windowAttributes(window: pool, stride: stride, padding: padding, inputShape: inputShape, layer: prefix))
         case let .avgPool2d(pool, stride, padding):
-            let pads = try explicitPads(padding, inputShape: inputShape, window: pool, stride: stride, layer: prefix)
-            return node(
-                "AveragePool", [input], name: prefix,
-                attributes: [
-                    ONNXExporter.ints("kernel_shape", pool),
-                    ONNXExporter.ints("strides", stride),
-                    ONNXExporter.ints("pads", pads),
-                    ONNXExporter.int("count_include_pad", 0)
-                ])
+            let attributes = try windowAttributes(window: pool, stride: stride, padding: padding, inputShape: inputShape, layer: prefix)
+            return node("AveragePool", [input], name: prefix, attributes: attributes + [ONNXExporter.int("count_include_pad", 0)])
         case .dropout:
             return input
         case let .batchNorm2d(_, epsilon, _):
@@ -89,6 +71,13 @@ struct GraphBuilder {
                 "BatchNormalization", [input] + inputs, name: prefix,
                 attributes: [ONNXExporter.float("epsilon", Float(epsilon))])
         }
+    }
+
+    /// The attributes every windowed node (Conv, MaxPool, AveragePool) has: `kernel_shape`,
+    /// `strides` and `pads` (`explicitPads`), in this order.
+    func windowAttributes(window: [Int], stride: [Int], padding: Padding, inputShape: [Int], layer: String) throws -> [Onnx_AttributeProto] {
+        let pads = try explicitPads(padding, inputShape: inputShape, window: window, stride: stride, layer: layer)
+        return [ONNXExporter.ints("kernel_shape", window), ONNXExporter.ints("strides", stride), ONNXExporter.ints("pads", pads)]
     }
 
     /// ONNX `pads` `[top, left, bottom, right]` for a window over `inputShape` `[C, H, W]`.

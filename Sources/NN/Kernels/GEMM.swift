@@ -41,7 +41,7 @@ public enum GEMM {
                     c, ldc: ldc, a, lda: lda, transA: transA, b, ldb: ldb, transB: transB,
                     m: m, n: n, k: k, alpha: alpha, beta: beta)
             #else
-                preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
+                unavailableAVX512()
             #endif
         case .avx2, .portable:
             KernelsAVX2.PackedGEMM.multiply(
@@ -84,7 +84,7 @@ public enum GEMM {
             #if canImport(KernelsAVX512)
                 KernelsAVX512.PackedGEMM.pack(dst, a, lda: lda, transA: transA, m: m, k: k)
             #else
-                preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
+                unavailableAVX512()
             #endif
         case .avx2, .portable:
             KernelsAVX2.PackedGEMM.pack(dst, a, lda: lda, transA: transA, m: m, k: k)
@@ -108,7 +108,7 @@ public enum GEMM {
                     c, ldc: ldc, packedA: packedA, b, ldb: ldb, transB: transB,
                     m: m, n: n, k: k, alpha: alpha, beta: beta)
             #else
-                preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
+                unavailableAVX512()
             #endif
         case .avx2, .portable:
             KernelsAVX2.PackedGEMM.multiply(
@@ -137,6 +137,12 @@ public enum GEMM {
                 c[i * ldc + j] = alpha * Float(sum) + prior
             }
         }
+    }
+
+    /// Stops on the AVX-512 path of a build compiled without its kernels (which `KernelPath` never
+    /// chooses).
+    private static func unavailableAVX512() -> Never {
+        preconditionFailure("This build has no AVX-512 kernels; KernelPath.current cannot be avx512.")
     }
 
     /// Stops with a sentence when sizes or strides cannot describe the matrices.

@@ -45,11 +45,8 @@ public struct AvgPool2D: PoolingLayer {
     }
 
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
-        guard let g = geometry else { preconditionFailure("AvgPool2D.backward called before forward.") }
+        let g = checkedBackwardGeometry(geometry, inputShape: inputShape, gradOutput: gradOutput, layer: "AvgPool2D")
         let n = inputShape[0]
-        precondition(
-            gradOutput.shape == [n, g.C, g.P, g.Q],
-            "AvgPool2D \(summary).backward expects a gradient of shape \([n, g.C, g.P, g.Q]), got \(gradOutput.shape).")
         // The kernel zeroes the gradient before spreading into it.
         gradInput.resize(to: inputShape)
         gradInput.storage.withUnsafeMutableBufferPointer { gx in

@@ -54,11 +54,7 @@ public struct MaxPool2D: PoolingLayer {
 
     public mutating func backward(_ gradOutput: Tensor, arena: ParameterArena) -> Tensor {
         if isFused { return gradOutput }
-        guard let g = geometry else { preconditionFailure("MaxPool2D.backward called before forward.") }
-        let n = inputShape[0]
-        precondition(
-            gradOutput.shape == [n, g.C, g.P, g.Q],
-            "MaxPool2D \(summary).backward expects a gradient of shape \([n, g.C, g.P, g.Q]), got \(gradOutput.shape).")
+        checkedBackwardGeometry(geometry, inputShape: inputShape, gradOutput: gradOutput, layer: "MaxPool2D")
         gradInput.resize(to: inputShape)
         gradInput.storage.withUnsafeMutableBufferPointer { gx in
             gradOutput.storage.withUnsafeBufferPointer { gy in

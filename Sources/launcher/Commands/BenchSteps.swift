@@ -60,18 +60,15 @@ struct BenchSteps: ParsableCommand {
     @Option(help: ArgumentHelp("Append one CSV row to this file (rank 0; a header first when the file is new).", valueName: "file"))
     var csv: String?
 
-    var parsedShape: [Int]? {
-        let parts = sampleShape.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
-        return parts.map { $0! }
-    }
+    /// `--sample-shape` as [C, H, W].
+    var parsedShape: [Int]? { SampleShapeOption.parse(sampleShape) }
 
     func validate() throws {
         guard perRankBatch == nil || batchSize == nil else { throw ValidationError("give --per-rank-batch or --batch-size, not both") }
         if let b = perRankBatch, b <= 0 { throw ValidationError("--per-rank-batch must be positive, got \(b)") }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be non-negative, got \(warmup)") }
-        guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
+        try SampleShapeOption.validate(sampleShape)
         guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
         try ConfigurationCheck.validate(configuration(globalBatch: batchSize ?? perRankBatch ?? 32))
     }

@@ -34,10 +34,7 @@ struct Eval: ParsableCommand {
             valueName: "name|file"))
     var model: String?
 
-    @Option(
-        help: ArgumentHelp(
-            "Normalize inputs after scaling to [0, 1], as in training: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel. Default: the normalization the checkpoint records, if any.",
-            valueName: "mean,std"))
+    @Option(help: InputNormalization.inferenceHelp)
     var normalize: String?
 
     @Flag(help: "Print one JSON object instead of text.")

@@ -78,17 +78,13 @@ struct Gradcheck: ParsableCommand {
     var classes = 4
 
     /// `--sample-shape` as [C, H, W].
-    var parsedShape: [Int]? {
-        let parts = sampleShape.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
-        return parts.map { $0! }
-    }
+    var parsedShape: [Int]? { SampleShapeOption.parse(sampleShape) }
 
     func validate() throws {
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard progressThread >= 0 else { throw ValidationError("--progress-thread must be non-negative, got \(progressThread)") }
         if let t = tolerance, !(t >= 0) { throw ValidationError("--tolerance must be non-negative, got \(t)") }
-        guard parsedShape != nil else { throw ValidationError("--sample-shape must be three positive integers C,H,W, got '\(sampleShape)'") }
+        try SampleShapeOption.validate(sampleShape)
         guard classes > 1 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
         guard samples >= batch else { throw ValidationError("--samples \(samples) is smaller than --batch \(batch)") }
         try ConfigurationCheck.validate(configuration().training, renamed: ["global batch size": "--batch"])

@@ -28,10 +28,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Fit other image sizes to the model's: none (require its size), nearest or bilinear.")
     var resize: ResizeMethod = .none
 
-    @Option(
-        help: ArgumentHelp(
-            "Normalize inputs after scaling to [0, 1], as in training: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel. Default: the normalization the checkpoint records, if any.",
-            valueName: "mean,std"))
+    @Option(help: InputNormalization.inferenceHelp)
     var normalize: String?
 
     @Flag(help: "Print one JSON object per image instead of text.")

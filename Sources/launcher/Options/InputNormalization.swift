@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import NN
 
@@ -7,6 +8,11 @@ import NN
 /// `ddp eval` and `ddp predict` take it from `--normalize`, else from the checkpoint's recorded
 /// options (key `normalize`, at the top of the options JSON or in its `options` object), else none.
 struct InputNormalization: Equatable {
+    /// The help of `--normalize` in `ddp eval` and `ddp predict` (`ddp train` has its own).
+    static let inferenceHelp = ArgumentHelp(
+        "Normalize inputs after scaling to [0, 1], as in training: MEAN,STD for every channel, or M1,..,MC,S1,..,SC per channel. Default: the normalization the checkpoint records, if any.",
+        valueName: "mean,std")
+
     /// One mean per channel.
     var mean: [Float]
     /// One standard deviation per channel (> 0).
