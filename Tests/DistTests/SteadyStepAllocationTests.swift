@@ -115,6 +115,89 @@ final class SteadyStepAllocationTests: XCTestCase {
         XCTAssertLessThanOrEqual(fewest, 8, "8 more steps allocated at least \(fewest) more times (4 and 12 steps: \(pairs))")
     }
 
+    /// Deterministic mode (`--reduction deterministic`): chunks of 4 samples, so one rank runs 4
+    /// chunks a step, each with its own copy of the layers, the dense layers on all of them at once,
+    /// and the exact reducer's integer sums.
+    ///
+    /// The one thing allowed to allocate is the dense layers' fused weight product
+    /// (`ExactSum.denseChunkProducts`, once per dense layer a step): the packed GEMM kernel under it
+    /// makes its chunk offsets and tile scratch on each call. It is counted alone, with the same
+    /// chunks, and every allocation beyond it fails the test.
+    func testSteadyDeterministicStepsAllocateNothingButTheDenseProductKernel() throws {
+        let spec = try ModelSpec.builtin("fmnist-cnn", inputShape: [1, 28, 28], classes: 10)
+        let measured = try steadyDeterministicStepAllocations(spec)
+        let dense = measured.trainer.model.layers.filter { $0 is Dense }.count
+        let kernel = denseChunkProductAllocations(chunks: [0 ..< 4, 4 ..< 8, 8 ..< 12, 12 ..< 16])
+        XCTAssertEqual(
+            measured.parts.gradients + measured.parts.reduction + measured.parts.update, 3 * dense * kernel,
+            "fmnist-cnn, deterministic: 3 steady steps allocated \(measured.parts.gradients) times in computeGradients, \(measured.parts.reduction) in reduceGradients, \(measured.parts.update) in applyUpdate; the dense product kernel \(kernel) times a call, \(dense) calls a step"
+        )
+    }
+
+    /// Trains `spec` in deterministic mode (batch 16, chunks of 4, SGD with momentum, one
+    /// in-process rank) for 3 warm-up steps and 3 measured ones through the trainer's step
+    /// functions, and returns the measured steps' allocations by part. The first step is computed
+    /// twice (the exact reducer measures the gradients' magnitudes before it can scale them), so one
+    /// more warm-up step than in fast mode; the test fails if a later step is redone.
+    func steadyDeterministicStepAllocations(
+        _ spec: ModelSpec, file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (trainer: DataParallelTrainer, parts: (gradients: Int, reduction: Int, update: Int)) {
+        let data: Dataset = SyntheticPatterns.make(count: 128, shape: spec.inputShape, classes: 10, seed: 3)
+        var config = TrainingConfiguration()
+        config.globalBatchSize = 16
+        config.reduction = .deterministic
+        config.chunkSize = 4
+        let trainer = try DataParallelTrainer(
+            spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+            loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
+            configuration: config)
+        let order = DistributedSampler(datasetCount: data.count, globalBatchSize: 16, seed: 5).permutation(epoch: 0)
+        var parts = (gradients: 0, reduction: 0, update: 0)
+        for step in 0 ..< 6 {
+            let batch = order[step * 16 ..< (step + 1) * 16]
+            var thrown: Error?
+            let g = allocations {
+                do { _ = try trainer.computeGradients(globalBatch: batch, epoch: 0, dataset: data) } catch { thrown = error }
+            }
+            let r = allocations {
+                do { try trainer.reduceGradients(globalBatchSize: 16, scalingInUpdate: true) } catch { thrown = error }
+            }
+            let u = allocations {
+                do { try trainer.applyUpdate() } catch { thrown = error }
+            }
+            if let thrown { throw thrown }
+            XCTAssertEqual(trainer.ddp.exactReducer?.lastStep.attempts, step == 0 ? 2 : 1, "attempts of step \(step)", file: file, line: line)
+            if step >= 3 { parts = (parts.gradients + g, parts.reduction + r, parts.update + u) }
+        }
+        return (trainer, parts)
+    }
+
+    /// The allocations of one `ExactSum.denseChunkProducts` call over `chunks` (a small weight; the
+    /// kernel's allocations do not depend on its shape), after a first call that pays one-time costs.
+    func denseChunkProductAllocations(chunks: [Range<Int>]) -> Int {
+        let units = 8, features = 8, samples = chunks.last!.upperBound
+        let gy = [Float](repeating: 0.5, count: samples * units), x = [Float](repeating: 0.25, count: samples * features)
+        var sums = [Double](repeating: 0, count: units * features)
+        var count = 0
+        for call in 0 ..< 2 {
+            sums.withUnsafeMutableBufferPointer { s in
+                gy.withUnsafeBufferPointer { g in
+                    x.withUnsafeBufferPointer { x in
+                        let n = allocations {
+                            _ = ExactSum.denseChunkProducts(
+                                sums: s.baseAddress!, first: true, mean: nil, count: 1, gy: g.baseAddress!, ldGy: units,
+                                x: x.baseAddress!, ldX: features, units: units, features: features,
+                                window: 0 ..< units * features, chunks: chunks, scale: 0x1p20)
+                        }
+                        if call == 1 { count = n }
+                    }
+                }
+            }
+        }
+        ExactSum.fenceStores()
+        return count
+    }
+
     /// Trains `spec` for 2 warm-up steps and 3 measured ones (batch 16, SGD with momentum) through
     /// the trainer's step functions, and fails unless the measured steps allocated nothing.
     func assertSteadyStepsAllocateNothing(

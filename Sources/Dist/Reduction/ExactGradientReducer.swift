@@ -101,6 +101,10 @@ public final class ExactGradientReducer {
     /// many samples; `finish` checks the count and does not write it again.
     private var meanWritten: [Int?]
     private var step = ExactReductionStatistics()
+    /// `finish`'s buffers, kept from step to step: the largest magnitudes agreed across ranks, and
+    /// per slot the factor that turns the sums into the mean (`GradientSource.exactSums`).
+    private var agreedMaxima: [Double] = []
+    private var meanFactors: [Double] = []
     private let accumulateLock = NSLock()
     /// The arena slots of dense layers' weights (`[units, features]`), whose gradients
     /// `accumulateDense` forms from the layer's input and output gradient.
@@ -177,7 +181,8 @@ public final class ExactGradientReducer {
         precondition(
             termsByRank == nil || termsByRank!.count == communicator.size,
             "termsByRank needs one count per rank (\(communicator.size)), got \(termsByRank!.count).")
-        wires = (0 ..< communicator.size).map { r in termsByRank.map { $0[r] <= 1 ? Wire.floats : .sums } ?? .sums }
+        wires.removeAll(keepingCapacity: true)
+        for r in 0 ..< communicator.size { wires.append(termsByRank.map { $0[r] <= 1 ? Wire.floats : .sums } ?? .sums) }
         meanCount = nil
         let termBits = Int(Double(terms).log2Ceiling)
         for s in arena.slots.indices {
@@ -193,8 +198,8 @@ public final class ExactGradientReducer {
     /// Decides which buckets gather factors this attempt (the same on every rank: it depends on
     /// the buckets, the chunks and the agreed scales only).
     private func planFactors(termsByRank: [Int]?, chunks: [Range<Int>]?) {
-        factorPlans = [:]
-        factorRows = [:]
+        factorPlans.removeAll(keepingCapacity: true)
+        factorRows.removeAll(keepingCapacity: true)
         guard communicator.size > 1, let termsByRank, let chunks, termsByRank.reduce(0, +) == chunks.count else { return }
         // Rank r's samples: its chunks, which follow those of the ranks before it.
         var nextChunk = 0, end = 0
@@ -612,10 +617,15 @@ public final class ExactGradientReducer {
             }
         }
         // NaN would make the max order-dependent; +inf marks a non-finite tensor as well.
-        var most = maxima.map { $0.isNaN ? Double.infinity : Double($0) }
+        var most = agreedMaxima
+        agreedMaxima = []
+        defer { agreedMaxima = most }
+        most.removeAll(keepingCapacity: true)
+        for m in maxima { most.append(m.isNaN ? Double.infinity : Double(m)) }
         try communicator.allreduce(&most, op: .max)
         for e in exchanges { try e.means?.wait() }
-        ownParts = exchanges.map { $0.parts[communicator.rank] }
+        ownParts.removeAll(keepingCapacity: true)
+        for e in exchanges { ownParts.append(e.parts[communicator.rank]) }
         exchanges.removeAll(keepingCapacity: true)
         step.blockedSeconds += Timeline.seconds(since: start)
         step.attempts += 1
@@ -643,7 +653,11 @@ public final class ExactGradientReducer {
             optimizerStateShared = optimizerStateShared && writingMean
         } else if !writingMean && meanWritten.allSatisfy({ $0 == nil }) {
             // A slot whose mean is in the arena already forces the arena form for all.
-            gradients = .exactSums(UnsafePointer(sums), factors: scales.map { ExactSum.meanFactor(scale: $0, count: globalBatchSize) })
+            // The last step's source lets go of the factors first, so they are rewritten in place.
+            gradients = .arena(scale: 1)
+            meanFactors.removeAll(keepingCapacity: true)
+            for scale in scales { meanFactors.append(ExactSum.meanFactor(scale: scale, count: globalBatchSize)) }
+            gradients = .exactSums(UnsafePointer(sums), factors: meanFactors)
         } else {
             gradients = .arena(scale: 1)
             for (s, slot) in arena.slots.enumerated() where slot.trainable {

@@ -10,16 +10,18 @@ import NN
 /// chunks' batch statistics gathered in chunk order, and the finish (`finishExactStep`), which
 /// asks the trainer to compute the step again when the sums must be redone.
 extension DistributedDataParallel {
-    /// The batch statistics of a deterministic step, and what a redo restores.
+    /// The batch statistics of a deterministic step, and what a redo restores. Kept from step to
+    /// step (`reset` keeps the arrays' storage), so a steady step allocates nothing here.
     struct ExactStep {
         /// Whether a micro-batch of this step has been computed (else the reduction begins an empty one).
         var begun = false
         /// The most chunks an element's sum receives this step (fixes the exact scales).
         var terms = 1
-        /// Each rank's chunk count, and the chunks (sample ranges of the batch), when the step is
-        /// one micro-batch.
-        var termsByRank: [Int]?
-        var chunks: [Range<Int>]?
+        /// Whether the step is one micro-batch: then `termsByRank` holds each rank's chunk count,
+        /// and `chunks` the chunks (sample ranges of the batch).
+        var oneMicroBatch = false
+        var termsByRank: [Int] = []
+        var chunks: [Range<Int>] = []
         /// The running statistics before the step (restored before the ordered updates or a redo).
         var running: [Float] = []
         /// Per micro-batch: its number of chunks (over every rank).
@@ -28,34 +30,64 @@ extension DistributedDataParallel {
         var chunkStatistics: [[Int: [Double]]] = []
         /// Per micro-batch and synchronized layer: the global batch's count, sum and sum of squares.
         var globalStatistics: [[Int: [Double]]] = []
+
+        /// Back to a step not begun, keeping the arrays' storage (`running` is rewritten by the
+        /// next `beginExactStep`).
+        mutating func reset() {
+            begun = false
+            terms = 1
+            oneMicroBatch = false
+            termsByRank.removeAll(keepingCapacity: true)
+            chunks.removeAll(keepingCapacity: true)
+            clearBatchStatistics()
+        }
+
+        /// Forgets the micro-batches' batch statistics (a redo records them again).
+        mutating func clearBatchStatistics() {
+            chunkCounts.removeAll(keepingCapacity: true)
+            chunkStatistics.removeAll(keepingCapacity: true)
+            globalStatistics.removeAll(keepingCapacity: true)
+        }
+
+        /// Each rank's chunk count and the chunks, for `ExactGradientReducer.begin` (nil unless the
+        /// step is one micro-batch).
+        var plan: (termsByRank: [Int]?, chunks: [Range<Int>]?) {
+            oneMicroBatch ? (termsByRank, chunks) : (nil, nil)
+        }
     }
 
     /// Deterministic mode's batch-norm layers: index, channels, synchronized.
-    var batchNormLayers: [(index: Int, channels: Int, synchronized: Bool)] {
+    static func batchNormLayers(of model: Sequential) -> [(index: Int, channels: Int, synchronized: Bool)] {
         model.layers.enumerated().compactMap { i, layer in
             (layer as? BatchNorm2D).map { (i, model.outputShapes[i][0], $0.synchronized) }
         }
+    }
+
+    /// The batch-norm layer at index `i` (`batchNormLayers`), or nil.
+    func batchNormLayer(at i: Int) -> (index: Int, channels: Int, synchronized: Bool)? {
+        batchNormLayers.first { $0.index == i }
     }
 
     /// Starts a deterministic step whose micro-batches have `batchCount` samples (the first one's):
     /// records the running statistics, fixes the exact scales and clears the gradients.
     func beginExactStep(batchCount: Int) {
         guard let exact = exactReducer else { return }
-        exactStep = ExactStep()
+        exactStep.reset()
         exactStep.begun = true
-        exactStep.running = runningStatistics()
+        recordRunningStatistics(into: &exactStep.running)
         let perBatch = (max(configuration.globalBatchSize, batchCount) + configuration.chunkSize - 1) / configuration.chunkSize
         exactStep.terms = max(configuration.accumulationSteps, 1) * perBatch
         // One micro-batch: every rank's chunk count is known now (a rank with one sends it as floats).
         if max(configuration.accumulationSteps, 1) == 1 {
-            let chunks = DistributedSampler.chunks(count: batchCount, chunkSize: configuration.chunkSize)
-            exactStep.chunks = chunks
-            exactStep.termsByRank = (0 ..< communicator.size).map {
-                DistributedSampler.slice(count: chunks.count, rank: $0, size: communicator.size).count
+            exactStep.oneMicroBatch = true
+            DistributedSampler.chunks(count: batchCount, chunkSize: configuration.chunkSize, into: &exactStep.chunks)
+            for r in 0 ..< communicator.size {
+                exactStep.termsByRank.append(DistributedSampler.slice(count: exactStep.chunks.count, rank: r, size: communicator.size).count)
             }
         }
         model.arena.zeroGradients()
-        exact.begin(terms: exactStep.terms, termsByRank: exactStep.termsByRank, chunks: exactStep.chunks)
+        let plan = exactStep.plan
+        exact.begin(terms: exactStep.terms, termsByRank: plan.termsByRank, chunks: plan.chunks)
     }
 
     /// Makes room for the batch statistics of the step's next micro-batch, of `chunks` chunks.
@@ -88,15 +120,14 @@ extension DistributedDataParallel {
         while !(try exact.finish(globalBatchSize: globalBatchSize, writingMean: writingMean)) {
             setRunningStatistics(exactStep.running)
             model.arena.zeroGradients()
-            exact.begin(terms: exactStep.terms, termsByRank: exactStep.termsByRank, chunks: exactStep.chunks)
-            exactStep.chunkCounts = []
-            exactStep.chunkStatistics = []
-            exactStep.globalStatistics = []
+            let plan = exactStep.plan
+            exact.begin(terms: exactStep.terms, termsByRank: plan.termsByRank, chunks: plan.chunks)
+            exactStep.clearBatchStatistics()
             try recompute()
             try throwDeferredError()
         }
         try applyBatchStatistics()
-        exactStep = ExactStep()
+        exactStep.reset()
     }
 
     /// Every chunk's values summed in chunk order, the same bits on every rank: each rank puts its
@@ -115,10 +146,14 @@ extension DistributedDataParallel {
         return total
     }
 
-    /// The arena values of every non-trainable slot (batch-norm running statistics), in slot order.
-    private func runningStatistics() -> [Float] {
+    /// Writes the arena values of every non-trainable slot (batch-norm running statistics), in slot
+    /// order, over `values`.
+    private func recordRunningStatistics(into values: inout [Float]) {
         let arena = model.arena
-        return arena.slots.filter { !$0.trainable }.flatMap { UnsafeBufferPointer(start: arena.parameters + $0.offset, count: $0.count) }
+        values.removeAll(keepingCapacity: true)
+        for slot in arena.slots where !slot.trainable {
+            values.append(contentsOf: UnsafeBufferPointer(start: arena.parameters + slot.offset, count: slot.count))
+        }
     }
 
     private func setRunningStatistics(_ values: [Float]) {
