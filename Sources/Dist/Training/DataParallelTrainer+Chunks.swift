@@ -129,8 +129,15 @@ extension DataParallelTrainer {
             var context = ForwardContext(training: true)
             let norm = ddp.batchNormLayer(at: i)
             if let norm, norm.synchronized {
-                let local = b.xs.indices.map { (chunkLayers[$0][i] as! BatchNorm2D).batchStatistics(of: b.xs[$0]) }
-                preset.values = try ddp.sumInChunkOrder(local, mine: mine, chunks: b.ranges.count, width: 3 * norm.channels)
+                let width = 3 * norm.channels, xs = b.xs
+                ChunkBuffers.resize(&b.statistics, to: n * width)
+                b.statistics.withUnsafeMutableBufferPointer { local in
+                    for j in 0 ..< n {
+                        (chunkLayers[j][i] as! BatchNorm2D).batchStatistics(
+                            of: xs[j], into: UnsafeMutableBufferPointer(rebasing: local[j * width ..< (j + 1) * width]))
+                    }
+                }
+                try ddp.sumInChunkOrder(b.statistics, mine: mine, chunks: b.ranges.count, width: width, into: &preset.values)
                 ddp.recordGlobalStatistics(preset.values, micro: m, layer: i)
                 context.statisticsReducer = preset
             }
@@ -155,7 +162,7 @@ extension DataParallelTrainer {
                 context.sampleKeys = b.keys[j]
                 b.xs[j] = chunkLayers[j][i].forward(b.xs[j], arena: arena, context: context)
                 if let norm, !norm.synchronized, let s = (chunkLayers[j][i] as! BatchNorm2D).lastBatchStatistics {
-                    ddp.recordChunkStatistics(s.mean + s.variance + [Double(s.count)], micro: m, chunk: mine.lowerBound + j)
+                    ddp.recordChunkStatistics(mean: s.mean, variance: s.variance, count: s.count, micro: m, chunk: mine.lowerBound + j)
                 }
             }
         }
@@ -178,8 +185,15 @@ extension DataParallelTrainer {
             let layerStart = Timeline.now()
             let norm = ddp.batchNormLayer(at: i)
             if let norm, norm.synchronized {
-                let local = b.grads.indices.map { (chunkLayers[$0][i] as! BatchNorm2D).backwardSums(of: b.grads[$0]) }
-                preset.values = try ddp.sumInChunkOrder(local, mine: mine, chunks: b.ranges.count, width: 2 * norm.channels)
+                let width = 2 * norm.channels, grads = b.grads
+                ChunkBuffers.resize(&b.statistics, to: n * width)
+                b.statistics.withUnsafeMutableBufferPointer { local in
+                    for j in 0 ..< n {
+                        (chunkLayers[j][i] as! BatchNorm2D).backwardSums(
+                            of: grads[j], into: UnsafeMutableBufferPointer(rebasing: local[j * width ..< (j + 1) * width]))
+                    }
+                }
+                try ddp.sumInChunkOrder(b.statistics, mine: mine, chunks: b.ranges.count, width: width, into: &preset.values)
             }
             if n > 0, batchedDense[i] != nil {
                 Tensor.joinRows(b.grads, into: &b.denseGradOutputs[i])
@@ -254,6 +268,8 @@ struct ChunkBuffers {
     var denseOutputs: [[Tensor]] = []
     var denseGradOutputs: [Tensor] = []
     var denseGradInputs: [[Tensor]] = []
+    /// A synchronized batch norm's statistics or backward sums of each chunk, one after another.
+    var statistics: [Double] = []
 
     /// Room for `chunks` chunks of a model of `layers` layers: the per-chunk buffers grow (never
     /// shrink, so a short last batch does not drop them), the pass's arrays hold exactly `chunks`.
@@ -283,5 +299,11 @@ struct ChunkBuffers {
     private static func resize(_ tensors: inout [Tensor], to count: Int) {
         if tensors.count > count { tensors.removeLast(tensors.count - count) }
         while tensors.count < count { tensors.append(.empty) }
+    }
+
+    /// Makes `values` hold `count` values, keeping its storage (contents unspecified).
+    static func resize(_ values: inout [Double], to count: Int) {
+        if values.count > count { values.removeLast(values.count - count) }
+        if values.count < count { values.append(contentsOf: repeatElement(0, count: count - values.count)) }
     }
 }
