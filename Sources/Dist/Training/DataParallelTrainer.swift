@@ -158,14 +158,8 @@ public final class DataParallelTrainer {
         return BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: logits, labels: batchLabels), count: indices.count)
     }
 
-    /// A training batch through the augmentation, with each sample's key (seed, epoch, index).
-    func trainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset) -> (Tensor, [Int32], [UInt64]) {
-        var input = Tensor.empty, labels: [Int32] = [], keys: [UInt64] = [], scratch: [Float] = []
-        fillTrainingBatch(indices, epoch: epoch, dataset: dataset, into: &input, labels: &labels, keys: &keys, scratch: &scratch)
-        return (input, labels, keys)
-    }
-
-    /// `trainingBatch` into buffers the caller keeps (their storage is reused when the size is unchanged).
+    /// A training batch through the augmentation, with each sample's key (seed, epoch, index), into
+    /// buffers the caller keeps (their storage is reused when the size is unchanged).
     func fillTrainingBatch(
         _ indices: [Int], epoch: Int, dataset: Dataset, into input: inout Tensor,
         labels: inout [Int32], keys: inout [UInt64], scratch: inout [Float]
