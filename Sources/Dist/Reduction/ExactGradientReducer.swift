@@ -101,6 +101,10 @@ public final class ExactGradientReducer {
     /// many samples; `finish` checks the count and does not write it again.
     private var meanWritten: [Int?]
     private var step = ExactReductionStatistics()
+    /// `finish`'s buffers, kept from step to step: the largest magnitudes agreed across ranks, and
+    /// per slot the factor that turns the sums into the mean (`GradientSource.exactSums`).
+    private var agreedMaxima: [Double] = []
+    private var meanFactors: [Double] = []
     private let accumulateLock = NSLock()
     /// The arena slots of dense layers' weights (`[units, features]`), whose gradients
     /// `accumulateDense` forms from the layer's input and output gradient.
@@ -113,13 +117,28 @@ public final class ExactGradientReducer {
     /// sends or reads the weight's Double sums.
     struct FactorPlan {
         let weight: FactoredWeight
-        /// Each rank's rows of the gathered factors (its chunks' samples, in chunk order).
-        let rows: [Range<Int>]
-        /// The step's chunks, as rows of the gathered factors.
-        let chunks: [Range<Int>]
     }
     /// This attempt's factor plans, by bucket.
     private var factorPlans: [Int: FactorPlan] = [:]
+    /// This attempt's factor plans share these: each rank's rows of the gathered factors (its
+    /// chunks' samples, in chunk order), and the step's chunks as rows of the gathered factors
+    /// (copies kept from step to step).
+    private var factorRankRows: [Range<Int>] = []
+    private var factorChunks: [Range<Int>] = []
+    /// Per bucket: the dense weight that could travel as its factors, if the bucket holds one alone.
+    private let factoredWeights: [FactoredWeight?]
+    /// Per bucket: each rank's part (arena ranges, in rank order), and the same relative to the
+    /// bucket's start (for gathers); fixed by the buckets and the number of ranks.
+    private let bucketParts: [[Range<Int>]]
+    private let gatherParts: [[Range<Int>]]
+    /// Per bucket, while its exchange is in flight: where each rank's terms for this rank's part
+    /// arrive (byte offsets), kept from step to step; and the counts and offsets of the exchange
+    /// being started.
+    private var receivedAtByBucket: [[Int]]
+    private var exchangeCounts: (send: [Int], sendOffsets: [Int], receive: [Int]) = ([], [], [])
+    private var factorParts: [Range<Int>] = []
+    /// `shareParameters`' gathers in flight.
+    private var parameterGathers: [PendingReduction] = []
     /// The gathered factors (rows of `units + features` floats, every rank's samples in chunk
     /// order), one region per factor bucket.
     private let factors = GrowingBuffer<Float>()
@@ -143,6 +162,16 @@ public final class ExactGradientReducer {
         meanWritten = [Int?](repeating: nil, count: arena.slots.count)
         sums = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(arena.count, 1))
         sums.initialize(repeating: 0, count: Swift.max(arena.count, 1))
+        let dense = self.denseWeights
+        factoredWeights = buckets.map { FactoredWeight(bucket: $0, arena: arena, denseWeights: dense) }
+        let ranks = communicator.size
+        bucketParts = buckets.map { bucket in
+            (0 ..< ranks).map { DistributedSampler.blockSlice(of: bucket, rank: $0, size: ranks) }
+        }
+        gatherParts = zip(buckets, bucketParts).map { bucket, parts in
+            parts.map { $0.lowerBound - bucket.lowerBound ..< $0.upperBound - bucket.lowerBound }
+        }
+        receivedAtByBucket = [[Int]](repeating: [Int](repeating: 0, count: ranks), count: buckets.count)
     }
 
     deinit {
@@ -177,7 +206,8 @@ public final class ExactGradientReducer {
         precondition(
             termsByRank == nil || termsByRank!.count == communicator.size,
             "termsByRank needs one count per rank (\(communicator.size)), got \(termsByRank!.count).")
-        wires = (0 ..< communicator.size).map { r in termsByRank.map { $0[r] <= 1 ? Wire.floats : .sums } ?? .sums }
+        wires.removeAll(keepingCapacity: true)
+        for r in 0 ..< communicator.size { wires.append(termsByRank.map { $0[r] <= 1 ? Wire.floats : .sums } ?? .sums) }
         meanCount = nil
         let termBits = Int(Double(terms).log2Ceiling)
         for s in arena.slots.indices {
@@ -193,29 +223,34 @@ public final class ExactGradientReducer {
     /// Decides which buckets gather factors this attempt (the same on every rank: it depends on
     /// the buckets, the chunks and the agreed scales only).
     private func planFactors(termsByRank: [Int]?, chunks: [Range<Int>]?) {
-        factorPlans = [:]
-        factorRows = [:]
+        factorPlans.removeAll(keepingCapacity: true)
+        factorRows.removeAll(keepingCapacity: true)
         guard communicator.size > 1, let termsByRank, let chunks, termsByRank.reduce(0, +) == chunks.count else { return }
+        factorChunks.removeAll(keepingCapacity: true)
+        factorChunks.append(contentsOf: chunks)
         // Rank r's samples: its chunks, which follow those of the ranks before it.
+        factorRankRows.removeAll(keepingCapacity: true)
         var nextChunk = 0, end = 0
-        let rows = termsByRank.map { count -> Range<Int> in
+        for count in termsByRank {
             let start = end
             if count > 0 { end = chunks[nextChunk + count - 1].upperBound }
             nextChunk += count
-            return start ..< end
+            factorRankRows.append(start ..< end)
         }
-        var size = 0, starts: [Int: Int] = [:]
-        for (b, bucket) in buckets.enumerated() {
-            guard let weight = FactoredWeight(bucket: bucket, arena: arena, denseWeights: denseWeights),
-                ExactSum.fusesDenseChunks(chunks, scale: scales[weight.slot])
-            else { continue }
-            factorPlans[b] = FactorPlan(weight: weight, rows: rows, chunks: chunks)
-            starts[b] = size
+        var size = 0
+        for (b, weight) in factoredWeights.enumerated() {
+            guard let weight, ExactSum.fusesDenseChunks(chunks, scale: scales[weight.slot]) else { continue }
+            factorPlans[b] = FactorPlan(weight: weight)
             size += (chunks.last?.upperBound ?? 0) * weight.width
         }
         if size > 0 {
+            // Each plan's region, in bucket order.
+            var start = 0
             let base = factors.reserve(size)
-            for (b, start) in starts { factorRows[b] = base + start }
+            for (b, weight) in factoredWeights.enumerated() where factorPlans[b] != nil {
+                factorRows[b] = base + start
+                start += (chunks.last?.upperBound ?? 0) * weight!.width
+            }
         }
     }
 
@@ -299,7 +334,7 @@ public final class ExactGradientReducer {
             // Nothing to add for the weight.
         } else if let (b, plan) = factorPlan(ofSlot: weight) {
             // This rank's rows of the factors, for the gather its bucket starts.
-            let mine = plan.rows[communicator.rank]
+            let mine = factorRankRows[communicator.rank]
             precondition(
                 fresh[weight] && meanOver != nil && chunks.reduce(0, { $0 + $1.count }) == mine.count,
                 "Gathered factors of \(slot.name) take the step's one micro-batch: \(mine.count) rows, got chunks \(chunks).")
@@ -429,8 +464,7 @@ public final class ExactGradientReducer {
     private func startGather(_ values: UnsafeMutablePointer<Float>, bucket b: Int) throws -> PendingReduction {
         let bucket = buckets[b]
         return try communicator.startAllgather(
-            UnsafeMutableBufferPointer(start: values + bucket.lowerBound, count: bucket.count),
-            parts: parts(of: bucket).map { $0.lowerBound - bucket.lowerBound ..< $0.upperBound - bucket.lowerBound })
+            UnsafeMutableBufferPointer(start: values + bucket.lowerBound, count: bucket.count), parts: gatherParts[b])
     }
 
     /// After the optimizer stepped a sharded step (`gradients` was `.arenaRanges`): gathers every
@@ -440,8 +474,9 @@ public final class ExactGradientReducer {
     public func shareParameters() throws {
         guard case .arenaRanges = gradients else { return }
         let start = Timeline.now()
-        let gathers = try buckets.indices.map { try startGather(arena.parameters, bucket: $0) }
-        for g in gathers { try g.wait() }
+        defer { parameterGathers.removeAll(keepingCapacity: true) }
+        for b in buckets.indices { parameterGathers.append(try startGather(arena.parameters, bucket: b)) }
+        for g in parameterGathers { try g.wait() }
         gradients = .arena(scale: 1)
         lastStep.blockedSeconds += Timeline.seconds(since: start)
         lastStep.wireBytes += 4 * (communicator.size - 1) * ownParts.reduce(0) { $0 + $1.count }
@@ -468,26 +503,21 @@ public final class ExactGradientReducer {
         optimizerStateShared = true
     }
 
-    /// Each rank's part of a bucket: contiguous runs of whole 16-element blocks, in rank order.
-    private func parts(of bucket: Range<Int>) -> [Range<Int>] {
-        (0 ..< communicator.size).map { DistributedSampler.blockSlice(of: bucket, rank: $0, size: communicator.size) }
-    }
-
     /// Bytes an element of rank `r`'s terms takes on the wire.
     private func width(_ r: Int) -> Int { wires[r] == .floats ? 4 : 8 }
 
     /// Starts bucket `b`'s exchange: every other rank's part of this rank's terms goes to it.
     private func startExchange(of b: Int) throws -> BucketExchange {
-        let bucket = buckets[b], parts = parts(of: bucket), me = communicator.rank, ranks = communicator.size
+        let bucket = buckets[b], parts = bucketParts[b], me = communicator.rank, ranks = communicator.size
         if let plan = factorPlans[b] {
             // Every rank's rows of the factors, gathered in place.
             let width = plan.weight.width
             fresh[plan.weight.slot] = false
-            let total = (plan.chunks.last?.upperBound ?? 0) * width
-            let pending = try communicator.startAllgather(
-                UnsafeMutableBufferPointer(start: factorRows[b]!, count: total),
-                parts: plan.rows.map { $0.lowerBound * width ..< $0.upperBound * width })
-            step.wireBytes += 4 * (ranks - 1) * plan.rows[me].count * width
+            let total = (factorChunks.last?.upperBound ?? 0) * width
+            factorParts.removeAll(keepingCapacity: true)
+            for rows in factorRankRows { factorParts.append(rows.lowerBound * width ..< rows.upperBound * width) }
+            let pending = try communicator.startAllgather(UnsafeMutableBufferPointer(start: factorRows[b]!, count: total), parts: factorParts)
+            step.wireBytes += 4 * (ranks - 1) * factorRankRows[me].count * width
             step.factorBuckets += 1
             return BucketExchange(bucket: bucket, parts: parts, received: UnsafeMutableRawPointer(factorRows[b]!), receivedAt: [], terms: pending)
         }
@@ -495,23 +525,31 @@ public final class ExactGradientReducer {
         // Every bucket's arrivals have their own place (all may be in flight at once), room for
         // Double terms from every other rank into the largest part; reserved whole by bucket 0, so
         // it never moves while terms are arriving.
-        let room = buckets.indices.map { factorPlans[$0] != nil ? 0 : 8 * (ranks - 1) * (((buckets[$0].count + 15) / 16 + ranks - 1) / ranks * 16) }
-        let base = UnsafeMutableRawPointer(received.reserve(room.reduce(0, +))) + room[..<b].reduce(0, +)
-        var receivedAt = [Int](repeating: 0, count: ranks), receiveCounts = receivedAt, at = 0
-        for s in 0 ..< ranks where s != me {
-            receivedAt[s] = at
-            receiveCounts[s] = parts[me].count * width(s)
-            at += receiveCounts[s]
+        var room = 0, before = 0
+        for c in buckets.indices {
+            if c == b { before = room }
+            if factorPlans[c] == nil { room += 8 * (ranks - 1) * (((buckets[c].count + 15) / 16 + ranks - 1) / ranks * 16) }
         }
+        let base = UnsafeMutableRawPointer(received.reserve(room)) + before
         let w = width(me)
+        exchangeCounts.send.removeAll(keepingCapacity: true)
+        exchangeCounts.sendOffsets.removeAll(keepingCapacity: true)
+        exchangeCounts.receive.removeAll(keepingCapacity: true)
+        var at = 0
+        for s in 0 ..< ranks {
+            exchangeCounts.send.append(s == me ? 0 : parts[s].count * w)
+            exchangeCounts.sendOffsets.append((parts[s].lowerBound - bucket.lowerBound) * w)
+            let count = s == me ? 0 : parts[me].count * width(s)
+            receivedAtByBucket[b][s] = s == me ? 0 : at
+            exchangeCounts.receive.append(count)
+            at += count
+        }
         let send = wires[me] == .floats ? UnsafeRawPointer(arena.gradients + bucket.lowerBound) : UnsafeRawPointer(sums + bucket.lowerBound)
-        let sendCounts = parts.indices.map { $0 == me ? 0 : parts[$0].count * w }
         let pending = try communicator.startExchange(
-            sending: send, counts: sendCounts,
-            offsets: parts.map { ($0.lowerBound - bucket.lowerBound) * w },
-            receiving: base, counts: receiveCounts, offsets: receivedAt)
-        step.wireBytes += sendCounts.reduce(0, +)
-        return BucketExchange(bucket: bucket, parts: parts, received: base, receivedAt: receivedAt, terms: pending)
+            sending: send, counts: exchangeCounts.send, offsets: exchangeCounts.sendOffsets,
+            receiving: base, counts: exchangeCounts.receive, offsets: receivedAtByBucket[b])
+        for count in exchangeCounts.send { step.wireBytes += count }
+        return BucketExchange(bucket: bucket, parts: parts, received: base, receivedAt: receivedAtByBucket[b], terms: pending)
     }
 
     /// Adds every rank's terms of this rank's part of bucket `b` and writes their mean to the
@@ -532,7 +570,7 @@ public final class ExactGradientReducer {
                     sums: sums + slot.offset, first: true, mean: arena.gradients + slot.offset, count: meanCount!,
                     gy: rows, ldGy: w.width, x: rows + w.units, ldX: w.width,
                     units: w.units, features: w.features,
-                    window: lower - slot.offset ..< upper - slot.offset, chunks: plan.chunks, scale: scales[w.slot])
+                    window: lower - slot.offset ..< upper - slot.offset, chunks: factorChunks, scale: scales[w.slot])
                 if !(m <= maxima[w.slot]) { maxima[w.slot] = m }
             }
             exchanges[b].summed = true
@@ -612,10 +650,15 @@ public final class ExactGradientReducer {
             }
         }
         // NaN would make the max order-dependent; +inf marks a non-finite tensor as well.
-        var most = maxima.map { $0.isNaN ? Double.infinity : Double($0) }
+        var most = agreedMaxima
+        agreedMaxima = []
+        defer { agreedMaxima = most }
+        most.removeAll(keepingCapacity: true)
+        for m in maxima { most.append(m.isNaN ? Double.infinity : Double(m)) }
         try communicator.allreduce(&most, op: .max)
         for e in exchanges { try e.means?.wait() }
-        ownParts = exchanges.map { $0.parts[communicator.rank] }
+        ownParts.removeAll(keepingCapacity: true)
+        for e in exchanges { ownParts.append(e.parts[communicator.rank]) }
         exchanges.removeAll(keepingCapacity: true)
         step.blockedSeconds += Timeline.seconds(since: start)
         step.attempts += 1
@@ -643,7 +686,11 @@ public final class ExactGradientReducer {
             optimizerStateShared = optimizerStateShared && writingMean
         } else if !writingMean && meanWritten.allSatisfy({ $0 == nil }) {
             // A slot whose mean is in the arena already forces the arena form for all.
-            gradients = .exactSums(UnsafePointer(sums), factors: scales.map { ExactSum.meanFactor(scale: $0, count: globalBatchSize) })
+            // The last step's source lets go of the factors first, so they are rewritten in place.
+            gradients = .arena(scale: 1)
+            meanFactors.removeAll(keepingCapacity: true)
+            for scale in scales { meanFactors.append(ExactSum.meanFactor(scale: scale, count: globalBatchSize)) }
+            gradients = .exactSums(UnsafePointer(sums), factors: meanFactors)
         } else {
             gradients = .arena(scale: 1)
             for (s, slot) in arena.slots.enumerated() where slot.trainable {

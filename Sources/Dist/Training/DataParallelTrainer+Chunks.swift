@@ -39,17 +39,22 @@ extension DataParallelTrainer {
         globalBatch: C, epoch: Int, dataset: Dataset,
         accumulating: Bool = false, final: Bool = true
     ) throws -> BatchTotals where C.Element == Int {
-        let batch = Array(globalBatch)
         guard ddp.exactReducer != nil else {
-            let mine = DistributedSampler.slice(count: batch.count, rank: communicator.rank, size: communicator.size)
-            if !accumulating && final { ddp.expectFactors(globalBatchCount: batch.count) }
-            return try computeGradients(indices: batch[mine], epoch: epoch, dataset: dataset, accumulating: accumulating, final: final)
+            let count = globalBatch.count
+            let mine = DistributedSampler.slice(count: count, rank: communicator.rank, size: communicator.size)
+            if !accumulating && final { ddp.expectFactors(globalBatchCount: count) }
+            return try computeGradients(
+                indices: globalBatch.dropFirst(mine.lowerBound).prefix(mine.count), epoch: epoch, dataset: dataset,
+                accumulating: accumulating, final: final)
         }
         if !accumulating || exactMicroBatches.isEmpty {
-            exactMicroBatches = []
-            ddp.beginExactStep(batchCount: batch.count)
+            exactMicroBatches.removeAll(keepingCapacity: true)
+            exactIndices.removeAll(keepingCapacity: true)
+            ddp.beginExactStep(batchCount: globalBatch.count)
         }
-        exactMicroBatches.append((batch, epoch, dataset))
+        let first = exactIndices.count
+        exactIndices.append(contentsOf: globalBatch)
+        exactMicroBatches.append((first ..< exactIndices.count, epoch, dataset))
         return try runChunks(micro: exactMicroBatches.count - 1, final: final)
     }
 
@@ -61,57 +66,86 @@ extension DataParallelTrainer {
 
     /// Forward, loss and backward of this rank's chunks of micro-batch `m`, layer by layer.
     ///
+    /// Every buffer is kept from the step before (`ChunkBuffers`, the chunks' and the batched dense
+    /// layers' copies), so a steady step allocates nothing.
     /// - Throws: `DistError.mpi` when a synchronized layer's statistics or a finished layer's sums
     ///   cannot be reduced.
     private func runChunks(micro m: Int, final: Bool) throws -> BatchTotals {
         let (batch, epoch, dataset) = exactMicroBatches[m]
-        let ranges = DistributedSampler.chunks(count: batch.count, chunkSize: configuration.chunkSize)
-        let mine = DistributedSampler.slice(count: ranges.count, rank: communicator.rank, size: communicator.size)
-        while chunkLayers.count < mine.count { chunkLayers.append(ddp.model.layers) }
-        var xs: [Tensor] = [], labels: [[Int32]] = [], keys: [[UInt64]] = []
-        for j in mine {
-            let (x, y, k) = trainingBatch(Array(batch[ranges[j]]), epoch: epoch, dataset: dataset)
-            xs.append(x)
-            labels.append(y)
-            keys.append(k)
+        // Taken out for the pass (and put back however it ends), so its arrays are this function's
+        // alone: written in place, not copied.
+        var b = chunkBuffers
+        chunkBuffers = ChunkBuffers()
+        defer { chunkBuffers = b }
+        DistributedSampler.chunks(count: batch.count, chunkSize: configuration.chunkSize, into: &b.ranges)
+        let mine = DistributedSampler.slice(count: b.ranges.count, rank: communicator.rank, size: communicator.size)
+        let n = mine.count, layerCount = ddp.model.layers.count
+        while chunkLayers.count < n { chunkLayers.append(ddp.model.layers) }
+        if batchedDense.count < layerCount { batchedDense = [Dense?](repeating: nil, count: layerCount) }
+        // The layers let go of the inputs they kept from the last pass, so that the batches and the
+        // joined rows below are refilled in place.
+        for j in chunkLayers.indices { for i in chunkLayers[j].indices { chunkLayers[j][i].releaseInput() } }
+        for i in batchedDense.indices { batchedDense[i]?.releaseInput() }
+        b.prepare(chunks: n, layers: layerCount)
+        for j in 0 ..< n {
+            let chunk = b.ranges[mine.lowerBound + j]
+            b.indices[j].removeAll(keepingCapacity: true)
+            b.indices[j].append(contentsOf: exactIndices[batch.lowerBound + chunk.lowerBound ..< batch.lowerBound + chunk.upperBound])
+            fillTrainingBatch(
+                b.indices[j], epoch: epoch, dataset: dataset, into: &b.inputs[j], labels: &b.labels[j], keys: &b.keys[j],
+                scratch: &b.scratch)
+            b.xs[j] = b.inputs[j]
         }
         let arena = ddp.model.arena, order = ddp.model.executionOrder, exactReducer = ddp.exactReducer!
-        let normLayers = Dictionary(uniqueKeysWithValues: ddp.batchNormLayers.map { ($0.index, $0) })
-        let preset = PresetStatistics()
-        ddp.beginMicroBatch(chunks: ranges.count)
+        let preset = presetStatistics
+        ddp.beginMicroBatch(chunks: b.ranges.count)
 
         // Dense layers run the rank's chunks as one batch (their rows do not depend on one another, so
         // each row has the bits it would have alone) and sum their parameter gradients chunk by chunk
         // inside the exact reducer; every other layer runs chunk by chunk with its own copy.
-        let rows = xs.map(\.batchSize)
-        let chunkRows = rows.indices.map { rows[..<$0].reduce(0, +) ..< rows[...$0].reduce(0, +) }
+        var row = 0
+        for j in 0 ..< n {
+            b.rows[j] = b.xs[j].batchSize
+            b.chunkRows[j] = row ..< row + b.rows[j]
+            row += b.rows[j]
+        }
 
         // Several threads a rank (`threads`): the chunks of each layer other than the dense ones in
         // parallel. Each chunk is computed as it is alone and its integers added exactly, so the
         // bits do not depend on the threads either.
-        let threads = min(configuration.threads, xs.count)
+        let threads = min(configuration.threads, n)
         while chunkGradientArenas.count < threads { chunkGradientArenas.append(ParameterArena(sharingParametersOf: arena)) }
         let forwardStart = Timeline.now()
         for i in order {
-            // The copy is kept across steps, so its output and gradient buffers are reused.
-            if !xs.isEmpty, var dense = batchedDense[i] ?? ddp.model.layers[i] as? Dense {
-                xs = Tensor.splittingRows(
-                    dense.forward(Tensor(joiningRows: xs), arena: arena, context: ForwardContext(training: true)),
-                    counts: rows)
-                batchedDense[i] = dense
+            // The batched copy is kept across steps, so its output and gradient buffers are reused.
+            if n > 0, batchedDense[i] != nil || ddp.model.layers[i] is Dense {
+                if batchedDense[i] == nil { batchedDense[i] = ddp.model.layers[i] as? Dense }
+                Tensor.joinRows(b.xs, into: &b.denseInputs[i])
+                let output = batchedDense[i]!.forward(b.denseInputs[i], arena: arena, context: ForwardContext(training: true))
+                Tensor.splitRows(output, counts: b.rows, into: &b.denseOutputs[i])
+                for j in 0 ..< n { b.xs[j] = b.denseOutputs[i][j] }
                 continue
             }
             var context = ForwardContext(training: true)
-            if let norm = normLayers[i], norm.synchronized {
-                let local = xs.indices.map { (chunkLayers[$0][i] as! BatchNorm2D).batchStatistics(of: xs[$0]) }
-                preset.values = try ddp.sumInChunkOrder(local, mine: mine, chunks: ranges.count, width: 3 * norm.channels)
+            let norm = ddp.batchNormLayer(at: i)
+            if let norm, norm.synchronized {
+                let width = 3 * norm.channels, xs = b.xs
+                ChunkBuffers.resize(&b.statistics, to: n * width)
+                b.statistics.withUnsafeMutableBufferPointer { local in
+                    for j in 0 ..< n {
+                        (chunkLayers[j][i] as! BatchNorm2D).batchStatistics(
+                            of: xs[j], into: UnsafeMutableBufferPointer(rebasing: local[j * width ..< (j + 1) * width]))
+                    }
+                }
+                try ddp.sumInChunkOrder(b.statistics, mine: mine, chunks: b.ranges.count, width: width, into: &preset.values)
                 ddp.recordGlobalStatistics(preset.values, micro: m, layer: i)
                 context.statisticsReducer = preset
             }
             if threads > 1 {
                 // Each thread a contiguous run of chunks, each chunk its own layers (no batch norm:
                 // refused with threads).
-                xs.withUnsafeMutableBufferPointer { xp in
+                let keys = b.keys
+                b.xs.withUnsafeMutableBufferPointer { xp in
                     chunkLayers.withUnsafeMutableBufferPointer { lp in
                         DispatchQueue.concurrentPerform(iterations: threads) { t in
                             var c = context
@@ -124,24 +158,23 @@ extension DataParallelTrainer {
                 }
                 continue
             }
-            for j in xs.indices {
-                context.sampleKeys = keys[j]
-                xs[j] = chunkLayers[j][i].forward(xs[j], arena: arena, context: context)
-                if let norm = normLayers[i], !norm.synchronized, let s = (chunkLayers[j][i] as! BatchNorm2D).lastBatchStatistics {
-                    ddp.recordChunkStatistics(s.mean + s.variance + [Double(s.count)], micro: m, chunk: mine.lowerBound + j)
+            for j in 0 ..< n {
+                context.sampleKeys = b.keys[j]
+                b.xs[j] = chunkLayers[j][i].forward(b.xs[j], arena: arena, context: context)
+                if let norm, !norm.synchronized, let s = (chunkLayers[j][i] as! BatchNorm2D).lastBatchStatistics {
+                    ddp.recordChunkStatistics(mean: s.mean, variance: s.variance, count: s.count, micro: m, chunk: mine.lowerBound + j)
                 }
             }
         }
         var totals = BatchTotals()
-        var grads: [Tensor] = []
-        let stepSamples = exactMicroBatches.reduce(0) { $0 + $1.batch.count }
-        for j in xs.indices {
-            let (lossSum, gradLogits) = loss.evaluate(logits: xs[j], labels: labels[j])
+        let stepSamples = exactIndices.count
+        for j in 0 ..< n {
+            let lossSum = loss.evaluate(logits: b.xs[j], labels: b.labels[j], gradient: &b.gradLogits[j])
             // The chunk's loss sum on a grid of 2^-24, so the ranks' sums of chunks add exactly in
             // Double whatever their grouping (up to 2^29): the reported losses do not depend on P.
             let onGrid = (lossSum * 0x1p24).rounded() / 0x1p24
-            totals += BatchTotals(lossSum: onGrid, correct: Metrics.correctPredictions(logits: xs[j], labels: labels[j]), count: labels[j].count)
-            grads.append(gradLogits)
+            totals += BatchTotals(lossSum: onGrid, correct: Metrics.correctPredictions(logits: b.xs[j], labels: b.labels[j]), count: b.labels[j].count)
+            b.grads[j] = b.gradLogits[j]
         }
         timeline?.record("forward", lane: .compute, from: forwardStart, to: Timeline.now())
 
@@ -150,29 +183,39 @@ extension DataParallelTrainer {
         let backwardContext = final && communicator.size > 1 ? ddp.pollingContext : BackwardContext()
         for i in order.reversed() {
             let layerStart = Timeline.now()
-            if let norm = normLayers[i], norm.synchronized {
-                let local = grads.indices.map { (chunkLayers[$0][i] as! BatchNorm2D).backwardSums(of: grads[$0]) }
-                preset.values = try ddp.sumInChunkOrder(local, mine: mine, chunks: ranges.count, width: 2 * norm.channels)
+            let norm = ddp.batchNormLayer(at: i)
+            if let norm, norm.synchronized {
+                let width = 2 * norm.channels, grads = b.grads
+                ChunkBuffers.resize(&b.statistics, to: n * width)
+                b.statistics.withUnsafeMutableBufferPointer { local in
+                    for j in 0 ..< n {
+                        (chunkLayers[j][i] as! BatchNorm2D).backwardSums(
+                            of: grads[j], into: UnsafeMutableBufferPointer(rebasing: local[j * width ..< (j + 1) * width]))
+                    }
+                }
+                try ddp.sumInChunkOrder(b.statistics, mine: mine, chunks: b.ranges.count, width: width, into: &preset.values)
             }
-            if !grads.isEmpty, var dense = batchedDense[i] {
-                let gradOutput = Tensor(joiningRows: grads)
+            if n > 0, batchedDense[i] != nil {
+                Tensor.joinRows(b.grads, into: &b.denseGradOutputs[i])
                 if let slots = ddp.layerSlots[i] {
-                    gradOutput.storage.withUnsafeBufferPointer { gy in
-                        dense.lastInput.storage.withUnsafeBufferPointer { x in
+                    let input = batchedDense[i]!.lastInput, useBias = batchedDense[i]!.useBias
+                    b.denseGradOutputs[i].storage.withUnsafeBufferPointer { gy in
+                        input.storage.withUnsafeBufferPointer { x in
                             exactReducer.accumulateDense(
-                                weight: slots.lowerBound, bias: dense.useBias ? slots.lowerBound + 1 : nil,
-                                gradOutput: gy.baseAddress!, input: x.baseAddress!, chunks: chunkRows,
+                                weight: slots.lowerBound, bias: useBias ? slots.lowerBound + 1 : nil,
+                                gradOutput: gy.baseAddress!, input: x.baseAddress!, chunks: b.chunkRows,
                                 meanOver: final ? stepSamples : nil)
                         }
                     }
                 }
-                grads = Tensor.splittingRows(dense.inputGradient(gradOutput, arena: arena), counts: rows)
-                batchedDense[i] = dense
+                let gradInput = batchedDense[i]!.inputGradient(b.denseGradOutputs[i], arena: arena)
+                Tensor.splitRows(gradInput, counts: b.rows, into: &b.denseGradInputs[i])
+                for j in 0 ..< n { b.grads[j] = b.denseGradInputs[i][j] }
             } else if threads > 1 {
                 // Each thread's chunks add into its own gradients, which the reducer turns into
                 // integers (in turn) and clears; no MPI call leaves this thread.
                 let slots = ddp.layerSlots[i], reducer = exactReducer, arenas = chunkGradientArenas
-                grads.withUnsafeMutableBufferPointer { gp in
+                b.grads.withUnsafeMutableBufferPointer { gp in
                     chunkLayers.withUnsafeMutableBufferPointer { lp in
                         DispatchQueue.concurrentPerform(iterations: threads) { t in
                             for j in DistributedSampler.slice(count: gp.count, rank: t, size: threads) {
@@ -183,9 +226,9 @@ extension DataParallelTrainer {
                     }
                 }
             } else {
-                for j in grads.indices {
-                    grads[j] = chunkLayers[j][i].backward(grads[j], arena: arena, context: backwardContext)
-                    if let slots = ddp.layerSlots[i] { exactReducer.accumulate(slots: slots, clearing: !final || j < grads.count - 1) }
+                for j in 0 ..< n {
+                    b.grads[j] = chunkLayers[j][i].backward(b.grads[j], arena: arena, context: backwardContext)
+                    if let slots = ddp.layerSlots[i] { exactReducer.accumulate(slots: slots, clearing: !final || j < n - 1) }
                 }
             }
             timeline?.record("backward \(i) \(ddp.layerNames[i])", lane: .compute, from: layerStart, to: Timeline.now())

@@ -34,11 +34,18 @@ public final class DataParallelTrainer {
     /// Deterministic mode: one copy of the model's layers per chunk this rank computes at once
     /// (their own activations and caches; parameters stay in the one arena).
     var chunkLayers: [[any Layer]] = []
-    /// Deterministic mode: one copy per dense layer (by layer index) that runs all of this rank's
-    /// chunks as one batch (a dense layer's rows do not depend on each other).
-    var batchedDense: [Int: Dense] = [:]
-    /// Deterministic mode: the step's micro-batches so far, in order (a redo computes them again).
-    var exactMicroBatches: [(batch: [Int], epoch: Int, dataset: Dataset)] = []
+    /// Deterministic mode: one copy per dense layer (by layer index; nil for other layers) that runs
+    /// all of this rank's chunks as one batch (a dense layer's rows do not depend on each other).
+    var batchedDense: [Dense?] = []
+    /// Deterministic mode: the step's micro-batches so far, in order (a redo computes them again),
+    /// each a range of `exactIndices`, which holds the dataset indices of the step's micro-batches
+    /// one after another.
+    var exactMicroBatches: [(batch: Range<Int>, epoch: Int, dataset: Dataset)] = []
+    var exactIndices: [Int] = []
+    /// Deterministic mode: the buffers of this rank's chunks, kept from step to step.
+    var chunkBuffers = ChunkBuffers()
+    /// Deterministic mode: hands synchronized batch norms the global statistics gathered in chunk order.
+    let presetStatistics = PresetStatistics()
     /// The training augmentation's deterministic part (rescale, normalization) for evaluation.
     let evaluationAugmentation: Augmentation
     /// The training set's size, recorded in checkpoints.
@@ -151,14 +158,8 @@ public final class DataParallelTrainer {
         return BatchTotals(lossSum: lossSum, correct: Metrics.correctPredictions(logits: logits, labels: batchLabels), count: indices.count)
     }
 
-    /// A training batch through the augmentation, with each sample's key (seed, epoch, index).
-    func trainingBatch(_ indices: [Int], epoch: Int, dataset: Dataset) -> (Tensor, [Int32], [UInt64]) {
-        var input = Tensor.empty, labels: [Int32] = [], keys: [UInt64] = [], scratch: [Float] = []
-        fillTrainingBatch(indices, epoch: epoch, dataset: dataset, into: &input, labels: &labels, keys: &keys, scratch: &scratch)
-        return (input, labels, keys)
-    }
-
-    /// `trainingBatch` into buffers the caller keeps (their storage is reused when the size is unchanged).
+    /// A training batch through the augmentation, with each sample's key (seed, epoch, index), into
+    /// buffers the caller keeps (their storage is reused when the size is unchanged).
     func fillTrainingBatch(
         _ indices: [Int], epoch: Int, dataset: Dataset, into input: inout Tensor,
         labels: inout [Int32], keys: inout [UInt64], scratch: inout [Float]
@@ -179,7 +180,10 @@ public final class DataParallelTrainer {
     /// and `bench steps` do this; read the arena's gradients in between only without it.
     /// - Throws: `DistError.mpi` when a reduction failed (during backward or now).
     public func reduceGradients(globalBatchSize: Int, scalingInUpdate: Bool = false) throws {
-        defer { exactMicroBatches.removeAll(keepingCapacity: true) }
+        defer {
+            exactMicroBatches.removeAll(keepingCapacity: true)
+            exactIndices.removeAll(keepingCapacity: true)
+        }
         updateGradients = try ddp.reduceGradients(
             globalBatchSize: globalBatchSize, scalingInUpdate: scalingInUpdate,
             optimizer: optimizer

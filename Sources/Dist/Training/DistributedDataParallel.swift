@@ -45,6 +45,9 @@ public final class DistributedDataParallel {
     var deferredError: Error?
     /// Deterministic mode: the step in progress (its batch statistics, what a redo restores).
     var exactStep = ExactStep()
+    /// The model's batch-norm layers: index, channels, synchronized (deterministic mode orders
+    /// their statistics).
+    let batchNormLayers: [(index: Int, channels: Int, synchronized: Bool)]
     /// On several ranks, backward polls the reductions in flight between samples of long layers:
     /// the fast reducer's buckets, or in deterministic mode the exact reducer's (made once;
     /// `unowned`, as this object owns it).
@@ -73,6 +76,7 @@ public final class DistributedDataParallel {
         let slots = model.arena.slots
         layerOffsets = slotRanges.map { $0.map { slots[$0.lowerBound].offset } }
         layerNames = model.layerSummaries
+        batchNormLayers = DistributedDataParallel.batchNormLayers(of: model)
         let denseWeights = zip(model.layers, slotRanges).compactMap { $0 is Dense ? $1?.lowerBound : nil }
         reducer = GradientReducer(
             arena: model.arena, communicator: communicator,

@@ -126,8 +126,19 @@ public struct DistributedSampler {
     ///   - chunkSize: c (> 0).
     /// - Returns: ranges within `0 ..< count` that tile it in order.
     public static func chunks(count: Int, chunkSize: Int) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        chunks(count: count, chunkSize: chunkSize, into: &ranges)
+        return ranges
+    }
+
+    /// `chunks(count:chunkSize:)` into an array the caller keeps (its storage is reused: a steady
+    /// deterministic step allocates nothing).
+    ///
+    /// - Parameter ranges: emptied, then filled with the chunks.
+    public static func chunks(count: Int, chunkSize: Int, into ranges: inout [Range<Int>]) {
         precondition(chunkSize > 0, "A chunk needs a positive size, got \(chunkSize).")
-        return stride(from: 0, to: count, by: chunkSize).map { $0 ..< min($0 + chunkSize, count) }
+        ranges.removeAll(keepingCapacity: true)
+        for start in stride(from: 0, to: count, by: chunkSize) { ranges.append(start ..< min(start + chunkSize, count)) }
     }
 
     /// The chunks rank `rank` of `size` computes in deterministic mode: a contiguous run of whole

@@ -87,28 +87,77 @@ extension Tensor {
     /// The samples of `parts`, one after another: shape `[Σ N_i, …]` (every part has the same
     /// per-sample shape).
     public init(joiningRows parts: [Tensor]) {
-        precondition(!parts.isEmpty, "Cannot join the rows of no tensors.")
-        let sample = Array(parts[0].shape.dropFirst())
-        var storage: [Float] = []
-        storage.reserveCapacity(parts.reduce(0) { $0 + $1.count })
-        for part in parts {
-            precondition(
-                Array(part.shape.dropFirst()) == sample,
-                "Cannot join rows of shape \(part.shape) to rows of shape \(parts[0].shape).")
-            storage += part.storage
-        }
-        self.init(shape: [parts.reduce(0) { $0 + $1.batchSize }] + sample, values: storage)
+        var joined = Tensor.empty
+        Tensor.joinRows(parts, into: &joined)
+        self = joined
     }
 
     /// `tensor`'s samples cut into consecutive tensors of `counts[i]` samples each.
     public static func splittingRows(_ tensor: Tensor, counts: [Int]) -> [Tensor] {
-        precondition(counts.reduce(0, +) == tensor.batchSize, "Cannot split \(tensor.batchSize) samples into \(counts).")
-        let sample = Array(tensor.shape.dropFirst()), width = sample.reduce(1, *)
-        var start = 0
-        return counts.map { n in
-            defer { start += n }
-            return Tensor(shape: [n] + sample, values: Array(tensor.storage[start * width ..< (start + n) * width]))
+        var parts: [Tensor] = []
+        splitRows(tensor, counts: counts, into: &parts)
+        return parts
+    }
+
+    /// `init(joiningRows:)` into a tensor the caller keeps: its storage is reused when the size is
+    /// unchanged (and nothing else holds it), so a training step that joins the same shapes each
+    /// time allocates nothing.
+    ///
+    /// - Parameters:
+    ///   - parts: at least one tensor; every part has the same per-sample shape (read).
+    ///   - joined: resized to `[Σ N_i, …]` and overwritten with the parts' samples in order.
+    public static func joinRows(_ parts: [Tensor], into joined: inout Tensor) {
+        precondition(!parts.isEmpty, "Cannot join the rows of no tensors.")
+        var rows = 0
+        for part in parts {
+            precondition(
+                part.shape.count == parts[0].shape.count && part.shape.dropFirst().elementsEqual(parts[0].shape.dropFirst()),
+                "Cannot join rows of shape \(part.shape) to rows of shape \(parts[0].shape).")
+            rows += part.batchSize
         }
+        joined.resize(rows: rows, sampleShapeOf: parts[0])
+        joined.storage.withUnsafeMutableBufferPointer { out in
+            var at = 0
+            for part in parts {
+                part.storage.withUnsafeBufferPointer { p in
+                    if p.count > 0 { (out.baseAddress! + at).update(from: p.baseAddress!, count: p.count) }
+                }
+                at += part.count
+            }
+        }
+    }
+
+    /// `splittingRows(_:counts:)` into tensors the caller keeps: `parts` ends with `counts.count`
+    /// tensors, whose storage is reused when their sizes are unchanged (and nothing else holds them).
+    ///
+    /// - Parameters:
+    ///   - tensor: `[Σ counts, …]` (read).
+    ///   - counts: the samples of each part, in order.
+    ///   - parts: part i is resized to `[counts[i], …]` and overwritten with its samples.
+    public static func splitRows(_ tensor: Tensor, counts: [Int], into parts: inout [Tensor]) {
+        precondition(counts.reduce(0, +) == tensor.batchSize, "Cannot split \(tensor.batchSize) samples into \(counts).")
+        let width = tensor.shape.dropFirst().reduce(1, *)
+        if parts.count > counts.count { parts.removeLast(parts.count - counts.count) }
+        while parts.count < counts.count { parts.append(.empty) }
+        tensor.storage.withUnsafeBufferPointer { source in
+            var start = 0
+            for (i, n) in counts.enumerated() {
+                parts[i].resize(rows: n, sampleShapeOf: tensor)
+                parts[i].storage.withUnsafeMutableBufferPointer { part in
+                    if n * width > 0 { part.baseAddress!.update(from: source.baseAddress! + start * width, count: n * width) }
+                }
+                start += n
+            }
+        }
+    }
+
+    /// Resizes to `[rows] + other.sampleShape` (contents unspecified), building no shape array when
+    /// the shape is unchanged.
+    private mutating func resize(rows: Int, sampleShapeOf other: Tensor) {
+        guard shape.count != other.shape.count || shape.first != rows || !shape.dropFirst().elementsEqual(other.shape.dropFirst()) else {
+            return
+        }
+        resize(to: [rows] + other.shape.dropFirst())
     }
 }
 

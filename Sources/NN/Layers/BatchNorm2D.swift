@@ -171,6 +171,11 @@ public struct BatchNorm2D: Layer {
         return stats
     }
 
+    /// `batchStatistics(of:)` into a buffer the caller keeps (`3·C` values, overwritten).
+    public func batchStatistics(of input: Tensor, into stats: UnsafeMutableBufferPointer<Double>) {
+        BatchNorm2D.accumulateStatistics(of: input, into: stats)
+    }
+
     /// Writes `batchStatistics(of:)` into `stats` (`3·C` values).
     static func accumulateStatistics(of input: Tensor, into stats: UnsafeMutableBufferPointer<Double>) {
         let c = input.shape[1], n = input.batchSize
@@ -205,7 +210,7 @@ public struct BatchNorm2D: Layer {
     }
 
     /// Writes `meanAndVariance(statistics:)` into `mean` and `variance` (`C` values each).
-    static func meanAndVariance(statistics stats: [Double], mean: inout [Double], variance: inout [Double]) {
+    public static func meanAndVariance(statistics stats: [Double], mean: inout [Double], variance: inout [Double]) {
         let c = stats.count / 3
         precondition(mean.count == c && variance.count == c, "BatchNorm2D needs \(c) means and variances, got \(mean.count) and \(variance.count).")
         let m = Double(Int(stats[0].rounded()))
@@ -229,9 +234,24 @@ public struct BatchNorm2D: Layer {
     ///   - count: elements per channel the statistics were taken over.
     ///   - arena: where the running statistics live.
     public func updateRunningStatistics(mean: [Double], variance: [Double], count: Int, arena: ParameterArena) {
+        mean.withUnsafeBufferPointer { mean in
+            variance.withUnsafeBufferPointer { variance in
+                updateRunningStatistics(mean: mean, variance: variance, count: count, arena: arena)
+            }
+        }
+    }
+
+    /// `updateRunningStatistics(mean:variance:count:arena:)` from buffers the caller keeps (`C`
+    /// values each, read).
+    public func updateRunningStatistics(
+        mean: UnsafeBufferPointer<Double>, variance: UnsafeBufferPointer<Double>, count: Int, arena: ParameterArena
+    ) {
         guard let rMean = runningMeanSlot, let rVar = runningVarSlot else {
             preconditionFailure("BatchNorm2D.updateRunningStatistics called before the layer was bound to an arena.")
         }
+        precondition(
+            mean.count >= rMean.count && variance.count >= rMean.count,
+            "BatchNorm2D running statistics of \(rMean.count) channels need as many means and variances, got \(mean.count) and \(variance.count).")
         let m = Double(count)
         let rm = arena.parameters + rMean.offset, rv = arena.parameters + rVar.offset
         for k in 0 ..< rMean.count {
@@ -253,7 +273,7 @@ public struct BatchNorm2D: Layer {
     }
 
     /// Writes `backwardSums(of:)` into `sums` (`2·C` values).
-    private func backwardSums(of gradOutput: Tensor, into sums: UnsafeMutableBufferPointer<Double>) {
+    public func backwardSums(of gradOutput: Tensor, into sums: UnsafeMutableBufferPointer<Double>) {
         precondition(
             gradOutput.shape == normalized.shape,
             "BatchNorm2D.backward expects a gradient of shape \(normalized.shape), got \(gradOutput.shape).")
