@@ -11,17 +11,27 @@ final class GEMMScratch {
     let a: UnsafeMutablePointer<Float>
     /// Packed B: KC×NC floats, 64-byte aligned.
     let b: UnsafeMutablePointer<Float>
+    /// One MR×NR register tile of floats and one of Doubles, 64-byte aligned (a whole vector store
+    /// never splits a line), for `exactChunkProducts`.
+    let tile: UnsafeMutablePointer<Float>
+    let totals: UnsafeMutablePointer<Double>
 
     private init() {
         // Slack of one vector and eight floats: the vector packing of A writes up to a vector (or a
         // row of an 8×8 block) past a panel's end.
         a = Self.zeroedFloats(PackedGEMM.mc * PackedGEMM.kc + PackedGEMM.Lanes.scalarCount + 8)
         b = Self.zeroedFloats(PackedGEMM.kc * PackedGEMM.nc)
+        tile = Self.zeroedFloats(PackedGEMM.mr * PackedGEMM.nr)
+        totals = UnsafeMutableRawPointer.allocate(
+            byteCount: PackedGEMM.mr * PackedGEMM.nr * MemoryLayout<Double>.stride, alignment: 64
+        ).initializeMemory(as: Double.self, repeating: 0, count: PackedGEMM.mr * PackedGEMM.nr)
     }
 
     deinit {
         UnsafeMutableRawPointer(a).deallocate()
         UnsafeMutableRawPointer(b).deallocate()
+        UnsafeMutableRawPointer(tile).deallocate()
+        UnsafeMutableRawPointer(totals).deallocate()
     }
 
     /// `count` floats set to zero, on a 64-byte boundary (a cache line: whole vector loads of a

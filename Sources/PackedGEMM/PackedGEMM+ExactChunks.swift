@@ -46,11 +46,16 @@ extension PackedGEMM {
         precondition(scale <= 0x1p127, "exactChunkProducts scales in Float; 2^e must be a Float, got \(scale).")
         precondition(mean == nil || first, "exactChunkProducts writes a mean only from the chunks' own sums (first).")
         precondition(window.lowerBound >= 0 && window.upperBound <= m * n, "The window \(window) lies outside a \(m)×\(n) matrix.")
-        let depths = chunks.map(\.count)
-        let total = depths.reduce(0, +)
+        // Sizes and panel offsets come from running sums over the chunks, not arrays: a step of
+        // the deterministic mode allocates nothing.
+        var total = 0, deepest = 0
+        for chunk in chunks {
+            total += chunk.count
+            deepest = max(deepest, chunk.count)
+        }
         precondition(
-            depths.allSatisfy { $0 <= kc } && total <= exactChunkSampleLimit,
-            "exactChunkProducts takes chunks of at most \(kc) samples, \(exactChunkSampleLimit) in all; got \(depths).")
+            deepest <= kc && total <= exactChunkSampleLimit,
+            "exactChunkProducts takes chunks of at most \(kc) samples, \(exactChunkSampleLimit) in all; got \(chunks.map(\.count)).")
         if window.isEmpty || total == 0 { return 0 }
         let scratch = GEMMScratch.current
         let firstRow = window.lowerBound / n, endRow = (window.upperBound - 1) / n + 1
@@ -60,85 +65,87 @@ extension PackedGEMM {
         let blockColumns = min((n + nr - 1) / nr * nr, max(nr, kc * nc / total / nr * nr))
         // Rows of the weight per block: the packed A panels of every chunk fill the A scratch.
         let blockRows = max(mr, min((endRow - firstRow + mr - 1) / mr * mr, mc * kc / total / mr * mr))
-        let aStarts = depths.indices.map { j in depths[..<j].reduce(0, +) * blockRows }
-        let bStarts = depths.indices.map { j in depths[..<j].reduce(0, +) * blockColumns }
+        // Chunk j's packed panels start at (the samples of the chunks before it) × blockRows in the
+        // A scratch and × blockColumns in the B scratch.
         var most = SIMD16<UInt32>()
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: mr * nr + 16) { floatSpace in
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: mr * nr + 8) { doubleSpace in
-                // 64-byte aligned tiles (a whole vector store never splits a line).
-                let tile = align(floatSpace.baseAddress!), totals = align(doubleSpace.baseAddress!)
-                tile.initialize(repeating: 0, count: mr * nr)
-                totals.initialize(repeating: 0, count: mr * nr)
-                var jc = 0
-                while jc < n {
-                    let width = min(blockColumns, n - jc)
-                    for (j, chunk) in chunks.enumerated() {
-                        packB(
-                            scratch.b + bStarts[j], x, ldb: ldX, transB: false, row: chunk.lowerBound, column: jc,
-                            depth: chunk.count, width: width)
-                    }
-                    var ic = firstRow
-                    while ic < endRow {
-                        let height = min(blockRows, endRow - ic)
-                        for (j, chunk) in chunks.enumerated() {
-                            packA(
-                                scratch.a + aStarts[j], gy, lda: ldGy, transA: true, storedWidth: m, row: ic, column: chunk.lowerBound,
-                                height: height, depth: chunk.count)
-                        }
-                        var i0 = 0
-                        while i0 < height {
-                            let rows = min(mr, height - i0)
-                            let row = ic + i0
-                            var j0 = 0
-                            while j0 < width {
-                                let columns = min(nr, width - j0), column = jc + j0
-                                if !first {
-                                    for r in 0 ..< rows {
-                                        let (from, to) = clip(window, row: row + r, n: n, columns: column ..< column + columns)
-                                        if from < to { (totals + r * nr + from - column).update(from: sums + (row + r) * ldSums + from, count: to - from) }
-                                    }
-                                }
-                                for (j, depth) in depths.enumerated() {
-                                    // Padded rows and columns of the panels are zero, so the whole tile
-                                    // is computed and converted; only its live corner is written out.
-                                    microKernel(
-                                        tile, ldc: nr, UnsafePointer(scratch.a + aStarts[j] + i0 * depth),
-                                        UnsafePointer(scratch.b + bStarts[j] + j0 * depth), bStride: nr,
-                                        depth: depth, rows: mr, columns: nr, alpha: 1, beta: 0)
-                                    FixedPointSum.accumulateTile(
-                                        totals, tile, scale: Float(scale), vectors: mr * nr / 16,
-                                        first: first && j == 0, most: &most)
-                                }
-                                let whole =
-                                    rows == mr && columns == nr && window.lowerBound <= row * n + column
-                                    && (row + mr - 1) * n + column + nr <= window.upperBound
-                                if whole, let mean {
-                                    FixedPointSum.writeMeanTile(
-                                        mean + row * ldMean + column, ldMean: ldMean, totals, factor: meanFactor,
-                                        rows: mr, vectorsPerRow: nr / 16)
-                                    j0 += nr
-                                    continue
-                                }
-                                for r in 0 ..< rows {
-                                    let (from, to) = clip(window, row: row + r, n: n, columns: column ..< column + columns)
-                                    guard from < to else { continue }
-                                    if let mean {
-                                        FixedPointSum.writeMean(
-                                            mean + (row + r) * ldMean + from, totals + r * nr + from - column,
-                                            factor: meanFactor, to - from)
-                                    } else {
-                                        FixedPointSum.streamStore(sums + (row + r) * ldSums + from, totals + r * nr + from - column, to - from)
-                                    }
-                                }
-                                j0 += nr
-                            }
-                            i0 += mr
-                        }
-                        ic += height
-                    }
-                    jc += width
-                }
+        let tile = scratch.tile, totals = scratch.totals
+        tile.initialize(repeating: 0, count: mr * nr)
+        totals.initialize(repeating: 0, count: mr * nr)
+        var jc = 0
+        while jc < n {
+            let width = min(blockColumns, n - jc)
+            var before = 0
+            for chunk in chunks {
+                packB(
+                    scratch.b + before * blockColumns, x, ldb: ldX, transB: false, row: chunk.lowerBound, column: jc,
+                    depth: chunk.count, width: width)
+                before += chunk.count
             }
+            var ic = firstRow
+            while ic < endRow {
+                let height = min(blockRows, endRow - ic)
+                var before = 0
+                for chunk in chunks {
+                    packA(
+                        scratch.a + before * blockRows, gy, lda: ldGy, transA: true, storedWidth: m, row: ic,
+                        column: chunk.lowerBound, height: height, depth: chunk.count)
+                    before += chunk.count
+                }
+                var i0 = 0
+                while i0 < height {
+                    let rows = min(mr, height - i0)
+                    let row = ic + i0
+                    var j0 = 0
+                    while j0 < width {
+                        let columns = min(nr, width - j0), column = jc + j0
+                        if !first {
+                            for r in 0 ..< rows {
+                                let (from, to) = clip(window, row: row + r, n: n, columns: column ..< column + columns)
+                                if from < to { (totals + r * nr + from - column).update(from: sums + (row + r) * ldSums + from, count: to - from) }
+                            }
+                        }
+                        var before = 0
+                        for chunk in chunks {
+                            // Padded rows and columns of the panels are zero, so the whole tile
+                            // is computed and converted; only its live corner is written out.
+                            let depth = chunk.count
+                            microKernel(
+                                tile, ldc: nr, UnsafePointer(scratch.a + before * blockRows + i0 * depth),
+                                UnsafePointer(scratch.b + before * blockColumns + j0 * depth), bStride: nr,
+                                depth: depth, rows: mr, columns: nr, alpha: 1, beta: 0)
+                            FixedPointSum.accumulateTile(
+                                totals, tile, scale: Float(scale), vectors: mr * nr / 16,
+                                first: first && before == 0, most: &most)
+                            before += depth
+                        }
+                        let whole =
+                            rows == mr && columns == nr && window.lowerBound <= row * n + column
+                            && (row + mr - 1) * n + column + nr <= window.upperBound
+                        if whole, let mean {
+                            FixedPointSum.writeMeanTile(
+                                mean + row * ldMean + column, ldMean: ldMean, totals, factor: meanFactor,
+                                rows: mr, vectorsPerRow: nr / 16)
+                            j0 += nr
+                            continue
+                        }
+                        for r in 0 ..< rows {
+                            let (from, to) = clip(window, row: row + r, n: n, columns: column ..< column + columns)
+                            guard from < to else { continue }
+                            if let mean {
+                                FixedPointSum.writeMean(
+                                    mean + (row + r) * ldMean + from, totals + r * nr + from - column,
+                                    factor: meanFactor, to - from)
+                            } else {
+                                FixedPointSum.streamStore(sums + (row + r) * ldSums + from, totals + r * nr + from - column, to - from)
+                            }
+                        }
+                        j0 += nr
+                    }
+                    i0 += mr
+                }
+                ic += height
+            }
+            jc += width
         }
         return most.max()
     }
@@ -148,13 +155,6 @@ extension PackedGEMM {
     @inline(__always)
     static func clip(_ window: Range<Int>, row: Int, n: Int, columns: Range<Int>) -> (Int, Int) {
         (max(columns.lowerBound, window.lowerBound - row * n), min(columns.upperBound, window.upperBound - row * n))
-    }
-
-    /// The first 64-byte boundary at or after `p`.
-    @inline(__always)
-    static func align<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<T> {
-        let address = Int(bitPattern: p)
-        return UnsafeMutablePointer(bitPattern: (address + 63) & ~63)!
     }
 }
 
