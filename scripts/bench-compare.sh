@@ -103,6 +103,9 @@ timed() {
     /usr/bin/time -f '%M' -o "$tmp/rss" "$@" > "$log" 2> "$tmp/stderr" || {
         echo "bench-compare: failed: $*" >&2; tail -n 5 "$tmp/stderr" >&2; return 1; }
 }
+# other LOG CMD...: `timed` for the other program of a pair: a failed run is reported and left out
+# of the tables (its round has no ratio), and the comparison goes on; a failed ddp run ends it.
+other() { timed "$@" || { echo "bench-compare: that run is left out of the tables" >&2; return 1; }; }
 rss_mb() { awk '/^[0-9]+$/ { kb = $1 } END { printf "%.1f", kb * 1024 / 1e6 }' "$tmp/rss"; }
 # json FILE FIELD...: the fields of the last JSON line of FILE, comma-separated.
 json() { python3 -c 'import json, sys; d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(",".join(str(d[k]) for k in sys.argv[2:]))' "$@"; }
@@ -117,15 +120,13 @@ for ((r = 1; r <= rounds; r++)); do
             rm -f "$tmp/t.csv"
             timed "$tmp/out" "$ddp" bench throughput --batches "$b" --warmup "$warmup" --steps "$steps" --csv "$tmp/t.csv"
             echo "one,$r,ddp,adam,1,$b,$(csvfield "$tmp/t.csv" samples_per_second),$(awk -v b="$b" -v s="$(csvfield "$tmp/t.csv" wall_step_seconds)" 'BEGIN { print b / s }'),$(rss_mb)," >> "$runs"
-            if ((have_torch)); then
-                timed "$tmp/out" "$python" "$py/fmnist_cnn.py" --framework torch --batch "$b" --optimizer adam --warmup "$warmup" --steps "$steps"
+            if ((have_torch)) && other "$tmp/out" "$python" "$py/fmnist_cnn.py" --framework torch --batch "$b" --optimizer adam --warmup "$warmup" --steps "$steps"; then
                 echo "one,$r,pytorch,adam,1,$b,$(json "$tmp/out" samples_per_s_cpu samples_per_s),$(rss_mb)," >> "$runs"
             fi
             rm -f "$tmp/s.csv"
             timed "$tmp/out" "$ddp" bench steps --per-rank-batch "$b" --warmup "$warmup" --steps "$steps" --csv "$tmp/s.csv"
             echo "one,$r,ddp,sgd,1,$b,$(awk -v b="$b" -v c="$(csvfield "$tmp/s.csv" cpu_ms)" 'BEGIN { print 1000 * b / c }'),$(csvfield "$tmp/s.csv" samples_per_s),$(rss_mb)," >> "$runs"
-            if ((have_keras)); then
-                timed "$tmp/out" "$python" "$py/fmnist_cnn.py" --framework keras --batch "$b" --optimizer sgd --warmup "$warmup" --steps "$steps"
+            if ((have_keras)) && other "$tmp/out" "$python" "$py/fmnist_cnn.py" --framework keras --batch "$b" --optimizer sgd --warmup "$warmup" --steps "$steps"; then
                 echo "one,$r,keras,sgd,1,$b,$(json "$tmp/out" samples_per_s_cpu samples_per_s),$(rss_mb)," >> "$runs"
             fi
         done
@@ -138,8 +139,7 @@ for ((r = 1; r <= rounds; r++)); do
                 np=(); if (( p > 1 )); then np=(--np "$p"); fi
                 timed "$tmp/out" "$ddp" bench steps "${np[@]}" --per-rank-batch "$b" --warmup "$warmup" --steps "$steps" --csv "$tmp/s.csv"
                 echo "two,$r,ddp,sgd,$p,$b,,$(csvfield "$tmp/s.csv" samples_per_s),$(rss_mb),$(csvfield "$tmp/s.csv" blocked_ms)" >> "$runs"
-                if ((have_torch)); then
-                    timed "$tmp/out" "$python" "$py/torch_ddp.py" --ranks "$p" --per-rank-batch "$b" --warmup "$warmup" --steps "$steps"
+                if ((have_torch)) && other "$tmp/out" "$python" "$py/torch_ddp.py" --ranks "$p" --per-rank-batch "$b" --warmup "$warmup" --steps "$steps"; then
                     echo "two,$r,pytorch-ddp,sgd,$p,$b,,$(json "$tmp/out" samples_per_s),$(rss_mb)," >> "$runs"
                 fi
                 if (( ranks == 1 )); then break; fi
@@ -152,11 +152,12 @@ for ((r = 1; r <= rounds; r++)); do
         timed "$tmp/out" "$ddp" bench kernels --batch "$layer_batch" --no-openblas --csv "$tmp/k.csv"
         awk -F, -v r="$r" -v b="$layer_batch" '$1 == "conv2d-forward" { f[$2] = $8 } $1 == "conv2d-backward" { k[$2] = $8 }
             END { for (l in f) print r ",ddp," l "," b "," f[l] "," k[l] }' "$tmp/k.csv" >> "$layers"
-        timed "$tmp/out" "$python" "$py/conv_layer.py" --batch "$layer_batch"
-        python3 -c 'import json, sys
+        if other "$tmp/out" "$python" "$py/conv_layer.py" --batch "$layer_batch"; then
+            python3 -c 'import json, sys
 for line in open(sys.argv[1]):
     d = json.loads(line)
     print(",".join([sys.argv[2], "pytorch", d["layer"], str(d["batch"]), repr(d["forward_s"]), repr(d["backward_s"])]))' "$tmp/out" "$r" >> "$layers"
+        fi
     fi
 done
 
