@@ -84,6 +84,7 @@ def worker(rank, args, port, queue):
     if rank == 0:
         queue.put(([float(t[0]) for t in gathered], [float(t[1]) for t in gathered], [float(t[2]) for t in gathered],
                    torch.__version__))
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -92,10 +93,26 @@ def main():
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     import torch
     import torch.multiprocessing as mp
+    import queue as queues
     ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    mp.spawn(worker, args=(args, free_port(), queue), nprocs=args.ranks, join=True)
-    walls, cpus, rss, version = queue.get()
+    figures = ctx.Queue()
+    workers = mp.spawn(worker, args=(args, free_port(), figures), nprocs=args.ranks, join=False)
+    # Rank 0 sends the figures once every rank has measured. A worker that dies before that ends
+    # the run with its error; one that aborts while gloo tears down afterwards (seen now and then
+    # with PyTorch 2.15: "terminate called without an active exception") leaves valid figures.
+    while True:
+        try:
+            walls, cpus, rss, version = figures.get(timeout=1)
+            break
+        except queues.Empty:
+            if any(p.exitcode not in (None, 0) for p in workers.processes):
+                workers.join()  # raises with the failed worker's error
+                sys.exit("torch_ddp: a worker ended before sending its figures")
+    try:
+        while not workers.join():
+            pass
+    except mp.ProcessExitedException as error:
+        print(f"torch_ddp: a worker ended badly after the measurement ({error}); its figures stand", file=sys.stderr)
     slowest = max(walls)
     cores = os.cpu_count() or 1
     result = {
