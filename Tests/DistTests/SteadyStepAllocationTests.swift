@@ -27,6 +27,19 @@ final class SteadyStepAllocationTests: XCTestCase {
         }
     }
 
+    /// Batch norm (synchronized and not), average and max pooling, dropout, on 28x28 samples.
+    static let batchNormAvgPoolDropout = ModelSpec(
+        name: "bn-avgpool-dropout", inputShape: [1, 28, 28],
+        layers: [
+            .conv2d(filters: 8, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
+            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: true), .relu,
+            .avgPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
+            .conv2d(filters: 16, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
+            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: false), .relu,
+            .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
+            .flatten, .dense(units: 32, bias: true), .relu, .dropout(rate: 0.3), .dense(units: 10, bias: true)
+        ])
+
     /// fmnist-cnn: convolutions, ReLU, max pooling, dense layers, dropout, on 28x28 samples.
     func testSteadyStepsOfFmnistCNNAllocateNothing() throws {
         let spec = try ModelSpec.builtin("fmnist-cnn", inputShape: [1, 28, 28], classes: 10)
@@ -35,16 +48,7 @@ final class SteadyStepAllocationTests: XCTestCase {
 
     /// Batch norm (synchronized and not), average pooling and dropout, with a random augmentation.
     func testSteadyStepsWithBatchNormAvgPoolAndDropoutAllocateNothing() throws {
-        let layers: [LayerSpec] = [
-            .conv2d(filters: 8, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
-            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: true), .relu,
-            .avgPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
-            .conv2d(filters: 16, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
-            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: false), .relu,
-            .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
-            .flatten, .dense(units: 32, bias: true), .relu, .dropout(rate: 0.3), .dense(units: 10, bias: true)
-        ]
-        let spec = ModelSpec(name: "bn-avgpool-dropout", inputShape: [1, 28, 28], layers: layers)
+        let spec = Self.batchNormAvgPoolDropout
         try assertSteadyStepsAllocateNothing(spec, augmentation: try Augmentation(horizontalFlip: true, maxShift: 2))
     }
 
@@ -141,16 +145,7 @@ final class SteadyStepAllocationTests: XCTestCase {
     /// chunk order during forward and backward) and an unsynchronized one (each chunk's statistics
     /// recorded, then applied in chunk order by the reduction).
     func testSteadyDeterministicStepsWithBatchNormAllocateNothing() throws {
-        let layers: [LayerSpec] = [
-            .conv2d(filters: 8, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
-            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: true), .relu,
-            .avgPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
-            .conv2d(filters: 16, kernel: [3, 3], stride: [1, 1], padding: .same, bias: false),
-            .batchNorm2d(momentum: 0.1, epsilon: 1e-5, synchronized: false), .relu,
-            .maxPool2d(pool: [2, 2], stride: [2, 2], padding: .valid),
-            .flatten, .dense(units: 32, bias: true), .relu, .dropout(rate: 0.3), .dense(units: 10, bias: true)
-        ]
-        let spec = ModelSpec(name: "bn-avgpool-dropout", inputShape: [1, 28, 28], layers: layers)
+        let spec = Self.batchNormAvgPoolDropout
         try assertSteadyDeterministicStepsAllocateNothing(spec)
     }
 
@@ -203,14 +198,10 @@ final class SteadyStepAllocationTests: XCTestCase {
         _ spec: ModelSpec, file: StaticString = #filePath, line: UInt = #line
     ) throws -> (trainer: DataParallelTrainer, parts: (gradients: Int, reduction: Int, update: Int)) {
         let data: Dataset = SyntheticPatterns.make(count: 128, shape: spec.inputShape, classes: 10, seed: 3)
-        var config = TrainingConfiguration()
-        config.globalBatchSize = 16
-        config.reduction = .deterministic
-        config.chunkSize = 4
-        let trainer = try DataParallelTrainer(
-            spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
-            loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
-            configuration: config)
+        let trainer = try Self.trainer(spec) {
+            $0.reduction = .deterministic
+            $0.chunkSize = 4
+        }
         let order = DistributedSampler(datasetCount: data.count, globalBatchSize: 16, seed: 5).permutation(epoch: 0)
         var parts = (gradients: 0, reduction: 0, update: 0)
         for step in 0 ..< 6 {
@@ -232,6 +223,18 @@ final class SteadyStepAllocationTests: XCTestCase {
         return (trainer, parts)
     }
 
+    /// A trainer of `spec` on one in-process rank: global batch 16, SGD with momentum 0.9, and the
+    /// configuration `configure` sets.
+    static func trainer(_ spec: ModelSpec, configure: (inout TrainingConfiguration) -> Void) throws -> DataParallelTrainer {
+        var config = TrainingConfiguration()
+        config.globalBatchSize = 16
+        configure(&config)
+        return try DataParallelTrainer(
+            spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
+            loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
+            configuration: config)
+    }
+
     /// Trains `spec` for 2 warm-up steps and 3 measured ones (batch 16, SGD with momentum) through
     /// the trainer's step functions, and fails unless the measured steps allocated nothing.
     func assertSteadyStepsAllocateNothing(
@@ -240,13 +243,7 @@ final class SteadyStepAllocationTests: XCTestCase {
     ) throws {
         // Boxed once, as `fit` receives it: converting the struct at each call would allocate the box.
         let data: Dataset = SyntheticPatterns.make(count: 96, shape: spec.inputShape, classes: 10, seed: 3)
-        var config = TrainingConfiguration()
-        config.globalBatchSize = 16
-        config.augmentation = augmentation
-        let trainer = try DataParallelTrainer(
-            spec: spec, optimizer: SGD(learningRate: 0.01, momentum: 0.9),
-            loss: SoftmaxCrossEntropy(), communicator: InProcessCommunicator(),
-            configuration: config)
+        let trainer = try Self.trainer(spec) { $0.augmentation = augmentation }
         let order = DistributedSampler(datasetCount: data.count, globalBatchSize: 16, seed: 5).permutation(epoch: 0)
         var parts = (gradients: 0, reduction: 0, update: 0)
         for step in 0 ..< 5 {

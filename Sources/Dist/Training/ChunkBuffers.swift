@@ -53,6 +53,15 @@ struct ChunkBuffers {
         }
     }
 
+    /// Makes `statistics` hold `width` values for each of `chunks` chunks, one chunk after another,
+    /// and has `fill` write chunk j's (a synchronized batch norm's statistics or backward sums).
+    mutating func fillStatistics(chunks: Int, width: Int, _ fill: (Int, UnsafeMutableBufferPointer<Double>) -> Void) {
+        ChunkBuffers.resize(&statistics, to: chunks * width)
+        statistics.withUnsafeMutableBufferPointer { local in
+            for j in 0 ..< chunks { fill(j, UnsafeMutableBufferPointer(rebasing: local[j * width ..< (j + 1) * width])) }
+        }
+    }
+
     /// Drops or appends empty tensors until `tensors` holds `count` (keeping its storage).
     private static func resize(_ tensors: inout [Tensor], to count: Int) {
         if tensors.count > count { tensors.removeLast(tensors.count - count) }

@@ -130,12 +130,8 @@ extension DataParallelTrainer {
             let norm = ddp.batchNormLayer(at: i)
             if let norm, norm.synchronized {
                 let width = 3 * norm.channels, xs = b.xs
-                ChunkBuffers.resize(&b.statistics, to: n * width)
-                b.statistics.withUnsafeMutableBufferPointer { local in
-                    for j in 0 ..< n {
-                        (chunkLayers[j][i] as! BatchNorm2D).batchStatistics(
-                            of: xs[j], into: UnsafeMutableBufferPointer(rebasing: local[j * width ..< (j + 1) * width]))
-                    }
+                b.fillStatistics(chunks: n, width: width) { j, chunk in
+                    (chunkLayers[j][i] as! BatchNorm2D).batchStatistics(of: xs[j], into: chunk)
                 }
                 try ddp.sumInChunkOrder(b.statistics, mine: mine, chunks: b.ranges.count, width: width, into: &preset.values)
                 ddp.recordGlobalStatistics(preset.values, micro: m, layer: i)
@@ -186,12 +182,8 @@ extension DataParallelTrainer {
             let norm = ddp.batchNormLayer(at: i)
             if let norm, norm.synchronized {
                 let width = 2 * norm.channels, grads = b.grads
-                ChunkBuffers.resize(&b.statistics, to: n * width)
-                b.statistics.withUnsafeMutableBufferPointer { local in
-                    for j in 0 ..< n {
-                        (chunkLayers[j][i] as! BatchNorm2D).backwardSums(
-                            of: grads[j], into: UnsafeMutableBufferPointer(rebasing: local[j * width ..< (j + 1) * width]))
-                    }
+                b.fillStatistics(chunks: n, width: width) { j, chunk in
+                    (chunkLayers[j][i] as! BatchNorm2D).backwardSums(of: grads[j], into: chunk)
                 }
                 try ddp.sumInChunkOrder(b.statistics, mine: mine, chunks: b.ranges.count, width: width, into: &preset.values)
             }
