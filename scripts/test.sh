@@ -2,8 +2,8 @@
 # Runs the whole test suite: unit tests of NN and Dist, and end-to-end tests that run the built
 # `ddp` under mpirun. Release build (the kernels are too slow unoptimized); -enable-testing lets
 # the tests use @testable imports. The test build lives in .build-test, so it and the plain release
-# build in .build (demo, benchmarks) do not rebuild each other. Before the tests, a short run of every fuzz
-# target (scripts/fuzz.sh --smoke; DDP_SKIP_FUZZ=1 skips it).
+# build in .build (demo, benchmarks) do not rebuild each other. Beside the tests, a short run of every
+# fuzz target (scripts/fuzz.sh --smoke; DDP_SKIP_FUZZ=1 skips it).
 #
 #   scripts/test.sh [swift test options]                     e.g. --filter NNTests.GEMMTests
 #   scripts/test.sh --sanitize address|thread [options]      the same under AddressSanitizer or
@@ -51,18 +51,32 @@ swift build "${flags[@]}" --build-tests
 scratch=${flags[-1]}
 if [[ $(uname -m) == x86_64 ]]; then scripts/check-isa.sh "$scratch/release/ddp"; fi
 phases+=("build $((SECONDS - started)) s")
-# A short run of every fuzz target first, so that the test runner's summary is the last line.
+# A short run of every fuzz target, beside the tests (which spend much of their time waiting on the
+# processes they start, so its build fills cores they leave idle); its output comes before the test
+# runner's, so that the runner's summary is the last line.
+fuzz=""
 if [[ -z $sanitize && $# -eq 0 && "${DDP_SKIP_FUZZ:-}" != 1 ]]; then
-    started=$SECONDS
-    scripts/fuzz.sh --smoke 1
-    phases+=("fuzz smoke $((SECONDS - started)) s")
+    fuzzLog=$scratch/fuzz-smoke.log fuzzStarted=$SECONDS
+    scripts/fuzz.sh --smoke 1 > "$fuzzLog" 2>&1 &
+    fuzz=$!
 fi
+# finishFuzz: waits for the fuzz run, prints its output and fails the run if it failed.
+finishFuzz() {
+    [[ -n $fuzz ]] || return 0
+    local fuzzStatus=0
+    wait "$fuzz" || fuzzStatus=$?
+    cat "$fuzzLog"
+    phases+=("fuzz smoke $((SECONDS - fuzzStarted)) s alongside")
+    if ((fuzzStatus != 0)); then echo "test.sh: the fuzz smoke run failed (status $fuzzStatus)" >&2; status=1; fi
+    fuzz=""
+}
 # XCTest only: without this the empty Swift Testing run prints the last ("0 tests") line.
 status=0
 started=$SECONDS
 if ((workers == 1)) || (($# > 0)); then
     swift test "${flags[@]}" --skip-build --disable-swift-testing "$@" || status=$?
     phases+=("tests $((SECONDS - started)) s")
+    finishFuzz
 else
     # Two `swift test` processes side by side, each running its classes in order with all their
     # output (written to a file, printed when both end): one holds the end-to-end classes that run
@@ -79,8 +93,10 @@ else
     second=$!
     wait $first || status=$?
     wait $second || status=$?
+    testsEnded=$SECONDS
+    finishFuzz
     cat "$logs/grouped.log" "$logs/others.log"
-    phases+=("tests $((SECONDS - started)) s in 2 processes")
+    phases+=("tests $((testsEnded - started)) s in 2 processes")
     phases+=("$(awk '$1 == "Test" && $2 == "Case" && $4 ~ /^(passed|skipped|failed)$/ { n[$4]++ }
                      END { printf "%d passed, %d skipped, %d failed", n["passed"], n["skipped"], n["failed"] }' "$logs"/*.log)")
 fi
