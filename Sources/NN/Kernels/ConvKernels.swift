@@ -20,10 +20,11 @@ public enum ConvKernels {
     ///
     /// After them comes the packed weight (`packedWeightCount(g)` floats, from a 64-byte boundary):
     /// each chunk's slice of the weight is packed once per call and reused by every sample's GEMM;
-    /// then, where `backward` packs each sample's gy once for several chunks, room for it.
+    /// then (not for pointwise geometries) room for the sample's gy, which `backward` packs once for
+    /// all of its channel chunks' products.
     public static func columnScratchCount(_ g: ConvGeometry) -> Int {
         let columns = g.isPointwise ? 0 : columnMatrixCount(g) + g.C * g.paddedHeight * g.paddedWidth
-        let packedGradOutput = packsGradOutput(g) ? GEMM.packedCount(m: g.K, k: g.PQ) + 16 : 0
+        let packedGradOutput = g.isPointwise ? 0 : GEMM.packedCount(m: g.K, k: g.PQ) + 16
         return columns + 16 + packedWeightCount(g) + 16 + packedGradOutput
     }
 
@@ -47,9 +48,12 @@ public enum ConvKernels {
     /// The packed weight's place in the scratch: the first 64-byte boundary after the column
     /// matrix and the zero-bordered sample (or at the start for pointwise geometries).
     static func packedWeights(_ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
-        let end = g.isPointwise ? scratch : layout(scratch, g).padded + g.C * g.paddedHeight * g.paddedWidth
-        let address = (UInt(bitPattern: end) + 63) & ~UInt(63)
-        return UnsafeMutablePointer<Float>(bitPattern: address)!
+        lineAligned(g.isPointwise ? scratch : layout(scratch, g).padded + g.C * g.paddedHeight * g.paddedWidth)
+    }
+
+    /// The first 64-byte boundary (a cache line) at or after `p`.
+    static func lineAligned(_ p: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        UnsafeMutablePointer<Float>(bitPattern: (UInt(bitPattern: p) + 63) & ~UInt(63))!
     }
 
     /// Where each channel chunk's packed weight slice starts: chunk `i` at `base + i · stride`, as
@@ -106,8 +110,7 @@ public enum ConvKernels {
     static func layout(_ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry)
         -> (col: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>)
     {
-        let address = (UInt(bitPattern: scratch) + 63) & ~UInt(63)
-        let col = UnsafeMutablePointer<Float>(bitPattern: address)!
+        let col = lineAligned(scratch)
         return (col, col + columnMatrixCount(g))
     }
 
@@ -198,7 +201,7 @@ public enum ConvKernels {
         let chunk = chunkChannels(g), (col, padded) = layout(scratch, g), ldcol = columnStride(g)
         let transposedColumns = buildsTransposedColumns(g), ldcolT = transposedColumnStride(g)
         let packed = gradInput == nil ? nil : packWeightChunks(packedWeights(scratch, g), weight, g, transposed: true)
-        let packedGradOutput = packsGradOutput(g) ? UnsafeMutablePointer(packedGradOutputs(scratch, g)) : nil
+        let packedGradOutput = packedGradOutputs(scratch, g)
         for n in 0 ..< N {
             prepareSample(n)
             let xn = x + n * inputCount, gyn = gy + n * outputCount
@@ -216,7 +219,7 @@ public enum ConvKernels {
                 }
                 continue
             }
-            if let packedGradOutput { GEMM.pack(packedGradOutput, gyn, lda: g.PQ, transA: false, m: g.K, k: g.PQ) }
+            GEMM.pack(packedGradOutput, gyn, lda: g.PQ, transA: false, m: g.K, k: g.PQ)
             pad(padded, xn, g)
             for c0 in stride(from: 0, to: g.C, by: chunk) {
                 let channels = c0 ..< min(c0 + chunk, g.C)
@@ -228,15 +231,9 @@ public enum ConvKernels {
                     unfold(col, padded, g, channels: channels)
                 }
                 let (columns, ldb) = (UnsafePointer(col), transposedColumns ? ldcolT : ldcol)
-                if let packedGradOutput {
-                    GEMM.multiply(
-                        gradWeight + c0 * taps, ldc: g.CRS, packedA: packedGradOutput, columns, ldb: ldb,
-                        transB: !transposedColumns, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
-                } else {
-                    GEMM.multiply(
-                        gradWeight + c0 * taps, ldc: g.CRS, gyn, lda: g.PQ, transA: false, columns, ldb: ldb,
-                        transB: !transposedColumns, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
-                }
+                GEMM.multiply(
+                    gradWeight + c0 * taps, ldc: g.CRS, packedA: packedGradOutput, columns, ldb: ldb,
+                    transB: !transposedColumns, m: g.K, n: channels.count * taps, k: g.PQ, beta: 1)
             }
             guard let gradInput, let packed else { continue }
             padded.update(repeating: 0, count: g.C * g.paddedHeight * g.paddedWidth)
@@ -252,14 +249,9 @@ public enum ConvKernels {
         }
     }
 
-    /// Whether `backward` packs each sample's gy once for its weight-gradient products: when
-    /// there are several channel chunks (one product would pack it once anyway).
-    static func packsGradOutput(_ g: ConvGeometry) -> Bool { !g.isPointwise && chunkChannels(g) < g.C }
-
     /// Where `backward` packs a sample's gy: after the packed weight, from a 64-byte boundary.
     static func packedGradOutputs(_ scratch: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
-        let end = packedWeights(scratch, g) + packedWeightCount(g)
-        return UnsafeMutablePointer<Float>(bitPattern: (UInt(bitPattern: end) + 63) & ~UInt(63))!
+        lineAligned(packedWeights(scratch, g) + packedWeightCount(g))
     }
 
     /// Copies one sample into the interior of a zero-bordered buffer, so that the column matrix
