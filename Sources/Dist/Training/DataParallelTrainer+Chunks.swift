@@ -64,6 +64,18 @@ extension DataParallelTrainer {
         for m in exactMicroBatches.indices { _ = try runChunks(micro: m, final: m == exactMicroBatches.count - 1) }
     }
 
+    /// A synchronized batch norm's per-chunk values (`width` for each of this rank's chunks, written
+    /// by `fill`) summed over every chunk of the micro-batch in chunk order into
+    /// `presetStatistics.values`, the same bits on every rank (a collective).
+    ///
+    /// - Throws: `DistError.mpi` when the gather fails.
+    private func sumOverChunks(
+        _ b: inout ChunkBuffers, mine: Range<Int>, width: Int, _ fill: (Int, UnsafeMutableBufferPointer<Double>) -> Void
+    ) throws {
+        b.fillStatistics(chunks: mine.count, width: width, fill)
+        try ddp.sumInChunkOrder(b.statistics, mine: mine, chunks: b.ranges.count, width: width, into: &presetStatistics.values)
+    }
+
     /// Forward, loss and backward of this rank's chunks of micro-batch `m`, layer by layer.
     ///
     /// Every buffer is kept from the step before (`ChunkBuffers`, the chunks' and the batched dense
@@ -129,11 +141,10 @@ extension DataParallelTrainer {
             var context = ForwardContext(training: true)
             let norm = ddp.batchNormLayer(at: i)
             if let norm, norm.synchronized {
-                let width = 3 * norm.channels, xs = b.xs
-                b.fillStatistics(chunks: n, width: width) { j, chunk in
+                let xs = b.xs
+                try sumOverChunks(&b, mine: mine, width: 3 * norm.channels) { j, chunk in
                     (chunkLayers[j][i] as! BatchNorm2D).batchStatistics(of: xs[j], into: chunk)
                 }
-                try ddp.sumInChunkOrder(b.statistics, mine: mine, chunks: b.ranges.count, width: width, into: &preset.values)
                 ddp.recordGlobalStatistics(preset.values, micro: m, layer: i)
                 context.statisticsReducer = preset
             }
@@ -181,11 +192,10 @@ extension DataParallelTrainer {
             let layerStart = Timeline.now()
             let norm = ddp.batchNormLayer(at: i)
             if let norm, norm.synchronized {
-                let width = 2 * norm.channels, grads = b.grads
-                b.fillStatistics(chunks: n, width: width) { j, chunk in
+                let grads = b.grads
+                try sumOverChunks(&b, mine: mine, width: 2 * norm.channels) { j, chunk in
                     (chunkLayers[j][i] as! BatchNorm2D).backwardSums(of: grads[j], into: chunk)
                 }
-                try ddp.sumInChunkOrder(b.statistics, mine: mine, chunks: b.ranges.count, width: width, into: &preset.values)
             }
             if n > 0, batchedDense[i] != nil {
                 Tensor.joinRows(b.grads, into: &b.denseGradOutputs[i])
